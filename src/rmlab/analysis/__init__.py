@@ -1,0 +1,1 @@
+"""Analysis of run outputs: plots, tables, correlation studies."""

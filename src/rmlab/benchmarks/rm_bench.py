@@ -1,0 +1,116 @@
+"""RM-Bench as a benchmark: which pairs to score, and how scores become metrics, tables and heatmaps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rmlab.benchmarks.base import BENCHMARKS, ScoreRequest
+from rmlab.data.rm_bench import METRIC_DOMAINS, STYLES, RMBenchItem, data_fingerprint, load_rm_bench
+from rmlab.metrics.rm_bench import rm_bench_metrics
+
+
+@BENCHMARKS.register("rm_bench")
+class RMBench:
+    """RM-Bench (THU-KEG/RM-Bench): 3 chosen x 3 rejected responses per prompt, scored by style."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def load(self) -> tuple[list[RMBenchItem], dict]:
+        c = self.cfg
+        items, provenance = load_rm_bench(
+            data_dir=c.get("data_dir"),
+            hub_id=c.get("hub_id"),
+            domains=list(c.domains),
+            max_per_domain=c.get("max_per_domain"),
+            seed=c.get("subsample_seed", 0),
+            split=c.get("split", "train"),
+        )
+        provenance["data_fingerprint"] = data_fingerprint(items)
+        return items, provenance
+
+    @staticmethod
+    def requests(items: Sequence[RMBenchItem]) -> list[ScoreRequest]:
+        """Six requests per item, in the order chosen[0..2], rejected[0..2]."""
+        out = []
+        for it in items:
+            for side in ("chosen", "rejected"):
+                for style, response in zip(STYLES, getattr(it, side)):
+                    out.append(ScoreRequest(it.prompt, response, f"{it.domain}/id={it.id}/{side}/{style}"))
+        return out
+
+    def compute(self, items: Sequence[RMBenchItem], scores: np.ndarray, *, n_boot: int, confidence: float,
+                seed: int) -> tuple[dict, list[dict]]:
+        """Metrics and per-sample rows from the scores of :meth:`requests` (same order)."""
+        scores = np.asarray(scores, dtype=np.float64).reshape(len(items), 2, 3)
+        rows, by_domain = [], {}
+        for it, s in zip(items, scores):
+            rows.append({"benchmark": "rm_bench", "domain": it.domain, "metric_domain": it.metric_domain,
+                         "id": it.id, "subset": it.subset, "chosen": s[0].tolist(), "rejected": s[1].tolist()})
+            by_domain.setdefault(it.metric_domain, []).append(s)
+        arrays = {d: (np.stack(v)[:, 0], np.stack(v)[:, 1]) for d, v in by_domain.items()}
+        metrics = rm_bench_metrics(arrays, n_boot=n_boot, confidence=confidence, seed=seed)
+        return metrics, rows
+
+    @staticmethod
+    def table(metrics: dict, model_name: str) -> str:
+        return markdown_table(metrics, model_name)
+
+    @staticmethod
+    def figures(metrics: dict, model_name: str, out_dir: Path) -> list[Path]:
+        from rmlab.analysis.plots import style_substance_heatmap
+
+        return [
+            style_substance_heatmap(np.array(m["matrix"]), title=f"{model_name}: RM-Bench {d} (n={m['n']})",
+                                    path=out_dir / f"heatmap_{d}.png")
+            for d, m in metrics["domains"].items()
+        ]
+
+    @staticmethod
+    def log_scalars(metrics: dict) -> dict[str, float]:
+        flat = {}
+        for d, m in metrics["domains"].items():
+            for k in ("easy", "normal", "hard", "avg"):
+                flat[f"rm_bench/{d}/{k}"] = m[k]
+        for k, v in metrics["difficulty"].items():
+            flat[f"rm_bench/{k}"] = v
+        flat["rm_bench/partial_overall"] = metrics["partial_overall"]["value"]
+        if metrics["overall"] is not None:
+            flat["rm_bench/overall"] = metrics["overall"]
+        return flat
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.2f}"
+
+
+def _ci(ci: list[float] | None) -> str:
+    return "" if not ci else f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+
+
+def markdown_table(metrics: dict, model_name: str) -> str:
+    """The paper's Table 2 layout (per-domain averages, easy / normal / hard, overall) plus per-domain detail."""
+    d = metrics["domains"]
+    head = ["model", *METRIC_DOMAINS, "easy", "normal", "hard", "avg"]
+    overall = metrics["overall"]
+    avg_cell = _pct(overall) if overall is not None else f"({_pct(metrics['partial_overall']['value'])} partial)"
+    row = [model_name, *[_pct(d[x]["avg"]) if x in d else "missing" for x in METRIC_DOMAINS],
+           *[_pct(metrics["difficulty"][k]) for k in ("easy", "normal", "hard")], avg_cell]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head), "| " + " | ".join(row) + " |", ""]
+    if metrics["missing_domains"]:
+        lines += [f"Missing domains: {', '.join(metrics['missing_domains'])}. Overall is not defined; the partial "
+                  f"mean covers {', '.join(metrics['partial_overall']['domains'])} only, and easy / normal / hard "
+                  "are averaged over those domains.", ""]
+    lines += ["| domain | n | easy | normal | hard | avg (95% CI) | ties |", "|---|---|---|---|---|---|---|"]
+    for name, m in d.items():
+        ci = m.get("ci", {})
+        lines.append(f"| {name} | {m['n']} | {_pct(m['easy'])} | {_pct(m['normal'])} | {_pct(m['hard'])} | "
+                     f"{_pct(m['avg'])}{_ci(ci.get('avg'))} | {m['n_ties']} |")
+    lines.append("")
+    lines.append("Accuracies in %. Rows of the style-substance matrix: chosen style; columns: rejected style "
+                 "(concise, detailed plain, detailed markdown). Hard = upper triangle, normal = diagonal, "
+                 "easy = lower triangle; ties count as losses.")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,54 @@
+"""Shared start-up for the Hydra entry points in ``scripts/``.
+
+``model=<value>`` accepts a config name from ``conf/model/`` *or* a model spec (Hub id, local directory,
+``wheel:<name>``); a spec is rewritten to ``model=auto model.pretrained=<spec>`` before Hydra parses the
+command line, so the same code path serves both.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository (src/rmlab/cli.py -> repo)
+CONF_DIR = ROOT / "conf"
+
+log = logging.getLogger(__name__)
+
+
+def _is_config(group: str, name: str) -> bool:
+    return (CONF_DIR / group / f"{name}.yaml").is_file()
+
+
+def rewrite_model_overrides(argv: list[str], groups: tuple[str, ...] = ("model",)) -> list[str]:
+    """Turn ``model=<spec>`` into ``model=auto model.pretrained=<spec>`` when ``<spec>`` is not a config name.
+
+    A comma-separated sweep must be all config names or all specs.
+    """
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        group = key.lstrip("+~")
+        if not sep or group not in groups or not value:
+            out.append(arg)
+            continue
+        values = value.split(",")
+        is_cfg = [_is_config(group, v) for v in values]
+        if all(is_cfg):
+            out.append(arg)
+        elif not any(is_cfg):
+            quoted = ",".join(f"'{v}'" for v in values)
+            out += [f"{group}=auto", f"{group}.pretrained={quoted}"]
+        else:
+            raise SystemExit(f"{arg}: mix of config names and model specs in one sweep; use one kind")
+    return out
+
+
+def run(main: Callable[[], object]) -> None:
+    """Call a ``@hydra.main`` function with the project root in the environment and model specs rewritten."""
+    os.environ.setdefault("RMLAB_ROOT", str(ROOT))
+    sys.argv = [sys.argv[0], *rewrite_model_overrides(sys.argv[1:])]
+    main()

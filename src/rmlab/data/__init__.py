@@ -1,0 +1,1 @@
+"""Benchmark and preference data: loaders, schemas, validation, local-dir-or-hub resolution."""

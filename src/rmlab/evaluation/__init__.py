@@ -1,0 +1,1 @@
+"""Evaluation stages: reward models on benchmarks (and, later, policies on downstream tasks)."""

@@ -1,0 +1,98 @@
+"""Evaluate one reward model on one benchmark: the library body of ``scripts/eval_rm.py``.
+
+Outputs, all in the run directory and written atomically (a reader never sees a partial file):
+
+- ``config.yaml``: the resolved config,
+- ``scores.jsonl``: one row per benchmark record with its scores,
+- ``metrics.json``: the benchmark's metrics plus provenance (model, fingerprints, versions, seed),
+- ``table.md`` and the benchmark's figures (RM-Bench: ``heatmap_<domain>.png``).
+
+Scores live in the score cache (``paths.score_cache_dir``), so a killed run resumes where it stopped and a
+finished evaluation re-runs at no model cost. Bad input fails before anything is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from rmlab.benchmarks import BENCHMARKS
+from rmlab.scoring.build import plan_scorer
+from rmlab.scoring.cache import ScoreCache
+from rmlab.scoring.driver import score_pairs
+from rmlab.utils.io import write_json, write_jsonl, write_text
+from rmlab.utils.loggers import build_logger
+from rmlab.utils.run_info import run_info
+
+log = logging.getLogger(__name__)
+
+
+def evaluate_rm(cfg: DictConfig, *, on_batch=None) -> dict:
+    """Score ``cfg.model`` on ``cfg.benchmark`` and write the run's outputs to ``cfg.paths.output_dir``.
+
+    :param on_batch: optional hook called after each scored batch (progress reporting, interruption tests).
+    :return: the contents of ``metrics.json``.
+    """
+    out_dir = Path(cfg.paths.output_dir)
+    benchmark = BENCHMARKS[cfg.benchmark.name](cfg.benchmark)
+    t0 = time.perf_counter()
+
+    items, provenance = benchmark.load()
+    log.info("%s: %d records from %s (domains %s)", cfg.benchmark.name, len(items), provenance["source"],
+             provenance.get("source_domains"))
+    requests = benchmark.requests(items)
+    plan = plan_scorer(cfg.model, cache_dir=cfg.paths.model_cache_dir, device=cfg.device, seed=cfg.seed)
+    cache = ScoreCache(cfg.paths.score_cache_dir, plan.cache_key, describe=plan.describe)
+    scores, stats = score_pairs(
+        [(r.prompt, r.response) for r in requests],
+        scorer_factory=plan.factory,
+        cache=cache,
+        batch_size=cfg.scoring.batch_size,
+        max_tokens=cfg.scoring.get("max_tokens_per_batch"),
+        labels=[r.label for r in requests],
+        on_batch=on_batch,
+        progress=cfg.scoring.get("progress", True),
+    )
+    metrics, rows = benchmark.compute(items, scores, n_boot=cfg.bootstrap.n_boot,
+                                      confidence=cfg.bootstrap.confidence, seed=cfg.seed)
+
+    resolved_cfg = OmegaConf.to_container(cfg, resolve=True)
+    result = {
+        "benchmark": cfg.benchmark.name,
+        "benchmark_version": cfg.benchmark.get("version"),
+        "model": plan.name,
+        "model_spec": str(cfg.model.pretrained),
+        "scorer": plan.describe,
+        "score_cache_key": plan.cache_key,
+        "data_fingerprint": provenance["data_fingerprint"],
+        "data_source": provenance["source"],
+        "data_files": provenance.get("files", []),
+        "n_records": len(items),
+        "seed": cfg.seed,
+        **metrics,
+        "scoring": {"unique_pairs": stats.unique_pairs, "from_cache": stats.cached, "scored": stats.scored,
+                    "tokens_scored": stats.tokens_scored, "tokens_per_second": stats.tokens_per_second,
+                    "padding_fraction": stats.padding_fraction, "seconds": stats.seconds},
+        "wall_seconds": time.perf_counter() - t0,
+        "run": run_info(cfg.paths.root_dir),
+        "config": resolved_cfg,
+    }
+    write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    write_jsonl(out_dir / "scores.jsonl", rows)
+    table = benchmark.table(metrics, plan.name)
+    write_text(out_dir / "table.md", table)
+    figures = benchmark.figures(metrics, plan.name, out_dir)
+    write_json(out_dir / "metrics.json", result)  # last: its presence means the run is complete
+    log.info("wrote %s\n%s", out_dir, table)
+
+    logger = build_logger(cfg, output_dir=out_dir, config=resolved_cfg, name=f"{plan.name}-{cfg.benchmark.name}")
+    try:
+        logger.log_metrics(benchmark.log_scalars(metrics))
+        logger.log_images({f"{cfg.benchmark.name}/{p.stem}": p for p in figures})
+        logger.log_table(f"{cfg.benchmark.name}/scores", list(rows[0]), [list(r.values()) for r in rows])
+    finally:
+        logger.finish()
+    return result

@@ -1,0 +1,1 @@
+"""Model loading (hub id, local dir, wheel-shipped files), fingerprints and chat formatting."""

@@ -1,0 +1,85 @@
+"""Chat formatting of a (prompt, response) pair, chosen explicitly in the config.
+
+``template: tokenizer`` uses the tokenizer's own chat template and fails if it has none; a named template
+(``tulu``, ``plain``) is used as written. A template is never silently swapped for another.
+
+The formatter returns the prompt part (everything before the first response token) and the full text; the
+implicit-reward scorer needs the boundary to sum log-probs over response tokens only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rmlab.utils.hashing import stable_hash
+
+# Named templates: (prefix with {prompt}, suffix appended after the response, add the tokenizer's special tokens).
+# tulu: the Tulu-2 / Tulu-2.5 format (open-instruct; RewardBench's and RM-Bench's "tulu" template), + EOS.
+NAMED_TEMPLATES: dict[str, dict] = {
+    "tulu": {"prefix": "<|user|>\n{prompt}\n<|assistant|>\n", "suffix": "{eos}", "add_special_tokens": True},
+    # raw text, for models trained without a chat format (e.g. encoders used as classifiers)
+    "plain": {"prefix": "{prompt}\n", "suffix": "", "add_special_tokens": True},
+}
+
+
+@dataclass(frozen=True)
+class FormattedPair:
+    prefix: str  # text up to (not including) the first response token
+    text: str  # the whole formatted conversation; starts with ``prefix``
+
+
+class ChatFormatter:
+    """Formats single-turn conversations for one tokenizer.
+
+    :param tokenizer: a Hugging Face tokenizer.
+    :param template: ``tokenizer`` (the tokenizer's own chat template) or a key of :data:`NAMED_TEMPLATES`.
+    :param system_prompt: optional system message (tokenizer templates only); ``None`` keeps the template's default.
+    """
+
+    def __init__(self, tokenizer, template: str = "tokenizer", system_prompt: str | None = None):
+        self.tokenizer = tokenizer
+        self.template = template
+        self.system_prompt = system_prompt
+        if template == "tokenizer":
+            if not getattr(tokenizer, "chat_template", None):
+                raise ValueError(
+                    f"chat template 'tokenizer' requested but tokenizer {tokenizer.name_or_path!r} has no chat "
+                    f"template; set model.chat_template to one of {sorted(NAMED_TEMPLATES)}"
+                )
+            self.add_special_tokens = False  # the template writes its own special tokens
+        elif template in NAMED_TEMPLATES:
+            if system_prompt is not None:
+                raise ValueError(f"system_prompt is only supported with the tokenizer's own template, not {template!r}")
+            self.add_special_tokens = NAMED_TEMPLATES[template]["add_special_tokens"]
+        else:
+            raise ValueError(f"unknown chat template {template!r}; use 'tokenizer' or one of {sorted(NAMED_TEMPLATES)}")
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the formatting: template name and text, system prompt, special-token handling."""
+        spec = (
+            self.tokenizer.chat_template if self.template == "tokenizer" else NAMED_TEMPLATES[self.template]
+        )
+        return stable_hash([self.template, spec, self.system_prompt, self.add_special_tokens])
+
+    def _messages(self, prompt: str) -> list[dict]:
+        msgs = [] if self.system_prompt is None else [{"role": "system", "content": self.system_prompt}]
+        return msgs + [{"role": "user", "content": prompt}]
+
+    def format(self, prompt: str, response: str) -> FormattedPair:
+        if self.template == "tokenizer":
+            msgs = self._messages(prompt)
+            prefix = self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+            text = self.tokenizer.apply_chat_template(
+                msgs + [{"role": "assistant", "content": response}], tokenize=False
+            )
+            if not text.startswith(prefix):
+                raise ValueError(
+                    f"the chat template of {self.tokenizer.name_or_path!r} does not render the prompt as a prefix "
+                    "of the conversation, so response tokens cannot be located; choose a named template"
+                )
+            return FormattedPair(prefix=prefix, text=text)
+        spec = NAMED_TEMPLATES[self.template]
+        prefix = spec["prefix"].format(prompt=prompt)
+        eos = self.tokenizer.eos_token or ""
+        return FormattedPair(prefix=prefix, text=prefix + response + spec["suffix"].format(eos=eos))

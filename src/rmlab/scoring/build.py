@@ -1,0 +1,117 @@
+"""From a ``model`` config to a scorer: resolve the model(s), key the score cache, build the scorer lazily.
+
+Everything that changes a score is in the cache key: the weights' fingerprint (and the reference's), the scorer
+kind and mode, the formatting, dtype and max length. The weights are loaded only when a score is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from collections.abc import Callable
+from pathlib import Path
+
+from rmlab.models.chat_format import ChatFormatter
+from rmlab.models.loading import (
+    ResolvedModel,
+    detect_kind,
+    load_causal_lm,
+    load_classifier,
+    load_tokenizer,
+    pick_device,
+    read_model_meta,
+    resolve_model,
+)
+from rmlab.scoring.scorers import SCORERS
+from rmlab.utils.hashing import stable_hash
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ScorerPlan:
+    """What will score: a description (the cache key's content) and a factory that loads the weights."""
+
+    name: str
+    describe: dict
+    factory: Callable[[], object]
+
+    @property
+    def cache_key(self) -> str:
+        return stable_hash(self.describe, length=24)
+
+
+def model_display_name(model_cfg) -> str:
+    return model_cfg.get("name") or Path(str(model_cfg.pretrained)).name
+
+
+def plan_scorer(model_cfg, *, cache_dir: str, device: str = "auto", seed: int = 0) -> ScorerPlan:
+    """Resolve ``model_cfg`` (see ``conf/model/*.yaml``) into a :class:`ScorerPlan`."""
+    resolved = resolve_model(str(model_cfg.pretrained), cache_dir=cache_dir, revision=model_cfg.get("revision"))
+    checkpoint_kind = detect_kind(resolved)
+    kind = model_cfg.get("kind", "auto")
+    if kind == "auto":
+        kind = checkpoint_kind
+        log.info("model %s: kind 'auto' -> %s (from its config.json architectures)", resolved.spec, kind)
+    SCORERS[kind]  # unknown kinds fail here, with the list of valid ones
+    tokenizer = load_tokenizer(resolved, pad_token=model_cfg.get("pad_token"))
+    formatter = ChatFormatter(tokenizer, model_cfg.get("chat_template", "tokenizer"), model_cfg.get("system_prompt"))
+    dtype, max_length = str(model_cfg.get("dtype", "float32")), int(model_cfg.get("max_length", 2048))
+    device = pick_device(device)
+    describe = {
+        "scorer": kind,
+        "model": resolved.fingerprint,
+        "formatting": formatter.fingerprint,
+        "dtype": dtype,
+        "max_length": max_length,
+    }
+    if kind == "classifier":
+        new_head = checkpoint_kind != "classifier"
+        if new_head:
+            describe["new_head_seed"] = seed
+
+        def factory():
+            model, _ = load_classifier(resolved, dtype=dtype, device=device, pad_token_id=tokenizer.pad_token_id,
+                                       seed=seed)
+            return SCORERS["classifier"](model, tokenizer, formatter, max_length=max_length, device=device)
+
+    else:
+        reference = _reference_spec(model_cfg, resolved)
+        ref_resolved = None
+        if reference is not None:
+            ref_resolved = resolve_model(reference, cache_dir=cache_dir, revision=model_cfg.get("reference_revision"))
+            _check_same_tokenizer(tokenizer, load_tokenizer(ref_resolved), resolved, ref_resolved)
+            describe["reference"] = ref_resolved.fingerprint
+        else:
+            describe["ref_free_mode"] = str(model_cfg.get("ref_free_mode", "avg"))
+
+        def factory():
+            policy = load_causal_lm(resolved, dtype=dtype, device=device)
+            ref = load_causal_lm(ref_resolved, dtype=dtype, device=device) if ref_resolved else None
+            return SCORERS["implicit"](policy, tokenizer, formatter, max_length=max_length, device=device,
+                                       reference=ref, mode=describe.get("ref_free_mode", "avg"))
+
+    describe_all = {**describe, "spec": resolved.spec, "reference_spec": describe.get("reference") and reference}
+    log.info("scorer: %s", describe_all)
+    return ScorerPlan(name=model_display_name(model_cfg), describe=describe, factory=factory)
+
+
+def _reference_spec(model_cfg, resolved: ResolvedModel) -> str | None:
+    """``reference: auto`` takes the reference named in the model's own metadata, else none (reference-free)."""
+    ref = model_cfg.get("reference", "auto")
+    if ref == "auto":
+        ref = read_model_meta(resolved).get("reference_model")
+        if ref:
+            log.info("model %s: reference model %s (from its metadata)", resolved.spec, ref)
+        else:
+            log.info("model %s: no reference in its metadata; scoring reference-free (%s)", resolved.spec,
+                     model_cfg.get("ref_free_mode", "avg"))
+    return ref or None
+
+
+def _check_same_tokenizer(tok, ref_tok, resolved: ResolvedModel, ref_resolved: ResolvedModel) -> None:
+    if tok.get_vocab() != ref_tok.get_vocab():
+        raise ValueError(
+            f"policy {resolved.spec!r} and reference {ref_resolved.spec!r} have different vocabularies; the implicit "
+            "reward compares log-probs of the same tokens and needs one tokenizer"
+        )

