@@ -33,7 +33,7 @@ def _hand_logprobs(model, ids: list[int], start: int) -> torch.Tensor:
 
 def test_classifier_equals_direct_forward(tiny_classifier_dir):
     tok = AutoTokenizer.from_pretrained(tiny_classifier_dir)
-    tok.pad_token = "<|endoftext|>"
+    assert tok.pad_token == "<|endoftext|>"
     model = AutoModelForSequenceClassification.from_pretrained(tiny_classifier_dir, dtype=torch.float32).eval()
     fmt = ChatFormatter(tok, "tokenizer")
     scorer = ClassifierScorer(model, tok, fmt, max_length=2048, device="cpu")

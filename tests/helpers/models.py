@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 from pathlib import Path
 
@@ -46,5 +47,7 @@ def build_tiny_classifier(out: Path, tokenizer, seed: int) -> Path:
     with torch.no_grad():  # make rewards spread out so that orderings are meaningful
         model.score.weight.normal_(0, 1.0)
     model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    tok = copy.deepcopy(tokenizer)
+    tok.pad_token = "<|endoftext|>"  # as a trained classifier RM ships it: pad distinct from EOS
+    tok.save_pretrained(out)
     return out

@@ -73,19 +73,27 @@ def read_model_meta(resolved: ResolvedModel) -> dict:
     return json.loads(meta.read_text()) if resolved.is_local and meta.is_file() else {}
 
 
-def detect_kind(resolved: ResolvedModel) -> str:
-    """``classifier`` or ``implicit``, from the ``architectures`` declared in the checkpoint's config."""
+def checkpoint_architectures(resolved: ResolvedModel) -> list[str]:
+    """The ``architectures`` the checkpoint's ``config.json`` declares (config only; no weights loaded)."""
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(resolved.path, revision=resolved.revision)
-    archs = list(getattr(config, "architectures", None) or [])
-    if any(a.endswith("ForSequenceClassification") for a in archs):
+    return list(getattr(config, "architectures", None) or [])
+
+
+def is_classifier_checkpoint(architectures: list[str]) -> bool:
+    return any(a.endswith("ForSequenceClassification") for a in architectures)
+
+
+def detect_kind(resolved: ResolvedModel, architectures: list[str]) -> str:
+    """``classifier`` or ``implicit``, from the ``architectures`` declared in the checkpoint's config."""
+    if is_classifier_checkpoint(architectures):
         return "classifier"
-    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
+    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
         return "implicit"
     raise ValueError(
-        f"model {resolved.spec!r} declares architectures {archs}; cannot tell whether it is a classifier or a "
-        "language model: set model.kind to 'classifier' or 'implicit'"
+        f"model {resolved.spec!r} declares architectures {architectures}; cannot tell whether it is a classifier "
+        "or a language model: set model.kind to 'classifier' or 'implicit'"
     )
 
 
@@ -95,7 +103,7 @@ def load_tokenizer(resolved: ResolvedModel, *, pad_token: str | None = None, pad
 
     tok = AutoTokenizer.from_pretrained(resolved.path, revision=resolved.revision)
     if pad_token is not None:
-        if tok.convert_tokens_to_ids(pad_token) in (None, tok.unk_token_id):
+        if pad_token not in tok.get_vocab():
             raise ValueError(f"model.pad_token {pad_token!r} is not a token of {resolved.spec!r}")
         tok.pad_token = pad_token
     if tok.pad_token is None:

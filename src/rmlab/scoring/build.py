@@ -14,7 +14,9 @@ from pathlib import Path
 from rmlab.models.chat_format import ChatFormatter
 from rmlab.models.loading import (
     ResolvedModel,
+    checkpoint_architectures,
     detect_kind,
+    is_classifier_checkpoint,
     load_causal_lm,
     load_classifier,
     load_tokenizer,
@@ -48,10 +50,10 @@ def model_display_name(model_cfg) -> str:
 def plan_scorer(model_cfg, *, cache_dir: str, device: str = "auto", seed: int = 0) -> ScorerPlan:
     """Resolve ``model_cfg`` (see ``conf/model/*.yaml``) into a :class:`ScorerPlan`."""
     resolved = resolve_model(str(model_cfg.pretrained), cache_dir=cache_dir, revision=model_cfg.get("revision"))
-    checkpoint_kind = detect_kind(resolved)
+    architectures = checkpoint_architectures(resolved)
     kind = model_cfg.get("kind", "auto")
     if kind == "auto":
-        kind = checkpoint_kind
+        kind = detect_kind(resolved, architectures)
         log.info("model %s: kind 'auto' -> %s (from its config.json architectures)", resolved.spec, kind)
     SCORERS[kind]  # unknown kinds fail here, with the list of valid ones
     tokenizer = load_tokenizer(resolved, pad_token=model_cfg.get("pad_token"))
@@ -66,8 +68,7 @@ def plan_scorer(model_cfg, *, cache_dir: str, device: str = "auto", seed: int = 
         "max_length": max_length,
     }
     if kind == "classifier":
-        new_head = checkpoint_kind != "classifier"
-        if new_head:
+        if not is_classifier_checkpoint(architectures):  # a new, seeded head: the seed is part of the model
             describe["new_head_seed"] = seed
 
         def factory():

@@ -1,0 +1,58 @@
+"""Every config composes; every model config resolves; `model=<spec>` is rewritten to the `auto` config."""
+
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from rmlab.benchmarks import BENCHMARKS
+from rmlab.cli import rewrite_model_overrides
+from rmlab.scoring.scorers import SCORERS
+from tests.conftest import ROOT, compose_eval_cfg
+
+MODELS = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_model_configs_compose(tmp_path, model):
+    overrides = [f"model={model}"] + (["model.pretrained=some/hub-id"] if model == "auto" else [])
+    cfg = compose_eval_cfg(tmp_path, overrides)
+    OmegaConf.resolve(cfg)
+    assert cfg.model.kind in {"auto", *SCORERS.names()}
+    assert cfg.model.chat_template in {"tokenizer", "tulu", "plain"}
+    assert cfg.benchmark.name in BENCHMARKS
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiments_compose(tmp_path, experiment):
+    header = (ROOT / "experiments" / f"{experiment}.yaml").read_text().splitlines()[0]
+    assert header == "# @package _global_"
+    cfg = compose_eval_cfg(tmp_path, [f"experiment={experiment}"])
+    OmegaConf.resolve(cfg)
+
+
+def test_paths_come_from_the_paths_config(tmp_path):
+    cfg = compose_eval_cfg(tmp_path)
+    assert Path(cfg.paths.root_dir) == ROOT
+    assert cfg.benchmark.data_dir == f"{cfg.paths.data_dir}/rm-bench"
+
+
+def test_model_spec_rewrite():
+    assert rewrite_model_overrides(["model=smollm2_135m_rm", "seed=1"]) == ["model=smollm2_135m_rm", "seed=1"]
+    assert rewrite_model_overrides(["model=allenai/tulu-v2.5-13b-hh-rlhf-60k-rm"]) == [
+        "model=auto", "model.pretrained='allenai/tulu-v2.5-13b-hh-rlhf-60k-rm'"]
+    assert rewrite_model_overrides(["model=/runs/a,/runs/b"]) == ["model=auto", "model.pretrained='/runs/a','/runs/b'"]
+    assert rewrite_model_overrides(["model.dtype=bfloat16"]) == ["model.dtype=bfloat16"]
+    with pytest.raises(SystemExit, match="mix of config names and model specs"):
+        rewrite_model_overrides(["model=smollm2_135m_rm,/runs/a"])
+
+
+def test_wheel_spec_composes(tmp_path):
+    cfg = compose_eval_cfg(tmp_path, ["model=wheel:all-minilm-l6-v2"])
+    assert cfg.model.pretrained == "wheel:all-minilm-l6-v2" and cfg.model.kind == "auto"
+
+
+def test_unknown_scorer_names_the_choices():
+    with pytest.raises(KeyError, match=r"Unknown scorer 'clasifier'. Did you mean: classifier\?"):
+        SCORERS["clasifier"]

@@ -1,0 +1,53 @@
+"""End to end through the Hydra entry point: real wheel-shipped models on real RM-Bench records."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def _run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RMLAB_LOG_DIR": str(tmp_path / "logs"), "HF_HUB_OFFLINE": "1", "WANDB_SILENT": "true"}
+    flags = [a for a in args if a.startswith("-")]
+    overrides = [a for a in args if not a.startswith("-")]
+    cmd = [sys.executable, "scripts/eval_rm.py", *flags, f"paths.score_cache_dir={tmp_path / 'scores'}",
+           "scoring.progress=false", *overrides]
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return res
+
+
+def test_quickstart_smollm2_implicit_reward_with_wandb_offline(tmp_path, rm_bench_dir):
+    _run(["experiment=quickstart", "benchmark.max_per_domain=2", "bootstrap.n_boot=200", "logger=wandb",
+          "logger.mode=offline"], tmp_path)
+    (run,) = (tmp_path / "logs" / "eval_rm" / "runs").iterdir()
+    for name in ("config.yaml", "scores.jsonl", "metrics.json", "table.md", "heatmap_chat.png", "heatmap_code.png",
+                 "heatmap_safety.png", "eval_rm.log"):
+        assert (run / name).is_file(), name
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["model"] == "smollm2-135m-instruct" and m["scorer"]["scorer"] == "implicit"
+    assert m["scorer"]["ref_free_mode"] == "avg" and "reference" not in m["scorer"]
+    assert m["domains_scored"] == ["chat", "code", "safety"] and m["overall"] is None
+    assert m["n_records"] == 8 and m["scoring"]["scored"] == m["scoring"]["unique_pairs"] > 40
+    assert 0 <= m["partial_overall"]["value"] <= 1
+    assert list((run / "wandb").glob("offline-run-*")), "W&B offline run directory missing"
+
+
+def test_multirun_over_two_classifiers(tmp_path, rm_bench_dir):
+    _run(["-m", "model=minilm_rm,smollm2_135m_rm", "benchmark.max_per_domain=1", "bootstrap.n_boot=0",
+          "logger=csv"], tmp_path)
+    (sweep,) = (tmp_path / "logs" / "eval_rm" / "multiruns").iterdir()
+    models = set()
+    for job in ("0", "1"):
+        m = json.loads((sweep / job / "metrics.json").read_text())
+        assert m["scorer"]["scorer"] == "classifier" and m["scorer"]["new_head_seed"] == 0
+        assert (sweep / job / "metrics.csv").read_text().startswith("name,value")
+        models.add(m["model"])
+    assert models == {"all-minilm-l6-v2-rm", "smollm2-135m-rm"}

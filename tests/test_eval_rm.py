@@ -1,0 +1,98 @@
+"""The evaluator on real RM-Bench records with tiny models: outputs, resume, cache reuse, bad input."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from rmlab.data.errors import DataValidationError
+from rmlab.evaluation.rm_eval import evaluate_rm
+from rmlab.scoring.driver import ScoringError
+
+OUTPUTS = ["config.yaml", "scores.jsonl", "metrics.json", "table.md", "heatmap_chat.png", "heatmap_code.png",
+           "heatmap_safety.png"]
+VOLATILE = {"scoring", "wall_seconds", "run", "config"}
+
+
+def _stable(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k not in VOLATILE}
+
+
+def _overrides(model_dir, extra=()):
+    return [f"model={model_dir}", "benchmark.max_per_domain=3",
+            "scoring.batch_size=2", "bootstrap.n_boot=100", *extra]
+
+
+def test_outputs_and_metrics_schema(eval_cfg, tiny_classifier_dir, rm_bench_dir):
+    cfg = eval_cfg(_overrides(tiny_classifier_dir))
+    out = evaluate_rm(cfg)
+    run = cfg.paths.output_dir
+    for name in OUTPUTS:
+        path = Path(run) / name
+        assert path.is_file() and path.stat().st_size > 0, name
+    m = json.loads(open(f"{run}/metrics.json").read())
+    assert m == json.loads(json.dumps(out))
+    for key in ("benchmark", "model", "data_fingerprint", "domains_scored", "missing_domains", "overall",
+                "partial_overall"):
+        assert key in m
+    assert m["scorer"]["scorer"] == "classifier"  # kind 'auto' read from the checkpoint's architectures
+    assert m["domains_scored"] == ["chat", "code", "safety"] and m["missing_domains"] == ["math"]
+    assert m["overall"] is None and m["partial_overall"]["domains"] == ["chat", "code", "safety"]
+    for d, dm in m["domains"].items():
+        assert {"n", "matrix", "easy", "normal", "hard", "avg", "ties", "ci"} <= set(dm)
+        assert np.all((np.array(dm["matrix"]) >= 0) & (np.array(dm["matrix"]) <= 1))
+    assert m["domains"]["safety"]["n"] == 6  # 3 safety-refuse + 3 safety-response, pooled
+    rows = [json.loads(line) for line in open(f"{run}/scores.jsonl")]
+    assert len(rows) == 12 and all(len(r["chosen"]) == 3 and len(r["rejected"]) == 3 for r in rows)
+    assert "missing" in open(f"{run}/table.md").read()
+
+
+def test_rerun_is_free_and_identical(eval_cfg, tiny_classifier_dir, rm_bench_dir, tmp_path):
+    first = evaluate_rm(eval_cfg(_overrides(tiny_classifier_dir)))
+    again = evaluate_rm(eval_cfg(_overrides(tiny_classifier_dir)))
+    assert again["scoring"]["scored"] == 0 and again["scoring"]["from_cache"] == first["scoring"]["unique_pairs"]
+    assert _stable(again) == _stable(first)
+
+
+def test_killed_run_resumes_to_identical_metrics(eval_cfg, tiny_classifier_dir, rm_bench_dir, tmp_path):
+    uninterrupted = evaluate_rm(eval_cfg(_overrides(tiny_classifier_dir), tmp_path / "a"))
+
+    def kill_after_two(batch_no):
+        if batch_no == 1:
+            raise KeyboardInterrupt  # what Ctrl-C or a scheduler's SIGINT raises mid-run
+
+    cfg = eval_cfg(_overrides(tiny_classifier_dir), tmp_path / "b")
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_rm(cfg, on_batch=kill_after_two)
+    assert not (tmp_path / "b" / "run" / "metrics.json").exists()
+    resumed = evaluate_rm(cfg)
+    assert resumed["scoring"]["from_cache"] == 4  # two batches of two survived the kill
+    assert resumed["scoring"]["scored"] == uninterrupted["scoring"]["unique_pairs"] - 4
+    assert _stable(resumed) == _stable(uninterrupted)
+
+
+def test_nan_score_fails_without_metrics(eval_cfg, tiny_classifier_dir, tmp_path, rm_bench_dir):
+    broken = tmp_path / "nan-rm"
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_classifier_dir)
+    with torch.no_grad():
+        model.score.weight.fill_(float("nan"))
+    model.save_pretrained(broken)
+    AutoTokenizer.from_pretrained(tiny_classifier_dir).save_pretrained(broken)
+    cfg = eval_cfg(_overrides(broken))
+    with pytest.raises(ScoringError, match=r"non-finite score nan for (chat|code|safety-\w+)/id=\d+/(chosen|rejected)/"):
+        evaluate_rm(cfg)
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_bad_data_fails_before_any_output(eval_cfg, tiny_classifier_dir, tmp_path):
+    bad = tmp_path / "bad-rm-bench"
+    bad.mkdir()
+    rec = {"id": 7, "prompt": "p", "chosen": ["a", "b", "c"], "rejected": ["d", "e"]}
+    (bad / "chat_filtered.json").write_text(json.dumps([rec]))
+    cfg = eval_cfg(_overrides(tiny_classifier_dir, [f"benchmark.data_dir={bad}"]))
+    with pytest.raises(DataValidationError, match=r"chat_filtered.json, record id=7 \(#0\): field 'rejected'"):
+        evaluate_rm(cfg)
+    assert not (tmp_path / "run").exists()
