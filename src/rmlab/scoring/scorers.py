@@ -83,7 +83,7 @@ def classifier_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Ten
     if not isinstance(head, torch.nn.Linear):
         return model(input_ids=input_ids, attention_mask=attention_mask).logits[:, 0].float()
     backbone = getattr(model, model.base_model_prefix)
-    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    hidden = backbone(input_ids=input_ids, attention_mask=causal_mask_arg(attention_mask)).last_hidden_state
     last = attention_mask.sum(dim=1) - 1  # right padding: last attended position
     pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
     return head(pooled)[:, 0].float()
@@ -102,15 +102,28 @@ def response_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tens
         keep[row, start - 1 : end - 1] = True  # position t-1 predicts token t
     targets = torch.cat([input_ids[row, start:end] for row, (start, end) in enumerate(bounds)])
     if _accepts_logits_to_keep(model):
-        logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep).logits
+        logits = model(input_ids=input_ids, attention_mask=causal_mask_arg(attention_mask), logits_to_keep=keep).logits
         logits = logits.reshape(-1, logits.shape[-1])  # (response tokens in the batch, vocab)
     else:
-        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[keep]
+        logits = model(input_ids=input_ids, attention_mask=causal_mask_arg(attention_mask)).logits[keep]
     logps = torch.empty(len(targets), dtype=torch.float32, device=logits.device)
     for lo in range(0, len(targets), 2048):  # float32 copies of the logits, a chunk at a time
         chunk = logits[lo : lo + 2048].float()
         logps[lo : lo + 2048] = chunk.gather(1, targets[lo : lo + 2048, None])[:, 0] - torch.logsumexp(chunk, dim=-1)
     return list(torch.split(logps, [end - start for start, end in bounds]))
+
+
+def causal_mask_arg(attention_mask: torch.Tensor) -> torch.Tensor | None:
+    """The attention mask to pass a causal decoder on a right-padded batch: none at all.
+
+    Under causal attention a real token only sees earlier positions, and with right padding those are all real,
+    so the padding mask changes nothing that is read out; leaving it out lets SDPA take its ``is_causal`` path,
+    which skips the masked half of the attention matrix (about 2x less attention work on CPU and GPU).
+    """
+    right_padded = bool((attention_mask[:, :-1] >= attention_mask[:, 1:]).all())
+    if not right_padded:
+        raise ValueError("causal scoring expects right-padded batches")
+    return None
 
 
 def _accepts_logits_to_keep(model) -> bool:

@@ -1,0 +1,28 @@
+"""The shape the design card asks for: thin entry points, small modules, no path literals in the library."""
+
+import re
+
+import pytest
+
+from tests.conftest import ROOT
+
+SRC = sorted((ROOT / "src" / "rmlab").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", SRC, ids=lambda p: str(p.relative_to(ROOT)))
+def test_modules_stay_small(path):
+    assert len(path.read_text().splitlines()) <= 400, f"{path} is over 400 lines: split it"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "scripts").glob("*.py")), ids=lambda p: p.name)
+def test_entry_points_are_thin(path):
+    code = [ln for ln in path.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    assert len(code) <= 20, f"{path.name}: {len(code)} lines of code; logic belongs in src/rmlab"
+    assert "@hydra.main" in path.read_text() and "argparse" not in path.read_text()
+
+
+def test_no_path_literals_or_cuda_only_calls_in_the_library():
+    for path in SRC:
+        text = path.read_text()
+        assert not re.search(r"[\"'](/tmp|/home|/data|/work)/", text), f"{path}: path literal"
+        assert "torch.cuda.synchronize" not in text and "empty_cache" not in text, f"{path}: CUDA-only call"
