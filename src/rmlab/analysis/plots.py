@@ -34,3 +34,22 @@ def style_substance_heatmap(matrix: np.ndarray, *, title: str, path: Path) -> Pa
         return save_figure(path, fig)
     finally:
         plt.close(fig)
+
+
+def bar_chart(values: dict[str, float], *, title: str, ylabel: str, path: Path) -> Path:
+    """One bar per key, values in [0, 1] shown in %."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(4, 0.45 * len(values) + 1.5), 3.6))
+    ax.bar(range(len(values)), [100 * v for v in values.values()], color="#4477aa")
+    ax.set_xticks(range(len(values)), list(values), rotation=60, ha="right", fontsize=8)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel(f"{ylabel} (%)")
+    ax.set_title(title, fontsize=9)
+    try:
+        return save_figure(path, fig)
+    finally:
+        plt.close(fig)

@@ -16,10 +16,14 @@ from rmlab.utils.hashing import stable_hash
 # Named templates: (prefix with {prompt}, suffix appended after the response, add the tokenizer's special tokens).
 # tulu: the Tulu-2 / Tulu-2.5 format (open-instruct; RewardBench's and RM-Bench's "tulu" template), + EOS.
 NAMED_TEMPLATES: dict[str, dict] = {
-    "tulu": {"prefix": "<|user|>\n{prompt}\n<|assistant|>\n", "suffix": "{eos}", "add_special_tokens": True},
+    "tulu": {"prefix": "<|user|>\n{prompt}\n<|assistant|>\n", "suffix": "{eos}", "turn_sep": "\n",
+             "add_special_tokens": True},
     # raw text, for models trained without a chat format (e.g. encoders used as classifiers)
     "plain": {"prefix": "{prompt}\n", "suffix": "", "add_special_tokens": True},
 }
+
+
+Prompt = str | tuple  # a user message, or a tuple of (role, content) turns ending with the user's
 
 
 @dataclass(frozen=True)
@@ -62,11 +66,33 @@ class ChatFormatter:
         )
         return stable_hash([self.template, spec, self.system_prompt, self.add_special_tokens])
 
-    def _messages(self, prompt: str) -> list[dict]:
+    def _messages(self, prompt: Prompt) -> list[dict]:
         msgs = [] if self.system_prompt is None else [{"role": "system", "content": self.system_prompt}]
-        return msgs + [{"role": "user", "content": prompt}]
+        if isinstance(prompt, str):
+            return msgs + [{"role": "user", "content": prompt}]
+        return msgs + [{"role": role, "content": content} for role, content in prompt]
 
-    def format(self, prompt: str, response: str) -> FormattedPair:
+    def _named_prefix(self, prompt: Prompt) -> str:
+        spec = NAMED_TEMPLATES[self.template]
+        if isinstance(prompt, str):
+            return spec["prefix"].format(prompt=prompt)
+        # earlier turns of a multi-turn prompt: user turns as the prefix writes them, assistant turns as responses
+        eos = self.tokenizer.eos_token or ""
+        *history, (role, last) = prompt
+        if role != "user":
+            raise ValueError(f"a multi-turn prompt must end with a user turn, got {role!r}")
+        text = ""
+        for role, content in history:
+            if role == "user":
+                text += spec["prefix"].format(prompt=content)
+            elif role == "assistant":
+                text += content + spec["suffix"].format(eos=eos) + spec.get("turn_sep", "\n")
+            else:
+                raise ValueError(f"template {self.template!r} has no {role!r} turns")
+        return text + spec["prefix"].format(prompt=last)
+
+    def format(self, prompt: Prompt, response: str) -> FormattedPair:
+        """Format one conversation: ``prompt`` is a user message or a tuple of ``(role, content)`` turns."""
         if self.template == "tokenizer":
             msgs = self._messages(prompt)
             prefix = self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
@@ -80,6 +106,6 @@ class ChatFormatter:
                 )
             return FormattedPair(prefix=prefix, text=text)
         spec = NAMED_TEMPLATES[self.template]
-        prefix = spec["prefix"].format(prompt=prompt)
+        prefix = self._named_prefix(prompt)
         eos = self.tokenizer.eos_token or ""
         return FormattedPair(prefix=prefix, text=prefix + response + spec["suffix"].format(eos=eos))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -39,8 +40,9 @@ class ScoringStats:
         return self.tokens_scored / self.seconds if self.seconds else 0.0
 
 
-def pair_key(prompt: str, response: str) -> str:
-    return text_hash(prompt, response)
+def pair_key(prompt: str | tuple, response: str) -> str:
+    """Cache key of a (prompt, response) pair; a multi-turn prompt is keyed by its JSON form."""
+    return text_hash(prompt if isinstance(prompt, str) else json.dumps(prompt), response)
 
 
 def score_pairs(

@@ -1,0 +1,85 @@
+"""RewardBench as a benchmark: one chosen-vs-rejected comparison per pair, section-weighted."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rmlab.benchmarks.base import BENCHMARKS, ScoreRequest
+from rmlab.data.reward_bench import PreferencePair, load_reward_bench
+from rmlab.metrics.reward_bench import SECTIONS, reward_bench_metrics
+
+
+@BENCHMARKS.register("reward_bench")
+class RewardBench:
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def load(self) -> tuple[list[PreferencePair], dict]:
+        c = self.cfg
+        return load_reward_bench(data_dir=c.get("data_dir"), hub_id=c.get("hub_id"), split=c.get("split", "filtered"),
+                                 prior_sets_hub_id=c.get("prior_sets_hub_id"),
+                                 subsets=list(c.subsets) if c.get("subsets") else None,
+                                 max_per_subset=c.get("max_per_subset"))
+
+    @staticmethod
+    def requests(items: Sequence[PreferencePair]) -> list[ScoreRequest]:
+        out = []
+        for p in items:
+            out.append(ScoreRequest(p.prompt, p.chosen, f"{p.subset}/id={p.id}/chosen"))
+            out.append(ScoreRequest(p.prompt, p.rejected, f"{p.subset}/id={p.id}/rejected"))
+        return out
+
+    def compute(self, items, scores, *, n_boot: int, confidence: float, seed: int) -> tuple[dict, list[dict]]:
+        s = np.asarray(scores, dtype=np.float64).reshape(len(items), 2)
+        by_subset: dict[str, list] = {}
+        rows = []
+        for p, (c, r) in zip(items, s):
+            by_subset.setdefault(p.subset, []).append((c, r))
+            rows.append({"benchmark": "reward_bench", "subset": p.subset, "id": p.id, "chosen": float(c),
+                         "rejected": float(r)})
+        arrays = {k: (np.array(v)[:, 0], np.array(v)[:, 1]) for k, v in by_subset.items()}
+        return reward_bench_metrics(arrays, n_boot=n_boot, confidence=confidence, seed=seed), rows
+
+    @staticmethod
+    def table(metrics: dict, model_name: str) -> str:
+        def pct(x):
+            return "—" if x is None else f"{100 * x:.2f}"
+
+        sec = metrics["sections"]
+        cells = [pct(sec[s]["score"]) if sec[s]["score"] is not None
+                 else (f"({pct(sec[s]['partial_score'])} partial)" if sec[s]["partial_score"] is not None else "missing")
+                 for s in SECTIONS]
+        head = ["model", *SECTIONS, "prior sets", "overall"]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+                 "| " + " | ".join([model_name, *cells, pct(metrics["prior_sets"]), pct(metrics["overall"])]) + " |", ""]
+        if metrics["missing_subsets"]:
+            lines += [f"Missing subsets ({len(metrics['missing_subsets'])}): {', '.join(metrics['missing_subsets'])}. "
+                      "Sections with a missing subset have no score; a partial score over the subsets present is "
+                      "shown in parentheses. Overall needs all four sections.", ""]
+        lines += ["| subset | n | accuracy (95% CI) | ties |", "|---|---|---|---|"]
+        for name, m in sorted(metrics["subsets"].items()):
+            ci = m.get("ci")
+            ci_s = f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else ""
+            lines.append(f"| {name} | {m['n']} | {pct(m['accuracy'])}{ci_s} | {m['ties']} |")
+        return "\n".join(lines) + "\n"
+
+    @staticmethod
+    def figures(metrics: dict, model_name: str, out_dir: Path) -> list[Path]:
+        from rmlab.analysis.plots import bar_chart
+
+        subsets = sorted(metrics["subsets"])
+        return [bar_chart({s: metrics["subsets"][s]["accuracy"] for s in subsets}, title=f"{model_name}: RewardBench",
+                          ylabel="accuracy", path=out_dir / "reward_bench_subsets.png")]
+
+    @staticmethod
+    def log_scalars(metrics: dict) -> dict[str, float]:
+        flat = {f"reward_bench/subset/{k}": v["accuracy"] for k, v in metrics["subsets"].items()}
+        for name, sec in metrics["sections"].items():
+            if sec["score"] is not None:
+                flat[f"reward_bench/{name}"] = sec["score"]
+        if metrics["overall"] is not None:
+            flat["reward_bench/overall"] = metrics["overall"]
+        return flat

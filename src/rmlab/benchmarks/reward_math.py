@@ -1,0 +1,69 @@
+"""RewardMATH as a benchmark: the correct solution against 9 incorrect ones, per problem."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rmlab.benchmarks.base import BENCHMARKS, ScoreRequest
+from rmlab.data.reward_math import MathProblem, load_reward_math
+from rmlab.metrics.reward_math import problem_outcomes, summarize
+
+
+@BENCHMARKS.register("reward_math")
+class RewardMath:
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def load(self) -> tuple[list[MathProblem], dict]:
+        c = self.cfg
+        return load_reward_math(path=c.get("path"), hub_id=c.get("hub_id"), split=c.get("split"),
+                                n_incorrect=c.get("n_incorrect", 9), max_problems=c.get("max_problems"))
+
+    @staticmethod
+    def requests(items: Sequence[MathProblem]) -> list[ScoreRequest]:
+        out = []
+        for p in items:
+            for j, sol in enumerate((p.correct, *p.incorrect)):
+                out.append(ScoreRequest(p.problem, sol.text, f"problem_id={p.problem_id}/{sol.reference}#{j}"))
+        return out
+
+    def compute(self, items, scores, *, n_boot: int, confidence: float, seed: int) -> tuple[dict, list[dict]]:
+        k = len(items[0].incorrect)
+        s = np.asarray(scores, dtype=np.float64).reshape(len(items), k + 1)
+        outcomes = problem_outcomes(s[:, 0], s[:, 1:])
+        metrics = summarize(outcomes, subjects=[p.subject for p in items], levels=[p.level for p in items], k=k,
+                            n_boot=n_boot, confidence=confidence, seed=seed)
+        rows = [{"benchmark": "reward_math", "problem_id": p.problem_id, "subject": p.subject, "level": p.level,
+                 "solution_reference": [p.correct.reference, *[x.reference for x in p.incorrect]],
+                 "score": row.tolist()} for p, row in zip(items, s)]
+        return metrics, rows
+
+    @staticmethod
+    def table(metrics: dict, model_name: str) -> str:
+        rb = metrics["random_baseline"]
+        lines = ["| model | n | accuracy | accuracy (ties count) | MRR |", "|---|---|---|---|---|",
+                 f"| {model_name} | {metrics['n']} | {100 * metrics['accuracy']:.2f} | "
+                 f"{100 * metrics['accuracy_with_ties']:.2f} | {100 * metrics['mrr']:.2f} |",
+                 f"| random | | {100 * rb['accuracy']:.2f} | {100 * rb['accuracy']:.2f} | {100 * rb['mrr']:.2f} |", ""]
+        for key, title in (("by_subject", "subject"), ("by_level", "level")):
+            lines += [f"| {title} | n | accuracy | MRR |", "|---|---|---|---|"]
+            for name, m in metrics.get(key, {}).items():
+                lines.append(f"| {name} | {m['n']} | {100 * m['accuracy']:.2f} | {100 * m['mrr']:.2f} |")
+            lines.append("")
+        return "\n".join(lines)
+
+    @staticmethod
+    def figures(metrics: dict, model_name: str, out_dir: Path) -> list[Path]:
+        from rmlab.analysis.plots import bar_chart
+
+        return [bar_chart({s: m["accuracy"] for s, m in metrics.get("by_subject", {}).items()},
+                          title=f"{model_name}: RewardMATH accuracy by subject", ylabel="accuracy",
+                          path=out_dir / "reward_math_subjects.png")]
+
+    @staticmethod
+    def log_scalars(metrics: dict) -> dict[str, float]:
+        return {"reward_math/accuracy": metrics["accuracy"], "reward_math/accuracy_with_ties":
+                metrics["accuracy_with_ties"], "reward_math/mrr": metrics["mrr"]}
