@@ -51,3 +51,13 @@ def test_multirun_over_two_classifiers(tmp_path, rm_bench_dir):
         assert (sweep / job / "metrics.csv").read_text().startswith("name,value")
         models.add(m["model"])
     assert models == {"all-minilm-l6-v2-rm", "smollm2-135m-rm"}
+
+
+def test_smollm2_on_reward_bench_math_and_reward_math_sample(tmp_path, data_dir):
+    _run(["benchmark=reward_bench", "benchmark.max_per_subset=4", "bootstrap.n_boot=100", "logger=csv"], tmp_path)
+    _run(["benchmark=reward_math_sample", "bootstrap.n_boot=100", "logger=csv"], tmp_path)
+    runs = sorted((tmp_path / "logs" / "eval_rm" / "runs").iterdir())
+    rb, rmath = (json.loads((r / "metrics.json").read_text()) for r in runs)
+    assert rb["benchmark"] == "reward_bench" and rb["subsets"]["math-prm"]["n"] == 4
+    assert rmath["benchmark"] == "reward_math" and rmath["n"] == 2
+    assert rmath["scoring"]["unique_pairs"] == 20 and rmath["model"] == "smollm2-135m-instruct"

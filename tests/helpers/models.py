@@ -39,6 +39,7 @@ def build_tiny_causal_lm(out: Path, tokenizer, seed: int) -> Path:
 
 
 def build_tiny_classifier(out: Path, tokenizer, seed: int) -> Path:
+    """A tiny random classifier RM; different seeds give differently ranking models."""
     from transformers import LlamaForSequenceClassification
 
     torch.manual_seed(seed)

@@ -1,0 +1,160 @@
+"""Put reward models side by side on RM-Bench, RewardBench and RewardMATH, and rank-correlate the benchmarks.
+
+Reads finished ``eval_rm`` runs (``metrics.json``); for each (model, benchmark) the newest run counts. The
+summary score per benchmark is RM-Bench's overall (or its labelled partial mean), RewardBench's overall (or the
+example-weighted mean of the sections present, labelled partial), and RewardMATH's accuracy. Benchmarks are
+compared by Spearman's rho and Kendall's tau over the models both scored, with percentile-bootstrap intervals
+from resampling models.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from rmlab.analysis.runs import find_runs, load_metrics
+from rmlab.metrics.bootstrap import percentile_interval
+from rmlab.metrics.reward_bench import SECTIONS
+from rmlab.utils.io import save_figure, write_json, write_text
+
+log = logging.getLogger(__name__)
+BENCHMARK_ORDER = ("rm_bench", "reward_bench", "reward_math")
+
+
+def collect(runs_dir: str | Path) -> dict[str, dict[str, dict]]:
+    """model -> benchmark -> metrics of its newest run."""
+    table: dict[str, dict[str, dict]] = {}
+    for run in find_runs(runs_dir):
+        m = load_metrics(run)
+        if m.get("benchmark") not in BENCHMARK_ORDER:
+            continue
+        prev = table.setdefault(m["model"], {}).get(m["benchmark"])
+        if prev is None or m["run"]["time_utc"] >= prev["run"]["time_utc"]:
+            table[m["model"]][m["benchmark"]] = m
+    return table
+
+
+def summary_score(benchmark: str, m: dict) -> tuple[float, bool]:
+    """``(score, complete)``: the benchmark's headline number, and whether it covers the whole benchmark."""
+    if benchmark == "rm_bench":
+        return (m["overall"], True) if m["overall"] is not None else (m["partial_overall"]["value"], False)
+    if benchmark == "reward_bench":
+        if m["overall"] is not None:
+            return m["overall"], True
+        parts = [s["partial_score"] for s in m["sections"].values() if s["partial_score"] is not None]
+        return float(np.mean(parts)), False
+    return m["accuracy"], True
+
+
+def rank_correlations(x: np.ndarray, y: np.ndarray, *, n_boot: int = 1000, confidence: float = 0.95,
+                      seed: int = 0) -> dict:
+    """Spearman and Kendall between two score vectors over the same models, with bootstrap intervals."""
+    if len(set(x.tolist())) < 2 or len(set(y.tolist())) < 2:
+        return {"n_models": int(len(x)), "spearman": None, "kendall": None,
+                "note": "a benchmark gives every model the same score: no rank correlation"}
+    rho, p_rho = stats.spearmanr(x, y)
+    tau, p_tau = stats.kendalltau(x, y)
+    out = {"n_models": int(len(x)), "spearman": float(rho), "spearman_p": float(p_rho), "kendall": float(tau),
+           "kendall_p": float(p_tau)}
+    if n_boot and len(x) >= 3:
+        rng = np.random.default_rng(seed)
+        boots = {"spearman": [], "kendall": []}
+        for _ in range(n_boot):
+            i = rng.integers(0, len(x), len(x))
+            if len(set(x[i])) < 2 or len(set(y[i])) < 2:
+                continue  # a constant resample has no rank correlation
+            boots["spearman"].append(stats.spearmanr(x[i], y[i]).statistic)
+            boots["kendall"].append(stats.kendalltau(x[i], y[i]).statistic)
+        out["ci"] = {k: percentile_interval(np.array(v), confidence) for k, v in boots.items() if v}
+    return out
+
+
+def compare(runs_dir: str | Path, out_dir: str | Path, *, n_boot: int = 1000, seed: int = 0) -> dict:
+    table = collect(runs_dir)
+    if not table:
+        raise FileNotFoundError(f"no eval_rm runs (metrics.json) under {runs_dir}")
+    scores = {b: {model: summary_score(b, t[b]) for model, t in table.items() if b in t} for b in BENCHMARK_ORDER}
+    correlations = {}
+    for a, b in itertools.combinations(BENCHMARK_ORDER, 2):
+        common = sorted(set(scores[a]) & set(scores[b]))
+        if len(common) >= 3:
+            x = np.array([scores[a][m][0] for m in common])
+            y = np.array([scores[b][m][0] for m in common])
+            correlations[f"{a}~{b}"] = {**rank_correlations(x, y, n_boot=n_boot, seed=seed), "models": common}
+    result = {"models": sorted(table), "summary_scores": {b: {m: {"score": s, "complete": c}
+                                                                for m, (s, c) in v.items()} for b, v in scores.items()},
+              "rank_correlations": correlations}
+    out = Path(out_dir)
+    write_json(out / "comparison.json", result)
+    write_text(out / "comparison.md", comparison_markdown(table, correlations))
+    comparison_figure(scores, out / "comparison.png")
+    return result
+
+
+def _pct(x) -> str:
+    return "—" if x is None else f"{100 * x:.1f}"
+
+
+def comparison_markdown(table: dict, correlations: dict) -> str:
+    head = ["model", "RM-Bench easy", "normal", "hard", "avg", *[f"RB {s}" for s in SECTIONS], "RB overall",
+            "RewardMATH acc", "MRR"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for model in sorted(table):
+        t = table[model]
+        cells = [model]
+        if "rm_bench" in t:
+            m = t["rm_bench"]
+            avg = _pct(m["overall"]) if m["overall"] is not None else f"({_pct(m['partial_overall']['value'])})"
+            cells += [_pct(m["difficulty"][k]) for k in ("easy", "normal", "hard")] + [avg]
+        else:
+            cells += ["—"] * 4
+        if "reward_bench" in t:
+            sec = t["reward_bench"]["sections"]
+            cells += [_pct(sec[s]["score"]) if sec[s]["score"] is not None else
+                      (f"({_pct(sec[s]['partial_score'])})" if sec[s]["partial_score"] is not None else "—")
+                      for s in SECTIONS] + [_pct(t["reward_bench"]["overall"])]
+        else:
+            cells += ["—"] * (len(SECTIONS) + 1)
+        cells += [_pct(t["reward_math"]["accuracy"]), _pct(t["reward_math"]["mrr"])] if "reward_math" in t else ["—"] * 2
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Parenthesised values are partial (a domain or subset is missing).", ""]
+    if correlations:
+        lines += ["| benchmarks | models | Spearman (95% CI) | Kendall (95% CI) |", "|---|---|---|---|"]
+        for name, c in correlations.items():
+            ci = c.get("ci", {})
+            fmt = lambda k: ("n/a (constant scores)" if c[k] is None else  # noqa: E731
+                             f"{c[k]:.2f}" + (f" [{ci[k][0]:.2f}, {ci[k][1]:.2f}]" if k in ci else ""))
+            lines.append(f"| {name} | {c['n_models']} | {fmt('spearman')} | {fmt('kendall')} |")
+    else:
+        lines.append("Rank correlations need at least 3 models scored on both benchmarks.")
+    return "\n".join(lines) + "\n"
+
+
+def comparison_figure(scores: dict, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    present = [b for b in BENCHMARK_ORDER if scores[b]]
+    models = sorted({m for b in present for m in scores[b]})
+    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(models) + 2), 3.8))
+    width = 0.8 / max(1, len(present))
+    for j, b in enumerate(present):
+        vals = [100 * scores[b][m][0] if m in scores[b] else np.nan for m in models]
+        hatches = ["" if m in scores[b] and scores[b][m][1] else "//" for m in models]
+        bars = ax.bar(np.arange(len(models)) + j * width, vals, width, label=b)
+        for bar, h in zip(bars, hatches):
+            bar.set_hatch(h)
+    ax.set_xticks(np.arange(len(models)) + width * (len(present) - 1) / 2, models, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("score (%) — hatched: partial")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8)
+    try:
+        return save_figure(path, fig)
+    finally:
+        plt.close(fig)
