@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rmlab.data.errors import DataValidationError
-from rmlab.data.reward_math import group_problems, read_rows
+from rmlab.data.files import read_records
+from rmlab.data.reward_math import group_problems
 from rmlab.utils.hashing import stable_hash
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def pairs_from_math_rows(rows: list[dict], *, source: str) -> list[PreferencePai
 def load_local(data_dir: str | Path) -> tuple[list[PreferencePair], list[str]]:
     pairs, files = [], []
     for path in sorted(Path(data_dir).glob("*.json")) + sorted(Path(data_dir).glob("*.jsonl")):
-        rows = read_rows(path)
+        rows = read_records(path)
         if rows and isinstance(rows[0], dict) and "eval_solution" in rows[0]:
             pairs += pairs_from_math_rows(rows, source=str(path))
         else:

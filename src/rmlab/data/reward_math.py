@@ -8,13 +8,13 @@ one correct and ``k`` (9) incorrect solutions. The same row format holds RewardB
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from rmlab.data.errors import DataValidationError
+from rmlab.data.files import read_records
 from rmlab.utils.hashing import stable_hash
 
 log = logging.getLogger(__name__)
@@ -86,26 +86,11 @@ def group_problems(rows: Iterable[dict], *, source: str, n_incorrect: int | None
     return problems
 
 
-def read_rows(path: str | Path) -> list[dict]:
-    """A JSON list or JSON-lines file of rows."""
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix == ".jsonl":
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
-        rows = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise DataValidationError(f"{path}: not valid JSON ({err})") from err
-    if not isinstance(rows, list):
-        raise DataValidationError(f"{path}: expected a JSON list of rows")
-    return rows
-
-
 def load_reward_math(*, path: str | None, hub_id: str | None, split: str | None = None, n_incorrect: int = 9,
                      max_problems: int | None = None) -> tuple[list[MathProblem], dict]:
     """Load RewardMATH problems from a local file when it exists, else from the Hub."""
     if path and Path(path).is_file():
-        problems = group_problems(read_rows(path), source=str(path), n_incorrect=n_incorrect)
+        problems = group_problems(read_records(path), source=str(path), n_incorrect=n_incorrect)
         source = str(Path(path).resolve())
     elif hub_id:
         import datasets

@@ -12,7 +12,6 @@ domain, id)``; the metric domain pools safety-refuse and safety-response into ``
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rmlab.data.errors import DataValidationError
+from rmlab.data.files import read_records
 from rmlab.utils.hashing import stable_hash
 
 log = logging.getLogger(__name__)
@@ -115,17 +115,6 @@ def validate_records(records: Iterable[object], *, source: str, domain: str | No
     return items
 
 
-def _read_json_list(path: Path) -> list:
-    try:
-        with path.open(encoding="utf-8") as fh:
-            data = json.load(fh)
-    except json.JSONDecodeError as err:
-        raise DataValidationError(f"{path}: not valid JSON ({err})") from err
-    if not isinstance(data, list):
-        raise DataValidationError(f"{path}: expected a JSON list of records, got {type(data).__name__}")
-    return data
-
-
 def load_local(data_dir: str | os.PathLike, domains: Sequence[str]) -> tuple[list[RMBenchItem], list[str]]:
     """Read RM-Bench from a directory holding ``total_dataset.json`` or the per-domain files.
 
@@ -134,7 +123,7 @@ def load_local(data_dir: str | os.PathLike, domains: Sequence[str]) -> tuple[lis
     root = Path(data_dir)
     total = root / "total_dataset.json"
     if total.is_file():
-        items = validate_records(_read_json_list(total), source=str(total), domain=None)
+        items = validate_records(read_records(total), source=str(total), domain=None)
         return [it for it in items if it.domain in domains], [str(total)]
     items, files = [], []
     for domain in domains:
@@ -142,7 +131,7 @@ def load_local(data_dir: str | os.PathLike, domains: Sequence[str]) -> tuple[lis
         if not path.is_file():
             log.warning("RM-Bench: %s not found; domain %r is not scored", path, domain)
             continue
-        items.extend(validate_records(_read_json_list(path), source=str(path), domain=domain))
+        items.extend(validate_records(read_records(path), source=str(path), domain=domain))
         files.append(str(path))
     return items, files
 
