@@ -64,8 +64,8 @@ def tiny_classifier_dir(tmp_path_factory, tokenizer) -> Path:
     return build_tiny_classifier(tmp_path_factory.mktemp("tiny-rm"), tokenizer, seed=0)
 
 
-def compose_eval_cfg(tmp_path: Path, overrides: list[str] | None = None):
-    """The real ``conf/eval_rm.yaml`` with CPU, no logger, and outputs and score cache under ``tmp_path``."""
+def compose_eval_cfg(tmp_path: Path, overrides: list[str] | None = None, config_name: str = "eval_rm"):
+    """The real ``conf/<config_name>.yaml`` with CPU, no logger, and outputs and score cache under ``tmp_path``."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import open_dict
@@ -75,7 +75,7 @@ def compose_eval_cfg(tmp_path: Path, overrides: list[str] | None = None):
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(
-            config_name="eval_rm",
+            config_name=config_name,
             overrides=rewrite_model_overrides(
                 ["device=cpu", "logger=none", "scoring.progress=false", *(overrides or [])]
             ),
@@ -86,6 +86,11 @@ def compose_eval_cfg(tmp_path: Path, overrides: list[str] | None = None):
         cfg.paths.score_cache_dir = str(tmp_path / "scores")
         cfg.paths.log_dir = str(tmp_path / "logs")
         del cfg["hydra"]
+    return cfg
+
+
+def compose_train_cfg(tmp_path: Path, overrides: list[str] | None = None):
+    cfg = compose_eval_cfg(tmp_path, ["trainer.enable_progress_bar=false", *(overrides or [])], "train_rm")
     return cfg
 
 

@@ -52,3 +52,14 @@ def run(main: Callable[[], object]) -> None:
     os.environ.setdefault("RMLAB_ROOT", str(ROOT))
     sys.argv = [sys.argv[0], *rewrite_model_overrides(sys.argv[1:])]
     main()
+
+
+def compose_config(config_name: str, overrides: list[str]):
+    """Compose ``conf/<config_name>.yaml`` from inside a running Hydra app or from plain Python."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        return compose(config_name=config_name, overrides=overrides)
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name=config_name, overrides=overrides)

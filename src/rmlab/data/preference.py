@@ -1,0 +1,127 @@
+"""Preference data for reward-model and DPO training: one schema, a converter per source, seeded subsampling.
+
+Schema (:class:`PreferenceExample`): ``prompt`` is the conversation before the compared turn, as ``(role,
+content)`` turns ending with the user's; ``chosen`` and ``rejected`` are the final assistant turns; ``source``
+and ``id`` say where the pair came from. Converters live in :mod:`rmlab.data.converters`, registered by source
+name; a malformed row raises :class:`MalformedRow`, which the loader either re-raises naming file and row, or
+counts and skips when ``skip_malformed`` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rmlab.data.errors import DataValidationError
+from rmlab.data.files import read_records
+from rmlab.utils.hashing import stable_hash
+
+log = logging.getLogger(__name__)
+
+
+class MalformedRow(ValueError):
+    """A source row that cannot be turned into a preference pair; the message says which field and why."""
+
+
+@dataclass(frozen=True)
+class PreferenceExample:
+    source: str
+    id: str
+    prompt: tuple[tuple[str, str], ...]
+    chosen: str
+    rejected: str
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def as_row(self) -> list:
+        return [self.source, self.id, [list(t) for t in self.prompt], self.chosen, self.rejected]
+
+
+@dataclass
+class PreferenceSplits:
+    train: list[PreferenceExample]
+    heldout: list[PreferenceExample]
+    info: dict  # source, files, counts, malformed rows, fingerprints
+
+
+def convert_rows(rows: Iterable[dict], *, converter, id_prefix: str, where: str, skip_malformed: bool,
+                 malformed: list) -> list[PreferenceExample]:
+    """Convert every row; ids are ``<id_prefix>#<row>`` (location-independent, so fingerprints are too)."""
+    out = []
+    for index, row in enumerate(rows):
+        try:
+            out.extend(converter(row, f"{id_prefix}#{index}"))
+        except MalformedRow as err:
+            if not skip_malformed:
+                raise DataValidationError(f"{where}, row #{index}: {err} (set preference.skip_malformed=true to "
+                                          "skip such rows)") from err
+            malformed.append({"file": where, "row": index, "reason": str(err)})
+    return out
+
+
+def split_and_subsample(examples: Sequence[PreferenceExample], *, max_pairs: int | None, heldout_pairs: int,
+                        seed: int) -> tuple[list[PreferenceExample], list[PreferenceExample]]:
+    """Seeded shuffle; the first ``heldout_pairs`` are held out, the next ``max_pairs`` are for training.
+
+    The held-out set depends only on the seed and the data, not on ``max_pairs``, so size ablations share it.
+    """
+    order = sorted(examples, key=lambda e: (e.source, e.id))
+    random.Random(seed).shuffle(order)
+    heldout = order[:heldout_pairs]
+    train = order[heldout_pairs:]
+    if max_pairs is not None:
+        train = train[:max_pairs]
+    return train, heldout
+
+
+def fingerprint(examples: Sequence[PreferenceExample]) -> str:
+    return stable_hash(sorted(e.as_row() for e in examples))
+
+
+def load_preferences(cfg, *, seed: int) -> PreferenceSplits:
+    """Load ``cfg`` (a ``conf/preference/*.yaml``) from its local directory, or else from the Hub."""
+    from rmlab.data.converters import CONVERTERS
+
+    converter = CONVERTERS[cfg.converter]
+    malformed: list[dict] = []
+    data_dir = cfg.get("data_dir")
+    if data_dir and Path(data_dir).is_dir():
+        files = sorted(p for pattern in cfg.files for p in Path(data_dir).glob(pattern))
+        if not files:
+            raise DataValidationError(f"{cfg.name}: no files matching {list(cfg.files)} in {data_dir}")
+        examples = []
+        for path in files:
+            examples += convert_rows(read_records(path), converter=converter,
+                                     id_prefix=str(path.relative_to(data_dir)), where=str(path),
+                                     skip_malformed=cfg.skip_malformed, malformed=malformed)
+        source = str(Path(data_dir).resolve())
+    elif cfg.get("hub_id"):
+        import datasets
+
+        ds = datasets.load_dataset(cfg.hub_id, cfg.get("hub_config"), split=cfg.hub_split)
+        files = []
+        examples = convert_rows(iter(ds), converter=converter, id_prefix=cfg.hub_split,
+                                where=f"{cfg.hub_id}:{cfg.hub_split}",
+                                skip_malformed=cfg.skip_malformed, malformed=malformed)
+        source = cfg.hub_id
+    else:
+        raise DataValidationError(f"{cfg.name}: data_dir {data_dir!r} does not exist and no hub_id is configured")
+    if malformed:
+        log.warning("%s: skipped %d malformed rows (first: %s)", cfg.name, len(malformed), malformed[0])
+    seen: dict[str, int] = {}
+    for e in examples:
+        seen[e.id] = seen.get(e.id, 0) + 1
+    dup = [k for k, v in seen.items() if v > 1]
+    if dup:
+        raise DataValidationError(f"{cfg.name}: duplicate pair ids, e.g. {dup[:3]}")
+    train, heldout = split_and_subsample(examples, max_pairs=cfg.get("max_pairs"),
+                                         heldout_pairs=cfg.heldout_pairs, seed=seed)
+    if not train:
+        raise DataValidationError(f"{cfg.name}: no training pairs left after holding out {cfg.heldout_pairs}")
+    info = {"name": cfg.name, "source": source, "files": [str(f) for f in files], "converter": cfg.converter,
+            "pairs_available": len(examples), "train_pairs": len(train), "heldout_pairs": len(heldout),
+            "malformed_rows": len(malformed), "malformed_examples": malformed[:20], "seed": seed,
+            "train_fingerprint": fingerprint(train), "heldout_fingerprint": fingerprint(heldout)}
+    return PreferenceSplits(train, heldout, info)

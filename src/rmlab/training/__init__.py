@@ -1,0 +1,1 @@
+"""Training stages: classifier reward models (Lightning), and later DPO and PPO (TRL)."""

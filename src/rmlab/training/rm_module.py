@@ -1,0 +1,86 @@
+"""Bradley-Terry reward-model training as a LightningModule (``conf/recipe/rm.yaml`` holds its settings).
+
+The model is an ``AutoModelForSequenceClassification`` with one output, read at the last attended token (the
+same :func:`rmlab.scoring.scorers.classifier_rewards` the evaluator uses, so training and scoring agree). Chosen
+and rejected responses of a batch go through one forward pass. Loss (Bradley & Terry 1952; Ouyang et al. 2022):
+``-log sigmoid(r_chosen - r_rejected)``; metrics: pairwise accuracy and reward margin.
+"""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+
+from rmlab.scoring.scorers import classifier_rewards
+
+
+def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
+    """Mean of ``-log sigmoid(r_c - r_r)``.
+
+    >>> round(bradley_terry_loss(torch.tensor([1.0]), torch.tensor([1.0])).item(), 4)  # log 2
+    0.6931
+    """
+    return -F.logsigmoid(chosen - rejected).mean()
+
+
+def pair_metrics(chosen: torch.Tensor, rejected: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Accuracy (chosen strictly above rejected; ties lose) and mean margin."""
+    return {"accuracy": (chosen > rejected).float().mean(), "margin": (chosen - rejected).mean()}
+
+
+class RewardModelModule(pl.LightningModule):
+    """:param model: a sequence classifier with one output. :param recipe: the ``recipe`` config (optimiser,
+    schedule, which parameters train)."""
+
+    def __init__(self, model, recipe):
+        super().__init__()
+        self.model = model
+        self.recipe = recipe
+        # plain containers only: checkpoints must load with torch.load(weights_only=True)
+        self.save_hyperparameters({"recipe": OmegaConf.to_container(recipe, resolve=True)}, ignore=["model"])
+        self.heldout_rewards: list[torch.Tensor] = []
+        self.tokens_seen = 0  # real (non-pad) training tokens, for throughput
+
+    def rewards(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        r = classifier_rewards(self.model, batch["input_ids"], batch["attention_mask"])
+        n = batch["input_ids"].shape[0] // 2  # rows: chosen of every pair, then rejected of every pair
+        return r[:n], r[n:]
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        chosen, rejected = self.rewards(batch)
+        loss = bradley_terry_loss(chosen, rejected)
+        n = chosen.shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        for k, v in pair_metrics(chosen, rejected).items():
+            self.log(f"train/{k}", v, prog_bar=k == "accuracy", batch_size=n)
+        self.tokens_seen += int(batch["attention_mask"].sum())
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        chosen, rejected = self.rewards(batch)
+        n = chosen.shape[0]
+        self.log("val/loss", bradley_terry_loss(chosen, rejected), batch_size=n, sync_dist=True)
+        for k, v in pair_metrics(chosen, rejected).items():
+            self.log(f"val/{k}", v, batch_size=n, sync_dist=True)
+        self.heldout_rewards.append(torch.stack([chosen, rejected], dim=1).detach().float().cpu())
+
+    def on_validation_epoch_start(self) -> None:
+        self.heldout_rewards = []
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        norms = [p.grad.detach().norm(2) for p in self.model.parameters() if p.grad is not None]
+        if norms:
+            self.log("train/grad_norm", torch.stack(norms).norm(2))
+
+    def configure_optimizers(self):
+        from transformers import get_scheduler
+
+        r = self.recipe
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=r.lr, betas=tuple(r.betas), eps=r.eps, weight_decay=r.weight_decay)
+        total = int(self.trainer.estimated_stepping_batches)
+        scheduler = get_scheduler(r.scheduler, optimizer, num_warmup_steps=int(r.warmup_ratio * total),
+                                  num_training_steps=total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

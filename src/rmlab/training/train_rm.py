@@ -1,0 +1,141 @@
+"""Train a classifier reward model: the library body of ``scripts/train_rm.py``.
+
+Outputs in the run directory: ``model/`` (a Hugging Face model directory with tokenizer and
+``rmlab_meta.json``, loadable by ``scripts/eval_rm.py model=<run>/model``), ``checkpoints/`` (Lightning,
+``last.ckpt`` to resume), ``train_metrics.json`` (held-out accuracy with a bootstrap interval, data provenance,
+throughput), and, when ``evaluate.benchmarks`` is set, ``eval_<benchmark>/`` for each benchmark.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from rmlab.data.preference import load_preferences
+from rmlab.metrics.bootstrap import bootstrap_mean_interval
+from rmlab.models.chat_format import ChatFormatter
+from rmlab.models.loading import META_FILE, load_classifier, load_tokenizer, resolve_model
+from rmlab.training.rm_data import PreferenceDataModule
+from rmlab.training.rm_module import RewardModelModule
+from rmlab.training.setup import build_callbacks, build_lightning_logger, prepare_trainable
+from rmlab.utils.io import write_json
+from rmlab.utils.run_info import run_info
+
+log = logging.getLogger(__name__)
+
+
+def train_reward_model(cfg: DictConfig) -> dict:
+    run_dir = Path(cfg.paths.output_dir)
+    pl.seed_everything(cfg.seed, workers=True)
+    t0 = time.perf_counter()
+    splits = load_preferences(cfg.preference, seed=cfg.seed)
+    resolved = resolve_model(str(cfg.model.pretrained), cache_dir=cfg.paths.model_cache_dir,
+                             revision=cfg.model.get("revision"))
+    tokenizer = load_tokenizer(resolved, pad_token=cfg.model.get("pad_token"))
+    formatter = ChatFormatter(tokenizer, cfg.model.get("chat_template", "tokenizer"), cfg.model.get("system_prompt"))
+    model, new_head = load_classifier(resolved, dtype="float32", device="cpu", pad_token_id=tokenizer.pad_token_id,
+                                      seed=cfg.seed)
+    model = prepare_trainable(model, cfg.recipe)
+    recipe = cfg.recipe
+    dm = PreferenceDataModule(splits.train, splits.heldout, formatter, max_length=recipe.max_length,
+                              micro_batch_pairs=recipe.micro_batch_pairs, eval_batch_pairs=recipe.eval_batch_pairs)
+    module = RewardModelModule(model, recipe)
+    world = int(cfg.trainer.get("devices", 1) if str(cfg.trainer.get("devices", 1)).isdigit() else 1) * int(
+        cfg.trainer.get("num_nodes", 1))
+    accumulate = max(1, recipe.pairs_per_update // (recipe.micro_batch_pairs * world))
+    config = OmegaConf.to_container(cfg, resolve=True)
+    trainer: pl.Trainer = hydra.utils.instantiate(
+        cfg.trainer, default_root_dir=str(run_dir), logger=build_lightning_logger(cfg, run_dir, config),
+        callbacks=build_callbacks(cfg, run_dir), accumulate_grad_batches=accumulate,
+        gradient_clip_val=recipe.clip_grad_norm, max_epochs=recipe.epochs, max_steps=recipe.get("max_steps") or -1,
+        val_check_interval=recipe.get("val_check_interval"), num_sanity_val_steps=0, deterministic=True)
+    fit_t0 = time.perf_counter()
+    trainer.fit(module, datamodule=dm, ckpt_path=_resume_path(cfg.get("resume"), run_dir))
+    fit_seconds = time.perf_counter() - fit_t0
+    trainer.validate(module, datamodule=dm, verbose=False)
+    heldout = torch.cat(module.heldout_rewards) if module.heldout_rewards else torch.zeros(0, 2)
+    wins = (heldout[:, 0] > heldout[:, 1]).double().numpy()
+    metrics = {
+        "heldout": {"n": int(len(wins)), "accuracy": float(wins.mean()) if len(wins) else None,
+                    "ci": bootstrap_mean_interval(wins, n_boot=cfg.bootstrap.n_boot, confidence=cfg.bootstrap.confidence,
+                                                  seed=cfg.seed) if len(wins) > 1 else None,
+                    "confidence": cfg.bootstrap.confidence},
+        "train": {"pairs": len(dm.train_pairs), "dropped_too_long": dm.dropped_train, "global_steps": trainer.global_step,
+                  "epochs": recipe.epochs, "accumulate_grad_batches": accumulate, "fit_seconds": fit_seconds,
+                  "tokens_seen": module.tokens_seen,
+                  "tokens_per_second": module.tokens_seen / fit_seconds if fit_seconds else None},
+        "data": splits.info,
+        "model": {"base": resolved.spec, "base_fingerprint": resolved.fingerprint, "new_head": new_head},
+        "seed": cfg.seed,
+    }
+    model_dir = save_reward_model(module.model, tokenizer, run_dir / "model",
+                                  {"kind": "classifier", "base_model": resolved.spec, "chat_template": formatter.template,
+                                   "data": splits.info, "recipe": OmegaConf.to_container(recipe, resolve=True),
+                                   "seed": cfg.seed, "heldout": metrics["heldout"], **run_info(cfg.paths.root_dir)})
+    metrics["model_dir"] = str(model_dir)
+    metrics["wall_seconds"] = time.perf_counter() - t0
+    metrics["run"] = run_info(cfg.paths.root_dir)
+    write_json(run_dir / "train_metrics.json", metrics)
+    log.info("held-out accuracy %.4f %s over %d pairs; model saved to %s", metrics["heldout"]["accuracy"] or 0,
+             metrics["heldout"]["ci"], metrics["heldout"]["n"], model_dir)
+    metrics["evaluations"] = evaluate_trained(cfg, model_dir, run_dir)
+    return metrics
+
+
+def _resume_path(resume: str | None, run_dir: Path) -> str | None:
+    """``last`` resumes from this run directory's ``checkpoints/last.ckpt`` when it exists."""
+    if resume == "last":
+        path = run_dir / "checkpoints" / "last.ckpt"
+        return str(path) if path.is_file() else None
+    return resume
+
+
+def save_reward_model(model, tokenizer, out_dir: Path, meta: dict) -> Path:
+    """Save as a Hugging Face directory (LoRA merged), atomically: a reader never sees a half-written model."""
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        write_json(tmp / META_FILE, meta)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def evaluate_trained(cfg: DictConfig, model_dir: Path, run_dir: Path) -> dict:
+    """Evaluate the trained model on ``cfg.evaluate.benchmarks`` with the evaluator's own code path."""
+    from rmlab.cli import compose_config
+    from rmlab.evaluation.rm_eval import evaluate_rm
+
+    results = {}
+    for bench in cfg.get("evaluate", {}).get("benchmarks") or []:
+        eval_cfg = compose_config("eval_rm", overrides=[f"benchmark={bench}", "model=auto",
+                                                             *list(cfg.evaluate.get("overrides") or [])])
+        with open_dict(eval_cfg):
+            eval_cfg.model.pretrained = str(model_dir)
+            eval_cfg.model.name = cfg.get("run_name") or f"{cfg.model.get('name') or 'rm'}-{cfg.preference.name}"
+            for key in ("chat_template", "system_prompt", "max_length", "dtype"):  # as the model was trained
+                if key in cfg.model:
+                    eval_cfg.model[key] = cfg.model[key]
+            eval_cfg.paths = cfg.paths
+            eval_cfg.paths.output_dir = str(run_dir / f"eval_{bench}")
+            eval_cfg.logger = cfg.logger
+            eval_cfg.device = cfg.get("device", "auto")
+        results[bench] = evaluate_rm(eval_cfg)
+    return {b: {k: r.get(k) for k in ("overall", "partial_overall", "accuracy", "mrr")} for b, r in results.items()}

@@ -1,0 +1,104 @@
+"""Reward-model training: loss, data, the Lightning loop on a tiny model, resume, determinism, entry point."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import open_dict
+
+from rmlab.data.errors import DataValidationError
+from rmlab.data.preference import load_preferences
+from rmlab.training.rm_module import bradley_terry_loss, pair_metrics
+from rmlab.training.train_rm import train_reward_model
+from tests.conftest import ROOT, compose_train_cfg
+
+
+def test_loss_and_metrics_on_hand_made_rewards():
+    """r_c = (2, 0, 1), r_r = (0, 0, 3): differences (2, 0, -2).
+
+    loss = mean(-log s(2), -log s(0), -log s(-2)) = mean(0.1269, 0.6931, 2.1269) = 0.9823;
+    accuracy = 1/3 (the tie loses); margin = 0.
+    """
+    c, r = torch.tensor([2.0, 0.0, 1.0]), torch.tensor([0.0, 0.0, 3.0])
+    assert bradley_terry_loss(c, r).item() == pytest.approx(0.98231, abs=1e-4)
+    m = pair_metrics(c, r)
+    assert m["accuracy"].item() == pytest.approx(1 / 3) and m["margin"].item() == pytest.approx(0.0)
+
+
+def test_real_hh_rlhf_split_is_deterministic(tmp_path, data_dir):
+    cfg = compose_train_cfg(tmp_path, ["preference.max_pairs=100", "preference.heldout_pairs=50"])
+    a = load_preferences(cfg.preference, seed=0)
+    assert len(a.train) == 100 and len(a.heldout) == 50
+    assert a.info["pairs_available"] + a.info["malformed_rows"] == 8552  # every local HH-RLHF test row
+    assert a.info["malformed_rows"] > 0 and a.info["malformed_examples"][0]["reason"]
+    with open_dict(cfg):
+        cfg.preference.max_pairs = 300
+    b = load_preferences(cfg.preference, seed=0)
+    assert b.info["heldout_fingerprint"] == a.info["heldout_fingerprint"]  # held-out set independent of max_pairs
+    assert {e.id for e in a.train} <= {e.id for e in b.train}
+    assert not {e.id for e in b.train} & {e.id for e in b.heldout}
+    with open_dict(cfg):
+        cfg.preference.skip_malformed = False
+    with pytest.raises(DataValidationError, match=r"test.jsonl.gz, row #\d+: .*skip_malformed=true"):
+        load_preferences(cfg.preference, seed=0)
+
+
+def _tiny_overrides(model_dir, extra=()):
+    return [f"model={model_dir}", "preference.max_pairs=24", "preference.heldout_pairs=8",
+            "recipe.pairs_per_update=4", "recipe.micro_batch_pairs=2", "recipe.max_length=256", "recipe.lr=1e-3",
+            "recipe.checkpoint_every_n_steps=1", "bootstrap.n_boot=50", *extra]
+
+
+def _losses(run_dir: Path) -> list[float]:
+    rows = list(csv.DictReader(open(run_dir / "csv" / "metrics.csv")))
+    return [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+
+
+def test_same_seed_same_loss_curve_and_weights_move(tmp_path, tiny_classifier_dir, data_dir):
+    runs = []
+    for name in ("a", "b"):
+        cfg = compose_train_cfg(tmp_path / name, _tiny_overrides(tiny_classifier_dir, ["logger=csv",
+                                                                                     "recipe.max_steps=3"]))
+        runs.append((train_reward_model(cfg), Path(cfg.paths.output_dir)))
+    (m1, d1), (m2, d2) = runs
+    assert m1["train"]["global_steps"] == 3
+    assert _losses(d1) == _losses(d2) and len(_losses(d1)) == 3  # one logged loss per optimizer step
+    assert m1["heldout"]["accuracy"] == m2["heldout"]["accuracy"]
+    from safetensors.torch import load_file
+
+    before, after = load_file(tiny_classifier_dir / "model.safetensors"), load_file(d1 / "model" / "model.safetensors")
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert len(changed) == len(before), f"unchanged: {set(before) - set(changed)}"
+
+
+def test_resume_continues_the_step_count(tmp_path, tiny_classifier_dir, data_dir):
+    cfg = compose_train_cfg(tmp_path, _tiny_overrides(tiny_classifier_dir, ["recipe.max_steps=2"]))
+    first = train_reward_model(cfg)
+    assert first["train"]["global_steps"] == 2
+    assert (Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt").is_file()
+    cfg2 = compose_train_cfg(tmp_path, _tiny_overrides(tiny_classifier_dir, ["recipe.max_steps=4", "resume=last"]))
+    second = train_reward_model(cfg2)
+    assert second["train"]["global_steps"] == 4
+    assert second["train"]["tokens_seen"] < first["train"]["tokens_seen"] * 1.5  # only steps 3-4 were trained
+
+
+@pytest.mark.slow
+def test_entry_point_trains_and_the_evaluator_loads_the_model(tmp_path, tiny_classifier_dir, data_dir):
+    env = {**os.environ, "RMLAB_LOG_DIR": str(tmp_path / "logs"), "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "scripts/train_rm.py", *_tiny_overrides(tiny_classifier_dir, [
+        "recipe.max_steps=2", "logger=csv", "trainer.enable_progress_bar=false", "scoring.progress=false",
+        f"paths.score_cache_dir={tmp_path / 'scores'}", "evaluate.benchmarks=[rm_bench]",
+        "evaluate.overrides=['benchmark.max_per_domain=1','bootstrap.n_boot=0']"])]
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    (run,) = (tmp_path / "logs" / "train_rm" / "runs").iterdir()
+    meta = json.loads((run / "model" / "rmlab_meta.json").read_text())
+    assert meta["kind"] == "classifier" and meta["data"]["train_fingerprint"] and meta["seed"] == 0
+    ev = json.loads((run / "eval_rm_bench" / "metrics.json").read_text())
+    assert ev["scorer"]["scorer"] == "classifier" and "new_head_seed" not in ev["scorer"]  # the trained head
+    assert ev["domains_scored"] == ["chat", "code", "safety"]
