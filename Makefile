@@ -6,7 +6,7 @@ TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 
-.PHONY: setup quickstart test test-fast bench clean
+.PHONY: setup quickstart test test-fast bench bench-train clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ test-fast: setup  ## unit tests only
 
 bench: setup  ## scoring throughput vs the RewardBench-style pipeline baseline
 	$(BIN)/python scripts/bench_scoring.py
+
+bench-train: setup  ## RM training throughput: our Lightning loop vs TRL's RewardTrainer
+	$(BIN)/python scripts/bench_train_rm.py
 
 clean:
 	rm -rf logs .pytest_cache

@@ -1,5 +1,6 @@
 """Every config composes; every model config resolves; `model=<spec>` is rewritten to the `auto` config."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -26,9 +27,14 @@ def test_model_configs_compose(tmp_path, model):
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiments_compose(tmp_path, experiment):
-    header = (ROOT / "experiments" / f"{experiment}.yaml").read_text().splitlines()[0]
-    assert header == "# @package _global_"
-    cfg = compose_eval_cfg(tmp_path, [f"experiment={experiment}"])
+    """Each experiment starts with ``# @package _global_`` and names its command, which must compose."""
+    text = (ROOT / "experiments" / f"{experiment}.yaml").read_text()
+    assert text.splitlines()[0] == "# @package _global_"
+    command = re.search(rf"python scripts/(\w+)\.py experiment={experiment}\b", text)
+    assert command, f"{experiment}.yaml does not give the command that runs it"
+    entry = command.group(1)
+    assert (ROOT / "scripts" / f"{entry}.py").is_file() and (ROOT / "conf" / f"{entry}.yaml").is_file()
+    cfg = compose_eval_cfg(tmp_path, [f"experiment={experiment}"], config_name=entry)
     OmegaConf.resolve(cfg)
 
 

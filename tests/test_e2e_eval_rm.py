@@ -51,6 +51,9 @@ def test_multirun_over_two_classifiers(tmp_path, rm_bench_dir):
         assert (sweep / job / "metrics.csv").read_text().startswith("name,value")
         models.add(m["model"])
     assert models == {"all-minilm-l6-v2-rm", "smollm2-135m-rm"}
+    summary = json.loads((sweep / "sweep_summary.json").read_text())  # written by the SweepSummary callback
+    assert [r["job"] for r in summary] == [0, 1] and all(r["benchmark"] == "rm_bench" for r in summary)
+    assert "model=minilm_rm" in summary[0]["overrides"] and (sweep / "sweep_summary.md").is_file()
 
 
 def test_smollm2_on_reward_bench_math_and_reward_math_sample(tmp_path, data_dir):

@@ -102,3 +102,27 @@ def test_entry_point_trains_and_the_evaluator_loads_the_model(tmp_path, tiny_cla
     ev = json.loads((run / "eval_rm_bench" / "metrics.json").read_text())
     assert ev["scorer"]["scorer"] == "classifier" and "new_head_seed" not in ev["scorer"]  # the trained head
     assert ev["domains_scored"] == ["chat", "code", "safety"]
+
+
+def test_length_grouped_batches_cover_every_pair_once():
+    from rmlab.training.rm_data import LengthGroupedBatches
+
+    lengths = [5, 100, 7, 98, 6, 99, 50, 51]
+    sampler = LengthGroupedBatches(lengths, batch=2, mega=4, seed=0)
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(8)) and len(batches) == len(sampler) == 4
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches)
+    assert spread < sum(abs(lengths[i] - lengths[i + 1]) for i in range(0, 8, 2))  # less padding than input order
+    assert list(sampler) != batches  # a new order every epoch
+
+
+def test_lora_training_saves_a_merged_model(tmp_path, tiny_classifier_dir, data_dir):
+    cfg = compose_train_cfg(tmp_path, _tiny_overrides(tiny_classifier_dir, [
+        "recipe.max_steps=1", "recipe.trainable=lora", "recipe.lora.r=4", "recipe.lora.alpha=8",
+        "recipe.lora.target_modules=[q_proj,v_proj]"]))
+    out = train_reward_model(cfg)
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(out["model_dir"])  # a plain model: adapters merged
+    assert not any("lora" in n for n, _ in model.named_parameters())
+    assert out["train"]["global_steps"] == 1

@@ -13,10 +13,15 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 ROOT = Path(__file__).resolve().parents[2]  # the repository (src/rmlab/cli.py -> repo)
 CONF_DIR = ROOT / "conf"
 
 log = logging.getLogger(__name__)
+
+if not OmegaConf.has_resolver("basename"):  # ${basename:/a/b/c} -> c (W&B group of a sweep, for one)
+    OmegaConf.register_new_resolver("basename", lambda path: Path(str(path)).name)
 
 
 def _is_config(group: str, name: str) -> bool:

@@ -11,18 +11,26 @@ log = logging.getLogger(__name__)
 
 
 def prepare_trainable(model, recipe):
-    """Choose what trains (``recipe.trainable``): ``all``, ``head`` (a linear probe on a frozen backbone), or
-    ``lora`` (peft adapters plus the head); optionally turn on gradient checkpointing."""
+    """Choose what trains (``recipe.trainable``): ``all``; ``head`` (a linear probe on a frozen backbone);
+    ``top_layers`` (the head, the final norm and the last ``recipe.top_layers`` blocks); ``lora`` (peft adapters
+    plus the head). Optionally turn on gradient checkpointing."""
     mode = recipe.get("trainable", "all")
     model.train()
     if recipe.get("disable_dropout", True):  # as TRL and the Tulu-2.5 RM recipe train: deterministic forward passes
         for m in model.modules():
             if isinstance(m, torch.nn.Dropout):
                 m.p = 0.0
-    if mode == "head":
+    if mode in ("head", "top_layers"):
         backbone = getattr(model, model.base_model_prefix)
         for p in backbone.parameters():
             p.requires_grad_(False)
+        if mode == "top_layers":  # the last k transformer blocks and the final norm train too
+            blocks = _transformer_blocks(backbone, model.config.num_hidden_layers)
+            for block in blocks[-recipe.top_layers:]:
+                block.requires_grad_(True)
+            norm = getattr(backbone, "norm", None)
+            if norm is not None:
+                norm.requires_grad_(True)
     elif mode == "lora":
         try:
             from peft import LoraConfig, get_peft_model
@@ -33,13 +41,21 @@ def prepare_trainable(model, recipe):
                                                  lora_dropout=lora.dropout,
                                                  target_modules=list(lora.target_modules) if lora.target_modules else None))
     elif mode != "all":
-        raise ValueError(f"recipe.trainable must be all, head or lora, got {mode!r}")
+        raise ValueError(f"recipe.trainable must be all, head, top_layers or lora, got {mode!r}")
     if recipe.get("gradient_checkpointing"):
         model.gradient_checkpointing_enable()
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     n_all = sum(p.numel() for p in model.parameters())
     log.info("trainable parameters: %d of %d (%s)", n_train, n_all, mode)
     return model
+
+
+def _transformer_blocks(backbone, n_layers: int) -> torch.nn.ModuleList:
+    """The backbone's list of transformer blocks: its ModuleList with one entry per hidden layer."""
+    for module in backbone.modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == n_layers:
+            return module
+    raise ValueError(f"no list of {n_layers} transformer blocks found in {type(backbone).__name__}")
 
 
 def build_lightning_logger(cfg, run_dir: Path, config: dict):

@@ -47,7 +47,8 @@ def train_reward_model(cfg: DictConfig) -> dict:
     model = prepare_trainable(model, cfg.recipe)
     recipe = cfg.recipe
     dm = PreferenceDataModule(splits.train, splits.heldout, formatter, max_length=recipe.max_length,
-                              micro_batch_pairs=recipe.micro_batch_pairs, eval_batch_pairs=recipe.eval_batch_pairs)
+                              micro_batch_pairs=recipe.micro_batch_pairs, eval_batch_pairs=recipe.eval_batch_pairs,
+                              group_by_length=recipe.get("group_by_length", False), seed=cfg.seed)
     module = RewardModelModule(model, recipe)
     world = int(cfg.trainer.get("devices", 1) if str(cfg.trainer.get("devices", 1)).isdigit() else 1) * int(
         cfg.trainer.get("num_nodes", 1))

@@ -1,0 +1,100 @@
+"""Training throughput: this project's Lightning loop against TRL's ``RewardTrainer`` on the same work.
+
+Same backbone and new head (seeded), same HH-RLHF pairs in the same chat format, same pairs per step, same dtype
+(fp32 unless configured), full fine-tuning, dropout off, no gradient accumulation, no checkpoint saving, no
+logging; TRL's own defaults that would change the work are set explicitly: ``bf16=False`` (TRL turns bf16 on by
+default) and ``activation_checkpointing=False`` (on by default in TRL's base config). Throughput is real
+(non-padding) training tokens per second over the whole ``fit`` / ``train`` call, first step included for both.
+By default both draw random batches (``bench.group_by_length=false``), so both pad the same way; with ``true`` ours
+batches by length, as ``recipe.group_by_length`` does in real runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytorch_lightning as pl
+import torch
+
+from rmlab.data.preference import load_preferences
+from rmlab.models.chat_format import ChatFormatter
+from rmlab.models.loading import load_classifier, load_tokenizer, resolve_model
+from rmlab.training.rm_data import PreferenceDataModule
+from rmlab.training.rm_module import RewardModelModule
+from rmlab.training.setup import prepare_trainable
+from rmlab.utils.io import write_json
+
+log = logging.getLogger(__name__)
+
+
+def _fresh_model(cfg, resolved, tokenizer):
+    model, _ = load_classifier(resolved, dtype="float32", device="cpu", pad_token_id=tokenizer.pad_token_id,
+                               seed=cfg.seed)
+    return prepare_trainable(model, cfg.recipe)
+
+
+def run_ours(cfg, resolved, tokenizer, formatter, pairs) -> dict:
+    pl.seed_everything(cfg.seed)
+    model = _fresh_model(cfg, resolved, tokenizer)
+    dm = PreferenceDataModule(pairs, pairs[:1], formatter, max_length=cfg.recipe.max_length,
+                              micro_batch_pairs=cfg.bench.pairs_per_step, eval_batch_pairs=cfg.bench.pairs_per_step,
+                              group_by_length=cfg.bench.group_by_length, seed=cfg.seed)
+    module = RewardModelModule(model, cfg.recipe)
+    trainer = pl.Trainer(accelerator="cpu", devices=1, precision=cfg.bench.precision, max_steps=cfg.bench.steps,
+                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
+                         gradient_clip_val=cfg.recipe.clip_grad_norm)
+    t0 = time.perf_counter()
+    trainer.fit(module, datamodule=dm)
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "tokens": module.tokens_seen, "tokens_per_second": module.tokens_seen / seconds,
+            "steps": trainer.global_step}
+
+
+def run_trl(cfg, resolved, tokenizer, formatter, pairs, out_dir: str) -> dict:
+    from datasets import Dataset
+    from trl import RewardConfig, RewardTrainer
+
+    rows = [{"prompt": [{"role": r, "content": c} for r, c in p.prompt],
+             "chosen": [{"role": "assistant", "content": p.chosen}],
+             "rejected": [{"role": "assistant", "content": p.rejected}]} for p in pairs]
+    model = _fresh_model(cfg, resolved, tokenizer)
+    args = RewardConfig(output_dir=out_dir, use_cpu=True, per_device_train_batch_size=cfg.bench.pairs_per_step,
+                        gradient_accumulation_steps=1, max_steps=cfg.bench.steps, max_length=cfg.recipe.max_length,
+                        bf16=cfg.bench.precision.startswith("bf16"), fp16=False, activation_checkpointing=False,
+                        learning_rate=cfg.recipe.lr, adam_beta1=cfg.recipe.betas[0], adam_beta2=cfg.recipe.betas[1],
+                        max_grad_norm=cfg.recipe.clip_grad_norm, report_to="none", save_strategy="no",
+                        logging_steps=max(1, cfg.bench.steps), disable_tqdm=True, seed=cfg.seed,
+                        disable_dropout=True, dataloader_num_workers=0)
+    trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    t0 = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - t0
+    tokens = int(trainer._total_train_tokens)  # non-pad tokens TRL counts for its num_tokens log
+    return {"seconds": seconds, "tokens": tokens, "tokens_per_second": tokens / seconds, "steps": trainer.state.global_step}
+
+
+def benchmark(cfg) -> dict:
+    torch.set_num_threads(cfg.bench.get("threads") or torch.get_num_threads())
+    splits = load_preferences(cfg.preference, seed=cfg.seed)
+    resolved = resolve_model(str(cfg.model.pretrained), cache_dir=cfg.paths.model_cache_dir)
+    tokenizer = load_tokenizer(resolved, pad_token=cfg.model.get("pad_token"))
+    formatter = ChatFormatter(tokenizer, cfg.model.get("chat_template", "tokenizer"), cfg.model.get("system_prompt"))
+    n = cfg.bench.steps * cfg.bench.pairs_per_step
+    pairs = splits.train[:n]
+    report = {"model": resolved.spec, "pairs": len(pairs), "pairs_per_step": cfg.bench.pairs_per_step,
+              "steps": cfg.bench.steps, "precision": cfg.bench.precision, "max_length": cfg.recipe.max_length,
+              "threads": torch.get_num_threads()}
+    report["trl"] = run_trl(cfg, resolved, tokenizer, formatter, pairs, f"{cfg.paths.output_dir}/trl")
+    report["ours"] = run_ours(cfg, resolved, tokenizer, formatter, pairs)
+    report["ours_over_trl"] = report["ours"]["tokens_per_second"] / report["trl"]["tokens_per_second"]
+    write_json(f"{cfg.paths.output_dir}/bench_train.json", report)
+    print(f"RM training throughput: {report['model']}, {report['steps']} steps x {report['pairs_per_step']} pairs, "
+          f"{report['precision']}, max_length {report['max_length']}, {report['threads']} threads")
+    for name in ("trl", "ours"):
+        r = report[name]
+        print(f"  {name:5s} {r['tokens_per_second']:8.1f} tokens/s  ({r['tokens']} tokens, {r['steps']} steps, "
+              f"{r['seconds']:.1f} s)")
+    print(f"  ours / TRL = {report['ours_over_trl']:.2f}x")
+    return report
