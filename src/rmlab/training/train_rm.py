@@ -50,15 +50,15 @@ def train_reward_model(cfg: DictConfig) -> dict:
                               micro_batch_pairs=recipe.micro_batch_pairs, eval_batch_pairs=recipe.eval_batch_pairs,
                               group_by_length=recipe.get("group_by_length", False), seed=cfg.seed)
     module = RewardModelModule(model, recipe)
-    world = int(cfg.trainer.get("devices", 1) if str(cfg.trainer.get("devices", 1)).isdigit() else 1) * int(
-        cfg.trainer.get("num_nodes", 1))
-    accumulate = max(1, recipe.pairs_per_update // (recipe.micro_batch_pairs * world))
     config = OmegaConf.to_container(cfg, resolve=True)
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer, default_root_dir=str(run_dir), logger=build_lightning_logger(cfg, run_dir, config),
-        callbacks=build_callbacks(cfg, run_dir), accumulate_grad_batches=accumulate,
-        gradient_clip_val=recipe.clip_grad_norm, max_epochs=recipe.epochs, max_steps=recipe.get("max_steps") or -1,
-        val_check_interval=recipe.get("val_check_interval"), num_sanity_val_steps=0, deterministic=True)
+        callbacks=build_callbacks(cfg, run_dir), gradient_clip_val=recipe.clip_grad_norm, max_epochs=recipe.epochs,
+        max_steps=recipe.get("max_steps") or -1, val_check_interval=recipe.get("val_check_interval"),
+        num_sanity_val_steps=0, deterministic=True)
+    # pairs_per_update is the effective batch over all devices: accumulate what one step on each does not cover
+    accumulate = max(1, recipe.pairs_per_update // (recipe.micro_batch_pairs * trainer.world_size))
+    trainer.accumulate_grad_batches = accumulate
     fit_t0 = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=_resume_path(cfg.get("resume"), run_dir))
     fit_seconds = time.perf_counter() - fit_t0
