@@ -126,3 +126,10 @@ def test_lora_training_saves_a_merged_model(tmp_path, tiny_classifier_dir, data_
     model = AutoModelForSequenceClassification.from_pretrained(out["model_dir"])  # a plain model: adapters merged
     assert not any("lora" in n for n, _ in model.named_parameters())
     assert out["train"]["global_steps"] == 1
+
+
+def test_bf16_mixed_precision_with_clipping(tmp_path, tiny_classifier_dir, data_dir):
+    cfg = compose_train_cfg(tmp_path, _tiny_overrides(tiny_classifier_dir, ["recipe.max_steps=1",
+                                                                            "trainer.precision=bf16-mixed"]))
+    out = train_reward_model(cfg)
+    assert out["train"]["global_steps"] == 1 and out["heldout"]["n"] > 0

@@ -79,14 +79,9 @@ class RewardModelModule(pl.LightningModule):
 
         r = self.recipe
         params = [p for p in self.model.parameters() if p.requires_grad]
-        # the fused kernel is what TRL / transformers use by default (adamw_torch_fused); sharded strategies
-        # (FSDP, DeepSpeed) bring their own optimizer handling, so it is used with plain and DDP training only
-        from pytorch_lightning.strategies import DDPStrategy, SingleDeviceStrategy
-
-        fused = isinstance(self.trainer.strategy, (SingleDeviceStrategy, DDPStrategy)) and all(
-            p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
-        optimizer = torch.optim.AdamW(params, lr=r.lr, betas=tuple(r.betas), eps=r.eps, weight_decay=r.weight_decay,
-                                      fused=fused or None)
+        # not the fused kernel: Lightning's mixed-precision plugins cannot clip gradients with it, and it gave
+        # no measurable speed-up on CPU (docs/performance.md)
+        optimizer = torch.optim.AdamW(params, lr=r.lr, betas=tuple(r.betas), eps=r.eps, weight_decay=r.weight_decay)
         total = int(self.trainer.estimated_stepping_batches)
         scheduler = get_scheduler(r.scheduler, optimizer, num_warmup_steps=int(r.warmup_ratio * total),
                                   num_training_steps=total)
