@@ -78,10 +78,15 @@ class RewardModelModule(pl.LightningModule):
         from transformers import get_scheduler
 
         r = self.recipe
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        # the new scalar head may learn faster than the pretrained backbone (recipe.head_lr; null = lr)
+        backbone = {id(p) for p in getattr(self.model, self.model.base_model_prefix).parameters()}
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        groups = [{"params": [p for p in trainable if id(p) in backbone], "lr": r.lr},
+                  {"params": [p for p in trainable if id(p) not in backbone], "lr": r.get("head_lr") or r.lr}]
         # not the fused kernel: Lightning's mixed-precision plugins cannot clip gradients with it, and it gave
         # no measurable speed-up on CPU (docs/performance.md)
-        optimizer = torch.optim.AdamW(params, lr=r.lr, betas=tuple(r.betas), eps=r.eps, weight_decay=r.weight_decay)
+        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], betas=tuple(r.betas), eps=r.eps,
+                                      weight_decay=r.weight_decay)
         total = int(self.trainer.estimated_stepping_batches)
         scheduler = get_scheduler(r.scheduler, optimizer, num_warmup_steps=int(r.warmup_ratio * total),
                                   num_training_steps=total)
