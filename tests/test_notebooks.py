@@ -1,6 +1,5 @@
 """Every notebook executes top to bottom on run outputs made here, so the notebooks never rot."""
 
-import os
 from pathlib import Path
 
 import nbformat

@@ -70,7 +70,6 @@ def score_pairs(
     todo = [k for k in unique if k not in cache]
     stats.cached = len(unique) - len(todo)
     if todo:
-        t0 = time.perf_counter()
         scorer = scorer_factory()
         # The plan covers every unique pair, so a resumed run rebuilds exactly the batches of the first run and
         # recomputes only those not yet stored: the scores are bit-identical to an uninterrupted run.

@@ -141,10 +141,6 @@ def load_bench_model(model_cfg, *, cache_dir: str, dtype: str, seed: int):
     return model, tokenizer, formatter
 
 
-def dtype_of(name: str) -> torch.dtype:
-    return DTYPES[name]
-
-
 def benchmark(cfg) -> dict:
     """Run baseline and ours in each configured dtype on the same RM-Bench records; print and return figures."""
     from rmlab.data.rm_bench import load_rm_bench

@@ -104,7 +104,3 @@ class PreferenceDataModule(pl.LightningDataModule):
         order = sorted(self.heldout_pairs, key=lambda p: -max(len(p[0]), len(p[1])))
         return DataLoader(order, batch_size=self.eval_batch_pairs, shuffle=False, num_workers=self.num_workers,
                           collate_fn=self._collate)
-
-    @property
-    def train_tokens(self) -> int:
-        return sum(len(c) + len(r) for c, r in self.train_pairs)
