@@ -34,8 +34,29 @@ def test_experiments_compose(tmp_path, experiment):
     assert command, f"{experiment}.yaml does not give the command that runs it"
     entry = command.group(1)
     assert (ROOT / "scripts" / f"{entry}.py").is_file() and (ROOT / "conf" / f"{entry}.yaml").is_file()
+    if entry == "run_experiment":  # a pipeline: its own config, and every stage's config with its overrides
+        _check_pipeline(tmp_path, experiment)
+        return
     cfg = compose_eval_cfg(tmp_path, [f"experiment={experiment}"], config_name=entry)
     OmegaConf.resolve(cfg)
+
+
+def _check_pipeline(tmp_path, experiment):
+    from hydra.core.global_hydra import GlobalHydra
+
+    from rmlab.cli import compose_config
+    from rmlab.pipelines.registry import PIPELINES
+
+    GlobalHydra.instance().clear()
+    cfg = compose_config("run_experiment", [f"experiment={experiment}"])
+    assert cfg.pipeline.name in PIPELINES
+    p = cfg.pipeline
+    stages = {"train_rm": [*p.preference_overrides, *p.classifier.overrides],
+              "train_dpo": [*p.preference_overrides, *p.dpo.overrides],
+              "eval_rm": ["model=/some/run/model", *p.eval.overrides]}
+    for entry, overrides in stages.items():
+        stage = compose_eval_cfg(tmp_path, rewrite_model_overrides(list(overrides)), config_name=entry)
+        OmegaConf.resolve(stage)
 
 
 def test_paths_come_from_the_paths_config(tmp_path):

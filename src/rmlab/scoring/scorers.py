@@ -157,7 +157,8 @@ class ImplicitRewardScorer:
         starts = torch.tensor([e.response_start for e in batch])
         policy = response_logprobs(self.policy, ids, mask, starts)
         if self.reference is not None:
-            ref = response_logprobs(self.reference, ids, mask, starts)
+            # the same model as its own reference (a DPO policy before training): every reward is exactly 0
+            ref = policy if self.reference is self.policy else response_logprobs(self.reference, ids, mask, starts)
             rewards = [(p - r).sum() for p, r in zip(policy, ref)]
         elif self.mode == "sum":
             rewards = [p.sum() for p in policy]

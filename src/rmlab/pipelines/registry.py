@@ -1,0 +1,14 @@
+"""Pipelines by name, for ``scripts/run_experiment.py`` (an experiment file sets ``pipeline.name``)."""
+
+from __future__ import annotations
+
+from rmlab.utils.registry import Registry
+
+PIPELINES: Registry = Registry("pipeline")
+
+
+@PIPELINES.register("dpo_vs_classifier")
+def _dpo_vs_classifier(cfg):
+    from rmlab.pipelines.dpo_vs_classifier import run_dpo_vs_classifier
+
+    return run_dpo_vs_classifier(cfg)

@@ -1,0 +1,236 @@
+"""Train a DPO model with TRL's ``DPOTrainer``: the library body of ``scripts/train_dpo.py``.
+
+TRL does the optimisation (loss, reference handling, LoRA, precomputed reference log-probs, accelerate for
+multi-GPU); this module only feeds it the project's preference registry and writes the project's outputs. The one
+thing taken over from TRL is tokenisation: pairs are tokenised by :meth:`ImplicitRewardScorer.encode` (prompt
+and response tokenised separately, the model's chat template), so the token sequences DPO trains on are exactly
+the ones ``scripts/eval_rm.py`` later scores. Over-long pairs are dropped, as in the classifier training.
+
+Outputs in the run directory: ``model/`` (a Hugging Face causal-LM directory with ``rmlab_meta.json`` naming its
+reference model, so ``scripts/eval_rm.py model=<run>/model`` scores it with that reference, or reference-free
+with ``model.reference=null``), ``checkpoints/`` (TRL/HF checkpoints; ``resume=last`` continues),
+``train_metrics.json`` (held-out implicit-reward accuracy with a bootstrap interval, before and after training;
+data provenance; throughput), ``log_history.jsonl`` (TRL's logged curves), and ``eval_<benchmark>/`` per
+benchmark in ``evaluate.benchmarks``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from rmlab.data.preference import PreferenceExample, load_preferences
+from rmlab.metrics.bootstrap import bootstrap_mean_interval
+from rmlab.models.chat_format import ChatFormatter
+from rmlab.models.loading import load_causal_lm, load_tokenizer, pick_device, resolve_model
+from rmlab.scoring.scorers import Encoded, ImplicitRewardScorer
+from rmlab.training.train_rm import evaluate_trained, save_reward_model
+from rmlab.utils.io import write_json, write_jsonl
+from rmlab.utils.run_info import run_info
+
+log = logging.getLogger(__name__)
+
+
+def tokenize_dpo_pairs(pairs: list[PreferenceExample], scorer: ImplicitRewardScorer, max_length: int
+                       ) -> tuple[list[dict], int]:
+    """TRL's pre-tokenised DPO rows (``prompt_ids``, ``chosen_ids``, ``rejected_ids``) and the number of pairs
+    dropped because the prompt plus either response is longer than ``max_length`` tokens."""
+    rows, dropped = [], 0
+    for p in pairs:
+        chosen, rejected = scorer.encode(p.prompt, p.chosen), scorer.encode(p.prompt, p.rejected)
+        if max(len(chosen.input_ids), len(rejected.input_ids)) > max_length:
+            dropped += 1
+            continue
+        start = chosen.response_start
+        assert start == rejected.response_start, "the prompt tokenises the same for both responses"
+        rows.append({"prompt_ids": chosen.input_ids[:start], "chosen_ids": chosen.input_ids[start:],
+                     "rejected_ids": rejected.input_ids[start:]})
+    return rows, dropped
+
+
+def heldout_rewards(scorer: ImplicitRewardScorer, rows: list[dict], batch_pairs: int) -> np.ndarray:
+    """``(n, 2)`` implicit rewards (chosen, rejected) of pre-tokenised pairs, scored longest first."""
+    encoded = [Encoded(r["prompt_ids"] + r[k], len(r["prompt_ids"])) for r in rows for k in ("chosen_ids", "rejected_ids")]
+    order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i].input_ids))
+    out = np.empty(len(encoded))
+    for lo in range(0, len(order), 2 * batch_pairs):
+        idx = order[lo : lo + 2 * batch_pairs]
+        out[idx] = scorer([encoded[i] for i in idx])
+    return out.reshape(-1, 2)
+
+
+def accuracy_summary(rewards: np.ndarray, cfg: DictConfig) -> dict:
+    """Accuracy (chosen strictly above rejected; ties count half, as RewardBench scores DPO ties) with a
+    bootstrap interval, and how many pairs were exact ties."""
+    wins = np.where(rewards[:, 0] > rewards[:, 1], 1.0, np.where(rewards[:, 0] == rewards[:, 1], 0.5, 0.0))
+    return {"n": len(wins), "accuracy": float(wins.mean()) if len(wins) else None,
+            "ci": bootstrap_mean_interval(wins, n_boot=cfg.bootstrap.n_boot, confidence=cfg.bootstrap.confidence,
+                                          seed=cfg.seed) if len(wins) > 1 else None,
+            "confidence": cfg.bootstrap.confidence, "ties": int((rewards[:, 0] == rewards[:, 1]).sum()),
+            "mean_margin": float((rewards[:, 0] - rewards[:, 1]).mean()) if len(wins) else None}
+
+
+def dpo_config(cfg: DictConfig, run_dir: Path, device: str, accumulate: int):
+    """TRL's ``DPOConfig`` from ``cfg.recipe`` (the Tulu-2.5 DPO recipe) and the run's logger and device."""
+    from trl import DPOConfig
+
+    r = cfg.recipe
+    report_to = _configure_wandb(cfg, run_dir) if cfg.logger.get("type") == "wandb" else "none"
+    return DPOConfig(
+        output_dir=str(run_dir / "checkpoints"), run_name=cfg.get("run_name"), seed=cfg.seed, data_seed=cfg.seed,
+        beta=r.beta, loss_type=list(r.loss_type) if OmegaConf.is_list(r.loss_type) else [r.loss_type],
+        learning_rate=r.lr, lr_scheduler_type=r.scheduler, warmup_steps=float(r.warmup_ratio), num_train_epochs=r.epochs,
+        max_steps=r.get("max_steps") or -1, per_device_train_batch_size=r.micro_batch_pairs,
+        gradient_accumulation_steps=accumulate, adam_beta1=r.betas[0], adam_beta2=r.betas[1], adam_epsilon=r.eps,
+        weight_decay=r.weight_decay, max_grad_norm=r.clip_grad_norm, max_length=None,
+        precompute_ref_log_probs=r.precompute_ref_log_probs, precompute_ref_batch_size=r.eval_batch_pairs,
+        gradient_checkpointing=r.gradient_checkpointing, disable_dropout=True, remove_unused_columns=False,
+        bf16=cfg.precision == "bf16", fp16=cfg.precision == "fp16", use_cpu=device == "cpu",
+        logging_steps=r.logging_steps, save_strategy="steps" if r.checkpoint_every_n_steps else "no",
+        save_steps=r.checkpoint_every_n_steps or 500, save_total_limit=1, report_to=report_to,
+        dataloader_num_workers=0,
+    )
+
+
+def _configure_wandb(cfg: DictConfig, run_dir: Path) -> list[str]:
+    """TRL logs to W&B through the HF integration, configured by environment variables."""
+    from rmlab.utils.loggers import _wandb_has_key
+
+    mode = cfg.logger.get("mode", "auto")
+    os.environ["WANDB_MODE"] = ("online" if _wandb_has_key() else "offline") if mode == "auto" else mode
+    os.environ["WANDB_PROJECT"] = str(cfg.logger.project)
+    os.environ["WANDB_DIR"] = str(run_dir)
+    if cfg.logger.get("entity"):
+        os.environ["WANDB_ENTITY"] = str(cfg.logger.entity)
+    if cfg.logger.get("group"):
+        os.environ["WANDB_RUN_GROUP"] = str(cfg.logger.group)
+    return ["wandb"]
+
+
+def _lora_config(recipe):
+    from peft import LoraConfig
+
+    lora = recipe.lora
+    return LoraConfig(task_type="CAUSAL_LM", r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                      target_modules=list(lora.target_modules) if lora.target_modules else None)
+
+
+class _PreTokenizedDPOTrainer:
+    """Built lazily (TRL imports are slow): a ``DPOTrainer`` that accepts datasets already tokenised by
+    :func:`tokenize_dpo_pairs` and leaves them as they are."""
+
+    _cls = None
+
+    @classmethod
+    def get(cls):
+        if cls._cls is None:
+            from trl import DPOTrainer
+
+            class PreTokenizedDPOTrainer(DPOTrainer):
+                def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+                    if {"prompt_ids", "chosen_ids", "rejected_ids"} <= set(dataset.column_names):
+                        return dataset
+                    return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+
+            cls._cls = PreTokenizedDPOTrainer
+        return cls._cls
+
+
+def train_dpo(cfg: DictConfig) -> dict:
+    from datasets import Dataset
+    from transformers import set_seed
+
+    run_dir = Path(cfg.paths.output_dir)
+    set_seed(cfg.seed)
+    t0 = time.perf_counter()
+    recipe = cfg.recipe
+    splits = load_preferences(cfg.preference, seed=cfg.seed)
+    resolved = resolve_model(str(cfg.model.pretrained), cache_dir=cfg.paths.model_cache_dir,
+                             revision=cfg.model.get("revision"))
+    tokenizer = load_tokenizer(resolved, pad_token=cfg.model.get("pad_token"))
+    formatter = ChatFormatter(tokenizer, cfg.model.get("chat_template", "tokenizer"), cfg.model.get("system_prompt"))
+    device = pick_device(cfg.get("device", "auto"))
+    # the SFT model twice: the policy that trains and the frozen reference (with LoRA, TRL disables the adapters)
+    policy = load_causal_lm(resolved, dtype="float32", device="cpu")
+    reference = None if recipe.trainable == "lora" else load_causal_lm(resolved, dtype="float32", device="cpu")
+    encoder = ImplicitRewardScorer(policy, tokenizer, formatter, max_length=10**9, device=device, reference=reference)
+    train_rows, dropped_train = tokenize_dpo_pairs(splits.train, encoder, recipe.max_length)
+    heldout_rows, dropped_heldout = tokenize_dpo_pairs(splits.heldout, encoder, recipe.max_length)
+    log.info("pairs: %d train (%d dropped as longer than %d tokens), %d held out (%d dropped)", len(train_rows),
+             dropped_train, recipe.max_length, len(heldout_rows), dropped_heldout)
+    if not train_rows:
+        raise ValueError(f"every training pair is longer than recipe.max_length={recipe.max_length}")
+
+    before = None
+    if cfg.get("heldout_before", False) and heldout_rows:  # policy == reference: every reward is 0, every pair a tie
+        before = accuracy_summary(heldout_rewards(_scorer(policy, policy, tokenizer, formatter, device),
+                                                  heldout_rows, recipe.eval_batch_pairs), cfg)
+        log.info("held-out implicit-reward accuracy before training: %s", before)
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    accumulate = max(1, recipe.pairs_per_update // (recipe.micro_batch_pairs * world))
+    trainer = _PreTokenizedDPOTrainer.get()(
+        model=policy, ref_model=reference, args=dpo_config(cfg, run_dir, device, accumulate),
+        train_dataset=Dataset.from_list(train_rows), processing_class=tokenizer,
+        peft_config=_lora_config(recipe) if recipe.trainable == "lora" else None)
+    fit_t0 = time.perf_counter()
+    trainer.train(resume_from_checkpoint=_resume_checkpoint(cfg.get("resume"), run_dir))
+    fit_seconds = time.perf_counter() - fit_t0
+    trained = trainer.model
+    if hasattr(trained, "merge_and_unload"):
+        trained = trained.merge_and_unload()
+    trained.eval()
+    ref_for_eval = reference if reference is not None else load_causal_lm(resolved, dtype="float32", device=device)
+    after = accuracy_summary(heldout_rewards(_scorer(trained, ref_for_eval, tokenizer, formatter, device),
+                                            heldout_rows, recipe.eval_batch_pairs), cfg) if heldout_rows else None
+    log.info("held-out implicit-reward accuracy after training: %s", after)
+
+    tokens = int(getattr(trainer, "_total_train_tokens", 0))
+    metrics = {
+        "heldout": after, "heldout_before": before,
+        "train": {"pairs": len(train_rows), "dropped_too_long": dropped_train, "global_steps": trainer.state.global_step,
+                  "epochs": recipe.epochs, "accumulate_grad_batches": accumulate, "fit_seconds": fit_seconds,
+                  "tokens_seen": tokens, "tokens_per_second": tokens / fit_seconds if fit_seconds else None,
+                  "final": _last_logged(trainer.state.log_history)},
+        "data": splits.info,
+        "model": {"base": resolved.spec, "base_fingerprint": resolved.fingerprint, "trainable": recipe.trainable},
+        "seed": cfg.seed,
+    }
+    write_jsonl(run_dir / "log_history.jsonl", trainer.state.log_history)
+    model_dir = save_reward_model(trained, tokenizer, run_dir / "model", {
+        "kind": "implicit", "reference_model": resolved.spec, "reference_fingerprint": resolved.fingerprint,
+        "base_model": resolved.spec, "chat_template": formatter.template, "beta": recipe.beta,
+        "data": splits.info, "recipe": OmegaConf.to_container(recipe, resolve=True), "seed": cfg.seed,
+        "heldout": after, **run_info(cfg.paths.root_dir)})
+    metrics["model_dir"] = str(model_dir)
+    metrics["wall_seconds"] = time.perf_counter() - t0
+    metrics["run"] = run_info(cfg.paths.root_dir)
+    write_json(run_dir / "train_metrics.json", metrics)
+    metrics["evaluations"] = evaluate_trained(cfg, model_dir, run_dir)
+    return metrics
+
+
+def _scorer(policy, reference, tokenizer, formatter, device: str) -> ImplicitRewardScorer:
+    for model in (policy, reference):
+        model.to(device).eval()
+    return ImplicitRewardScorer(policy, tokenizer, formatter, max_length=10**9, device=device, reference=reference)
+
+
+def _last_logged(history: list[dict]) -> dict:
+    """The last logged training metrics (TRL logs loss, rewards/accuracies, rewards/margins, ...)."""
+    rows = [h for h in history if "loss" in h]
+    return rows[-1] if rows else {}
+
+
+def _resume_checkpoint(resume: str | None, run_dir: Path) -> str | bool | None:
+    """``last`` resumes from this run's newest HF checkpoint when there is one; a path resumes from it."""
+    if resume == "last":
+        ckpts = sorted((run_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+        return str(ckpts[-1]) if ckpts else None
+    return resume
+

@@ -1,0 +1,106 @@
+"""DPO training with TRL: tokenisation shared with the scorer, the Hydra entry point on a tiny model, the saved
+model's implicit reward against a hand computation, held-out accuracy before training (all ties)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from rmlab.data.preference import PreferenceExample
+from rmlab.models.chat_format import ChatFormatter
+from rmlab.scoring.build import plan_scorer
+from rmlab.scoring.scorers import ImplicitRewardScorer
+from rmlab.training.train_dpo import accuracy_summary, heldout_rewards, tokenize_dpo_pairs
+from tests.conftest import ROOT, compose_eval_cfg
+
+PAIRS = [
+    PreferenceExample("t", "a", (("user", "What is 2+2?"),), "It is 4.", "It is 5, I think."),
+    PreferenceExample("t", "b", (("user", "Hi"), ("assistant", "Hello!"), ("user", "Name a colour.")), "Blue.", "No."),
+]
+
+
+def _tiny_overrides(model_dir, extra=()):
+    return [f"model={model_dir}", "preference.max_pairs=24", "preference.heldout_pairs=8",
+            "recipe.pairs_per_update=4", "recipe.micro_batch_pairs=2", "recipe.max_length=256", "recipe.lr=1e-3",
+            "recipe.checkpoint_every_n_steps=1", "bootstrap.n_boot=50", "precision=fp32", "device=cpu", *extra]
+
+
+def test_dpo_rows_are_the_scorers_token_sequences(tiny_lm_dir, tokenizer):
+    lm = AutoModelForCausalLM.from_pretrained(tiny_lm_dir)
+    scorer = ImplicitRewardScorer(lm, tokenizer, ChatFormatter(tokenizer), max_length=10**9, device="cpu", reference=lm)
+    rows, dropped = tokenize_dpo_pairs(PAIRS, scorer, max_length=4096)
+    assert dropped == 0 and len(rows) == 2
+    for pair, row in zip(PAIRS, rows):
+        enc = scorer.encode(pair.prompt, pair.chosen)
+        assert row["prompt_ids"] + row["chosen_ids"] == enc.input_ids
+        assert len(row["prompt_ids"]) == enc.response_start
+        assert row["prompt_ids"] + row["rejected_ids"] == scorer.encode(pair.prompt, pair.rejected).input_ids
+    short = min(len(r["prompt_ids"]) + max(len(r["chosen_ids"]), len(r["rejected_ids"])) for r in rows)
+    rows, dropped = tokenize_dpo_pairs(PAIRS, scorer, max_length=short)
+    assert (len(rows), dropped) == (1, 1)  # over-long pairs are dropped, not truncated
+
+
+def test_policy_equal_to_reference_gives_all_ties(tiny_lm_dir, tokenizer, tmp_path):
+    lm = AutoModelForCausalLM.from_pretrained(tiny_lm_dir)
+    scorer = ImplicitRewardScorer(lm, tokenizer, ChatFormatter(tokenizer), max_length=10**9, device="cpu", reference=lm)
+    rows, _ = tokenize_dpo_pairs(PAIRS, scorer, max_length=4096)
+    rewards = heldout_rewards(scorer, rows, batch_pairs=1)
+    assert rewards.shape == (2, 2) and np.all(rewards == 0)
+    cfg = compose_eval_cfg(tmp_path, ["bootstrap.n_boot=20"], "train_dpo")
+    summary = accuracy_summary(rewards, cfg)
+    assert summary["ties"] == 2 and summary["accuracy"] == 0.5  # a tie counts half
+    summary = accuracy_summary(np.array([[1.0, 0.0], [0.0, 2.0], [3.0, -1.0]]), cfg)
+    assert summary["accuracy"] == pytest.approx(2 / 3) and summary["ties"] == 0
+
+
+def _hand_implicit_reward(policy, reference, ids: list[int], start: int) -> float:
+    """sum over response tokens of log pi(y_t | y_<t) - log pi_ref(y_t | y_<t), with plain full-vocabulary
+    log-softmax over one unpadded sequence."""
+    x = torch.tensor([ids])
+    total = 0.0
+    for model, sign in ((policy, 1.0), (reference, -1.0)):
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=x).logits[0].double(), dim=-1)
+        total += sign * sum(logp[t - 1, ids[t]].item() for t in range(start, len(ids)))
+    return total
+
+
+@pytest.mark.slow
+def test_entry_point_trains_and_the_saved_model_scores_with_its_reference(tmp_path, tiny_lm_dir, tokenizer, data_dir):
+    env = {**os.environ, "RMLAB_LOG_DIR": str(tmp_path / "logs"), "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "scripts/train_dpo.py", *_tiny_overrides(tiny_lm_dir, [
+        "recipe.max_steps=2", "logger=csv", "heldout_before=true", "scoring.progress=false",
+        f"paths.score_cache_dir={tmp_path / 'scores'}", "evaluate.benchmarks=[rm_bench]",
+        "evaluate.overrides=['benchmark.max_per_domain=1','bootstrap.n_boot=0']"])]
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert res.returncode == 0, res.stderr[-3000:]
+    (run,) = (tmp_path / "logs" / "train_dpo" / "runs").iterdir()
+    metrics = json.loads((run / "train_metrics.json").read_text())
+    assert metrics["train"]["global_steps"] == 2 and metrics["data"]["train_fingerprint"]
+    before, after = metrics["heldout_before"], metrics["heldout"]
+    assert before["ties"] == before["n"] > 0  # policy = reference before training
+    assert after["ties"] < after["n"]  # two steps at lr 1e-3 moved the policy
+    history = [json.loads(line) for line in (run / "log_history.jsonl").read_text().splitlines()]
+    assert any("rewards/accuracies" in h for h in history)
+    meta = json.loads((run / "model" / "rmlab_meta.json").read_text())
+    assert meta["kind"] == "implicit" and meta["reference_model"] == str(tiny_lm_dir) and meta["beta"] == 0.1
+    ev = json.loads((run / "eval_rm_bench" / "metrics.json").read_text())
+    assert ev["scorer"]["scorer"] == "implicit" and "reference" in ev["scorer"]  # found in the metadata
+
+    # the evaluator's scorer for the saved model (reference found in its metadata) equals a hand computation
+    cfg = compose_eval_cfg(tmp_path, [f"model={run / 'model'}"])
+    plan = plan_scorer(cfg.model, cache_dir=cfg.paths.model_cache_dir, device="cpu")
+    assert plan.describe["scorer"] == "implicit" and plan.describe["reference"] == meta["reference_fingerprint"]
+    scorer = plan.factory()
+    policy = AutoModelForCausalLM.from_pretrained(run / "model").eval()
+    reference = AutoModelForCausalLM.from_pretrained(tiny_lm_dir).eval()
+    for pair in PAIRS:
+        enc = scorer.encode(pair.prompt, pair.chosen)
+        expected = _hand_implicit_reward(policy, reference, enc.input_ids, enc.response_start)
+        assert float(scorer([enc])[0]) == pytest.approx(expected, rel=1e-4, abs=1e-4)
+        assert abs(expected) > 1e-6  # trained away from the reference
