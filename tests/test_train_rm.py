@@ -133,3 +133,25 @@ def test_bf16_mixed_precision_with_clipping(tmp_path, tiny_classifier_dir, data_
                                                                             "trainer.precision=bf16-mixed"]))
     out = train_reward_model(cfg)
     assert out["train"]["global_steps"] == 1 and out["heldout"]["n"] > 0
+
+
+def test_throughput_benchmark_runs_both_trainers_on_the_same_work(tmp_path, tiny_classifier_dir, data_dir):
+    from hydra.core.global_hydra import GlobalHydra
+
+    from rmlab.cli import compose_config, rewrite_model_overrides
+    from rmlab.training.throughput import benchmark
+
+    GlobalHydra.instance().clear()
+    cfg = compose_config("bench_train_rm", rewrite_model_overrides([
+        f"model={tiny_classifier_dir}", "bench.steps=3", "bench.pairs_per_step=2", "preference.max_pairs=12",
+        "recipe.max_length=256"]))
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "run")
+    report = benchmark(cfg)
+    assert report["ours"]["steps"] == report["trl"]["steps"] == 3
+    # the same pairs and padding-free token counts: both trainers saw the same real tokens
+    assert report["ours"]["tokens"] == report["trl"]["tokens"] > 0
+    for side in ("ours", "trl"):
+        assert 0 < report[side]["startup_and_first_step_seconds"] < report[side]["seconds"]
+        assert report[side]["steady_tokens_per_second"] > 0
+    assert (tmp_path / "run" / "bench_train.json").is_file()

@@ -100,7 +100,8 @@ def load_preferences(cfg, *, seed: int) -> PreferenceSplits:
     elif cfg.get("hub_id"):
         import datasets
 
-        ds = datasets.load_dataset(cfg.hub_id, cfg.get("hub_config"), split=cfg.hub_split)
+        ds = datasets.load_dataset(cfg.hub_id, cfg.get("hub_config"), split=cfg.hub_split,
+                                   **({"data_dir": cfg.hub_data_dir} if cfg.get("hub_data_dir") else {}))
         files = []
         examples = convert_rows(iter(ds), converter=converter, id_prefix=cfg.hub_split,
                                 where=f"{cfg.hub_id}:{cfg.hub_split}",

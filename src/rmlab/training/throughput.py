@@ -4,7 +4,8 @@ Same backbone and new head (seeded), same HH-RLHF pairs in the same chat format,
 (fp32 unless configured), full fine-tuning, dropout off, no gradient accumulation, no checkpoint saving, no
 logging; TRL's own defaults that would change the work are set explicitly: ``bf16=False`` (TRL turns bf16 on by
 default) and ``activation_checkpointing=False`` (on by default in TRL's base config). Throughput is real
-(non-padding) training tokens per second over the whole ``fit`` / ``train`` call, first step included for both.
+(non-padding) training tokens per second over the whole ``fit`` / ``train`` call (start-up and first step
+included for both), and in steady state (steps 2..n, what a long run sees).
 By default both draw random batches (``bench.group_by_length=false``), so both pad the same way; with ``true`` ours
 batches by length, as ``recipe.group_by_length`` does in real runs.
 """
@@ -45,11 +46,24 @@ def run_ours(cfg, resolved, tokenizer, formatter, pairs) -> dict:
                          logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
                          gradient_clip_val=cfg.recipe.clip_grad_norm)
+    first = {}
+
+    class AfterFirstStep(pl.Callback):
+        def on_train_batch_end(self, *args, **kwargs):
+            first.setdefault("at", (time.perf_counter(), module.tokens_seen))
+
+    trainer.callbacks.append(AfterFirstStep())
     t0 = time.perf_counter()
     trainer.fit(module, datamodule=dm)
-    seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "tokens": module.tokens_seen, "tokens_per_second": module.tokens_seen / seconds,
-            "steps": trainer.global_step}
+    return _rates(t0, time.perf_counter(), module.tokens_seen, first["at"], trainer.global_step)
+
+
+def _rates(t0: float, t1: float, tokens: int, first: tuple[float, int], steps: int) -> dict:
+    """Whole-call tokens/s (start-up and first step included) and steady-state tokens/s (steps 2..n)."""
+    t_first, tok_first = first
+    return {"seconds": t1 - t0, "tokens": tokens, "tokens_per_second": tokens / (t1 - t0), "steps": steps,
+            "steady_tokens_per_second": (tokens - tok_first) / (t1 - t_first),
+            "startup_and_first_step_seconds": t_first - t0}
 
 
 def run_trl(cfg, resolved, tokenizer, formatter, pairs, out_dir: str) -> dict:
@@ -67,12 +81,20 @@ def run_trl(cfg, resolved, tokenizer, formatter, pairs, out_dir: str) -> dict:
                         max_grad_norm=cfg.recipe.clip_grad_norm, report_to="none", save_strategy="no",
                         logging_steps=max(1, cfg.bench.steps), disable_tqdm=True, seed=cfg.seed,
                         disable_dropout=True, dataloader_num_workers=0)
-    trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    from transformers import TrainerCallback
+
+    first = {}
+
+    class AfterFirstStep(TrainerCallback):
+        def on_step_end(self, *args, **kwargs):
+            first.setdefault("at", (time.perf_counter(), int(trainer._total_train_tokens)))
+
+    trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                            callbacks=[AfterFirstStep()])
     t0 = time.perf_counter()
     trainer.train()
-    seconds = time.perf_counter() - t0
     tokens = int(trainer._total_train_tokens)  # non-pad tokens TRL counts for its num_tokens log
-    return {"seconds": seconds, "tokens": tokens, "tokens_per_second": tokens / seconds, "steps": trainer.state.global_step}
+    return _rates(t0, time.perf_counter(), tokens, first["at"], trainer.state.global_step)
 
 
 def benchmark(cfg) -> dict:
@@ -89,12 +111,15 @@ def benchmark(cfg) -> dict:
     report["trl"] = run_trl(cfg, resolved, tokenizer, formatter, pairs, f"{cfg.paths.output_dir}/trl")
     report["ours"] = run_ours(cfg, resolved, tokenizer, formatter, pairs)
     report["ours_over_trl"] = report["ours"]["tokens_per_second"] / report["trl"]["tokens_per_second"]
+    report["ours_over_trl_steady"] = (report["ours"]["steady_tokens_per_second"]
+                                      / report["trl"]["steady_tokens_per_second"])
     write_json(f"{cfg.paths.output_dir}/bench_train.json", report)
     print(f"RM training throughput: {report['model']}, {report['steps']} steps x {report['pairs_per_step']} pairs, "
           f"{report['precision']}, max_length {report['max_length']}, {report['threads']} threads")
     for name in ("trl", "ours"):
         r = report[name]
-        print(f"  {name:5s} {r['tokens_per_second']:8.1f} tokens/s  ({r['tokens']} tokens, {r['steps']} steps, "
-              f"{r['seconds']:.1f} s)")
-    print(f"  ours / TRL = {report['ours_over_trl']:.2f}x")
+        print(f"  {name:5s} {r['tokens_per_second']:8.1f} tokens/s whole call ({r['tokens']} tokens, {r['steps']} "
+              f"steps, {r['seconds']:.1f} s; start-up + first step {r['startup_and_first_step_seconds']:.1f} s), "
+              f"{r['steady_tokens_per_second']:.1f} tokens/s over steps 2..{r['steps']}")
+    print(f"  ours / TRL = {report['ours_over_trl']:.2f}x whole call, {report['ours_over_trl_steady']:.2f}x steady state")
     return report
