@@ -64,7 +64,8 @@ def tiny_classifier_dir(tmp_path_factory, tokenizer) -> Path:
     return build_tiny_classifier(tmp_path_factory.mktemp("tiny-rm"), tokenizer, seed=0)
 
 
-def compose_eval_cfg(tmp_path: Path, overrides: list[str] | None = None, config_name: str = "eval_rm"):
+def compose_eval_cfg(tmp_path: Path, overrides: list[str] | None = None, config_name: str = "eval_rm",
+                     base: tuple[str, ...] = ("device=cpu", "logger=none", "scoring.progress=false")):
     """The real ``conf/<config_name>.yaml`` with CPU, no logger, and outputs and score cache under ``tmp_path``."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -77,7 +78,7 @@ def compose_eval_cfg(tmp_path: Path, overrides: list[str] | None = None, config_
         cfg = compose(
             config_name=config_name,
             overrides=rewrite_model_overrides(
-                ["device=cpu", "logger=none", "scoring.progress=false", *(overrides or [])]
+                [*base, *(overrides or [])]
             ),
             return_hydra_config=True,
         )
@@ -87,6 +88,10 @@ def compose_eval_cfg(tmp_path: Path, overrides: list[str] | None = None, config_
         cfg.paths.log_dir = str(tmp_path / "logs")
         del cfg["hydra"]
     return cfg
+
+
+def compose_ppo_cfg(tmp_path: Path, overrides: list[str] | None = None):
+    return compose_eval_cfg(tmp_path, overrides, "train_ppo", base=("device=cpu", "logger=none"))
 
 
 def compose_train_cfg(tmp_path: Path, overrides: list[str] | None = None):

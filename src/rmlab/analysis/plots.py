@@ -53,3 +53,26 @@ def bar_chart(values: dict[str, float], *, title: str, ylabel: str, path: Path) 
         return save_figure(path, fig)
     finally:
         plt.close(fig)
+
+
+def training_curves(history: list[dict], keys: dict[str, str], *, path: Path, title: str) -> Path:
+    """One small panel per logged key (``keys``: log key -> label), against the logged step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    present = {k: v for k, v in keys.items() if any(k in h for h in history)}
+    fig, axes = plt.subplots(1, max(1, len(present)), figsize=(3.0 * max(1, len(present)), 2.6), squeeze=False)
+    for ax, (key, label) in zip(axes[0], present.items()):
+        rows = [(h.get("step", i), h[key]) for i, h in enumerate(history) if key in h]
+        ax.plot([s for s, _ in rows], [v for _, v in rows], marker=".", lw=1)
+        ax.set_title(label, fontsize=8)
+        ax.set_xlabel("update", fontsize=7)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    try:
+        return save_figure(path, fig)
+    finally:
+        plt.close(fig)

@@ -89,7 +89,7 @@ def dpo_config(cfg: DictConfig, run_dir: Path, device: str, accumulate: int):
         gradient_accumulation_steps=accumulate, adam_beta1=r.betas[0], adam_beta2=r.betas[1], adam_epsilon=r.eps,
         weight_decay=r.weight_decay, max_grad_norm=r.clip_grad_norm, max_length=None,
         precompute_ref_log_probs=r.precompute_ref_log_probs, precompute_ref_batch_size=r.eval_batch_pairs,
-        gradient_checkpointing=r.gradient_checkpointing, disable_dropout=True, remove_unused_columns=False,
+        activation_checkpointing=r.gradient_checkpointing, disable_dropout=True, remove_unused_columns=False,
         bf16=cfg.precision == "bf16", fp16=cfg.precision == "fp16", use_cpu=device == "cpu",
         logging_steps=r.logging_steps, save_strategy="steps" if r.checkpoint_every_n_steps else "no",
         save_steps=r.checkpoint_every_n_steps or 500, save_total_limit=1, report_to=report_to,

@@ -1,0 +1,264 @@
+"""PPO-train a policy against a reward model with TRL (``trl.experimental.ppo``): the body of ``scripts/train_ppo.py``.
+
+As Tulu-2.5 does: the policy and its frozen reference start from the SFT model; the value model starts from the
+reward model; prompts come from the reward model's own preference data (the training split, seeded subsample).
+TRL runs the rollouts, GAE, the clipped policy and value losses, the KL penalty and the missing-EOS penalty;
+the reward itself goes through text (:mod:`rmlab.training.ppo_reward`), so it is what the evaluator gives.
+
+Outputs in the run directory: ``policy/`` (a Hugging Face model directory with ``rmlab_meta.json``: SFT model,
+reward model, data fingerprint, recipe, seed, versions), ``log_history.jsonl`` and ``curves.png`` (reward, KL,
+entropy, value loss, response length; also sent to W&B), ``train_metrics.json`` with the held-out comparison:
+greedy responses of the SFT policy and of the trained policy to the same held-out prompts, their mean reward
+under the reward model, the difference with a paired bootstrap interval, and the trained policy's log-ratio to
+the reference on its own responses.
+
+TRL's PPO loop has no resume; a killed run starts again (its outputs are written only at the end, atomically).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from transformers import TrainerCallback
+
+from rmlab.analysis.plots import training_curves
+from rmlab.data.preference import load_preferences
+from rmlab.evaluation.generate import generate_ids
+from rmlab.metrics.bootstrap import bootstrap_mean_interval
+from rmlab.models.chat_format import ChatFormatter
+from rmlab.models.loading import (
+    load_causal_lm,
+    load_classifier,
+    load_tokenizer,
+    pick_device,
+    read_model_meta,
+    resolve_model,
+)
+from rmlab.scoring.scorers import ClassifierScorer, response_logprobs
+from rmlab.training.ppo_reward import TextReward, text_rewards
+from rmlab.training.train_rm import save_reward_model
+from rmlab.utils.io import write_json, write_jsonl
+from rmlab.utils.run_info import run_info
+
+log = logging.getLogger(__name__)
+
+
+def check_same_tokenizer(policy_tok, rm_tok, policy_spec: str, rm_spec: str) -> None:
+    """TRL's PPO feeds the policy's token ids to the value model (initialised from the reward model)."""
+    if policy_tok.get_vocab() != rm_tok.get_vocab():
+        raise ValueError(
+            f"the policy {policy_spec!r} and the reward model {rm_spec!r} do not share a tokenizer: PPO passes the "
+            "policy's token ids to the value model, which starts from the reward model. Train the reward model on "
+            "a backbone with the policy's tokenizer (e.g. the SFT model itself)."
+        )
+
+
+def unique_prompts(pairs, limit: int | None, seed: int) -> list[tuple]:
+    """The distinct prompts of preference pairs, in a seeded random order, at most ``limit``."""
+    prompts = list(dict.fromkeys(p.prompt for p in pairs))
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(prompts))
+    return [prompts[i] for i in order[: limit or len(prompts)]]
+
+
+def encode_prompts(prompts: list[tuple], formatter: ChatFormatter, max_length: int) -> tuple[list[tuple], list[list[int]]]:
+    """Prompt turns rendered with the generation prompt and tokenised; prompts longer than ``max_length`` are
+    dropped."""
+    kept, ids = [], []
+    for p in prompts:
+        x = formatter.tokenizer(formatter.format(p, "").prefix, add_special_tokens=formatter.add_special_tokens)["input_ids"]
+        if len(x) <= max_length:
+            kept.append(p)
+            ids.append(x)
+    return kept, ids
+
+
+def ppo_config(cfg: DictConfig, run_dir: Path, device: str):
+    from trl.experimental.ppo import PPOConfig
+
+    from rmlab.training.train_dpo import _configure_wandb
+
+    r = cfg.recipe
+    return PPOConfig(
+        output_dir=str(run_dir / "checkpoints"), run_name=cfg.get("run_name"), seed=cfg.seed, data_seed=cfg.seed,
+        learning_rate=r.lr, lr_scheduler_type=r.scheduler, warmup_steps=float(r.warmup_ratio),
+        per_device_train_batch_size=r.rollouts_per_device_batch, gradient_accumulation_steps=r.gradient_accumulation,
+        num_mini_batches=r.num_mini_batches, num_ppo_epochs=r.ppo_epochs, total_episodes=r.total_episodes,
+        local_rollout_forward_batch_size=r.rollout_forward_batch, response_length=r.response_length,
+        stop_token="eos", temperature=r.temperature, missing_eos_penalty=r.missing_eos_penalty,
+        kl_coef=r.kl_coef, kl_estimator=r.kl_estimator, cliprange=r.cliprange, cliprange_value=r.cliprange_value,
+        vf_coef=r.vf_coef, gamma=r.gamma, lam=r.lam, whiten_rewards=r.whiten_rewards, max_grad_norm=r.clip_grad_norm,
+        num_sample_generations=0, save_strategy="no", logging_steps=1, report_to=(
+            _configure_wandb(cfg, run_dir) if cfg.logger.get("type") == "wandb" else "none"),
+        bf16=cfg.precision == "bf16", fp16=cfg.precision == "fp16", use_cpu=device == "cpu",
+        activation_checkpointing=r.gradient_checkpointing, dataloader_num_workers=0,
+    )
+
+
+def heldout_comparison(cfg, *, sft, trained, reference, tokenizer, reward: TextReward, prompts, queries, device) -> dict:
+    """Greedy responses of the SFT and trained policies to the same held-out prompts, scored by the RM."""
+    kw = {"pad_id": tokenizer.pad_token_id, "eos_id": tokenizer.eos_token_id, "max_new_tokens": cfg.recipe.response_length,
+              "batch_size": cfg.evaluate.batch_size, "device": device}
+    out, rewards, responses = {}, {}, {}
+    for name, model in (("sft", sft), ("trained", trained)):
+        model.eval()
+        responses[name] = generate_ids(model, queries, **kw)
+        with torch.inference_mode():
+            rewards[name] = reward.score(prompts, responses[name]).double().numpy()
+        has_eos = np.array([bool(r) and r[-1] == tokenizer.eos_token_id for r in responses[name]])
+        out[name] = {"mean_reward": float(rewards[name].mean()), "eos_rate": float(has_eos.mean()),
+                     "mean_response_tokens": float(np.mean([len(r) for r in responses[name]]))}
+    diff = rewards["trained"] - rewards["sft"]
+    out["difference"] = {"mean": float(diff.mean()), "ci": bootstrap_mean_interval(
+        diff, n_boot=cfg.bootstrap.n_boot, confidence=cfg.bootstrap.confidence, seed=cfg.seed),
+        "confidence": cfg.bootstrap.confidence, "paired_over_prompts": len(diff)}
+    out["log_ratio_to_reference"] = float(np.mean(
+        _sequence_log_ratio(trained, reference, queries, responses["trained"], tokenizer.pad_token_id, device)))
+    out["n_prompts"] = len(prompts)
+    out["samples"] = [{"prompt": [list(t) for t in p], "sft": tokenizer.decode(a, skip_special_tokens=True),
+                       "trained": tokenizer.decode(b, skip_special_tokens=True), "reward_sft": float(x),
+                       "reward_trained": float(y)}
+                      for p, a, b, x, y in zip(prompts, responses["sft"], responses["trained"], rewards["sft"],
+                                               rewards["trained"])]
+    return out
+
+
+@torch.inference_mode()
+def _sequence_log_ratio(policy, reference, queries, responses, pad_id: int, device: str) -> list[float]:
+    """sum over response tokens of log pi - log pi_ref: the per-sequence KL estimate on the policy's responses."""
+    out = []
+    for q, r in zip(queries, responses):
+        if not r:
+            out.append(0.0)
+            continue
+        ids = torch.tensor([list(q) + list(r)], device=device)
+        mask = torch.ones_like(ids)
+        start = torch.tensor([len(q)])
+        lp = response_logprobs(policy, ids, mask, start)[0].sum() - response_logprobs(reference, ids, mask, start)[0].sum()
+        out.append(float(lp))
+    return out
+
+
+@dataclass
+class PPOSetup:
+    trainer: object
+    reward: TextReward
+    tokenizer: object
+    sft: object
+    reference: object
+    eval_prompts: list
+    eval_ids: list
+    info: dict
+    device: str
+
+
+def setup_ppo(cfg: DictConfig) -> PPOSetup:
+    """Models, prompts, the text reward and TRL's ``PPOTrainer``, ready to train."""
+    from datasets import Dataset
+    from transformers import set_seed
+    from trl.experimental.ppo import PPOTrainer
+
+    set_seed(cfg.seed)
+    r = cfg.recipe
+    device = pick_device(cfg.get("device", "auto"))
+    policy_res = resolve_model(str(cfg.policy), cache_dir=cfg.paths.model_cache_dir)
+    rm_res = resolve_model(str(cfg.reward_model), cache_dir=cfg.paths.model_cache_dir)
+    tokenizer = load_tokenizer(policy_res, pad_token=cfg.get("pad_token"), padding_side="left")
+    if tokenizer.pad_token_id == tokenizer.eos_token_id:
+        raise ValueError(f"policy {policy_res.spec!r}: pad token equals EOS; set pad_token to another token of its "
+                         "vocabulary (TRL's PPO finds response ends and missing EOS by these ids)")
+    rm_tokenizer = load_tokenizer(rm_res)
+    check_same_tokenizer(tokenizer, rm_tokenizer, policy_res.spec, rm_res.spec)
+    rm_meta = read_model_meta(rm_res)
+    policy_fmt = ChatFormatter(tokenizer, cfg.get("chat_template", "tokenizer"), cfg.get("system_prompt"))
+    rm_fmt = ChatFormatter(rm_tokenizer, rm_meta.get("chat_template", cfg.get("chat_template", "tokenizer")),
+                           cfg.get("system_prompt"))
+
+    splits = load_preferences(cfg.preference, seed=cfg.seed)  # the RM's data: same registry, split and seed
+    train_prompts, train_ids = encode_prompts(unique_prompts(splits.train, cfg.prompts.max_train, cfg.seed),
+                                              policy_fmt, r.max_prompt_length)
+    eval_prompts, eval_ids = encode_prompts(unique_prompts(splits.heldout, None, cfg.seed), policy_fmt,
+                                            r.max_prompt_length)
+    eval_prompts, eval_ids = eval_prompts[: cfg.prompts.heldout], eval_ids[: cfg.prompts.heldout]
+    log.info("PPO prompts: %d train, %d held out (at most %d prompt tokens)", len(train_ids), len(eval_ids),
+             r.max_prompt_length)
+    if not train_ids:
+        raise ValueError(f"no training prompt is within recipe.max_prompt_length={r.max_prompt_length} tokens")
+
+    policy, reference, sft = (load_causal_lm(policy_res, dtype="float32", device="cpu") for _ in range(3))
+    for m in (policy, reference, sft):  # sft: the untouched SFT policy, for the held-out comparison
+        m.generation_config.pad_token_id = tokenizer.pad_token_id
+    rm_model, _ = load_classifier(rm_res, dtype="float32", device="cpu", pad_token_id=rm_tokenizer.pad_token_id)
+    value, _ = load_classifier(rm_res, dtype="float32", device="cpu", pad_token_id=tokenizer.pad_token_id)
+    scorer = ClassifierScorer(rm_model.eval(), rm_tokenizer, rm_fmt, max_length=r.reward_max_length, device=device)
+    prompt_of = {tuple(ids): p for p, ids in zip([*train_prompts, *eval_prompts], [*train_ids, *eval_ids])}
+    reward = TextReward(scorer, prompt_of, tokenizer)
+    run_dir = Path(cfg.paths.output_dir)
+    trainer = PPOTrainer(args=ppo_config(cfg, run_dir, device), processing_class=tokenizer, model=policy,
+                         ref_model=reference, reward_model=reward, value_model=value,
+                         train_dataset=Dataset.from_dict({"input_ids": train_ids}))
+    trainer.callback_handler.callbacks.insert(0, _ResponseLength(reward))
+    info = {"sft_model": policy_res.spec, "sft_fingerprint": policy_res.fingerprint, "reward_model": rm_res.spec,
+            "reward_model_fingerprint": rm_res.fingerprint, "data": splits.info,
+            "prompts": {"train": len(train_ids), "heldout": len(eval_ids)},
+            "recipe": OmegaConf.to_container(r, resolve=True), "seed": cfg.seed}
+    return PPOSetup(trainer, reward, tokenizer, sft, reference, eval_prompts, eval_ids, info, device)
+
+
+def train_ppo(cfg: DictConfig) -> dict:
+    run_dir = Path(cfg.paths.output_dir)
+    t0 = time.perf_counter()
+    s = setup_ppo(cfg)
+    trainer, device = s.trainer, s.device
+    fit_t0 = time.perf_counter()
+    with text_rewards():
+        trainer.train()
+    fit_seconds = time.perf_counter() - fit_t0
+    trained = trainer.model.policy if hasattr(trainer.model, "policy") else trainer.model
+
+    s.reward.scorer.device = device
+    comparison = heldout_comparison(cfg, sft=s.sft.to(device), trained=trained.to(device),
+                                    reference=s.reference.to(device), tokenizer=s.tokenizer, reward=s.reward,
+                                    prompts=s.eval_prompts, queries=s.eval_ids, device=device) if s.eval_ids else None
+    history = trainer.state.log_history
+    write_jsonl(run_dir / "log_history.jsonl", history)
+    curves = training_curves(history, CURVES, path=run_dir / "curves.png", title=f"PPO against {s.info['reward_model']}")
+    metrics = {**s.info, "heldout": comparison and {k: v for k, v in comparison.items() if k != "samples"},
+               "train": {"updates": trainer.state.global_step, "episodes": trainer.state.episode,
+                         "fit_seconds": fit_seconds, "final": history[-1] if history else {}},
+               "curves": str(curves)}
+    policy_dir = save_reward_model(trained, s.tokenizer, run_dir / "policy", {
+        "kind": "policy", **s.info, "heldout": metrics["heldout"], **run_info(cfg.paths.root_dir)})
+    if comparison:
+        write_jsonl(run_dir / "heldout_samples.jsonl", comparison["samples"])
+    metrics["policy_dir"] = str(policy_dir)
+    metrics["wall_seconds"] = time.perf_counter() - t0
+    metrics["run"] = run_info(cfg.paths.root_dir)
+    write_json(run_dir / "train_metrics.json", metrics)
+    log.info("held-out reward: SFT %s, trained %s, difference %s", *(
+        (comparison or {}).get(k) for k in ("sft", "trained", "difference")))
+    return metrics
+
+
+CURVES = {"objective/scores": "reward (RM score)", "objective/kl": "KL to reference", "objective/entropy": "entropy",
+          "loss/value_avg": "value loss", "response_length": "response length (tokens)"}
+
+
+class _ResponseLength(TrainerCallback):
+    """Adds the mean length of the responses scored since the last log to TRL's logs (W&B and log history)."""
+
+    def __init__(self, reward: TextReward):
+        self.reward = reward
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        lengths, self.reward.response_lengths = self.reward.response_lengths, []
+        if logs is not None and lengths:
+            logs["response_length"] = float(np.mean(lengths))
+            if state.log_history:
+                state.log_history[-1]["response_length"] = logs["response_length"]

