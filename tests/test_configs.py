@@ -37,7 +37,11 @@ def test_experiments_compose(tmp_path, experiment):
     if entry == "run_experiment":  # a pipeline: its own config, and every stage's config with its overrides
         _check_pipeline(tmp_path, experiment)
         return
-    cfg = compose_eval_cfg(tmp_path, [f"experiment={experiment}"], config_name=entry)
+    if entry == "train_ppo":  # the reward model is given on the command line
+        cfg = compose_eval_cfg(tmp_path, [f"experiment={experiment}", "reward_model=/some/rm"], config_name=entry,
+                               base=("device=cpu", "logger=none"))
+    else:
+        cfg = compose_eval_cfg(tmp_path, [f"experiment={experiment}"], config_name=entry)
     OmegaConf.resolve(cfg)
 
 

@@ -72,9 +72,9 @@ def _hand_implicit_reward(policy, reference, ids: list[int], start: int) -> floa
 
 @pytest.mark.slow
 def test_entry_point_trains_and_the_saved_model_scores_with_its_reference(tmp_path, tiny_lm_dir, tokenizer, data_dir):
-    env = {**os.environ, "RMLAB_LOG_DIR": str(tmp_path / "logs"), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "RMLAB_LOG_DIR": str(tmp_path / "logs"), "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
     cmd = [sys.executable, "scripts/train_dpo.py", *_tiny_overrides(tiny_lm_dir, [
-        "recipe.max_steps=2", "logger=csv", "heldout_before=true", "scoring.progress=false",
+        "recipe.max_steps=2", "logger=wandb", "heldout_before=true", "scoring.progress=false",
         f"paths.score_cache_dir={tmp_path / 'scores'}", "evaluate.benchmarks=[rm_bench]",
         "evaluate.overrides=['benchmark.max_per_domain=1','bootstrap.n_boot=0']"])]
     res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
@@ -87,6 +87,9 @@ def test_entry_point_trains_and_the_saved_model_scores_with_its_reference(tmp_pa
     assert after["ties"] < after["n"]  # two steps at lr 1e-3 moved the policy
     history = [json.loads(line) for line in (run / "log_history.jsonl").read_text().splitlines()]
     assert any("rewards/accuracies" in h for h in history)
+    (wandb_file,) = (run / "wandb").glob("offline-run-*/run-*.wandb")  # TRL's curves and our config, one W&B run
+    assert all(key in wandb_file.read_bytes() for key in (b"rewards/accuracies", b"rewards/margins", b"recipe",
+                                                            b"heldout/accuracy"))
     meta = json.loads((run / "model" / "rmlab_meta.json").read_text())
     assert meta["kind"] == "implicit" and meta["reference_model"] == str(tiny_lm_dir) and meta["beta"] == 0.1
     ev = json.loads((run / "eval_rm_bench" / "metrics.json").read_text())

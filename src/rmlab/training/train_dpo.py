@@ -31,6 +31,7 @@ from rmlab.models.loading import load_causal_lm, load_tokenizer, pick_device, re
 from rmlab.scoring.scorers import Encoded, ImplicitRewardScorer
 from rmlab.training.train_rm import evaluate_trained, save_reward_model
 from rmlab.utils.io import write_json, write_jsonl
+from rmlab.utils.loggers import hf_report_to
 from rmlab.utils.run_info import run_info
 
 log = logging.getLogger(__name__)
@@ -75,12 +76,11 @@ def accuracy_summary(rewards: np.ndarray, cfg: DictConfig) -> dict:
             "mean_margin": float((rewards[:, 0] - rewards[:, 1]).mean()) if len(wins) else None}
 
 
-def dpo_config(cfg: DictConfig, run_dir: Path, device: str, accumulate: int):
+def dpo_config(cfg: DictConfig, run_dir: Path, device: str, accumulate: int, report_to):
     """TRL's ``DPOConfig`` from ``cfg.recipe`` (the Tulu-2.5 DPO recipe) and the run's logger and device."""
     from trl import DPOConfig
 
     r = cfg.recipe
-    report_to = _configure_wandb(cfg, run_dir) if cfg.logger.get("type") == "wandb" else "none"
     return DPOConfig(
         output_dir=str(run_dir / "checkpoints"), run_name=cfg.get("run_name"), seed=cfg.seed, data_seed=cfg.seed,
         beta=r.beta, loss_type=list(r.loss_type) if OmegaConf.is_list(r.loss_type) else [r.loss_type],
@@ -95,21 +95,6 @@ def dpo_config(cfg: DictConfig, run_dir: Path, device: str, accumulate: int):
         save_steps=r.checkpoint_every_n_steps or 500, save_total_limit=1, report_to=report_to,
         dataloader_num_workers=0,
     )
-
-
-def _configure_wandb(cfg: DictConfig, run_dir: Path) -> list[str]:
-    """TRL logs to W&B through the HF integration, configured by environment variables."""
-    from rmlab.utils.loggers import _wandb_has_key
-
-    mode = cfg.logger.get("mode", "auto")
-    os.environ["WANDB_MODE"] = ("online" if _wandb_has_key() else "offline") if mode == "auto" else mode
-    os.environ["WANDB_PROJECT"] = str(cfg.logger.project)
-    os.environ["WANDB_DIR"] = str(run_dir)
-    if cfg.logger.get("entity"):
-        os.environ["WANDB_ENTITY"] = str(cfg.logger.entity)
-    if cfg.logger.get("group"):
-        os.environ["WANDB_RUN_GROUP"] = str(cfg.logger.group)
-    return ["wandb"]
 
 
 def _lora_config(recipe):
@@ -174,8 +159,9 @@ def train_dpo(cfg: DictConfig) -> dict:
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     accumulate = max(1, recipe.pairs_per_update // (recipe.micro_batch_pairs * world))
+    report_to, run_logger = hf_report_to(cfg, output_dir=run_dir, config=OmegaConf.to_container(cfg, resolve=True))
     trainer = _PreTokenizedDPOTrainer.get()(
-        model=policy, ref_model=reference, args=dpo_config(cfg, run_dir, device, accumulate),
+        model=policy, ref_model=reference, args=dpo_config(cfg, run_dir, device, accumulate, report_to),
         train_dataset=Dataset.from_list(train_rows), processing_class=tokenizer,
         peft_config=_lora_config(recipe) if recipe.trainable == "lora" else None)
     fit_t0 = time.perf_counter()
@@ -211,6 +197,8 @@ def train_dpo(cfg: DictConfig) -> dict:
     metrics["wall_seconds"] = time.perf_counter() - t0
     metrics["run"] = run_info(cfg.paths.root_dir)
     write_json(run_dir / "train_metrics.json", metrics)
+    run_logger.log_metrics({f"heldout/{k}": v for k, v in (after or {}).items() if isinstance(v, (int, float))})
+    run_logger.finish()
     metrics["evaluations"] = evaluate_trained(cfg, model_dir, run_dir)
     return metrics
 

@@ -44,6 +44,7 @@ from rmlab.scoring.scorers import ClassifierScorer, response_logprobs
 from rmlab.training.ppo_reward import TextReward, text_rewards
 from rmlab.training.train_rm import save_reward_model
 from rmlab.utils.io import write_json, write_jsonl
+from rmlab.utils.loggers import hf_report_to
 from rmlab.utils.run_info import run_info
 
 log = logging.getLogger(__name__)
@@ -79,10 +80,8 @@ def encode_prompts(prompts: list[tuple], formatter: ChatFormatter, max_length: i
     return kept, ids
 
 
-def ppo_config(cfg: DictConfig, run_dir: Path, device: str):
+def ppo_config(cfg: DictConfig, run_dir: Path, device: str, report_to):
     from trl.experimental.ppo import PPOConfig
-
-    from rmlab.training.train_dpo import _configure_wandb
 
     r = cfg.recipe
     return PPOConfig(
@@ -94,8 +93,7 @@ def ppo_config(cfg: DictConfig, run_dir: Path, device: str):
         stop_token="eos", temperature=r.temperature, missing_eos_penalty=r.missing_eos_penalty,
         kl_coef=r.kl_coef, kl_estimator=r.kl_estimator, cliprange=r.cliprange, cliprange_value=r.cliprange_value,
         vf_coef=r.vf_coef, gamma=r.gamma, lam=r.lam, whiten_rewards=r.whiten_rewards, max_grad_norm=r.clip_grad_norm,
-        num_sample_generations=0, save_strategy="no", logging_steps=1, report_to=(
-            _configure_wandb(cfg, run_dir) if cfg.logger.get("type") == "wandb" else "none"),
+        num_sample_generations=0, save_strategy="no", logging_steps=1, report_to=report_to,
         bf16=cfg.precision == "bf16", fp16=cfg.precision == "fp16", use_cpu=device == "cpu",
         activation_checkpointing=r.gradient_checkpointing, dataloader_num_workers=0,
     )
@@ -156,6 +154,7 @@ class PPOSetup:
     eval_ids: list
     info: dict
     device: str
+    run_logger: object
 
 
 def setup_ppo(cfg: DictConfig) -> PPOSetup:
@@ -200,7 +199,8 @@ def setup_ppo(cfg: DictConfig) -> PPOSetup:
     prompt_of = {tuple(ids): p for p, ids in zip([*train_prompts, *eval_prompts], [*train_ids, *eval_ids])}
     reward = TextReward(scorer, prompt_of, tokenizer)
     run_dir = Path(cfg.paths.output_dir)
-    trainer = PPOTrainer(args=ppo_config(cfg, run_dir, device), processing_class=tokenizer, model=policy,
+    report_to, run_logger = hf_report_to(cfg, output_dir=run_dir, config=OmegaConf.to_container(cfg, resolve=True))
+    trainer = PPOTrainer(args=ppo_config(cfg, run_dir, device, report_to), processing_class=tokenizer, model=policy,
                          ref_model=reference, reward_model=reward, value_model=value,
                          train_dataset=Dataset.from_dict({"input_ids": train_ids}))
     trainer.callback_handler.callbacks.insert(0, _ResponseLength(reward))
@@ -208,7 +208,7 @@ def setup_ppo(cfg: DictConfig) -> PPOSetup:
             "reward_model_fingerprint": rm_res.fingerprint, "data": splits.info,
             "prompts": {"train": len(train_ids), "heldout": len(eval_ids)},
             "recipe": OmegaConf.to_container(r, resolve=True), "seed": cfg.seed}
-    return PPOSetup(trainer, reward, tokenizer, sft, reference, eval_prompts, eval_ids, info, device)
+    return PPOSetup(trainer, reward, tokenizer, sft, reference, eval_prompts, eval_ids, info, device, run_logger)
 
 
 def train_ppo(cfg: DictConfig) -> dict:
@@ -241,6 +241,12 @@ def train_ppo(cfg: DictConfig) -> dict:
     metrics["wall_seconds"] = time.perf_counter() - t0
     metrics["run"] = run_info(cfg.paths.root_dir)
     write_json(run_dir / "train_metrics.json", metrics)
+    if comparison:
+        s.run_logger.log_metrics({"heldout/reward_sft": comparison["sft"]["mean_reward"],
+                                  "heldout/reward_trained": comparison["trained"]["mean_reward"],
+                                  "heldout/reward_difference": comparison["difference"]["mean"]})
+        s.run_logger.log_images({"curves": curves})
+    s.run_logger.finish()
     log.info("held-out reward: SFT %s, trained %s, difference %s", *(
         (comparison or {}).get(k) for k in ("sft", "trained", "difference")))
     return metrics

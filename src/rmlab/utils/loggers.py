@@ -94,3 +94,11 @@ def build_logger(cfg, *, output_dir: str | Path, config: dict, name: str | None 
     if kind == "none":
         return RunLogger()
     raise ValueError(f"unknown logger type {kind!r}; use wandb, csv or none")
+
+
+def hf_report_to(cfg, *, output_dir: str | Path, config: dict) -> tuple[list[str] | str, RunLogger]:
+    """``report_to`` for Hugging Face / TRL trainers, and this run's logger. With W&B, the run is started here
+    (resolved Hydra config, group, name), and the HF integration logs its curves into it; otherwise the trainers
+    report nothing and their curves go to the run directory (``log_history.jsonl``)."""
+    logger = build_logger(cfg, output_dir=output_dir, config=config, name=cfg.get("run_name"))
+    return (["wandb"] if isinstance(logger, WandbLogger) else "none"), logger
