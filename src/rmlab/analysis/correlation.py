@@ -1,0 +1,93 @@
+"""Reward-model benchmark scores against their PPO policies' downstream scores (RM-Bench Sec. 5.2, Fig. 5).
+
+One point per (reward model, task group): x = the reward model's benchmark score for that group, y = its policy's
+group score. The paper reports Pearson r = 0.55 (p = 0.07) for RM-Bench and r = 0.21 (p = 0.51) for RewardBench
+over 4 reward models x 3 task groups; with n = 12 points the two-sided t-test of r reproduces both p-values
+(:func:`pearson_p_from_r`). Choices the paper leaves open are arguments: ``standardise`` (none, global, or within
+each task group: Pearson is invariant to one global affine rescaling of x or y, not to per-group rescaling).
+
+Statistics come from ``scipy.stats``; this module only arranges the points and the resampling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+STANDARDISE = ("none", "global", "within_group")
+
+
+@dataclass(frozen=True)
+class Point:
+    reward_model: str
+    group: str  # task group: math | code | safety
+    x: float    # benchmark score of the reward model for this group
+    y: float    # downstream score of its policy for this group (higher is better)
+
+
+def pearson_p_from_r(r: float, n: int) -> float:
+    """Two-sided p-value of Pearson's r over n points (t-test with n - 2 degrees of freedom), as scipy computes it.
+
+    >>> round(pearson_p_from_r(0.55, 12), 3), round(pearson_p_from_r(0.21, 12), 3)
+    (0.064, 0.512)
+    """
+    if n < 3:
+        raise ValueError("a p-value for Pearson's r needs at least 3 points")
+    if abs(r) >= 1:
+        return 0.0
+    t = r * np.sqrt((n - 2) / (1 - r * r))
+    return float(2 * stats.t.sf(abs(t), n - 2))
+
+
+def standardised(points: Sequence[Point], how: str) -> tuple[np.ndarray, np.ndarray]:
+    """x and y, z-scored over all points (``global``), within each task group (``within_group``), or as they are."""
+    if how not in STANDARDISE:
+        raise ValueError(f"standardise must be one of {STANDARDISE}, got {how!r}")
+    x = np.array([p.x for p in points], dtype=float)
+    y = np.array([p.y for p in points], dtype=float)
+    if how == "none":
+        return x, y
+    groups = np.array([p.group for p in points]) if how == "within_group" else np.zeros(len(points))
+    for g in np.unique(groups):
+        m = groups == g
+        for v in (x, y):
+            sd = v[m].std()
+            v[m] = (v[m] - v[m].mean()) / sd if sd > 0 else 0.0
+    return x, y
+
+
+def correlation_report(points: Sequence[Point], *, standardise: str = "none", n_boot: int = 2000,
+                       n_perm: int = 10000, confidence: float = 0.95, seed: int = 0) -> dict:
+    """Pearson r and p, Spearman, Kendall, a bootstrap interval of r over points, a permutation p-value of r, and
+    r with each reward model left out."""
+    if len(points) < 3:
+        raise ValueError(f"need at least 3 points, got {len(points)}")
+    x, y = standardised(points, standardise)
+    pearson = stats.pearsonr(x, y)
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(x), len(x))
+        if np.ptp(x[idx]) > 0 and np.ptp(y[idx]) > 0:
+            boots.append(stats.pearsonr(x[idx], y[idx]).statistic)
+    lo, hi = (np.percentile(boots, [50 * (1 - confidence), 50 * (1 + confidence)]).tolist() if boots else (None, None))
+    r = float(pearson.statistic)
+    perm = np.array([stats.pearsonr(x, rng.permutation(y)).statistic for _ in range(n_perm)]) if n_perm else None
+    models = sorted({p.reward_model for p in points})
+    loo = {}
+    for m in models:
+        keep = [i for i, p in enumerate(points) if p.reward_model != m]
+        if len(keep) >= 3:
+            xs, ys = standardised([points[i] for i in keep], standardise)
+            loo[m] = float(stats.pearsonr(xs, ys).statistic)
+    return {
+        "n": len(points), "reward_models": models, "standardise": standardise,
+        "pearson_r": r, "pearson_p": float(pearson.pvalue),
+        "spearman": float(stats.spearmanr(x, y).statistic), "kendall": float(stats.kendalltau(x, y).statistic),
+        "pearson_ci": [lo, hi], "confidence": confidence, "n_boot": n_boot,
+        "permutation_p": float((np.sum(np.abs(perm) >= abs(r) - 1e-12) + 1) / (n_perm + 1)) if n_perm else None,
+        "leave_one_reward_model_out": loo,
+    }
