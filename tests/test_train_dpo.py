@@ -107,3 +107,24 @@ def test_entry_point_trains_and_the_saved_model_scores_with_its_reference(tmp_pa
         expected = _hand_implicit_reward(policy, reference, enc.input_ids, enc.response_start)
         assert float(scorer([enc])[0]) == pytest.approx(expected, rel=1e-4, abs=1e-4)
         assert abs(expected) > 1e-6  # trained away from the reference
+
+
+def test_lora_with_precomputed_reference_saves_a_merged_model(tmp_path, tiny_lm_dir, data_dir):
+    from omegaconf import open_dict
+
+    from rmlab.training.train_dpo import train_dpo
+
+    cfg = compose_eval_cfg(tmp_path, _tiny_overrides(tiny_lm_dir, [
+        "recipe.max_steps=1", "recipe.trainable=lora", "recipe.precompute_ref_log_probs=true",
+        "recipe.lora.target_modules=[q_proj,v_proj]"]), "train_dpo")
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "run")
+    metrics = train_dpo(cfg)
+    model_dir = tmp_path / "run" / "model"
+    assert metrics["train"]["global_steps"] == 1 and metrics["model"]["trainable"] == "lora"
+    assert not list(model_dir.glob("adapter_*")) and (model_dir / "config.json").is_file()  # merged on save
+    merged = AutoModelForCausalLM.from_pretrained(model_dir)
+    base = AutoModelForCausalLM.from_pretrained(tiny_lm_dir)
+    moved = [n for n, p in merged.named_parameters() if not torch.equal(p, base.state_dict()[n])]
+    assert moved and all("q_proj" in n or "v_proj" in n for n in moved)  # only the adapted projections changed
+    assert metrics["heldout"]["n"] > 0
