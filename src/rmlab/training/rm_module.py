@@ -41,6 +41,7 @@ class RewardModelModule(pl.LightningModule):
         # plain containers only: checkpoints must load with torch.load(weights_only=True)
         self.save_hyperparameters({"recipe": OmegaConf.to_container(recipe, resolve=True)}, ignore=["model"])
         self.heldout_rewards: list[torch.Tensor] = []
+        self.heldout_step: int | None = None
         self.tokens_seen = 0  # real (non-pad) training tokens, for throughput
 
     def rewards(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,6 +69,9 @@ class RewardModelModule(pl.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self.heldout_rewards = []
+
+    def on_validation_epoch_end(self) -> None:
+        self.heldout_step = self.global_step  # which weights the held-out rewards belong to
 
     def on_before_optimizer_step(self, optimizer) -> None:
         norms = [p.grad.detach().norm(2) for p in self.model.parameters() if p.grad is not None]

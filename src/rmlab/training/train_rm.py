@@ -62,7 +62,8 @@ def train_reward_model(cfg: DictConfig) -> dict:
     fit_t0 = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=_resume_path(cfg.get("resume"), run_dir))
     fit_seconds = time.perf_counter() - fit_t0
-    trainer.validate(module, datamodule=dm, verbose=False)
+    if module.heldout_step != trainer.global_step or not module.heldout_rewards:  # not yet scored with the final weights
+        trainer.validate(module, datamodule=dm, verbose=False)
     heldout = torch.cat(module.heldout_rewards) if module.heldout_rewards else torch.zeros(0, 2)
     wins = (heldout[:, 0] > heldout[:, 1]).double().numpy()
     metrics = {
