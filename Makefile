@@ -6,7 +6,7 @@ TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 
-.PHONY: setup quickstart test test-fast bench bench-train clean
+.PHONY: setup quickstart test test-fast train-rm-demo train-dpo-demo dpo-vs-classifier bench bench-train clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,15 @@ test: setup  ## every test, end-to-end ones included
 
 test-fast: setup  ## unit tests only
 	$(BIN)/python -m pytest -m "not slow"
+
+train-rm-demo: setup  ## a SmolLM2 reward model trained on real HH-RLHF pairs, then RM-Bench (~21 min on 2 CPU cores)
+	$(BIN)/python scripts/train_rm.py experiment=rm_hh_helpful_smollm2
+
+train-dpo-demo: setup  ## DPO of SmolLM2-135M-Instruct on the same pairs, then RM-Bench (~46 min on 2 CPU cores)
+	$(BIN)/python scripts/train_dpo.py experiment=dpo_hh_helpful_smollm2
+
+dpo-vs-classifier: setup  ## classifier vs DPO on the same pairs, scored on RM-Bench (RM-Bench Sec. 4.2, small)
+	$(BIN)/python scripts/run_experiment.py experiment=dpo_vs_classifier
 
 bench: setup  ## scoring throughput vs the RewardBench-style pipeline baseline
 	$(BIN)/python scripts/bench_scoring.py
