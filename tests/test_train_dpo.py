@@ -109,13 +109,14 @@ def test_entry_point_trains_and_the_saved_model_scores_with_its_reference(tmp_pa
         assert abs(expected) > 1e-6  # trained away from the reference
 
 
+@pytest.mark.slow
 def test_lora_with_precomputed_reference_saves_a_merged_model(tmp_path, tiny_lm_dir, data_dir):
     from omegaconf import open_dict
 
     from rmlab.training.train_dpo import train_dpo
 
     cfg = compose_eval_cfg(tmp_path, _tiny_overrides(tiny_lm_dir, [
-        "recipe.max_steps=1", "recipe.trainable=lora", "recipe.precompute_ref_log_probs=true",
+        "recipe.max_steps=1", "recipe.warmup_ratio=0", "recipe.trainable=lora", "recipe.precompute_ref_log_probs=true",
         "recipe.lora.target_modules=[q_proj,v_proj]"]), "train_dpo")
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path / "run")

@@ -80,6 +80,7 @@ def test_text_reward_is_the_evaluators_score(tiny_classifier_dir, tokenizer):
         reward(torch.tensor([[*tokenizer("other")["input_ids"], *response]]), pad, context_length=1)
 
 
+@pytest.mark.slow
 def test_missing_eos_penalty_applies_to_responses_without_eos(tmp_path, tiny_lm_dir, tiny_classifier_dir, data_dir):
     cfg = compose_ppo_cfg(tmp_path, _tiny(tiny_lm_dir, tiny_classifier_dir, [
         "recipe.total_episodes=4", "recipe.missing_eos_penalty=3.0"]))

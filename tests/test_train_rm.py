@@ -135,6 +135,7 @@ def test_bf16_mixed_precision_with_clipping(tmp_path, tiny_classifier_dir, data_
     assert out["train"]["global_steps"] == 1 and out["heldout"]["n"] > 0
 
 
+@pytest.mark.slow
 def test_throughput_benchmark_runs_both_trainers_on_the_same_work(tmp_path, tiny_classifier_dir, data_dir):
     from hydra.core.global_hydra import GlobalHydra
 
