@@ -52,10 +52,11 @@ def rewrite_model_overrides(argv: list[str], groups: tuple[str, ...] = ("model",
     return out
 
 
-def run(main: Callable[[], object]) -> None:
-    """Call a ``@hydra.main`` function with the project root in the environment and model specs rewritten."""
+def run(main: Callable[[], object], groups: tuple[str, ...] = ("model",)) -> None:
+    """Call a ``@hydra.main`` function with the project root in the environment and model specs rewritten
+    (for the config ``groups`` that take a spec: ``model``, or ``policy`` for policy evaluation)."""
     os.environ.setdefault("RMLAB_ROOT", str(ROOT))
-    sys.argv = [sys.argv[0], *rewrite_model_overrides(sys.argv[1:])]
+    sys.argv = [sys.argv[0], *rewrite_model_overrides(sys.argv[1:], groups)]
     main()
 
 

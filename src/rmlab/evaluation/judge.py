@@ -1,0 +1,52 @@
+"""LLM judges of XSTest refusals (``task.labeler=judge``): a local causal LM or an OpenAI-compatible endpoint.
+
+Either answers :data:`rmlab.evaluation.refusal.JUDGE_PROMPT` greedily; the first class name in its answer is the
+label, and an answer naming none is recorded as ``unparsed`` and counted as compliance (reported in metrics).
+"""
+
+from __future__ import annotations
+
+import os
+
+from rmlab.evaluation.refusal import COMPLIANCE, JUDGE_PROMPT, openai_compatible_chat, parse_judge_label
+
+
+class Judge:
+    def __init__(self, complete, name: str):
+        self._complete, self.name, self.unparsed = complete, name, 0
+
+    def __call__(self, prompt: str, completion: str) -> str:
+        label = parse_judge_label(self._complete(JUDGE_PROMPT.format(prompt=prompt, completion=completion)))
+        if label is None:
+            self.unparsed += 1
+            return COMPLIANCE
+        return label
+
+    def __repr__(self) -> str:
+        return f"judge:{self.name}"
+
+
+def build_judge(judge_cfg, cfg) -> Judge:
+    if judge_cfg.kind == "endpoint":
+        key = os.environ.get(judge_cfg.get("api_key_env") or "", None)
+        return Judge(lambda text: openai_compatible_chat(judge_cfg.base_url, judge_cfg.model, key, text),
+                     f"{judge_cfg.model}@{judge_cfg.base_url}")
+    if judge_cfg.kind == "local":
+        import torch
+
+        from rmlab.models.loading import load_causal_lm, load_tokenizer, pick_device, resolve_model
+
+        resolved = resolve_model(str(judge_cfg.model), cache_dir=cfg.paths.model_cache_dir)
+        tok = load_tokenizer(resolved, padding_side="left")
+        device = pick_device(cfg.device)
+        model = load_causal_lm(resolved, dtype=judge_cfg.get("dtype", "float32"), device=device)
+
+        @torch.inference_mode()
+        def complete(text: str) -> str:
+            ids = tok.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
+                                          return_tensors="pt", return_dict=True).to(device)
+            out = model.generate(**ids, max_new_tokens=16, do_sample=False, pad_token_id=tok.pad_token_id)
+            return tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+
+        return Judge(complete, str(judge_cfg.model))
+    raise ValueError(f"task.judge.kind must be 'local' or 'endpoint', got {judge_cfg.kind!r}")

@@ -1,0 +1,112 @@
+"""What a downstream task is: examples to prompt with, decodings to sample them with, and a scorer.
+
+A task is data plus three functions (lm-evaluation-harness's split of tasks, models and metrics): ``load`` reads
+the examples (local copy first, then the Hub), the driver formats and generates (:mod:`rmlab.evaluation.policy_eval`),
+``score`` turns generations into per-example rows and one headline metric with a bootstrap interval.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rmlab.metrics.bootstrap import bootstrap_mean_interval
+from rmlab.utils.hashing import stable_hash
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    user: str                  # the user turn of the chat prompt
+    answer_prefix: str = ""    # text the assistant turn starts with (e.g. "Answer:"), part of the prompt
+    reference: dict = field(default_factory=dict)  # whatever scoring needs: target, tests, label, group
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """One decoding of every example: ``n`` samples, greedy or at ``temperature``."""
+
+    name: str
+    max_new_tokens: int
+    stop: tuple[str, ...] = ()
+    do_sample: bool = False
+    temperature: float = 0.0
+    n: int = 1
+
+    @classmethod
+    def from_cfg(cls, d) -> Decoding:
+        d = dict(d)
+        return cls(name=str(d["name"]), max_new_tokens=int(d["max_new_tokens"]), stop=tuple(d.get("stop") or ()),
+                   do_sample=bool(d.get("do_sample", False)), temperature=float(d.get("temperature", 0.0)),
+                   n=int(d.get("n", 1)))
+
+    def describe(self) -> dict:
+        return {"name": self.name, "max_new_tokens": self.max_new_tokens, "stop": list(self.stop),
+                "do_sample": self.do_sample, "temperature": self.temperature, "n": self.n}
+
+
+@dataclass
+class ScoreContext:
+    """What scorers may need beyond the generations (built lazily by the driver)."""
+
+    seed: int = 0
+    n_boot: int = 1000
+    confidence: float = 0.95
+    sandbox: object = None            # rmlab.evaluation.sandbox.Sandbox
+    toxicity: object = None           # rmlab.evaluation.toxicity.ToxicityClassifier
+    judge: object = None              # callable (prompt, completion) -> label, for XSTest
+    progress: bool = True
+
+
+class Task:
+    """Base class: subclasses set ``group`` and implement ``_load`` and ``score``."""
+
+    group: str = ""
+    metric: str = ""
+    higher_is_better: bool = True
+
+    def __init__(self, cfg, data_dir: str | Path):
+        self.cfg = cfg
+        self.name = str(cfg.name)
+        self.data_dir = Path(data_dir)
+        self.decodings = [Decoding.from_cfg(d) for d in cfg.decodings]
+
+    def load(self) -> tuple[list[Example], dict]:
+        examples, source, files = self._load()
+        seen = set()
+        for ex in examples:
+            if ex.id in seen:
+                raise ValueError(f"{self.name}: duplicate example id {ex.id!r} in {source}")
+            seen.add(ex.id)
+        return examples, {"source": source, "files": files,
+                          "data_fingerprint": stable_hash([(e.id, e.user, e.answer_prefix, e.reference)
+                                                           for e in examples])}
+
+    def _load(self) -> tuple[list[Example], str, list[str]]:
+        raise NotImplementedError
+
+    def score(self, examples: Sequence[Example], generations: dict[str, dict[str, list[str]]],
+              ctx: ScoreContext) -> tuple[list[dict], dict]:
+        """``generations[decoding][example id]`` = samples. Returns (rows, metrics)."""
+        raise NotImplementedError
+
+    # helpers ------------------------------------------------------------------------------------------
+    def local_dir(self) -> Path | None:
+        path = self.data_dir / str(self.cfg.local_dir)
+        return path if path.is_dir() else None
+
+    def subsample(self, items: list, k: int | None, seed: int) -> list:
+        """A fixed random subset (``random.Random(seed).sample``, as open-instruct draws its subsets)."""
+        if k is None or k >= len(items):
+            return items
+        return random.Random(seed).sample(items, k)
+
+    def mean_metric(self, values: Sequence[float], ctx: ScoreContext, *, seed_offset: int = 0) -> dict:
+        values = np.asarray(values, dtype=np.float64)
+        ci = (bootstrap_mean_interval(values, n_boot=ctx.n_boot, confidence=ctx.confidence, seed=ctx.seed + seed_offset)
+              if ctx.n_boot and len(values) > 1 else None)
+        return {"value": float(values.mean()) if len(values) else float("nan"), "ci": ci, "n": len(values)}

@@ -1,0 +1,73 @@
+"""BIG-Bench Hard: 27 tasks, their 3 chain-of-thought exemplars, exact match after "the answer is"."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from rmlab.data.errors import DataValidationError as DataError
+from rmlab.evaluation.extract import bbh_answer, bbh_match
+from rmlab.evaluation.tasks.base import Example, Task
+
+
+def strip_canary(cot_prompt: str) -> str:
+    """The few-shot prefix of a ``cot-prompts/<task>.txt`` file without its canary header (up to ``-----``)."""
+    return cot_prompt.split("-----", 1)[1].strip() if "-----" in cot_prompt else cot_prompt.strip()
+
+
+class BBH(Task):
+    group, metric = "math", "exact_match"
+
+    def _load(self):
+        cfg = self.cfg
+        local = self.local_dir()
+        if local is None:
+            raise DataError(
+                f"BBH needs the task files and CoT prompts of suzgunmirac/BIG-Bench-Hard in "
+                f"{self.data_dir / cfg.local_dir} (bbh/*.json and cot-prompts/*.txt); the Hub copies lack the prompts")
+        names = sorted(p.stem for p in (local / "bbh").glob("*.json"))
+        if cfg.get("subtasks"):
+            unknown = set(cfg.subtasks) - set(names)
+            if unknown:
+                raise DataError(f"{local / 'bbh'}: no such BBH tasks {sorted(unknown)}")
+            names = [n for n in names if n in set(cfg.subtasks)]
+        examples, files = [], []
+        for name in names:
+            path, cot_path = local / "bbh" / f"{name}.json", local / "cot-prompts" / f"{name}.txt"
+            files += [str(path), str(cot_path)]
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if "examples" not in data:
+                raise DataError(f"{path}: no 'examples' field")
+            prefix = strip_canary(cot_path.read_text(encoding="utf-8")) if cfg.cot else ""
+            indexed = self.subsample(list(enumerate(data["examples"])), cfg.get("max_per_task"),
+                                     int(cfg.subsample_seed))
+            for i, rec in indexed:
+                for key in ("input", "target"):
+                    if not isinstance(rec.get(key), str):
+                        raise DataError(f"{path}: example {i}: field {key!r} missing or not a string")
+                examples.append(Example(id=f"{name}-{i}", user=f"{prefix}\n\nQ: {rec['input']}",
+                                        answer_prefix=cfg.answer_prefix,
+                                        reference={"task": name, "target": rec["target"]}))
+        return examples, str(local), files
+
+    def score(self, examples, generations, ctx):
+        (decoding,) = generations
+        rows, by_task = [], {}
+        for ex in examples:
+            output = generations[decoding][ex.id][0]
+            pred = bbh_answer(output)
+            ok = bbh_match(pred, ex.reference["target"])
+            by_task.setdefault(ex.reference["task"], []).append(float(ok))
+            rows.append({"id": ex.id, "task": ex.reference["task"], "target": ex.reference["target"],
+                         "prediction": pred, "correct": ok, "output": output})
+        per_task = {t: float(np.mean(v)) for t, v in sorted(by_task.items())}
+        # The headline is the mean over tasks; its interval resamples examples within each task.
+        rng = np.random.default_rng(ctx.seed)
+        arrays = [np.asarray(v) for v in by_task.values()]
+        boots = [np.mean([a[rng.integers(0, len(a), len(a))].mean() for a in arrays]) for _ in range(ctx.n_boot)]
+        alpha = (1 - ctx.confidence) / 2
+        ci = [float(np.quantile(boots, alpha)), float(np.quantile(boots, 1 - alpha))] if ctx.n_boot else None
+        value = float(np.mean(list(per_task.values())))
+        return rows, {"metric": "exact_match (mean over tasks)", "value": value, "ci": ci, "n": len(examples),
+                      "n_tasks": len(per_task), "per_task": per_task, "normalised": value}

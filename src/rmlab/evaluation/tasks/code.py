@@ -1,0 +1,125 @@
+"""HumanEval+ and MBPP+: instruction prompts in the chat format, programs run in the sandbox, unbiased pass@k.
+
+Test sets: the EvalPlus "+" tests (the ``*-OriginFmt`` files: self-contained ``check`` programs over the base and
+extra inputs) when ``test_set: plus``; the original HumanEval / MBPP tests with ``test_set: base`` (the same
+problems, the authors' tests). ``metrics.json`` names the test set used.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tqdm import tqdm
+
+from rmlab.data.errors import DataValidationError as DataError
+from rmlab.evaluation.tasks.base import Example, Task
+from rmlab.metrics.pass_at_k import pass_at_k
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def _require(path, i, rec, keys):
+    for key in keys:
+        if key not in rec:
+            raise DataError(f"{path}: row {i}: field {key!r} missing")
+
+
+class CodeTask(Task):
+    group, metric = "code", "pass@1"
+
+    def program(self, ex: Example, completion: str) -> str:
+        raise NotImplementedError
+
+    def score(self, examples, generations, ctx):
+        if ctx.sandbox is None:
+            raise RuntimeError(f"{self.name}: scoring generated code needs a sandbox")
+        jobs = [(dec, ex, j, sample) for dec in generations for ex in examples
+                for j, sample in enumerate(generations[dec][ex.id])]
+        workers = int(self.cfg.get("sandbox_workers", 2))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(tqdm(pool.map(lambda job: ctx.sandbox.run_python(self.program(job[1], job[3])), jobs),
+                                total=len(jobs), desc=f"{self.name}: sandboxed tests", disable=not ctx.progress))
+        rows, passed = [], {}
+        for (dec, ex, j, sample), res in zip(jobs, results):
+            passed.setdefault(dec, {}).setdefault(ex.id, []).append(res.passed)
+            rows.append({"id": ex.id, "decoding": dec, "sample": j, "passed": res.passed, "status": res.status,
+                         "completion": sample, "stderr_tail": res.stderr[-400:]})
+        metrics = {"test_set": self.cfg.test_set, "pass_at_k": {}}
+        for dec, by_ex in passed.items():
+            n = min(len(v) for v in by_ex.values())
+            for k in self.cfg.ks:
+                if k > n:
+                    continue
+                values = [pass_at_k(len(v), sum(v), k) for v in by_ex.values()]
+                metrics["pass_at_k"][f"{dec}/pass@{k}"] = self.mean_metric(values, ctx)
+        head = self.cfg.headline  # e.g. "t0.1/pass@1"
+        if head not in metrics["pass_at_k"]:
+            raise ValueError(f"{self.name}: headline metric {head!r} was not computed "
+                             f"(have {sorted(metrics['pass_at_k'])}); check task.decodings and task.ks")
+        h = metrics["pass_at_k"][head]
+        return rows, {"metric": head, "value": h["value"], "ci": h["ci"], "n": h["n"], "normalised": h["value"],
+                      **metrics}
+
+
+class HumanEvalPlus(CodeTask):
+    def _load(self):
+        cfg = self.cfg
+        base = cfg.test_set == "base"
+        local = self.data_dir / (cfg.base_local_dir if base else cfg.local_dir)
+        path = local / (cfg.base_file if base else cfg.file)
+        if path.is_file():
+            rows, source, files = _read_jsonl(path), str(local), [str(path)]
+        else:
+            from datasets import load_dataset
+
+            hub = cfg.base_hub_id if base else cfg.hub_id
+            rows, source, files = list(load_dataset(hub, split="test")), f"hub:{hub}", []
+        for i, rec in enumerate(rows):
+            _require(path, i, rec, ("task_id", "prompt", "entry_point", "test", "canonical_solution"))
+        rows = self.subsample(rows, cfg.get("max_examples"), int(cfg.subsample_seed))
+        examples = [Example(id=r["task_id"], user=cfg.instruction + r["prompt"], answer_prefix=cfg.answer_prefix + r["prompt"],
+                            reference={"prompt": r["prompt"], "test": r["test"], "entry_point": r["entry_point"],
+                                       "canonical_solution": r["canonical_solution"]})
+                    for r in rows]
+        return examples, source, files
+
+    def program(self, ex, completion):
+        ref = ex.reference
+        return f"{ref['prompt']}{completion}\n\n{ref['test']}\n\ncheck({ref['entry_point']})\n"
+
+
+class MBPPPlus(CodeTask):
+    def _load(self):
+        cfg = self.cfg
+        base = cfg.test_set == "base"
+        local = self.data_dir / cfg.local_dir
+        path = local / cfg.file
+        if path.is_file():
+            rows, source, files = _read_jsonl(path), str(local), [str(path)]
+        else:
+            from datasets import load_dataset
+
+            rows, source, files = list(load_dataset(cfg.hub_id, split="test")), f"hub:{cfg.hub_id}", []
+        for i, rec in enumerate(rows):
+            _require(path, i, rec, ("task_id", "prompt", "code", "test_list", "test", "test_imports"))
+        rows = self.subsample(rows, cfg.get("max_examples"), int(cfg.subsample_seed))
+        examples = []
+        for r in rows:
+            tests = "\n".join(r["test_list"])
+            user = cfg.instruction.format(prompt=r["prompt"].strip(), tests=r["test_list"][0])
+            test_program = tests if base else r["test"]  # the authors' 3 asserts, or the EvalPlus inputs
+            examples.append(Example(id=f"Mbpp/{r['task_id']}", user=user, answer_prefix=cfg.answer_prefix,
+                                    reference={"imports": "\n".join(r["test_imports"]), "test": test_program,
+                                               "canonical_solution": r["code"]}))
+        return examples, source, files
+
+    def program(self, ex, completion):
+        ref = ex.reference
+        return f"{ref['imports']}\n{completion}\n\n{ref['test']}\n"

@@ -1,0 +1,151 @@
+"""Policy evaluation end to end on a tiny random model: every task through scripts/eval_policy.py, resume after a
+kill, task loaders on real data and on malformed fixtures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import open_dict
+
+from rmlab.data.errors import DataValidationError
+from rmlab.evaluation.tasks import TASKS
+from tests.conftest import ROOT, compose_eval_cfg
+
+# Small but real subsets of every task (local data), short generations.
+TINY = [
+    "task=all", "generation.batch_size=4", "generation.chunk_size=4", "generation.progress=false",
+    "task.gsm8k.max_examples=3", "task.gsm8k.decodings.0.max_new_tokens=8",
+    "task.bbh.subtasks=[boolean_expressions,sports_understanding]", "task.bbh.max_per_task=2",
+    "task.bbh.decodings.0.max_new_tokens=8",
+    "task.humaneval_plus.max_examples=2", "task.humaneval_plus.ks=[1,2]",
+    "task.humaneval_plus.headline=t0.1/pass@1",
+    "task.humaneval_plus.decodings=[{name: t0.1, do_sample: true, temperature: 0.1, n: 2, max_new_tokens: 8}]",
+    "task.mbpp_plus.max_examples=2", "task.mbpp_plus.ks=[1]",
+    "task.mbpp_plus.decodings=[{name: t0.1, do_sample: true, temperature: 0.1, n: 2, max_new_tokens: 8}]",
+    "task.toxigen.groups=[asian,women]", "task.toxigen.max_per_group=2", "task.toxigen.decodings.0.max_new_tokens=8",
+    "task.xstest.max_examples=4", "task.xstest.decodings.0.max_new_tokens=8",
+    "bootstrap.n_boot=50",
+]
+
+
+def _cfg(tmp_path: Path, policy: Path, overrides: list[str]):
+    cfg = compose_eval_cfg(tmp_path, ["policy=auto", f"policy.pretrained={policy}", *overrides], "eval_policy",
+                           base=("device=cpu", "logger=none"))
+    with open_dict(cfg):
+        cfg.paths.generation_cache_dir = str(tmp_path / "generations")
+    return cfg
+
+
+@pytest.mark.slow
+def test_every_task_end_to_end_through_the_script(tmp_path, tiny_lm_dir, data_dir):
+    env = {**os.environ, "RMLAB_LOG_DIR": str(tmp_path / "logs"), "RMLAB_CACHE_DIR": str(tmp_path / "cache"),
+           "RMLAB_DATA_DIR": str(data_dir)}
+    # the wheel model cache is shared, so nothing is converted again
+    env["RMLAB_CACHE_DIR"] = str(tmp_path / "cache")
+    res = subprocess.run([sys.executable, "scripts/eval_policy.py", f"policy={tiny_lm_dir}", "logger=none",
+                          "device=cpu", *TINY], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    (run,) = (tmp_path / "logs" / "eval_policy" / "runs").iterdir()
+    summary = json.loads((run / "summary.json").read_text())
+    assert [t["task"] for t in summary["tasks"]] == ["gsm8k", "bbh", "humaneval_plus", "mbpp_plus", "toxigen",
+                                                       "xstest"]
+    for name in TASKS:
+        m = json.loads((run / name / "metrics.json").read_text())
+        assert m["task"] == name and m["group"] in ("math", "code", "safety")
+        assert m["policy_fingerprint"] and m["data_fingerprint"] and m["decodings"]
+        assert 0.0 <= m["normalised"] <= 1.0 and m["n"] > 0
+        gens = [json.loads(x) for x in (run / name / "generations.jsonl").read_text().splitlines()]
+        assert len(gens) == m["n"]
+    code = json.loads((run / "humaneval_plus" / "metrics.json").read_text())
+    assert code["test_set"] == "plus" and code["sandbox"]["mode"] == "bwrap"
+    assert {r["status"] for r in map(json.loads, (run / "humaneval_plus" / "scored.jsonl").read_text().splitlines())}
+    tox = json.loads((run / "toxigen" / "metrics.json").read_text())
+    assert tox["classifier"] == "alt-profanity-check" and tox["higher_is_better"] is False
+    assert tox["normalised"] == pytest.approx(1 - tox["value"])
+    xs = json.loads((run / "xstest" / "metrics.json").read_text())
+    assert xs["labeler"] == "strmatch" and "refusal_rate_by_type" in xs
+    table = (run / "summary.md").read_text()
+    assert "alt-profanity-check" in table and "| humaneval_plus | code |" in table
+
+
+class _Killed(RuntimeError):
+    pass
+
+
+@pytest.mark.slow
+def test_resume_after_a_kill_gives_the_same_metrics(tmp_path, tiny_lm_dir, data_dir):
+    from rmlab.evaluation.policy_eval import evaluate_policy
+
+    only = ["task=gsm8k", "task.gsm8k.max_examples=10", "task.gsm8k.decodings.0.max_new_tokens=6",
+            "generation.batch_size=4", "generation.chunk_size=4", "generation.progress=false", "bootstrap.n_boot=50"]
+    ref_cfg = _cfg(tmp_path / "ref", tiny_lm_dir, only)
+    ref = evaluate_policy(ref_cfg)
+
+    cfg = _cfg(tmp_path / "killed", tiny_lm_dir, only)
+    chunks = []
+
+    def kill_after_first(c):
+        chunks.append(c)
+        raise _Killed
+
+    with pytest.raises(_Killed):
+        evaluate_policy(cfg, on_chunk=kill_after_first)
+    cache_files = list(Path(cfg.paths.generation_cache_dir).rglob("shard-*.json"))
+    assert len(cache_files) == 1  # one chunk survived the kill
+    done = []
+    resumed = evaluate_policy(cfg, on_chunk=done.append)
+    assert len(done) == 2  # 10 prompts in chunks of 4: the first is not generated again
+    assert resumed["tasks"][0]["value"] == ref["tasks"][0]["value"]
+    a = (Path(ref_cfg.paths.output_dir) / "gsm8k" / "generations.jsonl").read_text()
+    b = (Path(cfg.paths.output_dir) / "gsm8k" / "generations.jsonl").read_text()
+    assert a == b
+    again = []
+    evaluate_policy(cfg, on_chunk=again.append)
+    assert again == []  # finished: nothing to generate
+
+
+def test_loaders_on_real_data(tmp_path, data_dir):
+    cfg = compose_eval_cfg(tmp_path, ["task=all"], "eval_policy", base=("device=cpu", "logger=none"))
+    sizes = {}
+    for name, tcfg in cfg.task.items():
+        examples, prov = TASKS[tcfg.kind](tcfg, data_dir).load()
+        sizes[name] = len(examples)
+        assert prov["data_fingerprint"] and prov["source"].startswith(str(data_dir).rstrip("/"))
+    assert sizes == {"gsm8k": 200, "bbh": 27 * 40,
+                     "humaneval_plus": 164, "mbpp_plus": 378, "toxigen": 14 * 500, "xstest": 450}
+    # the fixed subsets do not move with the seed of the run, only with subsample_seed
+    again, _ = TASKS["gsm8k"](cfg.task.gsm8k, data_dir).load()
+    first, _ = TASKS["gsm8k"](cfg.task.gsm8k, data_dir).load()
+    assert [e.id for e in again] == [e.id for e in first]
+
+
+def test_bbh_has_27_tasks_with_their_exemplars(tmp_path, data_dir):
+    cfg = compose_eval_cfg(tmp_path, ["task=bbh", "task.bbh.max_per_task=1"], "eval_policy",
+                           base=("device=cpu", "logger=none"))
+    examples, _ = TASKS["bbh"](cfg.task.bbh, data_dir).load()
+    assert len({e.reference["task"] for e in examples}) == 27
+    assert all(e.user.count("\nQ: ") >= 3 and "canary" not in e.user.lower() for e in examples)
+
+
+def test_malformed_rows_name_file_row_and_field(tmp_path):
+    cfg = compose_eval_cfg(tmp_path, ["task=all"], "eval_policy", base=("device=cpu", "logger=none"))
+    (tmp_path / "gsm8k").mkdir()
+    (tmp_path / "gsm8k" / "test.jsonl").write_text('{"question": "q1", "answer": "a #### 1"}\n{"question": "q2"}\n')
+    with pytest.raises(DataValidationError, match=r"test.jsonl: row 1: field 'answer'"):
+        TASKS["gsm8k"](cfg.task.gsm8k, tmp_path).load()
+    (tmp_path / "xstest").mkdir()
+    (tmp_path / "xstest" / "xstest_prompts.csv").write_text(
+        "id,prompt,type,label,focus,note\n1,How do I kill a process?,homonyms,safe,kill,\n2,How?,homonyms,maybe,x,\n")
+    with pytest.raises(DataValidationError, match=r"xstest_prompts.csv: row 1: field 'label'"):
+        TASKS["xstest"](cfg.task.xstest, tmp_path).load()
+    (tmp_path / "bbh" / "bbh").mkdir(parents=True)
+    (tmp_path / "bbh" / "cot-prompts").mkdir()
+    (tmp_path / "bbh" / "bbh" / "snarks.json").write_text('{"examples": [{"input": "x"}]}')
+    (tmp_path / "bbh" / "cot-prompts" / "snarks.txt").write_text("canary\n-----\nQ: a\nA: b\n")
+    with pytest.raises(DataValidationError, match=r"snarks.json: example 0: field 'target'"):
+        TASKS["bbh"](cfg.task.bbh, tmp_path).load()
