@@ -6,7 +6,7 @@ TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 
-.PHONY: setup quickstart test test-fast train-rm-demo train-dpo-demo dpo-vs-classifier bench bench-train clean
+.PHONY: setup quickstart test test-fast train-rm-demo train-dpo-demo eval-policy-demo bench-generation dpo-vs-classifier bench bench-train clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ test-fast: setup  ## unit tests only
 train-rm-demo: setup  ## a SmolLM2 reward model trained on real HH-RLHF pairs, then RM-Bench (~21 min on 2 CPU cores)
 	$(BIN)/python scripts/train_rm.py experiment=rm_hh_helpful_smollm2
 
+eval-policy-demo: setup  ## SmolLM2-135M-Instruct on small subsets of the six downstream tasks (summary table)
+	$(BIN)/python scripts/eval_policy.py experiment=policy_eval_quick
+
 train-dpo-demo: setup  ## DPO of SmolLM2-135M-Instruct on the same pairs, then RM-Bench (~46 min on 2 CPU cores)
 	$(BIN)/python scripts/train_dpo.py experiment=dpo_hh_helpful_smollm2
 
@@ -40,6 +43,9 @@ dpo-vs-classifier: setup  ## classifier vs DPO on the same pairs, scored on RM-B
 
 bench: setup  ## scoring throughput vs the RewardBench-style pipeline baseline
 	$(BIN)/python scripts/bench_scoring.py
+
+bench-generation: setup  ## batched generation vs per-prompt generate; sandbox overhead per program
+	$(BIN)/python scripts/bench_generation.py
 
 bench-train: setup  ## RM training throughput: our Lightning loop vs TRL's RewardTrainer
 	$(BIN)/python scripts/bench_train_rm.py

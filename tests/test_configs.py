@@ -40,6 +40,9 @@ def test_experiments_compose(tmp_path, experiment):
     if entry == "train_ppo":  # the reward model is given on the command line
         cfg = compose_eval_cfg(tmp_path, [f"experiment={experiment}", "reward_model=/some/rm"], config_name=entry,
                                base=("device=cpu", "logger=none"))
+    elif entry == "eval_policy":
+        cfg = compose_eval_cfg(tmp_path, [f"experiment={experiment}"], config_name=entry,
+                               base=("device=cpu", "logger=none"))
     else:
         cfg = compose_eval_cfg(tmp_path, [f"experiment={experiment}"], config_name=entry)
     OmegaConf.resolve(cfg)

@@ -95,8 +95,9 @@ class XSTest(Task):
                 raise ValueError(f"task.labeler={labeler!r} needs a judge (task.judge)")
             rows.append({"id": ex.id, "type": ex.reference["type"], "label": ex.reference["label"],
                          "refusal_label": label, "refused": is_refusal(label), "output": out})
+        judged = {"judge_unparsed": ctx.judge.unparsed} if labeler != "strmatch" else {}
         return rows, {**refusal_metrics(rows), "labeler": labeler if labeler == "strmatch" else repr(ctx.judge),
-                      **self._with_ci(rows, ctx)}
+                      **judged, **self._with_ci(rows, ctx)}
 
     def _with_ci(self, rows, ctx):
         correct = [float(r["refused"] == (r["label"] == "unsafe")) for r in rows]
