@@ -76,3 +76,37 @@ def training_curves(history: list[dict], keys: dict[str, str], *, path: Path, ti
         return save_figure(path, fig)
     finally:
         plt.close(fig)
+
+
+GROUP_COLOURS = {"math": "tab:blue", "code": "tab:orange", "safety": "tab:green"}
+
+
+def correlation_scatter(panels: dict, path: Path) -> Path:
+    """RM-Bench Fig. 5-style scatter, one panel per benchmark: one colour per task group, the least-squares line
+    over all points, and Pearson r and p in the legend. ``panels[benchmark] = (points, report)``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rmlab.analysis.correlation import standardised
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.8), squeeze=False)
+    for ax, (bench, (points, rep)) in zip(axes[0], panels.items()):
+        x, y = standardised(points, rep["standardise"])
+        groups = [p.group for p in points]
+        for g in dict.fromkeys(groups):
+            m = np.array([gg == g for gg in groups])
+            ax.scatter(x[m], y[m], color=GROUP_COLOURS.get(g, "grey"), label=g, s=36)
+        slope, icept = np.polyfit(x, y, 1)
+        xs = np.linspace(x.min(), x.max(), 2)
+        ax.plot(xs, slope * xs + icept, color="black", lw=1,
+                label=f"r = {rep['pearson_r']:.2f}, p = {rep['pearson_p']:.2f} (n = {rep['n']})")
+        ax.set_xlabel(f"{bench} score" + ("" if rep["standardise"] == "none" else f" ({rep['standardise']} z)"))
+        ax.set_ylabel("policy score")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    try:
+        return save_figure(path, fig)
+    finally:
+        plt.close(fig)

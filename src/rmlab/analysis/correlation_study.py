@@ -1,0 +1,164 @@
+"""The reward-vs-policy correlation study (RM-Bench Sec. 5.2, Fig. 5) over whatever run outputs exist.
+
+Inputs are run directories, found under ``runs`` (a directory or a glob):
+
+- reward-model evaluations (``scripts/eval_rm.py``): ``metrics.json`` with ``benchmark`` = ``rm_bench`` or
+  ``reward_bench``; the reward model is identified by its weights' fingerprint (``scorer.model``);
+- policy evaluations (``scripts/eval_policy.py``): ``summary.json`` with the policy's fingerprint and directory.
+  A PPO policy's directory holds ``rmlab_meta.json`` naming its reward model and SFT model by fingerprint, which
+  links the policy to the reward model's evaluations and to the SFT policy's evaluation.
+
+One point per (reward model, task group): x = the reward model's benchmark score for the group
+(``benchmarks.<name>.groups``: RM-Bench hard accuracy for math and safety, normal accuracy for code; RewardBench
+Reasoning for math and code, Safety for safety: the paper's reading), y = its policy's group score (the mean of
+the group's tasks' ``normalised`` values, higher is better, so ToxiGen enters as 1 - toxic rate), optionally as
+the improvement over the SFT policy (``policy_score: improvement``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from rmlab.analysis.correlation import Point, correlation_report
+from rmlab.analysis.runs import find_runs
+
+log = logging.getLogger(__name__)
+
+GROUPS = ("math", "code", "safety")
+
+
+def _policy_runs(pattern: str) -> list[Path]:
+    import glob
+    import os
+
+    if os.path.isdir(pattern):
+        return sorted({p.parent for p in Path(pattern).rglob("summary.json")})
+    found = {Path(p).parent for p in glob.glob(pattern, recursive=True) if Path(p).name == "summary.json"}
+    found |= {Path(p) for p in glob.glob(pattern) if (Path(p) / "summary.json").is_file()}
+    return sorted(found)
+
+
+def rm_group_score(metrics: dict, spec) -> float | None:
+    """The benchmark score a reward model gets for one task group, per the group's spec (None if not scored)."""
+    if metrics["benchmark"] == "rm_bench":
+        if spec.get("domain"):
+            dom = metrics["domains"].get(spec["domain"])
+            return None if dom is None else float(dom[spec["level"]])
+        return float(metrics["difficulty"][spec["level"]])
+    if metrics["benchmark"] == "reward_bench":
+        sec = metrics["sections"][spec["section"]]
+        value = sec["score"] if sec["score"] is not None else (sec.get("partial_score") if spec.get("partial") else None)
+        return None if value is None else float(value)
+    raise ValueError(f"no group scores for benchmark {metrics['benchmark']!r}")
+
+
+def policy_group_scores(summary: dict) -> dict[str, float]:
+    """Mean ``normalised`` (higher is better) over each group's tasks."""
+    by_group: dict[str, list[float]] = {}
+    for t in summary["tasks"]:
+        by_group.setdefault(t["group"], []).append(float(t["normalised"]))
+    return {g: float(np.mean(v)) for g, v in by_group.items()}
+
+
+def collect(runs: str) -> tuple[dict[str, dict[str, dict]], dict[str, dict]]:
+    """Reward-model evaluations by fingerprint and benchmark; policy evaluations by policy fingerprint."""
+    rms: dict[str, dict[str, dict]] = {}
+    for run in find_runs(runs):
+        m = json.loads((run / "metrics.json").read_text())
+        if m.get("benchmark") in ("rm_bench", "reward_bench") and isinstance(m.get("scorer"), dict):
+            m["_run"] = str(run)
+            rms.setdefault(m["scorer"]["model"], {})[m["benchmark"]] = m  # a later run of the same model wins
+    policies: dict[str, dict] = {}
+    for run in _policy_runs(runs):
+        s = json.loads((run / "summary.json").read_text())
+        meta_path = Path(s["policy_spec"]) / "rmlab_meta.json"
+        s["_meta"] = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        s["_run"] = str(run)
+        policies[s["policy_fingerprint"]] = s
+    return rms, policies
+
+
+def build_points(rms: dict, policies: dict, benchmark: str, groups_spec, *, policy_score: str) -> tuple[list[Point], list[dict]]:
+    """Points for one benchmark, and a row per point saying which files it came from."""
+    points, trace = [], []
+    for fp, pol in sorted(policies.items(), key=lambda kv: kv[1]["policy"]):
+        meta = pol["_meta"]
+        rm_fp = meta.get("reward_model_fingerprint")
+        if rm_fp is None:
+            continue  # not a PPO policy (e.g. the SFT model itself)
+        rm_eval = rms.get(rm_fp, {}).get(benchmark)
+        if rm_eval is None:
+            log.warning("policy %s: its reward model %s has no %s evaluation among the runs", pol["policy"],
+                        meta.get("reward_model"), benchmark)
+            continue
+        y_all = policy_group_scores(pol)
+        base = None
+        if policy_score == "improvement":
+            sft = policies.get(meta.get("sft_fingerprint"))
+            if sft is None:
+                raise ValueError(f"policy_score=improvement, but the SFT model of {pol['policy']} "
+                                 f"({meta.get('sft_model')}) has no evaluation among the runs")
+            base = policy_group_scores(sft)
+        for group in GROUPS:
+            if group not in y_all or group not in groups_spec:
+                continue
+            x = rm_group_score(rm_eval, groups_spec[group])
+            if x is None:
+                log.warning("%s: no %s score for group %s (%s)", rm_eval["model"], benchmark, group, groups_spec[group])
+                continue
+            y = y_all[group] - (base[group] if base is not None else 0.0)
+            name = meta.get("reward_model") or rm_eval["model"]
+            points.append(Point(reward_model=str(name), group=group, x=x, y=y))
+            trace.append({"reward_model": str(name), "group": group, "x": x, "y": y,
+                          "rm_metrics": str(Path(rm_eval["_run"]) / "metrics.json"),
+                          "policy_summary": str(Path(pol["_run"]) / "summary.json")})
+    return points, trace
+
+
+def correlate(cfg) -> dict:
+    """The body of ``scripts/correlate.py``: ``correlation.json``, ``correlation.md``, ``correlation.png``."""
+    from rmlab.analysis.plots import correlation_scatter
+    from rmlab.utils.io import write_json, write_text
+
+    out = Path(cfg.paths.output_dir)
+    rms, policies = collect(str(cfg.runs))
+    log.info("found %d evaluated reward models and %d evaluated policies under %s", len(rms), len(policies), cfg.runs)
+    result = {"runs": str(cfg.runs), "policy_score": cfg.policy_score, "standardise": cfg.standardise,
+              "benchmarks": {}}
+    figure_data = {}
+    for bench, spec in cfg.benchmarks.items():
+        points, trace = build_points(rms, policies, bench, spec.groups, policy_score=cfg.policy_score)
+        entry = {"points": trace}
+        if len(points) >= 3:
+            entry.update(correlation_report(points, standardise=cfg.standardise, n_boot=int(cfg.n_boot),
+                                            n_perm=int(cfg.n_perm), seed=int(cfg.seed)))
+            figure_data[bench] = (points, entry)
+        else:
+            entry["note"] = f"{len(points)} point(s): a correlation needs at least 3"
+        result["benchmarks"][bench] = entry
+    write_json(out / "correlation.json", result)
+    table = correlation_markdown(result)
+    write_text(out / "correlation.md", table)
+    if figure_data:
+        correlation_scatter(figure_data, out / "correlation.png")
+    print(table)
+    return result
+
+
+def correlation_markdown(result: dict) -> str:
+    lines = [f"Policy score: {result['policy_score']}; standardisation: {result['standardise']}.", "",
+             "| benchmark | n | Pearson r | p | 95% CI of r | permutation p | Spearman | Kendall |",
+             "|---|---|---|---|---|---|---|---|"]
+    for bench, e in result["benchmarks"].items():
+        if "pearson_r" not in e:
+            lines.append(f"| {bench} | {len(e['points'])} | - | - | - | - | - | - |")
+            continue
+        ci = e["pearson_ci"]
+        ci_s = f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci[0] is not None else "-"
+        lines.append(f"| {bench} | {e['n']} | {e['pearson_r']:.3f} | {e['pearson_p']:.3f} | {ci_s} | "
+                     f"{e['permutation_p']:.3f} | {e['spearman']:.3f} | {e['kendall']:.3f} |")
+    return "\n".join(lines) + "\n"

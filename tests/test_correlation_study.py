@@ -1,0 +1,104 @@
+"""The correlation study over run outputs: reward models linked to their policies by fingerprint, one point per
+(reward model, task group), the statistics equal scipy's on the same points."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+from scipy import stats
+
+from rmlab.analysis.correlation_study import correlate
+from tests.conftest import ROOT
+
+RMB = {"rm-a": (0.40, 0.60, 0.30), "rm-b": (0.55, 0.70, 0.45), "rm-c": (0.62, 0.66, 0.58), "rm-d": (0.35, 0.50, 0.20)}
+RB = {"rm-a": (0.70, 0.80), "rm-b": (0.65, 0.85), "rm-c": (0.90, 0.60), "rm-d": (0.50, 0.75)}
+POLICY = {"rm-a": (0.20, 0.10, 0.80), "rm-b": (0.26, 0.14, 0.85), "rm-c": (0.30, 0.12, 0.92), "rm-d": (0.18, 0.08, 0.70)}
+SFT = (0.15, 0.05, 0.75)
+
+
+def _write(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+
+
+def _summary(name, fp, spec, scores):
+    math, code, safety = scores
+    tasks = [{"task": "gsm8k", "group": "math", "normalised": math}, {"task": "bbh", "group": "math", "normalised": math},
+             {"task": "humaneval_plus", "group": "code", "normalised": code},
+             {"task": "toxigen", "group": "safety", "normalised": safety - 0.05},
+             {"task": "xstest", "group": "safety", "normalised": safety + 0.05}]
+    return {"policy": name, "policy_spec": str(spec), "policy_fingerprint": fp, "tasks": tasks}
+
+
+@pytest.fixture
+def runs(tmp_path) -> Path:
+    root = tmp_path / "runs"
+    for rm, (math_hard, code_normal, safety_hard) in RMB.items():
+        _write(root / f"eval_rm/{rm}-rmb/metrics.json", {
+            "benchmark": "rm_bench", "model": rm, "scorer": {"model": f"fp-{rm}"},
+            "domains": {"math": {"hard": math_hard, "normal": 0.9}, "code": {"hard": 0.1, "normal": code_normal},
+                        "safety": {"hard": safety_hard, "normal": 0.9}},
+            "difficulty": {"easy": 0.9, "normal": 0.8, "hard": 0.3}})
+        reasoning, safety = RB[rm]
+        _write(root / f"eval_rm/{rm}-rb/metrics.json", {
+            "benchmark": "reward_bench", "model": rm, "scorer": {"model": f"fp-{rm}"},
+            "sections": {"Reasoning": {"score": reasoning}, "Safety": {"score": safety}}})
+        policy_dir = tmp_path / f"ppo/{rm}/policy"
+        _write(policy_dir / "rmlab_meta.json", {"reward_model": rm, "reward_model_fingerprint": f"fp-{rm}",
+                                                "sft_model": "sft", "sft_fingerprint": "fp-sft"})
+        _write(root / f"eval_policy/{rm}/summary.json", _summary(f"policy-{rm}", f"fp-policy-{rm}", policy_dir,
+                                                                POLICY[rm]))
+    _write(root / "eval_policy/sft/summary.json", _summary("sft", "fp-sft", tmp_path / "sft", SFT))
+    return root
+
+
+def _cfg(tmp_path, runs, **kw):
+    from rmlab.cli import compose_config
+
+    cfg = compose_config("correlate", [f"runs={runs}", *(f"{k}={v}" for k, v in kw.items())])
+    OmegaConf.set_struct(cfg, False)
+    cfg.paths.output_dir = str(tmp_path / "out")
+    cfg.n_boot, cfg.n_perm = 200, 500
+    return cfg
+
+
+def test_points_and_statistics(tmp_path, runs, monkeypatch):
+    monkeypatch.setenv("RMLAB_ROOT", str(ROOT))
+    res = correlate(_cfg(tmp_path, runs))
+    rmb = res["benchmarks"]["rm_bench"]
+    assert rmb["n"] == 12 and sorted(rmb["reward_models"]) == sorted(RMB)
+    xs = [p["x"] for p in rmb["points"]]
+    ys = [p["y"] for p in rmb["points"]]
+    ref = stats.pearsonr(xs, ys)
+    assert rmb["pearson_r"] == pytest.approx(ref.statistic) and rmb["pearson_p"] == pytest.approx(ref.pvalue)
+    point = next(p for p in rmb["points"] if p["reward_model"] == "rm-c" and p["group"] == "code")
+    assert point["x"] == 0.66 and point["y"] == pytest.approx(0.12)  # normal accuracy on code; HumanEval+ score
+    assert point["rm_metrics"].endswith("rm-c-rmb/metrics.json")  # traceable to its file
+    safety = next(p for p in rmb["points"] if p["reward_model"] == "rm-a" and p["group"] == "safety")
+    assert safety["y"] == pytest.approx(0.80)  # mean of ToxiGen (normalised) and XSTest
+    assert res["benchmarks"]["reward_bench"]["n"] == 12
+    out = tmp_path / "out"
+    assert (out / "correlation.png").stat().st_size > 0
+    first = (out / "correlation.md").read_bytes()
+    correlate(_cfg(tmp_path, runs))
+    assert (out / "correlation.md").read_bytes() == first  # byte-identical when regenerated
+
+
+def test_improvement_over_the_sft_policy(tmp_path, runs):
+    res = correlate(_cfg(tmp_path, runs, policy_score="improvement"))
+    p = next(p for p in res["benchmarks"]["rm_bench"]["points"] if p["reward_model"] == "rm-b" and p["group"] == "math")
+    assert p["y"] == pytest.approx(0.26 - 0.15)
+    (runs / "eval_policy/sft/summary.json").unlink()
+    with pytest.raises(ValueError, match="SFT model"):
+        correlate(_cfg(tmp_path, runs, policy_score="improvement"))
+
+
+def test_within_group_standardisation_differs_from_global(tmp_path, runs):
+    g = correlate(_cfg(tmp_path, runs, standardise="global"))["benchmarks"]["rm_bench"]
+    w = correlate(_cfg(tmp_path, runs, standardise="within_group"))["benchmarks"]["rm_bench"]
+    n = correlate(_cfg(tmp_path, runs, standardise="none"))["benchmarks"]["rm_bench"]
+    assert g["pearson_r"] == pytest.approx(n["pearson_r"])  # one affine map of x and y: r unchanged
+    assert abs(w["pearson_r"] - g["pearson_r"]) > 0.05  # per-group rescaling changes it
