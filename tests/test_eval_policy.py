@@ -48,7 +48,7 @@ def test_every_task_end_to_end_through_the_script(tmp_path, tiny_lm_dir, data_di
     # the wheel model cache is shared, so nothing is converted again
     env["RMLAB_CACHE_DIR"] = str(tmp_path / "cache")
     res = subprocess.run([sys.executable, "scripts/eval_policy.py", f"policy={tiny_lm_dir}", "logger=none",
-                          "device=cpu", *TINY], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+                          "device=cpu", *TINY], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
     assert res.returncode == 0, res.stderr[-3000:]
     (run,) = (tmp_path / "logs" / "eval_policy" / "runs").iterdir()
     summary = json.loads((run / "summary.json").read_text())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import typing
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from omegaconf import OmegaConf
@@ -17,9 +18,9 @@ from rmlab.evaluation.refusal import COMPLIANCE, PARTIAL, REFUSAL
 
 
 class _Handler(BaseHTTPRequestHandler):
-    seen: list = []
+    seen: typing.ClassVar[list] = []
 
-    def do_POST(self):  # noqa: N802 (http.server's name)
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         _Handler.seen.append((self.path, self.headers.get("Authorization"), body))
         response = body["messages"][0]["content"].split("RESPONSE: ", 1)[1]
