@@ -24,6 +24,24 @@ if not OmegaConf.has_resolver("basename"):  # ${basename:/a/b/c} -> c (W&B group
     OmegaConf.register_new_resolver("basename", lambda path: Path(str(path)).name)
 
 
+def native_bf16() -> bool:
+    """Whether bf16 matmuls run natively here: a CUDA device with bf16, or a CPU with AVX512-BF16 or AMX.
+    Elsewhere PyTorch emulates bf16 on the CPU, and bf16 autocast is many times slower than fp32."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f in flags for f in (" avx512_bf16", " amx_bf16"))
+
+
+if not OmegaConf.has_resolver("native_bf16"):  # ${native_bf16:bf16-mixed,32-true}: the first where bf16 is native
+    OmegaConf.register_new_resolver("native_bf16", lambda yes, no: yes if native_bf16() else no)
+
+
 def _is_config(group: str, name: str) -> bool:
     return (CONF_DIR / group / f"{name}.yaml").is_file()
 
