@@ -149,3 +149,20 @@ def test_malformed_rows_name_file_row_and_field(tmp_path):
     (tmp_path / "bbh" / "cot-prompts" / "snarks.txt").write_text("canary\n-----\nQ: a\nA: b\n")
     with pytest.raises(DataValidationError, match=r"snarks.json: example 0: field 'target'"):
         TASKS["bbh"](cfg.task.bbh, tmp_path).load()
+
+
+def test_code_tasks_fall_back_to_the_base_tests_and_say_so(tmp_path, data_dir, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg = compose_eval_cfg(tmp_path, ["task=humaneval_plus", "task.humaneval_plus.max_examples=3"], "eval_policy",
+                           base=("device=cpu", "logger=none"))
+    only_base = tmp_path / "data"
+    shutil.copytree(data_dir / "humaneval", only_base / "humaneval")  # no humaneval-plus folder, no Hub
+    task = TASKS["humaneval_plus"](cfg.task.humaneval_plus, only_base)
+    examples, prov = task.load()
+    assert len(examples) == 3 and task.test_set == "base (plus unavailable)"
+    assert prov["files"] == [str(only_base / "humaneval" / "HumanEval.jsonl.gz")]
+    plus = TASKS["humaneval_plus"](cfg.task.humaneval_plus, data_dir)
+    plus.load()
+    assert plus.test_set == "plus"

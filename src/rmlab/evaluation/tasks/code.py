@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from tqdm import tqdm
 from rmlab.data.errors import DataValidationError as DataError
 from rmlab.evaluation.tasks.base import Example, Task
 from rmlab.metrics.pass_at_k import pass_at_k
+
+log = logging.getLogger(__name__)
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -33,6 +36,20 @@ def _require(path, i, rec, keys):
 
 class CodeTask(Task):
     group, metric = "code", "pass@1"
+
+    def _load(self):
+        """The "+" tests when available (local copy, else the Hub); otherwise the base tests, said in the log and
+        in ``metrics.json`` (``test_set``)."""
+        self.test_set = str(self.cfg.test_set)
+        if self.test_set == "plus":
+            try:
+                return self._load_set(plus=True)
+            except DataError:  # the file is there but malformed: say so, do not fall back
+                raise
+            except Exception as err:  # noqa: BLE001  no local copy and no Hub: the original tests still apply
+                log.warning("%s: the EvalPlus tests are not available (%s); using the base tests", self.name, err)
+                self.test_set = "base (plus unavailable)"
+        return self._load_set(plus=False)
 
     def program(self, ex: Example, completion: str) -> str:
         raise NotImplementedError
@@ -51,7 +68,7 @@ class CodeTask(Task):
             passed.setdefault(dec, {}).setdefault(ex.id, []).append(res.passed)
             rows.append({"id": ex.id, "decoding": dec, "sample": j, "passed": res.passed, "status": res.status,
                          "completion": sample, "stderr_tail": res.stderr[-400:]})
-        metrics = {"test_set": self.cfg.test_set, "pass_at_k": {}}
+        metrics = {"test_set": self.test_set, "pass_at_k": {}}
         for dec, by_ex in passed.items():
             n = min(len(v) for v in by_ex.values())
             for k in self.cfg.ks:
@@ -69,9 +86,9 @@ class CodeTask(Task):
 
 
 class HumanEvalPlus(CodeTask):
-    def _load(self):
+    def _load_set(self, plus: bool):
         cfg = self.cfg
-        base = cfg.test_set == "base"
+        base = not plus
         local = self.data_dir / (cfg.base_local_dir if base else cfg.local_dir)
         path = local / (cfg.base_file if base else cfg.file)
         if path.is_file():
@@ -96,11 +113,11 @@ class HumanEvalPlus(CodeTask):
 
 
 class MBPPPlus(CodeTask):
-    def _load(self):
+    def _load_set(self, plus: bool):
         cfg = self.cfg
-        base = cfg.test_set == "base"
+        base = not plus
         local = self.data_dir / cfg.local_dir
-        path = local / cfg.file
+        path = local / cfg.file  # the OriginFmt file has both: the 3 original asserts and the EvalPlus program
         if path.is_file():
             rows, source, files = _read_jsonl(path), str(local), [str(path)]
         else:
