@@ -35,6 +35,11 @@ def _summary(name, fp, spec, scores):
 
 @pytest.fixture
 def runs(tmp_path) -> Path:
+    return make_study_runs(tmp_path)
+
+
+def make_study_runs(tmp_path: Path) -> Path:
+    """Evaluations of 4 reward models (RM-Bench, RewardBench), their PPO policies and the SFT policy."""
     root = tmp_path / "runs"
     for rm, (math_hard, code_normal, safety_hard) in RMB.items():
         _write(root / f"eval_rm/{rm}-rmb/metrics.json", {
