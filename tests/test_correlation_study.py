@@ -26,10 +26,14 @@ def _write(path: Path, obj: dict) -> None:
 
 def _summary(name, fp, spec, scores):
     math, code, safety = scores
-    tasks = [{"task": "gsm8k", "group": "math", "normalised": math}, {"task": "bbh", "group": "math", "normalised": math},
-             {"task": "humaneval_plus", "group": "code", "normalised": code},
-             {"task": "toxigen", "group": "safety", "normalised": safety - 0.05},
-             {"task": "xstest", "group": "safety", "normalised": safety + 0.05}]
+    tasks = [{"task": "gsm8k", "metric": "exact_match", "group": "math", "normalised": math},
+             {"task": "bbh", "metric": "exact_match", "group": "math", "normalised": math},
+             {"task": "humaneval_plus", "metric": "t0.1/pass@1", "group": "code", "normalised": code},
+             {"task": "toxigen", "metric": "toxic_rate", "group": "safety", "normalised": safety - 0.05},
+             {"task": "xstest", "metric": "accuracy", "group": "safety", "normalised": safety + 0.05}]
+    for t in tasks:  # the raw metric; ToxiGen's is the toxic rate, lower is better
+        t["value"] = 1 - t["normalised"] if t["task"] == "toxigen" else t["normalised"]
+        t["instrument"] = "alt-profanity-check" if t["task"] == "toxigen" else None
     return {"policy": name, "policy_spec": str(spec), "policy_fingerprint": fp, "tasks": tasks}
 
 
@@ -42,15 +46,20 @@ def make_study_runs(tmp_path: Path) -> Path:
     """Evaluations of 4 reward models (RM-Bench, RewardBench), their PPO policies and the SFT policy."""
     root = tmp_path / "runs"
     for rm, (math_hard, code_normal, safety_hard) in RMB.items():
+        run = {"time_utc": "2026-11-28T00:00:00+00:00"}
         _write(root / f"eval_rm/{rm}-rmb/metrics.json", {
-            "benchmark": "rm_bench", "model": rm, "scorer": {"model": f"fp-{rm}"},
-            "domains": {"math": {"hard": math_hard, "normal": 0.9}, "code": {"hard": 0.1, "normal": code_normal},
-                        "safety": {"hard": safety_hard, "normal": 0.9}},
-            "difficulty": {"easy": 0.9, "normal": 0.8, "hard": 0.3}})
+            "benchmark": "rm_bench", "model": rm, "scorer": {"model": f"fp-{rm}"}, "run": run,
+            "domains": {"math": {"hard": math_hard, "normal": 0.9, "avg": 0.7},
+                        "code": {"hard": 0.1, "normal": code_normal, "avg": 0.5},
+                        "safety": {"hard": safety_hard, "normal": 0.9, "avg": 0.8}},
+            "difficulty": {"easy": 0.9, "normal": 0.8, "hard": 0.3}, "overall": None,
+            "partial_overall": {"value": 0.667, "domains": ["math", "code", "safety"]}})
         reasoning, safety = RB[rm]
+        sections = {s: {"score": None, "partial_score": None} for s in ("Chat", "Chat Hard")}
+        sections |= {"Reasoning": {"score": reasoning}, "Safety": {"score": safety}}
         _write(root / f"eval_rm/{rm}-rb/metrics.json", {
-            "benchmark": "reward_bench", "model": rm, "scorer": {"model": f"fp-{rm}"},
-            "sections": {"Reasoning": {"score": reasoning}, "Safety": {"score": safety}}})
+            "benchmark": "reward_bench", "model": rm, "scorer": {"model": f"fp-{rm}"}, "run": run,
+            "sections": sections, "prior_sets": None, "overall": None})
         policy_dir = tmp_path / f"ppo/{rm}/policy"
         _write(policy_dir / "rmlab_meta.json", {"reward_model": rm, "reward_model_fingerprint": f"fp-{rm}",
                                                 "sft_model": "sft", "sft_fingerprint": "fp-sft"})

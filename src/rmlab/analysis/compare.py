@@ -32,6 +32,7 @@ def collect(runs_dir: str | Path) -> dict[str, dict[str, dict]]:
         m = load_metrics(run)
         if m.get("benchmark") not in BENCHMARK_ORDER:
             continue
+        m["_run_dir"] = str(run)
         prev = table.setdefault(m["model"], {}).get(m["benchmark"])
         if prev is None or m["run"]["time_utc"] >= prev["run"]["time_utc"]:
             table[m["model"]][m["benchmark"]] = m

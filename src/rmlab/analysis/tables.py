@@ -1,0 +1,151 @@
+"""The papers' tables regenerated from run outputs, as markdown, CSV and LaTeX.
+
+- ``rm_bench``: RM-Bench Table 2 layout: per reward model chat, math, code, safety, easy, normal, hard, average;
+  a domain not scored is marked missing, and the average is then labelled partial with the domains it covers;
+- ``reward_bench``: the four RewardBench sections, prior sets and the overall score;
+- ``reward_math``: RewardMATH accuracy and MRR;
+- ``policies``: per policy, each downstream task's headline metric (classifier / labeler named in the header).
+
+Every row carries the path of the ``metrics.json`` (or ``summary.json``) it came from. Rows are sorted by model
+name and numbers formatted at fixed precision, so the same outputs always give byte-identical files. For one
+(model, benchmark) the newest run counts.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from rmlab.analysis.compare import collect
+from rmlab.data.rm_bench import METRIC_DOMAINS
+from rmlab.metrics.reward_bench import SECTIONS
+from rmlab.utils.io import write_text
+
+MISSING = "—"
+
+
+def _pct(x) -> str:
+    return MISSING if x is None else f"{100 * x:.1f}"
+
+
+def rm_bench_table(models: dict) -> tuple[list[str], list[list[str]]]:
+    head = ["model", *METRIC_DOMAINS, "easy", "normal", "hard", "average", "source"]
+    rows = []
+    for name in sorted(models):
+        m = models[name].get("rm_bench")
+        if m is None:
+            continue
+        doms = [_pct(m["domains"][d]["avg"]) if d in m["domains"] else MISSING for d in METRIC_DOMAINS]
+        diff = [_pct(m["difficulty"][k]) for k in ("easy", "normal", "hard")]
+        if m["overall"] is not None:
+            avg = _pct(m["overall"])
+        else:
+            p = m["partial_overall"]
+            avg = f"{_pct(p['value'])} (partial: {'+'.join(p['domains'])})"
+        rows.append([name, *doms, *diff, avg, m["_source"]])
+    return head, rows
+
+
+def reward_bench_table(models: dict) -> tuple[list[str], list[list[str]]]:
+    head = ["model", *SECTIONS, "prior sets", "overall", "source"]
+    rows = []
+    for name in sorted(models):
+        m = models[name].get("reward_bench")
+        if m is None:
+            continue
+        cells = []
+        for s in SECTIONS:
+            sec = m["sections"][s]
+            cells.append(_pct(sec["score"]) if sec["score"] is not None else
+                         (f"({_pct(sec['partial_score'])} partial)" if sec.get("partial_score") is not None else MISSING))
+        rows.append([name, *cells, _pct(m.get("prior_sets")), _pct(m.get("overall")), m["_source"]])
+    return head, rows
+
+
+def reward_math_table(models: dict) -> tuple[list[str], list[list[str]]]:
+    head = ["model", "accuracy", "MRR", "n", "source"]
+    rows = [[name, _pct(m["accuracy"]), f"{m['mrr']:.3f}", str(m["n"]), m["_source"]]
+            for name in sorted(models) if (m := models[name].get("reward_math")) is not None]
+    return head, rows
+
+
+def policy_table(runs: str) -> tuple[list[str], list[list[str]]]:
+    from rmlab.analysis.correlation_study import _policy_runs
+
+    summaries = []
+    for run in _policy_runs(runs):
+        s = json.loads((run / "summary.json").read_text())
+        s["_source"] = str(run / "summary.json")
+        summaries.append(s)
+    columns: dict[str, str] = {}
+    for s in summaries:
+        for t in s["tasks"]:
+            label = f"{t['task']} ({t['metric']}" + (f", {t['instrument']}" if t.get("instrument") else "") + ")"
+            columns.setdefault(f"{t['task']}|{t.get('instrument')}", label)
+    keys = sorted(columns)
+    head = ["policy", *(columns[k] for k in keys), "source"]
+    rows = []
+    for s in sorted(summaries, key=lambda s: (s["policy"], s["_source"])):
+        by_key = {f"{t['task']}|{t.get('instrument')}": t for t in s["tasks"]}
+        rows.append([s["policy"], *(_pct(by_key[k]["value"]) if k in by_key else MISSING for k in keys), s["_source"]])
+    return head, rows
+
+
+def to_markdown(head: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(head: list[str], rows: list[list[str]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(head)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _tex_escape(s: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
+                 ("$", r"\$"), ("{", r"\{"), ("}", r"\}"), ("—", "--")):
+        s = s.replace(a, b)
+    return s
+
+
+def to_latex(head: list[str], rows: list[list[str]], caption: str) -> str:
+    """A booktabs table without the source column (sources stay in the CSV and markdown)."""
+    keep = [i for i, h in enumerate(head) if h != "source"]
+    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{l{'c' * (len(keep) - 1)}}}",
+             r"\toprule", " & ".join(_tex_escape(head[i]) for i in keep) + r" \\", r"\midrule"]
+    lines += [" & ".join(_tex_escape(r[i]) for i in keep) + r" \\" for r in rows]
+    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{_tex_escape(caption)}}}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+CAPTIONS = {"rm_bench": "RM-Bench accuracy (%) per domain and difficulty (Liu et al. 2025, Table 2 layout).",
+            "reward_bench": "RewardBench scores (%) per section.",
+            "reward_math": "RewardMATH accuracy (%) and mean reciprocal rank.",
+            "policies": "Downstream scores (%) of each policy."}
+
+
+def make_tables(cfg) -> dict[str, int]:
+    """The body of ``scripts/make_tables.py``: ``<name>.{md,csv,tex}`` per table with rows; returns row counts."""
+    out = Path(cfg.paths.output_dir)
+    models = collect(str(cfg.runs))
+    for per_model in models.values():
+        for m in per_model.values():
+            m["_source"] = str(Path(m["_run_dir"]) / "metrics.json")
+    tables = {"rm_bench": rm_bench_table(models), "reward_bench": reward_bench_table(models),
+              "reward_math": reward_math_table(models), "policies": policy_table(str(cfg.runs))}
+    counts = {}
+    for name, (head, rows) in tables.items():
+        counts[name] = len(rows)
+        if not rows:
+            continue
+        write_text(out / f"{name}.md", to_markdown(head, rows))
+        write_text(out / f"{name}.csv", to_csv(head, rows))
+        write_text(out / f"{name}.tex", to_latex(head, rows, CAPTIONS[name]))
+        print(f"## {name}\n\n{to_markdown(head, rows)}")
+    return counts
