@@ -78,7 +78,7 @@ def compose_eval_cfg(tmp_path: Path, overrides: list[str] | None = None, config_
         cfg = compose(
             config_name=config_name,
             overrides=rewrite_model_overrides(
-                [*base, *(overrides or [])]
+                [*base, *(overrides or [])], ("model", "policy")
             ),
             return_hydra_config=True,
         )

@@ -166,7 +166,8 @@ def setup_ppo(cfg: DictConfig) -> PPOSetup:
     set_seed(cfg.seed)
     r = cfg.recipe
     device = pick_device(cfg.get("device", "auto"))
-    policy_res = resolve_model(str(cfg.policy), cache_dir=cfg.paths.model_cache_dir)
+    policy_res = resolve_model(str(cfg.policy.pretrained), cache_dir=cfg.paths.model_cache_dir,
+                               revision=cfg.policy.get("revision"))
     rm_res = resolve_model(str(cfg.reward_model), cache_dir=cfg.paths.model_cache_dir)
     tokenizer = load_tokenizer(policy_res, pad_token=cfg.get("pad_token"), padding_side="left")
     if tokenizer.pad_token_id == tokenizer.eos_token_id:
