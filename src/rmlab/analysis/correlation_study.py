@@ -32,14 +32,7 @@ GROUPS = ("math", "code", "safety")
 
 
 def _policy_runs(pattern: str) -> list[Path]:
-    import glob
-    import os
-
-    if os.path.isdir(pattern):
-        return sorted({p.parent for p in Path(pattern).rglob("summary.json")})
-    found = {Path(p).parent for p in glob.glob(pattern, recursive=True) if Path(p).name == "summary.json"}
-    found |= {Path(p) for p in glob.glob(pattern) if (Path(p) / "summary.json").is_file()}
-    return sorted(found)
+    return find_runs(pattern, marker="summary.json")
 
 
 def rm_group_score(metrics: dict, spec) -> float | None:

@@ -10,14 +10,15 @@ from pathlib import Path
 from rmlab.data.rm_bench import METRIC_DOMAINS
 
 
-def find_runs(pattern: str | os.PathLike) -> list[Path]:
-    """Run directories under ``pattern`` (a directory, searched recursively, or a glob) with a ``metrics.json``."""
+def find_runs(pattern: str | os.PathLike, marker: str = "metrics.json") -> list[Path]:
+    """Run directories under ``pattern`` (a directory, searched recursively, or a glob) holding ``marker``
+    (``metrics.json`` for evaluations, ``summary.json`` for policy evaluations)."""
     pattern = str(pattern)
     if os.path.isdir(pattern):
-        files = sorted(Path(pattern).rglob("metrics.json"))
+        files = sorted(Path(pattern).rglob(marker))
     else:
-        files = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).name == "metrics.json")
-        files += sorted(Path(p) / "metrics.json" for p in glob.glob(pattern) if (Path(p) / "metrics.json").is_file())
+        files = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).name == marker)
+        files += sorted(Path(p) / marker for p in glob.glob(pattern) if (Path(p) / marker).is_file())
     return sorted({f.parent for f in files})
 
 
