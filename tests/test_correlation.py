@@ -62,3 +62,13 @@ def test_global_standardisation_keeps_r_within_group_changes_it():
         assert xs.mean() == pytest.approx(0, abs=1e-12) and xs.std() == pytest.approx(1)
     with pytest.raises(ValueError, match="standardise must be one of"):
         standardised(pts, "per_model")
+
+
+def test_constant_scores_give_an_undefined_r_not_nan():
+    pts = [Point(f"rm{i}", g, 0.5 + 0.1 * i, 0.25) for i in range(3) for g in ("code", "safety")]
+    rep = correlation_report(pts, n_boot=20, n_perm=20)
+    assert rep["pearson_r"] is None and rep["pearson_p"] is None and rep["pearson_ci"] == [None, None]
+    assert rep["undefined"] == "the policy scores (y) are the same at every point: r is undefined"
+    pts = [Point(f"rm{i}", g, 0.5 + 0.1 * i, 0.1 * i + (g == "code")) for i in range(3) for g in ("code", "safety")]
+    rep = correlation_report(pts, standardise="none", n_boot=20, n_perm=20)
+    assert rep["pearson_r"] == pytest.approx(stats.pearsonr([p.x for p in pts], [p.y for p in pts]).statistic)

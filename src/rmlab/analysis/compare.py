@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 BENCHMARK_ORDER = ("rm_bench", "reward_bench", "reward_math")
 
 
-def collect(runs_dir: str | Path) -> dict[str, dict[str, dict]]:
+def collect(runs_dir) -> dict[str, dict[str, dict]]:
     """model -> benchmark -> metrics of its newest run."""
     table: dict[str, dict[str, dict]] = {}
     for run in find_runs(runs_dir):

@@ -66,6 +66,13 @@ def correlation_report(points: Sequence[Point], *, standardise: str = "none", n_
     if len(points) < 3:
         raise ValueError(f"need at least 3 points, got {len(points)}")
     x, y = standardised(points, standardise)
+    constant = [name for name, v in (("benchmark scores (x)", x), ("policy scores (y)", y)) if np.ptp(v) == 0]
+    if constant:  # no correlation is defined; say so rather than report NaN
+        return {"n": len(points), "reward_models": sorted({p.reward_model for p in points}),
+                "standardise": standardise, "pearson_r": None, "pearson_p": None, "spearman": None, "kendall": None,
+                "pearson_ci": [None, None], "confidence": confidence, "n_boot": n_boot, "permutation_p": None,
+                "leave_one_reward_model_out": {},
+                "undefined": f"the {' and the '.join(constant)} are the same at every point: r is undefined"}
     pearson = stats.pearsonr(x, y)
     rng = np.random.default_rng(seed)
     boots = []
@@ -82,7 +89,7 @@ def correlation_report(points: Sequence[Point], *, standardise: str = "none", n_
         keep = [i for i, p in enumerate(points) if p.reward_model != m]
         if len(keep) >= 3:
             xs, ys = standardised([points[i] for i in keep], standardise)
-            loo[m] = float(stats.pearsonr(xs, ys).statistic)
+            loo[m] = float(stats.pearsonr(xs, ys).statistic) if np.ptp(xs) > 0 and np.ptp(ys) > 0 else None
     return {
         "n": len(points), "reward_models": models, "standardise": standardise,
         "pearson_r": r, "pearson_p": float(pearson.pvalue),

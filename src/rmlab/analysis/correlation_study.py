@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from rmlab.analysis.correlation import Point, correlation_report
-from rmlab.analysis.runs import find_runs
+from rmlab.analysis.runs import find_runs, runs_value
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,8 @@ def policy_group_scores(summary: dict) -> dict[str, float]:
     return {g: float(np.mean(v)) for g, v in by_group.items()}
 
 
-def collect(runs: str) -> tuple[dict[str, dict[str, dict]], dict[str, dict]]:
-    """Reward-model evaluations by fingerprint and benchmark; policy evaluations by policy fingerprint."""
+def collect(runs) -> tuple[dict[str, dict[str, dict]], dict[str, dict]]:
+    """Reward-model evaluations by fingerprint and benchmark; policy evaluations by policy (its directory or spec)."""
     rms: dict[str, dict[str, dict]] = {}
     for run in find_runs(runs):
         m = json.loads((run / "metrics.json").read_text())
@@ -71,14 +71,24 @@ def collect(runs: str) -> tuple[dict[str, dict[str, dict]], dict[str, dict]]:
         meta_path = Path(s["policy_spec"]) / "rmlab_meta.json"
         s["_meta"] = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
         s["_run"] = str(run)
-        policies[s["policy_fingerprint"]] = s
+        policies[s["policy_spec"]] = s  # by directory, not weights: a PPO policy may equal its SFT model
     return rms, policies
+
+
+def rm_names(rms: dict, benchmark: str) -> dict[str, str]:
+    """Reward model fingerprint -> the name its evaluation was run under (``model.name``); a name shared by
+    different weights (e.g. two ``<run>/model`` directories) gets the fingerprint appended."""
+    names = {fp: by_bench[benchmark]["model"] for fp, by_bench in rms.items() if benchmark in by_bench}
+    counts: dict[str, int] = {}
+    for n in names.values():
+        counts[n] = counts.get(n, 0) + 1
+    return {fp: n if counts[n] == 1 else f"{n}@{fp[:8]}" for fp, n in names.items()}
 
 
 def build_points(rms: dict, policies: dict, benchmark: str, groups_spec, *, policy_score: str) -> tuple[list[Point], list[dict]]:
     """Points for one benchmark, and a row per point saying which files it came from."""
     points, trace = [], []
-    for fp, pol in sorted(policies.items(), key=lambda kv: kv[1]["policy"]):
+    for _, pol in sorted(policies.items(), key=lambda kv: (kv[1]["policy"], kv[0])):
         meta = pol["_meta"]
         rm_fp = meta.get("reward_model_fingerprint")
         if rm_fp is None:
@@ -91,7 +101,8 @@ def build_points(rms: dict, policies: dict, benchmark: str, groups_spec, *, poli
         y_all = policy_group_scores(pol)
         base = None
         if policy_score == "improvement":
-            sft = policies.get(meta.get("sft_fingerprint"))
+            sft = next((q for q in policies.values() if q["policy_fingerprint"] == meta.get("sft_fingerprint")
+                        and not q["_meta"].get("reward_model_fingerprint")), None)
             if sft is None:
                 raise ValueError(f"policy_score=improvement, but the SFT model of {pol['policy']} "
                                  f"({meta.get('sft_model')}) has no evaluation among the runs")
@@ -104,7 +115,7 @@ def build_points(rms: dict, policies: dict, benchmark: str, groups_spec, *, poli
                 log.warning("%s: no %s score for group %s (%s)", rm_eval["model"], benchmark, group, groups_spec[group])
                 continue
             y = y_all[group] - (base[group] if base is not None else 0.0)
-            name = meta.get("reward_model") or rm_eval["model"]
+            name = rm_names(rms, benchmark)[rm_fp]
             points.append(Point(reward_model=str(name), group=group, x=x, y=y))
             trace.append({"reward_model": str(name), "group": group, "x": x, "y": y,
                           "rm_metrics": str(Path(rm_eval["_run"]) / "metrics.json"),
@@ -118,9 +129,10 @@ def correlate(cfg) -> dict:
     from rmlab.utils.io import write_json, write_text
 
     out = Path(cfg.paths.output_dir)
-    rms, policies = collect(str(cfg.runs))
-    log.info("found %d evaluated reward models and %d evaluated policies under %s", len(rms), len(policies), cfg.runs)
-    result = {"runs": str(cfg.runs), "policy_score": cfg.policy_score, "standardise": cfg.standardise,
+    runs = runs_value(cfg.runs)
+    rms, policies = collect(runs)
+    log.info("found %d evaluated reward models and %d evaluated policies under %s", len(rms), len(policies), runs)
+    result = {"runs": runs, "policy_score": cfg.policy_score, "standardise": cfg.standardise,
               "benchmarks": {}}
     figure_data = {}
     for bench, spec in cfg.benchmarks.items():
@@ -129,7 +141,10 @@ def correlate(cfg) -> dict:
         if len(points) >= 3:
             entry.update(correlation_report(points, standardise=cfg.standardise, n_boot=int(cfg.n_boot),
                                             n_perm=int(cfg.n_perm), seed=int(cfg.seed)))
-            figure_data[bench] = (points, entry)
+            if entry["pearson_r"] is not None:
+                figure_data[bench] = (points, entry)
+            else:
+                log.warning("%s: %s", bench, entry["undefined"])
         else:
             entry["note"] = f"{len(points)} point(s): a correlation needs at least 3"
         result["benchmarks"][bench] = entry
@@ -147,8 +162,9 @@ def correlation_markdown(result: dict) -> str:
              "| benchmark | n | Pearson r | p | 95% CI of r | permutation p | Spearman | Kendall |",
              "|---|---|---|---|---|---|---|---|"]
     for bench, e in result["benchmarks"].items():
-        if "pearson_r" not in e:
-            lines.append(f"| {bench} | {len(e['points'])} | - | - | - | - | - | - |")
+        if e.get("pearson_r") is None:
+            why = e.get("undefined") or e.get("note", "")
+            lines.append(f"| {bench} | {len(e['points'])} | - ({why}) | - | - | - | - | - |")
             continue
         ci = e["pearson_ci"]
         ci_s = f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci[0] is not None else "-"

@@ -10,9 +10,11 @@ from pathlib import Path
 from rmlab.data.rm_bench import METRIC_DOMAINS
 
 
-def find_runs(pattern: str | os.PathLike, marker: str = "metrics.json") -> list[Path]:
-    """Run directories under ``pattern`` (a directory, searched recursively, or a glob) holding ``marker``
-    (``metrics.json`` for evaluations, ``summary.json`` for policy evaluations)."""
+def find_runs(pattern, marker: str = "metrics.json") -> list[Path]:
+    """Run directories under ``pattern`` (a directory, searched recursively, or a glob; or a list of these)
+    holding ``marker`` (``metrics.json`` for evaluations, ``summary.json`` for policy evaluations)."""
+    if not isinstance(pattern, (str, os.PathLike)):  # a list (or a Hydra ListConfig) of directories and globs
+        return sorted({run for p in pattern for run in find_runs(p, marker)})
     pattern = str(pattern)
     if os.path.isdir(pattern):
         files = sorted(Path(pattern).rglob(marker))
@@ -20,6 +22,13 @@ def find_runs(pattern: str | os.PathLike, marker: str = "metrics.json") -> list[
         files = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).name == marker)
         files += sorted(Path(p) / marker for p in glob.glob(pattern) if (Path(p) / marker).is_file())
     return sorted({f.parent for f in files})
+
+
+def runs_value(runs) -> str | list[str]:
+    """A ``runs`` config value as plain data: one directory or glob, or a list of them (JSON-ready)."""
+    if isinstance(runs, (str, os.PathLike)):
+        return str(runs)
+    return [str(r) for r in runs]
 
 
 def load_metrics(run_dir: str | os.PathLike) -> dict:

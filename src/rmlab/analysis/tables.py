@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 from rmlab.analysis.compare import collect
+from rmlab.analysis.runs import runs_value
 from rmlab.data.rm_bench import METRIC_DOMAINS
 from rmlab.metrics.reward_bench import SECTIONS
 from rmlab.utils.io import write_text
@@ -71,7 +72,7 @@ def reward_math_table(models: dict) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
-def policy_table(runs: str) -> tuple[list[str], list[list[str]]]:
+def policy_table(runs) -> tuple[list[str], list[list[str]]]:
     from rmlab.analysis.correlation_study import _policy_runs
 
     summaries = []
@@ -133,12 +134,13 @@ CAPTIONS = {"rm_bench": "RM-Bench accuracy (%) per domain and difficulty (Liu et
 def make_tables(cfg) -> dict[str, int]:
     """The body of ``scripts/make_tables.py``: ``<name>.{md,csv,tex}`` per table with rows; returns row counts."""
     out = Path(cfg.paths.output_dir)
-    models = collect(str(cfg.runs))
+    runs = runs_value(cfg.runs)
+    models = collect(runs)
     for per_model in models.values():
         for m in per_model.values():
             m["_source"] = str(Path(m["_run_dir"]) / "metrics.json")
     tables = {"rm_bench": rm_bench_table(models), "reward_bench": reward_bench_table(models),
-              "reward_math": reward_math_table(models), "policies": policy_table(str(cfg.runs))}
+              "reward_math": reward_math_table(models), "policies": policy_table(runs)}
     counts = {}
     for name, (head, rows) in tables.items():
         counts[name] = len(rows)

@@ -12,3 +12,10 @@ def _dpo_vs_classifier(cfg):
     from rmlab.pipelines.dpo_vs_classifier import run_dpo_vs_classifier
 
     return run_dpo_vs_classifier(cfg)
+
+
+@PIPELINES.register("correlation_study")
+def _correlation_study(cfg):
+    from rmlab.pipelines.correlation_study import run_correlation_study
+
+    return run_correlation_study(cfg)

@@ -1,0 +1,171 @@
+"""The correlation study as one experiment: the paper's configuration resolved stage by stage (GPUs, the Hub, the
+SLURM launcher), and the CPU-scale pipeline end to end on tiny models and real data, resumed and fanned out."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+from scipy import stats
+
+from rmlab.cli import rewrite_model_overrides
+from rmlab.pipelines.correlation_study import plan_study
+from tests.conftest import ROOT, compose_eval_cfg
+from tests.test_eval_policy import TINY as TINY_TASKS
+
+# as in experiments/correlation_study_cpu.yaml: RewardBench's Reasoning is scored on its local subset only
+PARTIAL_REASONING = ["benchmarks.reward_bench.groups.math.partial=true", "benchmarks.reward_bench.groups.code.partial=true"]
+PAPER_DATASETS = {"hh_rlhf", "stack_exchange", "chatbot_arena_2023", "nectar"}
+
+
+def _run_experiment_cfg(overrides: list[str], hydra_config: bool = False):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("run_experiment", overrides=overrides, return_hydra_config=hydra_config)
+
+
+def _stage_cfg(tmp_path: Path, stage):
+    base = ("device=cpu", "logger=none") + (("scoring.progress=false",) if stage.entry in ("train_rm", "eval_rm") else ())
+    cfg = compose_eval_cfg(tmp_path, rewrite_model_overrides(list(stage.overrides), stage.groups), stage.entry, base)
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+def test_paper_configuration_resolves_stage_by_stage(tmp_path):
+    cfg = _run_experiment_cfg(["experiment=correlation_study"], hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher") and launcher.gpus_per_node == 8 and launcher.nodes == 1
+    stages = plan_study(cfg)
+    # the SFT model's evaluation, then per reward model: training, RM-Bench, RewardBench, PPO, policy evaluation
+    assert len(stages) == 1 + 4 * 5 and {s.branch for s in stages} == PAPER_DATASETS | {"sft"}
+    assert len({s.out_dir for s in stages}) == len(stages)  # no two stages share a directory
+    for s in stages:
+        c = _stage_cfg(tmp_path, s)
+        if s.entry == "train_rm":
+            assert c.model.pretrained == "allenai/tulu-2-13b" and c.model.kind == "classifier"
+            assert c.preference.name == s.branch and c.preference.max_pairs == 60000
+            assert c.recipe.lr == 1.0e-5 and c.recipe.pairs_per_update == 512 and c.trainer.strategy is not None
+        elif s.entry == "eval_rm":
+            assert c.benchmark.name == s.step.split(":")[1] and c.device == "cuda"
+            assert c.benchmark.max_per_domain is None if c.benchmark.name == "rm_bench" else c.benchmark.subsets is None
+            assert c.model.pretrained.startswith(stages[[x.branch for x in stages].index(s.branch)].out_dir)
+        elif s.entry == "train_ppo":
+            assert c.policy.pretrained == "allenai/tulu-2-13b" and c.preference.name == s.branch
+            assert c.recipe.kl_coef == 0.05 and c.recipe.lr == 1.0e-6 and c.recipe.vf_coef == 0.1
+            assert s.launch[:2] == ("accelerate", "launch") and (ROOT / s.launch[-1]).is_file()
+        else:
+            assert set(c.task) == {"gsm8k", "bbh", "humaneval_plus", "mbpp_plus", "toxigen", "xstest"}
+            assert c.generation.backend == "vllm" and c.task.gsm8k.max_examples == 200
+            if s.branch == "sft":
+                assert c.policy.pretrained == "allenai/tulu-2-13b"
+            else:  # the policy PPO trained against this branch's reward model
+                ppo = next(x for x in stages if x.branch == s.branch and x.entry == "train_ppo")
+                assert c.policy.pretrained == f"{ppo.out_dir}/policy"
+
+
+def test_a_changed_setting_moves_only_the_stages_it_feeds(tmp_path):
+    base = {(s.branch, s.step): s.out_dir for s in plan_study(_run_experiment_cfg(["experiment=correlation_study_cpu"]))}
+    changed = {(s.branch, s.step): s.out_dir for s in plan_study(_run_experiment_cfg(
+        ["experiment=correlation_study_cpu", "pipeline.ppo.overrides=['device=cpu','recipe.lr=1e-4']"]))}
+    moved = {k for k in base if base[k] != changed[k]}
+    assert moved == {(b, step) for b in ("helpful_base", "harmless_base", "helpful_online", "helpful_rejection_sampled")
+                     for step in ("train_ppo", "eval_policy")}
+
+
+def test_plan_rejects_an_unknown_branch_and_a_reserved_name(tmp_path):
+    from rmlab.pipelines.correlation_study import _selected
+
+    cfg = _run_experiment_cfg(["experiment=correlation_study_cpu"])
+    with pytest.raises(ValueError, match="pipeline.only='nectar': not a branch of this study"):
+        _selected(plan_study(cfg), "nectar")
+    cfg = _run_experiment_cfg(["experiment=correlation_study_cpu", "+pipeline.reward_models.sft.preference=hh_rlhf"])
+    with pytest.raises(ValueError, match="'sft' names the SFT policy's branch"):
+        plan_study(cfg)
+
+
+def _quoted_list(key: str, items: list[str]) -> str:
+    return f"{key}=[" + ",".join(f"'{i}'" for i in items) + "]"
+
+
+@pytest.mark.slow
+def test_cpu_study_end_to_end_resumes_and_fans_out(tmp_path, tiny_classifier_dir, tiny_lm_dir, data_dir):
+    """Two reward models (two HH-RLHF subsets) on tiny models: every stage, then correlation.json, the figure, the
+    tables; a second run reuses every stage; ``pipeline.only`` runs one branch and does not correlate."""
+    env = {**os.environ, "RMLAB_LOG_DIR": str(tmp_path / "logs"), "RMLAB_CACHE_DIR": str(tmp_path / "cache"),
+           "RMLAB_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
+    train = [f"model={tiny_classifier_dir}", "trainer=cpu", "trainer.enable_progress_bar=false", "recipe.max_steps=1",
+             "recipe.pairs_per_update=2", "recipe.micro_batch_pairs=2", "recipe.max_length=256", "recipe.lr=1e-3",
+             "bootstrap.n_boot=20"]
+    ppo = ["device=cpu", "prompts.heldout=3", "recipe.response_length=6", "recipe.rollouts_per_device_batch=2",
+           "recipe.gradient_accumulation=2", "recipe.total_episodes=8", "recipe.rollout_forward_batch=2",
+           "recipe.max_prompt_length=256", "recipe.ppo_epochs=1", "recipe.lr=1e-3", "bootstrap.n_boot=20"]
+    cmd = [sys.executable, "scripts/run_experiment.py", "experiment=correlation_study_cpu", "pipeline.stage_logger=none",
+           "~pipeline.reward_models.helpful_online", "~pipeline.reward_models.helpful_rejection_sampled",
+           f"pipeline.sft_policy={tiny_lm_dir}",
+           _quoted_list("pipeline.preference_overrides", ["preference.max_pairs=24", "preference.heldout_pairs=8"]),
+           _quoted_list("pipeline.train_rm.overrides", train), _quoted_list("pipeline.ppo.overrides", ppo),
+           _quoted_list("pipeline.rm_eval.benchmarks.rm_bench", ["benchmark.max_per_domain=1"]),
+           _quoted_list("pipeline.rm_eval.benchmarks.reward_bench", ["benchmark.max_per_subset=2"]),
+           _quoted_list("pipeline.rm_eval.overrides", ["device=cpu", "bootstrap.n_boot=0", "scoring.progress=false"]),
+           _quoted_list("pipeline.policy_eval.overrides", ["device=cpu", *TINY_TASKS]),
+           _quoted_list("pipeline.correlate.overrides", ["n_boot=50", "n_perm=50", *PARTIAL_REASONING])]
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200, check=False)
+    assert res.returncode == 0, res.stderr[-4000:]
+    (run,) = (tmp_path / "logs" / "correlation_study" / "runs").iterdir()
+    stages = json.loads((run / "stages.json").read_text())
+    assert len(stages) == 1 + 2 * 5 and not any(s["reused"] for s in stages)
+    assert all(s["wall_seconds"] > 0 for s in stages)
+    result = json.loads((run / "correlation" / "correlation.json").read_text())
+    rmb = result["benchmarks"]["rm_bench"]
+    # 2 reward models x 2 task groups (RM-Bench's math file is not local), each traced to the files it came from
+    assert rmb["n"] == 4 and set(rmb["reward_models"]) == {"helpful_base", "harmless_base"}
+    assert {p["group"] for p in rmb["points"]} == {"code", "safety"}
+    for point in rmb["points"]:  # x and y are the numbers in the files the point names
+        rm = json.loads(Path(point["rm_metrics"]).read_text())
+        level = {"code": "normal", "safety": "hard"}[point["group"]]
+        assert rm["benchmark"] == "rm_bench" and rm["model"] == point["reward_model"]
+        assert point["x"] == rm["domains"][point["group"]][level]
+        summary = json.loads(Path(point["policy_summary"]).read_text())
+        group = [t["normalised"] for t in summary["tasks"] if t["group"] == point["group"]]
+        assert point["y"] == pytest.approx(sum(group) / len(group))
+    xs, ys = [p["x"] for p in rmb["points"]], [p["y"] for p in rmb["points"]]
+    if len(set(xs)) > 1 and len(set(ys)) > 1:
+        assert rmb["pearson_r"] == pytest.approx(stats.pearsonr(xs, ys).statistic)
+    else:  # tiny random policies often score alike: then r is undefined, and the file says so instead of NaN
+        assert rmb["pearson_r"] is None and "r is undefined" in rmb["undefined"]
+    # locally RewardBench has only its Reasoning subset (math-prm), used as partial: math and code points only
+    rwb = result["benchmarks"]["reward_bench"]
+    assert {p["group"] for p in rwb["points"]} == {"math", "code"} and rwb["n"] == 4
+    assert (run / "correlation" / "correlation.md").is_file()
+    improvement = json.loads((run / "correlation_improvement" / "correlation.json").read_text())
+    assert improvement["policy_score"] == "improvement" and improvement["benchmarks"]["rm_bench"]["n"] == 4
+    within = json.loads((run / "correlation_within_group" / "correlation.json").read_text())
+    assert within["standardise"] == "within_group"
+    assert "| helpful_base |" in (run / "tables" / "rm_bench.md").read_text()
+    policies = (run / "tables" / "policies.csv").read_text()
+    assert policies.count("\n") == 1 + 3 and "ppo-helpful_base" in policies  # SFT + two PPO policies
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "logs" / "stages").rglob("*.json")}
+
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200, check=False)
+    assert res.returncode == 0, res.stderr[-4000:]
+    second = max((tmp_path / "logs" / "correlation_study" / "runs").iterdir())
+    assert all(s["reused"] for s in json.loads((second / "stages.json").read_text()))
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing recomputed
+    assert (second / "correlation" / "correlation.md").read_text() == (run / "correlation" / "correlation.md").read_text()
+    assert (second / "tables" / "rm_bench.md").read_text() == (run / "tables" / "rm_bench.md").read_text()
+
+    # one branch, as a launcher's job would run it: its stages only (reused here), no correlation
+    res = subprocess.run([*cmd, "pipeline.only=harmless_base"], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=600, check=False)
+    assert res.returncode == 0, res.stderr[-4000:]
+    third = max((tmp_path / "logs" / "correlation_study" / "runs").iterdir())
+    assert {s["branch"] for s in json.loads((third / "stages.json").read_text())} == {"harmless_base"}
+    assert not (third / "correlation").exists()
