@@ -21,3 +21,31 @@ def test_only_n_12_fits_both_and_a_wrong_row_is_flagged():
     assert n_values_matching(rows) == [12]
     bad = check_correlation_rows([{**rows[0], "reported_p": "0.01"}])
     assert bad[0]["agrees"] is False
+
+
+def test_leaderboard_averages_follow_rm_bench_definition():
+    from rmlab.analysis.published import check_leaderboard_rows
+
+    rows = check_leaderboard_rows(load("rm_bench_leaderboard.csv"))
+    assert len(rows) == 28 and all(r["agrees"] for r in rows), [r["model"] for r in rows if not r["agrees"]]
+    sky = next(r for r in rows if r["model"] == "Skywork-Reward-Llama-3.1-8B")
+    assert sky["avg_of_domains"] == pytest.approx(70.075) and sky["avg_of_levels"] == pytest.approx(70.1)
+    # a row whose average is off by more than rounding is flagged, in either identity
+    bad = check_leaderboard_rows([{**rows[0], "avg": "52.7"}, {**rows[0], "hard": "55.0"}])
+    assert [r["agrees"] for r in bad] == [False, False]
+
+
+def test_our_rm_bench_metrics_use_the_leaderboard_definition():
+    """Overall = mean of the four domain averages = mean of easy, normal, hard (each a mean over domains)."""
+    import numpy as np
+
+    from rmlab.metrics.rm_bench import rm_bench_metrics
+
+    rng = np.random.default_rng(0)
+    scores = {d: (rng.normal(0.3, 1, (20, 3)), rng.normal(0, 1, (20, 3))) for d in ("chat", "math", "code", "safety")}
+    m = rm_bench_metrics(scores, n_boot=0, seed=0)
+    domain_avgs = [m["domains"][d]["avg"] for d in ("chat", "math", "code", "safety")]
+    assert m["overall"] == pytest.approx(np.mean(domain_avgs))
+    assert m["overall"] == pytest.approx(np.mean([m["difficulty"][k] for k in ("easy", "normal", "hard")]))
+    for level in ("easy", "normal", "hard"):
+        assert m["difficulty"][level] == pytest.approx(np.mean([m["domains"][d][level] for d in scores]))

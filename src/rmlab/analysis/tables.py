@@ -5,6 +5,8 @@
 - ``reward_bench``: the four RewardBench sections, prior sets and the overall score;
 - ``reward_math``: RewardMATH accuracy and MRR;
 - ``policies``: per policy, each downstream task's headline metric (classifier / labeler named in the header).
+- ``dpo_vs_classifier``: RM-Bench Sec. 4.2, from the ``comparison.json`` of the dpo_vs_classifier experiment;
+- ``heatmaps/``: the style-substance matrix of every RM-Bench run, per domain and averaged.
 
 Every row carries the path of the ``metrics.json`` (or ``summary.json``) it came from. Rows are sorted by model
 name and numbers formatted at fixed precision, so the same outputs always give byte-identical files. For one
@@ -94,6 +96,50 @@ def policy_table(runs) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
+def dpo_vs_classifier_table(runs) -> tuple[list[str], list[list[str]]]:
+    """RM-Bench Sec. 4.2 layout from the ``comparison.json`` files of ``run_experiment.py experiment=dpo_vs_classifier``:
+    per preference dataset, the classifier, DPO with its reference, DPO reference-free."""
+    from rmlab.analysis.dpo_vs_classifier import DOMAINS as DPO_DOMAINS
+    from rmlab.analysis.dpo_vs_classifier import LEVELS as DPO_LEVELS
+    from rmlab.analysis.dpo_vs_classifier import VARIANT_LABELS
+    from rmlab.analysis.runs import find_runs
+
+    latest: dict[tuple[str, str], dict] = {}
+    for run in find_runs(runs, marker="comparison.json"):  # sorted: a later run of the same row wins
+        for r in json.loads((run / "comparison.json").read_text())["rows"]:
+            latest[(r["dataset"], r["variant"])] = r
+    head = ["dataset", "reward model", "avg", *DPO_LEVELS, *DPO_DOMAINS, "source"]
+    order = list(VARIANT_LABELS)
+    rows = [[r["dataset"], VARIANT_LABELS[r["variant"]], _pct(r["avg"]) + ("" if r["complete"] else "*"),
+             *(_pct(r[k]) for k in (*DPO_LEVELS, *DPO_DOMAINS)), r["source"]]
+            for (_, _), r in sorted(latest.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1])))]
+    return head, rows
+
+
+def rm_bench_heatmaps(models: dict, out: Path) -> list[Path]:
+    """The style-substance matrices (chosen style x rejected style accuracy) of every RM-Bench run: one figure per
+    model and domain, and one of the mean over the scored domains, under ``heatmaps/<model>/``."""
+    import numpy as np
+
+    from rmlab.analysis.plots import style_substance_heatmap
+
+    paths = []
+    for model, per_bench in sorted(models.items()):
+        m = per_bench.get("rm_bench")
+        if m is None:
+            continue
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model)
+        mats = {d: np.array(dm["matrix"]) for d, dm in sorted(m["domains"].items()) if "matrix" in dm}
+        for d, mat in mats.items():
+            paths.append(style_substance_heatmap(mat, title=f"{model}: RM-Bench {d}",
+                                                 path=out / "heatmaps" / safe / f"{d}.png"))
+        if mats:
+            label = "all domains" if not m.get("missing_domains") else f"mean of {', '.join(mats)}"
+            paths.append(style_substance_heatmap(np.mean(list(mats.values()), axis=0), title=f"{model}: RM-Bench, {label}",
+                                                 path=out / "heatmaps" / safe / "mean.png"))
+    return paths
+
+
 def to_markdown(head: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -128,11 +174,14 @@ def to_latex(head: list[str], rows: list[list[str]], caption: str) -> str:
 CAPTIONS = {"rm_bench": "RM-Bench accuracy (%) per domain and difficulty (Liu et al. 2025, Table 2 layout).",
             "reward_bench": "RewardBench scores (%) per section.",
             "reward_math": "RewardMATH accuracy (%) and mean reciprocal rank.",
-            "policies": "Downstream scores (%) of each policy."}
+            "policies": "Downstream scores (%) of each policy.",
+            "dpo_vs_classifier": "RM-Bench accuracy (%) of a sequence classifier and a DPO model trained on the same "
+                                 "preference data (Liu et al. 2025, Sec. 4.2); * = average over the scored domains."}
 
 
 def make_tables(cfg) -> dict[str, int]:
-    """The body of ``scripts/make_tables.py``: ``<name>.{md,csv,tex}`` per table with rows; returns row counts."""
+    """The body of ``scripts/make_tables.py``: ``<name>.{md,csv,tex}`` per table with rows, and the RM-Bench
+    style-substance heatmaps; returns row (and figure) counts."""
     out = Path(cfg.paths.output_dir)
     runs = runs_value(cfg.runs)
     models = collect(runs)
@@ -140,7 +189,8 @@ def make_tables(cfg) -> dict[str, int]:
         for m in per_model.values():
             m["_source"] = str(Path(m["_run_dir"]) / "metrics.json")
     tables = {"rm_bench": rm_bench_table(models), "reward_bench": reward_bench_table(models),
-              "reward_math": reward_math_table(models), "policies": policy_table(runs)}
+              "reward_math": reward_math_table(models), "policies": policy_table(runs),
+              "dpo_vs_classifier": dpo_vs_classifier_table(runs)}
     counts = {}
     for name, (head, rows) in tables.items():
         counts[name] = len(rows)
@@ -150,4 +200,6 @@ def make_tables(cfg) -> dict[str, int]:
         write_text(out / f"{name}.csv", to_csv(head, rows))
         write_text(out / f"{name}.tex", to_latex(head, rows, CAPTIONS[name]))
         print(f"## {name}\n\n{to_markdown(head, rows)}")
+    if cfg.get("heatmaps", True):
+        counts["heatmaps"] = len(rm_bench_heatmaps(models, out))
     return counts
