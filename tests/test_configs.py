@@ -97,3 +97,13 @@ def test_wheel_spec_composes(tmp_path):
 def test_unknown_scorer_names_the_choices():
     with pytest.raises(KeyError, match=r"Unknown scorer 'clasifier'. Did you mean: classifier\?"):
         SCORERS["clasifier"]
+
+
+@pytest.mark.parametrize("name", ["deepspeed_zero3", "fsdp"])
+def test_accelerate_configs_load(name):
+    """The multi-GPU launch configs are valid accelerate configs (as ``accelerate launch --config_file`` reads them)."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    cfg = load_config_from_file(str(ROOT / "conf" / "accelerate" / f"{name}.yaml"))
+    assert cfg.distributed_type.value == {"deepspeed_zero3": "DEEPSPEED", "fsdp": "FSDP"}[name]
+    assert cfg.num_processes == 8 and cfg.mixed_precision == "bf16"
