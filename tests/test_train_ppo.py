@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 from omegaconf import open_dict
+from transformers import TrainerCallback
 
 from rmlab.models.chat_format import ChatFormatter
 from rmlab.scoring.scorers import ClassifierScorer
@@ -123,3 +124,78 @@ def test_prompts_are_distinct_and_seeded(data_dir, tmp_path):
     a, b = unique_prompts(pairs, 50, seed=0), unique_prompts(pairs, 50, seed=0)
     assert a == b and len(set(a)) == len(a) == 50
     assert unique_prompts(pairs, 50, seed=1) != a
+
+
+class _Killed(RuntimeError):
+    pass
+
+
+def test_a_killed_run_resumes_to_the_same_policy(tmp_path, tiny_lm_dir, tiny_classifier_dir, data_dir, monkeypatch):
+    """5 updates over 13 prompts (3 batches of 4 per pass): killed after update 4, resumed from its checkpoint (the
+    second pass, one batch in), it ends with the same weights and the same curves as an uninterrupted run."""
+    from safetensors.torch import load_file
+
+    import rmlab.training.train_ppo as train_ppo_module
+    from rmlab.training.train_ppo import train_ppo
+
+    def cfg_for(run: str, extra=()):
+        cfg = compose_ppo_cfg(tmp_path, _tiny(tiny_lm_dir, tiny_classifier_dir, [
+            "recipe.total_episodes=20", "recipe.save_every=1", *extra]))
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path / run)
+        return cfg
+
+    whole = train_ppo(cfg_for("whole"))
+    assert whole["prompts"]["train"] == 13 and whole["train"]["updates"] == 5 and not (tmp_path / "whole" / "checkpoints").exists()
+
+    real_setup = train_ppo_module.setup_ppo
+
+    def setup_then_kill_after_update_4(cfg):
+        s = real_setup(cfg)
+
+        class Kill(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                if state.global_step == 4:
+                    raise _Killed
+
+        s.trainer.add_callback(Kill())  # after the checkpoint callback: update 4 is saved, then the run dies
+        return s
+
+    monkeypatch.setattr(train_ppo_module, "setup_ppo", setup_then_kill_after_update_4)
+    with pytest.raises(_Killed):
+        train_ppo(cfg_for("killed"))
+    ckpt = tmp_path / "killed" / "checkpoints"
+    assert (ckpt / "last").read_text() == "update-4" and sorted(p.name for p in ckpt.iterdir()) == ["last", "update-4"]
+    monkeypatch.setattr(train_ppo_module, "setup_ppo", real_setup)
+
+    resumed = train_ppo(cfg_for("killed", ["resume=last"]))
+    assert resumed["train"]["resumed_at_update"] == 4 and resumed["train"]["updates"] == 5
+    assert resumed["train"]["episodes"] == whole["train"]["episodes"] == 20
+    a = load_file(tmp_path / "whole" / "policy" / "model.safetensors")
+    b = load_file(tmp_path / "killed" / "policy" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    keys = ("objective/scores", "objective/kl", "loss/value_avg", "lr", "episode")
+
+    def curves(run):
+        rows = [json.loads(x) for x in (tmp_path / run / "log_history.jsonl").read_text().splitlines()]
+        return [{k: h[k] for k in keys} for h in rows if "objective/kl" in h]
+
+    assert len(curves("whole")) == 5 and curves("killed") == curves("whole")
+    assert resumed["heldout"]["trained"] == whole["heldout"]["trained"]
+
+
+def test_resume_refuses_what_is_not_a_checkpoint(tmp_path):
+    from rmlab.training.ppo_resume import find_resume
+
+    assert find_resume(None, tmp_path) is None and find_resume("auto", tmp_path) is None
+    with pytest.raises(FileNotFoundError, match="not a PPO checkpoint"):
+        find_resume(str(tmp_path), tmp_path)
+
+
+def test_too_few_prompts_for_one_rollout_batch_is_an_error(tmp_path, tiny_lm_dir, tiny_classifier_dir, data_dir):
+    cfg = compose_ppo_cfg(tmp_path, _tiny(tiny_lm_dir, tiny_classifier_dir, ["prompts.max_train=8"]))
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "run")
+    with pytest.raises(ValueError, match=r"2 training prompt\(s\) within recipe.max_prompt_length=256 tokens, fewer "
+                                         r"than one rollout batch \(2 x 2\)"):
+        setup_ppo(cfg)

@@ -12,12 +12,14 @@ greedy responses of the SFT policy and of the trained policy to the same held-ou
 under the reward model, the difference with a paired bootstrap interval, and the trained policy's log-ratio to
 the reference on its own responses.
 
-TRL's PPO loop has no resume; a killed run starts again (its outputs are written only at the end, atomically).
+TRL's PPO loop has no resume of its own: ``recipe.save_every`` writes resumable checkpoints and ``resume=last``
+continues a killed run from the latest (:mod:`rmlab.training.ppo_resume`); the outputs above are written at the end.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ from transformers import TrainerCallback
 from rmlab.analysis.plots import training_curves
 from rmlab.data.preference import load_preferences
 from rmlab.evaluation.generate import generate_ids
+from rmlab.training.ppo_resume import PPOCheckpoint, SeededEpochs, checkpoint_dir, find_resume, resume_trainer
 from rmlab.metrics.bootstrap import bootstrap_mean_interval
 from rmlab.models.chat_format import ChatFormatter
 from rmlab.models.loading import (
@@ -188,8 +191,11 @@ def setup_ppo(cfg: DictConfig) -> PPOSetup:
     eval_prompts, eval_ids = eval_prompts[: cfg.prompts.heldout], eval_ids[: cfg.prompts.heldout]
     log.info("PPO prompts: %d train, %d held out (at most %d prompt tokens)", len(train_ids), len(eval_ids),
              r.max_prompt_length)
-    if not train_ids:
-        raise ValueError(f"no training prompt is within recipe.max_prompt_length={r.max_prompt_length} tokens")
+    local_batch = r.rollouts_per_device_batch * r.gradient_accumulation
+    if len(train_ids) < local_batch:  # TRL drops the last partial batch: fewer prompts would never yield one
+        raise ValueError(f"{len(train_ids)} training prompt(s) within recipe.max_prompt_length={r.max_prompt_length} "
+                         f"tokens, fewer than one rollout batch ({r.rollouts_per_device_batch} x "
+                         f"{r.gradient_accumulation}); give more prompts or longer max_prompt_length")
 
     policy, reference, sft = (load_causal_lm(policy_res, dtype="float32", device="cpu") for _ in range(3))
     for m in (policy, reference, sft):  # sft: the untouched SFT policy, for the held-out comparison
@@ -205,6 +211,9 @@ def setup_ppo(cfg: DictConfig) -> PPOSetup:
                          ref_model=reference, reward_model=reward, value_model=value,
                          train_dataset=Dataset.from_dict({"input_ids": train_ids}))
     trainer.callback_handler.callbacks.insert(0, _ResponseLength(reward))
+    trainer.dataloader = SeededEpochs(trainer.dataloader, cfg.seed)  # a known prompt order at every update
+    if r.get("save_every"):
+        trainer.add_callback(PPOCheckpoint(trainer, Path(cfg.paths.output_dir), r.save_every))
     info = {"sft_model": policy_res.spec, "sft_fingerprint": policy_res.fingerprint, "reward_model": rm_res.spec,
             "reward_model_fingerprint": rm_res.fingerprint, "data": splits.info,
             "prompts": {"train": len(train_ids), "heldout": len(eval_ids)},
@@ -217,6 +226,8 @@ def train_ppo(cfg: DictConfig) -> dict:
     t0 = time.perf_counter()
     s = setup_ppo(cfg)
     trainer, device = s.trainer, s.device
+    ckpt = find_resume(cfg.get("resume"), run_dir)
+    resumed_at = resume_trainer(trainer, ckpt) if ckpt is not None else 0
     fit_t0 = time.perf_counter()
     with text_rewards():
         trainer.train()
@@ -232,6 +243,7 @@ def train_ppo(cfg: DictConfig) -> dict:
     curves = training_curves(history, CURVES, path=run_dir / "curves.png", title=f"PPO against {s.info['reward_model']}")
     metrics = {**s.info, "heldout": comparison and {k: v for k, v in comparison.items() if k != "samples"},
                "train": {"updates": trainer.state.global_step, "episodes": trainer.state.episode,
+                         "resumed_at_update": resumed_at, "resumed_from": str(ckpt) if ckpt else None,
                          "fit_seconds": fit_seconds, "final": history[-1] if history else {}},
                "curves": str(curves)}
     policy_dir = save_reward_model(trained, s.tokenizer, run_dir / "policy", {
@@ -242,6 +254,8 @@ def train_ppo(cfg: DictConfig) -> dict:
     metrics["wall_seconds"] = time.perf_counter() - t0
     metrics["run"] = run_info(cfg.paths.root_dir)
     write_json(run_dir / "train_metrics.json", metrics)
+    if not cfg.recipe.get("keep_checkpoint", False):  # the policy is saved; the resume point is no longer needed
+        shutil.rmtree(checkpoint_dir(run_dir), ignore_errors=True)
     if comparison:
         s.run_logger.log_metrics({"heldout/reward_sft": comparison["sft"]["mean_reward"],
                                   "heldout/reward_trained": comparison["trained"]["mean_reward"],
