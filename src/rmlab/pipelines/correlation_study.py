@@ -13,10 +13,11 @@ plus ``eval_policy`` of the SFT model itself (the baseline of ``policy_score=imp
 
 The plan is data (:func:`plan_study`): a list of stages whose directories are named by a hash of their
 settings (:mod:`rmlab.pipelines.stages`), so every stage is reused when it already finished, a changed setting
-never reuses a stale result, and a killed study resumes at the first unfinished stage. ``pipeline.only=<branch>``
-runs one reward model's branch (or ``sft``) without correlating, so a launcher can fan the branches out
-(``-m pipeline.only=a,b,c,sft`` with ``hydra/launcher=slurm``); a last run without ``only`` then reuses
-them all and correlates. ``pipeline.dry_run=true`` writes the plan and stops.
+never reuses a stale result, and a killed study resumes at the first unfinished stage (inside it too, for the
+trainings: their stages run with ``resume=last`` / ``resume=auto``, so their latest checkpoint is picked up).
+``pipeline.only=<branch>`` runs one reward model's branch (or ``sft``) without correlating, so a launcher can fan
+the branches out (``-m pipeline.only=a,b,c,sft`` with ``hydra/launcher=slurm``); a last run without ``only``
+then reuses them all and correlates. ``pipeline.dry_run=true`` writes the plan and stops.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def plan_study(cfg: DictConfig) -> list[Stage]:
         data = [f"preference={spec.preference}", *_list(spec.get("overrides")), *_list(p.preference_overrides)]
         rm_over = [*data, *_list(p.train_rm.overrides), seed]
         rm_dir = add(name, "train_rm", "train_rm", rm_over, stage_dir(root / name, "train_rm", rm_over),
-                     launch=_list(p.train_rm.get("launch")))
+                     launch=_list(p.train_rm.get("launch")), extra_runtime=("resume=last",))
         for bench, bench_over in p.rm_eval.benchmarks.items():
             over = [f"model={rm_dir / 'model'}", f"benchmark={bench}", *_list(bench_over),
                     *_list(p.rm_eval.overrides), seed]
@@ -108,7 +109,7 @@ def plan_study(cfg: DictConfig) -> list[Stage]:
                 extra_runtime=(f"model.name={name}",))
         ppo_over = [f"reward_model={rm_dir / 'model'}", f"policy={p.sft_policy}", *data, *_list(p.ppo.overrides), seed]
         ppo_dir = add(name, "train_ppo", "train_ppo", ppo_over, stage_dir(rm_dir, "train_ppo", ppo_over), ("policy",),
-                      _list(p.ppo.get("launch")))
+                      _list(p.ppo.get("launch")), ("resume=auto",))
         policy_eval(name, str(ppo_dir / "policy"), ppo_dir)
     return stages
 

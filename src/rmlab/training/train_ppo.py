@@ -32,7 +32,6 @@ from transformers import TrainerCallback
 from rmlab.analysis.plots import training_curves
 from rmlab.data.preference import load_preferences
 from rmlab.evaluation.generate import generate_ids
-from rmlab.training.ppo_resume import PPOCheckpoint, SeededEpochs, checkpoint_dir, find_resume, resume_trainer
 from rmlab.metrics.bootstrap import bootstrap_mean_interval
 from rmlab.models.chat_format import ChatFormatter
 from rmlab.models.loading import (
@@ -44,6 +43,7 @@ from rmlab.models.loading import (
     resolve_model,
 )
 from rmlab.scoring.scorers import ClassifierScorer, response_logprobs
+from rmlab.training.ppo_resume import PPOCheckpoint, SeededEpochs, checkpoint_dir, find_resume, resume_trainer
 from rmlab.training.ppo_reward import TextReward, text_rewards
 from rmlab.training.train_rm import save_reward_model
 from rmlab.utils.io import write_json, write_jsonl
