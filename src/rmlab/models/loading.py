@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from rmlab.models.fingerprint import fingerprint_weights
+from rmlab.utils.io import write_json
 
 log = logging.getLogger(__name__)
 
@@ -150,3 +153,30 @@ def pick_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+def require_same_vocabulary(tok_a, tok_b, message: str) -> None:
+    """Raise ``ValueError(message)`` unless both tokenizers map the same strings to the same ids (models that
+    read each other's token ids: a DPO policy and its reference, a PPO policy and its value model)."""
+    if tok_a.get_vocab() != tok_b.get_vocab():
+        raise ValueError(message)
+
+
+def save_model_dir(model, tokenizer, out_dir: Path, meta: dict) -> Path:
+    """Save a trained model (reward model, DPO model or PPO policy) as a Hugging Face directory with its
+    ``rmlab_meta.json``, LoRA merged, atomically: a reader never sees a half-written model."""
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        write_json(tmp / META_FILE, meta)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir

@@ -7,8 +7,8 @@ kind and mode, the formatting, dtype and max length. The weights are loaded only
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from rmlab.models.chat_format import ChatFormatter
@@ -22,6 +22,7 @@ from rmlab.models.loading import (
     load_tokenizer,
     pick_device,
     read_model_meta,
+    require_same_vocabulary,
     resolve_model,
 )
 from rmlab.scoring.scorers import SCORERS
@@ -111,8 +112,6 @@ def _reference_spec(model_cfg, resolved: ResolvedModel) -> str | None:
 
 
 def _check_same_tokenizer(tok, ref_tok, resolved: ResolvedModel, ref_resolved: ResolvedModel) -> None:
-    if tok.get_vocab() != ref_tok.get_vocab():
-        raise ValueError(
-            f"policy {resolved.spec!r} and reference {ref_resolved.spec!r} have different vocabularies; the implicit "
-            "reward compares log-probs of the same tokens and needs one tokenizer"
-        )
+    require_same_vocabulary(tok, ref_tok, (
+        f"policy {resolved.spec!r} and reference {ref_resolved.spec!r} have different vocabularies; the implicit "
+        "reward compares log-probs of the same tokens and needs one tokenizer"))

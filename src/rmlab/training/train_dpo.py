@@ -27,9 +27,9 @@ from omegaconf import DictConfig, OmegaConf
 from rmlab.data.preference import PreferenceExample, load_preferences
 from rmlab.metrics.bootstrap import bootstrap_mean_interval
 from rmlab.models.chat_format import ChatFormatter
-from rmlab.models.loading import load_causal_lm, load_tokenizer, pick_device, resolve_model
+from rmlab.models.loading import load_causal_lm, load_tokenizer, pick_device, resolve_model, save_model_dir
 from rmlab.scoring.scorers import Encoded, ImplicitRewardScorer
-from rmlab.training.train_rm import evaluate_trained, save_reward_model
+from rmlab.training.train_rm import evaluate_trained
 from rmlab.utils.io import write_json, write_jsonl
 from rmlab.utils.loggers import hf_report_to
 from rmlab.utils.run_info import run_info
@@ -188,7 +188,7 @@ def train_dpo(cfg: DictConfig) -> dict:
         "seed": cfg.seed,
     }
     write_jsonl(run_dir / "log_history.jsonl", trainer.state.log_history)
-    model_dir = save_reward_model(trained, tokenizer, run_dir / "model", {
+    model_dir = save_model_dir(trained, tokenizer, run_dir / "model", {
         "kind": "implicit", "reference_model": resolved.spec, "reference_fingerprint": resolved.fingerprint,
         "base_model": resolved.spec, "chat_template": formatter.template, "beta": recipe.beta,
         "data": splits.info, "recipe": OmegaConf.to_container(recipe, resolve=True), "seed": cfg.seed,

@@ -40,12 +40,13 @@ from rmlab.models.loading import (
     load_tokenizer,
     pick_device,
     read_model_meta,
+    require_same_vocabulary,
     resolve_model,
+    save_model_dir,
 )
 from rmlab.scoring.scorers import ClassifierScorer, response_logprobs
 from rmlab.training.ppo_resume import PPOCheckpoint, SeededEpochs, checkpoint_dir, find_resume, resume_trainer
 from rmlab.training.ppo_reward import TextReward, text_rewards
-from rmlab.training.train_rm import save_reward_model
 from rmlab.utils.io import write_json, write_jsonl
 from rmlab.utils.loggers import hf_report_to
 from rmlab.utils.run_info import run_info
@@ -55,12 +56,10 @@ log = logging.getLogger(__name__)
 
 def check_same_tokenizer(policy_tok, rm_tok, policy_spec: str, rm_spec: str) -> None:
     """TRL's PPO feeds the policy's token ids to the value model (initialised from the reward model)."""
-    if policy_tok.get_vocab() != rm_tok.get_vocab():
-        raise ValueError(
-            f"the policy {policy_spec!r} and the reward model {rm_spec!r} do not share a tokenizer: PPO passes the "
-            "policy's token ids to the value model, which starts from the reward model. Train the reward model on "
-            "a backbone with the policy's tokenizer (e.g. the SFT model itself)."
-        )
+    require_same_vocabulary(policy_tok, rm_tok, (
+        f"the policy {policy_spec!r} and the reward model {rm_spec!r} do not share a tokenizer: PPO passes the "
+        "policy's token ids to the value model, which starts from the reward model. Train the reward model on "
+        "a backbone with the policy's tokenizer (e.g. the SFT model itself)."))
 
 
 def unique_prompts(pairs, limit: int | None, seed: int) -> list[tuple]:
@@ -246,7 +245,7 @@ def train_ppo(cfg: DictConfig) -> dict:
                          "resumed_at_update": resumed_at, "resumed_from": str(ckpt) if ckpt else None,
                          "fit_seconds": fit_seconds, "final": history[-1] if history else {}},
                "curves": str(curves)}
-    policy_dir = save_reward_model(trained, s.tokenizer, run_dir / "policy", {
+    policy_dir = save_model_dir(trained, s.tokenizer, run_dir / "policy", {
         "kind": "policy", **s.info, "heldout": metrics["heldout"], **run_info(cfg.paths.root_dir)})
     if comparison:
         write_jsonl(run_dir / "heldout_samples.jsonl", comparison["samples"])

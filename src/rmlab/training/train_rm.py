@@ -9,9 +9,6 @@ throughput), and, when ``evaluate.benchmarks`` is set, ``eval_<benchmark>/`` for
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from rmlab.data.preference import load_preferences
 from rmlab.metrics.bootstrap import bootstrap_mean_interval
 from rmlab.models.chat_format import ChatFormatter
-from rmlab.models.loading import META_FILE, load_classifier, load_tokenizer, resolve_model
+from rmlab.models.loading import load_classifier, load_tokenizer, resolve_model, save_model_dir
 from rmlab.training.rm_data import PreferenceDataModule
 from rmlab.training.rm_module import RewardModelModule
 from rmlab.training.setup import build_callbacks, build_lightning_logger, prepare_trainable
@@ -79,7 +76,7 @@ def train_reward_model(cfg: DictConfig) -> dict:
         "model": {"base": resolved.spec, "base_fingerprint": resolved.fingerprint, "new_head": new_head},
         "seed": cfg.seed,
     }
-    model_dir = save_reward_model(module.model, tokenizer, run_dir / "model",
+    model_dir = save_model_dir(module.model, tokenizer, run_dir / "model",
                                   {"kind": "classifier", "base_model": resolved.spec, "chat_template": formatter.template,
                                    "data": splits.info, "recipe": OmegaConf.to_container(recipe, resolve=True),
                                    "seed": cfg.seed, "heldout": metrics["heldout"], **run_info(cfg.paths.root_dir)})
@@ -99,25 +96,6 @@ def _resume_path(resume: str | None, run_dir: Path) -> str | None:
         path = run_dir / "checkpoints" / "last.ckpt"
         return str(path) if path.is_file() else None
     return resume
-
-
-def save_reward_model(model, tokenizer, out_dir: Path, meta: dict) -> Path:
-    """Save as a Hugging Face directory (LoRA merged), atomically: a reader never sees a half-written model."""
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        write_json(tmp / META_FILE, meta)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
 
 
 def evaluate_trained(cfg: DictConfig, model_dir: Path, run_dir: Path) -> dict:
