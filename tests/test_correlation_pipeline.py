@@ -59,6 +59,7 @@ def test_paper_configuration_resolves_stage_by_stage(tmp_path):
             assert c.model.pretrained.startswith(stages[[x.branch for x in stages].index(s.branch)].out_dir)
         elif s.entry == "train_ppo":
             assert c.policy.pretrained == "allenai/tulu-2-13b" and c.preference.name == s.branch
+            assert c.policy.chat_template == "tulu" and c.pad_token == "<unk>"  # prompts in Tulu's format
             assert c.recipe.kl_coef == 0.05 and c.recipe.lr == 1.0e-6 and c.recipe.vf_coef == 0.1
             assert s.launch[:2] == ("accelerate", "launch") and (ROOT / s.launch[-1]).is_file()
         else:

@@ -178,9 +178,9 @@ def setup_ppo(cfg: DictConfig) -> PPOSetup:
     rm_tokenizer = load_tokenizer(rm_res)
     check_same_tokenizer(tokenizer, rm_tokenizer, policy_res.spec, rm_res.spec)
     rm_meta = read_model_meta(rm_res)
-    policy_fmt = ChatFormatter(tokenizer, cfg.get("chat_template", "tokenizer"), cfg.get("system_prompt"))
-    rm_fmt = ChatFormatter(rm_tokenizer, rm_meta.get("chat_template", cfg.get("chat_template", "tokenizer")),
-                           cfg.get("system_prompt"))
+    template, system = cfg.policy.get("chat_template", "tokenizer"), cfg.policy.get("system_prompt")
+    policy_fmt = ChatFormatter(tokenizer, template, system)
+    rm_fmt = ChatFormatter(rm_tokenizer, rm_meta.get("chat_template", template), system)
 
     splits = load_preferences(cfg.preference, seed=cfg.seed)  # the RM's data: same registry, split and seed
     train_prompts, train_ids = encode_prompts(unique_prompts(splits.train, cfg.prompts.max_train, cfg.seed),
