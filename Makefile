@@ -6,7 +6,7 @@ TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 
-.PHONY: setup quickstart test test-fast train-rm-demo train-dpo-demo eval-policy-demo bench-generation dpo-vs-classifier bench bench-train clean
+.PHONY: setup quickstart test test-fast train-rm-demo train-dpo-demo eval-policy-demo bench-generation dpo-vs-classifier correlation-study bench bench-train clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ train-dpo-demo: setup  ## DPO of SmolLM2-135M-Instruct on the same pairs, then R
 
 dpo-vs-classifier: setup  ## classifier vs DPO on the same pairs, scored on RM-Bench (RM-Bench Sec. 4.2, small)
 	$(BIN)/python scripts/run_experiment.py experiment=dpo_vs_classifier
+
+correlation-study: setup  ## RM-Bench Sec. 5.2 end to end: 4 RMs, their PPO policies, evaluations, correlation (~55 min)
+	$(BIN)/python scripts/run_experiment.py experiment=correlation_study_cpu
 
 bench: setup  ## scoring throughput vs the RewardBench-style pipeline baseline
 	$(BIN)/python scripts/bench_scoring.py
