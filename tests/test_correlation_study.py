@@ -34,6 +34,7 @@ def _summary(name, fp, spec, scores):
     for t in tasks:  # the raw metric; ToxiGen's is the toxic rate, lower is better
         t["value"] = 1 - t["normalised"] if t["task"] == "toxigen" else t["normalised"]
         t["instrument"] = "alt-profanity-check" if t["task"] == "toxigen" else None
+        t["higher_is_better"] = t["task"] != "toxigen"
     return {"policy": name, "policy_spec": str(spec), "policy_fingerprint": fp, "tasks": tasks}
 
 
@@ -116,3 +117,20 @@ def test_within_group_standardisation_differs_from_global(tmp_path, runs):
     n = correlate(_cfg(tmp_path, runs, standardise="none"))["benchmarks"]["rm_bench"]
     assert g["pearson_r"] == pytest.approx(n["pearson_r"])  # one affine map of x and y: r unchanged
     assert abs(w["pearson_r"] - g["pearson_r"]) > 0.05  # per-group rescaling changes it
+
+
+def test_toxigen_direction_and_group_tasks_are_choices(tmp_path, runs):
+    """ToxiGen enters as 1 - toxic rate by default, as its raw toxic rate with lower_is_better=raw; group_tasks
+    picks which tasks make a group's score."""
+    def safety_y(**kw):
+        res = correlate(_cfg(tmp_path, runs, **kw))
+        return {p["reward_model"]: p["y"] for p in res["benchmarks"]["rm_bench"]["points"] if p["group"] == "safety"}
+
+    s = {rm: scores[2] for rm, scores in POLICY.items()}
+    assert safety_y() == pytest.approx(s)  # mean of (s - 0.05) and (s + 0.05)
+    raw = safety_y(lower_is_better="raw")  # mean of the toxic rate 1 - (s - 0.05) and XSTest's s + 0.05
+    assert raw == pytest.approx({rm: ((1 - (v - 0.05)) + (v + 0.05)) / 2 for rm, v in s.items()})
+    only_xstest = safety_y(**{"group_tasks": "{safety: [xstest]}"})
+    assert only_xstest == pytest.approx({rm: v + 0.05 for rm, v in s.items()})
+    res = correlate(_cfg(tmp_path, runs, lower_is_better="raw"))
+    assert res["lower_is_better"] == "raw"

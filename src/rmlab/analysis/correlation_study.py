@@ -22,6 +22,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from rmlab.analysis.correlation import Point, correlation_report
 from rmlab.analysis.runs import find_runs, runs_value
@@ -49,11 +50,19 @@ def rm_group_score(metrics: dict, spec) -> float | None:
     raise ValueError(f"no group scores for benchmark {metrics['benchmark']!r}")
 
 
-def policy_group_scores(summary: dict) -> dict[str, float]:
-    """Mean ``normalised`` (higher is better) over each group's tasks."""
+def policy_group_scores(summary: dict, *, lower_is_better: str = "invert", group_tasks=None) -> dict[str, float]:
+    """Each task group's score: the mean over the group's tasks (``group_tasks[group]``, a list of task names, or
+    every task tagged with the group) of the task's ``normalised`` value (higher is better: a lower-is-better
+    task such as ToxiGen enters as 1 - its value), or with ``lower_is_better="raw"`` of its value as reported."""
+    if lower_is_better not in ("invert", "raw"):
+        raise ValueError(f"lower_is_better must be 'invert' or 'raw', got {lower_is_better!r}")
     by_group: dict[str, list[float]] = {}
     for t in summary["tasks"]:
-        by_group.setdefault(t["group"], []).append(float(t["normalised"]))
+        chosen = (group_tasks or {}).get(t["group"])
+        if chosen is not None and t["task"] not in chosen:
+            continue
+        raw = lower_is_better == "raw" and t.get("higher_is_better") is False
+        by_group.setdefault(t["group"], []).append(float(t["value"] if raw else t["normalised"]))
     return {g: float(np.mean(v)) for g, v in by_group.items()}
 
 
@@ -85,7 +94,8 @@ def rm_names(rms: dict, benchmark: str) -> dict[str, str]:
     return {fp: n if counts[n] == 1 else f"{n}@{fp[:8]}" for fp, n in names.items()}
 
 
-def build_points(rms: dict, policies: dict, benchmark: str, groups_spec, *, policy_score: str) -> tuple[list[Point], list[dict]]:
+def build_points(rms: dict, policies: dict, benchmark: str, groups_spec, *, policy_score: str,
+                 lower_is_better: str = "invert", group_tasks=None) -> tuple[list[Point], list[dict]]:
     """Points for one benchmark, and a row per point saying which files it came from."""
     points, trace = [], []
     for _, pol in sorted(policies.items(), key=lambda kv: (kv[1]["policy"], kv[0])):
@@ -98,7 +108,7 @@ def build_points(rms: dict, policies: dict, benchmark: str, groups_spec, *, poli
             log.warning("policy %s: its reward model %s has no %s evaluation among the runs", pol["policy"],
                         meta.get("reward_model"), benchmark)
             continue
-        y_all = policy_group_scores(pol)
+        y_all = policy_group_scores(pol, lower_is_better=lower_is_better, group_tasks=group_tasks)
         base = None
         if policy_score == "improvement":
             sft = next((q for q in policies.values() if q["policy_fingerprint"] == meta.get("sft_fingerprint")
@@ -106,7 +116,7 @@ def build_points(rms: dict, policies: dict, benchmark: str, groups_spec, *, poli
             if sft is None:
                 raise ValueError(f"policy_score=improvement, but the SFT model of {pol['policy']} "
                                  f"({meta.get('sft_model')}) has no evaluation among the runs")
-            base = policy_group_scores(sft)
+            base = policy_group_scores(sft, lower_is_better=lower_is_better, group_tasks=group_tasks)
         for group in GROUPS:
             if group not in y_all or group not in groups_spec:
                 continue
@@ -133,10 +143,14 @@ def correlate(cfg) -> dict:
     rms, policies = collect(runs)
     log.info("found %d evaluated reward models and %d evaluated policies under %s", len(rms), len(policies), runs)
     result = {"runs": runs, "policy_score": cfg.policy_score, "standardise": cfg.standardise,
+              "lower_is_better": cfg.get("lower_is_better", "invert"),
+              "group_tasks": OmegaConf.to_container(cfg.group_tasks) if cfg.get("group_tasks") else None,
               "benchmarks": {}}
     figure_data = {}
     for bench, spec in cfg.benchmarks.items():
-        points, trace = build_points(rms, policies, bench, spec.groups, policy_score=cfg.policy_score)
+        points, trace = build_points(rms, policies, bench, spec.groups, policy_score=cfg.policy_score,
+                                     lower_is_better=cfg.get("lower_is_better", "invert"),
+                                     group_tasks=OmegaConf.to_container(cfg.group_tasks) if cfg.get("group_tasks") else None)
         entry = {"points": trace}
         if len(points) >= 3:
             entry.update(correlation_report(points, standardise=cfg.standardise, n_boot=int(cfg.n_boot),
@@ -158,7 +172,8 @@ def correlate(cfg) -> dict:
 
 
 def correlation_markdown(result: dict) -> str:
-    lines = [f"Policy score: {result['policy_score']}; standardisation: {result['standardise']}.", "",
+    lines = [f"Policy score: {result['policy_score']}; standardisation: {result['standardise']}; lower-is-better "
+             f"tasks: {result.get('lower_is_better', 'invert')}; group tasks: {result.get('group_tasks') or 'all'}.", "",
              "| benchmark | n | Pearson r | p | 95% CI of r | permutation p | Spearman | Kendall |",
              "|---|---|---|---|---|---|---|---|"]
     for bench, e in result["benchmarks"].items():
