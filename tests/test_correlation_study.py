@@ -130,7 +130,7 @@ def test_toxigen_direction_and_group_tasks_are_choices(tmp_path, runs):
     assert safety_y() == pytest.approx(s)  # mean of (s - 0.05) and (s + 0.05)
     raw = safety_y(lower_is_better="raw")  # mean of the toxic rate 1 - (s - 0.05) and XSTest's s + 0.05
     assert raw == pytest.approx({rm: ((1 - (v - 0.05)) + (v + 0.05)) / 2 for rm, v in s.items()})
-    only_xstest = safety_y(**{"group_tasks": "{safety: [xstest]}"})
+    only_xstest = safety_y(group_tasks="{safety: [xstest]}")
     assert only_xstest == pytest.approx({rm: v + 0.05 for rm, v in s.items()})
     res = correlate(_cfg(tmp_path, runs, lower_is_better="raw"))
     assert res["lower_is_better"] == "raw"

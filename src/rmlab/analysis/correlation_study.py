@@ -172,8 +172,9 @@ def correlate(cfg) -> dict:
 
 
 def correlation_markdown(result: dict) -> str:
-    lines = [f"Policy score: {result['policy_score']}; standardisation: {result['standardise']}; lower-is-better "
-             f"tasks: {result.get('lower_is_better', 'invert')}; group tasks: {result.get('group_tasks') or 'all'}.", "",
+    setting = (f"Policy score: {result['policy_score']}; standardisation: {result['standardise']}; lower-is-better "
+               f"tasks: {result.get('lower_is_better', 'invert')}; group tasks: {result.get('group_tasks') or 'all'}.")
+    lines = [setting, "",
              "| benchmark | n | Pearson r | p | 95% CI of r | permutation p | Spearman | Kendall |",
              "|---|---|---|---|---|---|---|---|"]
     for bench, e in result["benchmarks"].items():
