@@ -170,3 +170,21 @@ def test_cpu_study_end_to_end_resumes_and_fans_out(tmp_path, tiny_classifier_dir
     third = max((tmp_path / "logs" / "correlation_study" / "runs").iterdir())
     assert {s["branch"] for s in json.loads((third / "stages.json").read_text())} == {"harmless_base"}
     assert not (third / "correlation").exists()
+
+
+def test_a_stage_with_a_launcher_runs_as_a_child_process(tmp_path, tiny_classifier_dir, rm_bench_dir, data_dir):
+    """``launch`` (e.g. accelerate launch at scale) runs the stage as ``<launch> scripts/<entry>.py <overrides>``
+    in a child process, into the same directory, with its wall time recorded; a second call reuses it."""
+    from rmlab.pipelines.stages import run_stage, stage_record
+
+    over = [f"model={tiny_classifier_dir}", "benchmark=rm_bench", "benchmark.max_per_domain=1", "bootstrap.n_boot=0",
+            "device=cpu", "scoring.progress=false"]
+    out = tmp_path / "stage"
+    runtime = ["logger=none", f"paths.score_cache_dir={tmp_path / 'scores'}"]
+    metrics = run_stage("eval_rm", over, out, None, done="metrics.json", runtime=runtime, launch=[sys.executable])
+    assert metrics["benchmark"] == "rm_bench" and (out / ".hydra" / "overrides.yaml").is_file()  # the script ran
+    record = stage_record(out)
+    assert record["launch"] == [sys.executable] and record["overrides"] == over and record["wall_seconds"] > 0
+    stamp = (out / "metrics.json").stat().st_mtime_ns
+    assert run_stage("eval_rm", over, out, None, done="metrics.json", launch=[sys.executable]) == metrics
+    assert (out / "metrics.json").stat().st_mtime_ns == stamp
