@@ -98,6 +98,7 @@ def build_points(rms: dict, policies: dict, benchmark: str, groups_spec, *, poli
                  lower_is_better: str = "invert", group_tasks=None) -> tuple[list[Point], list[dict]]:
     """Points for one benchmark, and a row per point saying which files it came from."""
     points, trace = [], []
+    names = rm_names(rms, benchmark)
     for _, pol in sorted(policies.items(), key=lambda kv: (kv[1]["policy"], kv[0])):
         meta = pol["_meta"]
         rm_fp = meta.get("reward_model_fingerprint")
@@ -125,7 +126,7 @@ def build_points(rms: dict, policies: dict, benchmark: str, groups_spec, *, poli
                 log.warning("%s: no %s score for group %s (%s)", rm_eval["model"], benchmark, group, groups_spec[group])
                 continue
             y = y_all[group] - (base[group] if base is not None else 0.0)
-            name = rm_names(rms, benchmark)[rm_fp]
+            name = names[rm_fp]
             points.append(Point(reward_model=str(name), group=group, x=x, y=y))
             trace.append({"reward_model": str(name), "group": group, "x": x, "y": y,
                           "rm_metrics": str(Path(rm_eval["_run"]) / "metrics.json"),
