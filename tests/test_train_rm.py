@@ -152,6 +152,9 @@ def test_throughput_benchmark_runs_both_trainers_on_the_same_work(tmp_path, tiny
     assert report["ours"]["steps"] == report["trl"]["steps"] == 3
     # the same pairs and padding-free token counts: both trainers saw the same real tokens
     assert report["ours"]["tokens"] == report["trl"]["tokens"] > 0
+    # bench.order=same: the same batches, so the same tokens including padding
+    assert report["order"] == "same" and report["ours"]["padded_tokens"] == report["trl"]["padded_tokens"]
+    assert report["ours"]["padded_tokens"] >= report["ours"]["tokens"]
     for side in ("ours", "trl"):
         assert 0 < report[side]["startup_and_first_step_seconds"] < report[side]["seconds"]
         assert report[side]["steady_tokens_per_second"] > 0

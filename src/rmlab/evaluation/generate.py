@@ -1,7 +1,8 @@
 """Batched generation with Hugging Face ``generate``: prompts sorted by length, left-padded, cut at EOS.
 
-Used to compare policies on held-out prompts (PPO) and, later, for downstream tasks. Greedy by default, so the
-same prompts give the same responses on any batch size.
+Used to compare policies on held-out prompts (PPO) and to sample several responses per prompt
+(:mod:`rmlab.analysis.reward_signal`). Greedy by default, so the same prompts give the same responses on any batch
+size; sampling is plain temperature sampling (no top-k or top-p), as in TRL's PPO rollouts.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def generate_ids(model, queries: Sequence[Sequence[int]], *, pad_id: int, eos_id
         if do_sample:
             torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
         generated = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=do_sample,
-                                   temperature=temperature if do_sample else None, top_p=None, top_k=None,
+                                   temperature=temperature if do_sample else None,
+                                   top_p=1.0 if do_sample else None, top_k=0 if do_sample else None,  # as TRL's PPO
                                    max_new_tokens=max_new_tokens, eos_token_id=eos_id, pad_token_id=pad_id)
         for row, i in enumerate(idx):
             response = generated[row, width:].tolist()

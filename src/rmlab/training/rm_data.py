@@ -68,15 +68,15 @@ class LengthGroupedBatches(torch.utils.data.Sampler):
             yield batches[k]
 
     def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch)
+        return (len(self.lengths) + self.batch - 1) // self.batch
 
 
 class PreferenceDataModule(pl.LightningDataModule):
     def __init__(self, train: Sequence[PreferenceExample], heldout: Sequence[PreferenceExample],
                  formatter: ChatFormatter, *, max_length: int, micro_batch_pairs: int, eval_batch_pairs: int,
-                 num_workers: int = 0, group_by_length: bool = False, seed: int = 0):
+                 num_workers: int = 0, group_by_length: bool = False, seed: int = 0, shuffle: bool = True):
         super().__init__()
-        self.group_by_length, self.seed = group_by_length, seed
+        self.group_by_length, self.seed, self.shuffle = group_by_length, seed, shuffle
         self.formatter, self.max_length = formatter, max_length
         self.micro_batch_pairs, self.eval_batch_pairs, self.num_workers = micro_batch_pairs, eval_batch_pairs, num_workers
         self.train_pairs, self.dropped_train = tokenize_pairs(train, formatter, max_length)
@@ -96,7 +96,7 @@ class PreferenceDataModule(pl.LightningDataModule):
                                            seed=self.seed)
             return DataLoader(self.train_pairs, batch_sampler=sampler, num_workers=self.num_workers,
                               collate_fn=self._collate)
-        return DataLoader(self.train_pairs, batch_size=self.micro_batch_pairs, shuffle=True,
+        return DataLoader(self.train_pairs, batch_size=self.micro_batch_pairs, shuffle=self.shuffle,
                           num_workers=self.num_workers, collate_fn=self._collate)
 
     def val_dataloader(self):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import torch
-from pathlib import Path
 
 log = logging.getLogger(__name__)
 

@@ -6,14 +6,20 @@ logging; TRL's own defaults that would change the work are set explicitly: ``bf1
 default) and ``activation_checkpointing=False`` (on by default in TRL's base config). Throughput is real
 (non-padding) training tokens per second over the whole ``fit`` / ``train`` call (start-up and first step
 included for both), and in steady state (steps 2..n, what a long run sees).
-By default both draw random batches (``bench.group_by_length=false``), so both pad the same way; with ``true`` ours
-batches by length, as ``recipe.group_by_length`` does in real runs.
+Both see the same batches in the same order (``bench.order: same``): the pairs are shuffled once by seed and
+cut into consecutive batches, so both trainers pad the same tokens (the padded-token counts are reported and
+must agree). ``bench.order: own`` lets each draw random batches its own way (the padding then differs by chance);
+``bench.group_by_length=true`` makes ours batch by length, as ``recipe.group_by_length`` does in real runs.
+``bench.profile=true`` runs both under ``torch.profiler`` and writes the top operators by self CPU time to
+``profile_{trl,ours}.txt``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
@@ -35,27 +41,49 @@ def _fresh_model(cfg, resolved, tokenizer):
     return prepare_trainable(model, cfg.recipe)
 
 
+@contextlib.contextmanager
+def _profiled(cfg, name: str):
+    """``torch.profiler`` around a training call when ``bench.profile``; writes ``profile_<name>.txt``."""
+    if not cfg.bench.get("profile"):
+        yield
+        return
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        yield
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=40)
+    out = Path(cfg.paths.output_dir) / f"profile_{name}.txt"
+    out.write_text(table)
+    log.info("profile of %s: %s", name, out)
+
+
 def run_ours(cfg, resolved, tokenizer, formatter, pairs) -> dict:
     pl.seed_everything(cfg.seed)
     model = _fresh_model(cfg, resolved, tokenizer)
     dm = PreferenceDataModule(pairs, pairs[:1], formatter, max_length=cfg.recipe.max_length,
                               micro_batch_pairs=cfg.bench.pairs_per_step, eval_batch_pairs=cfg.bench.pairs_per_step,
-                              group_by_length=cfg.bench.group_by_length, seed=cfg.seed)
+                              group_by_length=cfg.bench.group_by_length, seed=cfg.seed,
+                              shuffle=cfg.bench.order != "same")
     module = RewardModelModule(model, cfg.recipe)
     trainer = pl.Trainer(accelerator="cpu", devices=1, precision=cfg.bench.precision, max_steps=cfg.bench.steps,
                          logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
                          gradient_clip_val=cfg.recipe.clip_grad_norm)
-    first = {}
+    first, padded = {}, [0]
 
     class AfterFirstStep(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            padded[0] += batch["input_ids"].numel()
+
         def on_train_batch_end(self, *args, **kwargs):
             first.setdefault("at", (time.perf_counter(), module.tokens_seen))
 
     trainer.callbacks.append(AfterFirstStep())
-    t0 = time.perf_counter()
-    trainer.fit(module, datamodule=dm)
-    return _rates(t0, time.perf_counter(), module.tokens_seen, first["at"], trainer.global_step)
+    with _profiled(cfg, "ours"):
+        t0 = time.perf_counter()
+        trainer.fit(module, datamodule=dm)
+        t1 = time.perf_counter()
+    return {**_rates(t0, t1, module.tokens_seen, first["at"], trainer.global_step), "padded_tokens": padded[0]}
 
 
 def _rates(t0: float, t1: float, tokens: int, first: tuple[float, int], steps: int) -> dict:
@@ -89,12 +117,27 @@ def run_trl(cfg, resolved, tokenizer, formatter, pairs, out_dir: str) -> dict:
         def on_step_end(self, *args, **kwargs):
             first.setdefault("at", (time.perf_counter(), int(trainer._total_train_tokens)))
 
-    trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                            callbacks=[AfterFirstStep()])
-    t0 = time.perf_counter()
-    trainer.train()
+    padded = [0]
+
+    class Counted(RewardTrainer):  # counts the tokens (with padding) of each batch it trains on
+        def compute_loss(self, model, inputs, *args, **kwargs):
+            if model.training:
+                padded[0] += inputs["input_ids"].numel()
+            return super().compute_loss(model, inputs, *args, **kwargs)
+
+        def _get_train_sampler(self, *args, **kwargs):  # bench.order=same: consecutive batches, as ours
+            if cfg.bench.order == "same":
+                return torch.utils.data.SequentialSampler(self.train_dataset)
+            return super()._get_train_sampler(*args, **kwargs)
+
+    trainer = Counted(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                      callbacks=[AfterFirstStep()])
+    with _profiled(cfg, "trl"):
+        t0 = time.perf_counter()
+        trainer.train()
+        t1 = time.perf_counter()
     tokens = int(trainer._total_train_tokens)  # non-pad tokens TRL counts for its num_tokens log
-    return _rates(t0, time.perf_counter(), tokens, first["at"], trainer.state.global_step)
+    return {**_rates(t0, t1, tokens, first["at"], trainer.state.global_step), "padded_tokens": padded[0]}
 
 
 def benchmark(cfg) -> dict:
@@ -104,10 +147,12 @@ def benchmark(cfg) -> dict:
     tokenizer = load_tokenizer(resolved, pad_token=cfg.model.get("pad_token"))
     formatter = ChatFormatter(tokenizer, cfg.model.get("chat_template", "tokenizer"), cfg.model.get("system_prompt"))
     n = cfg.bench.steps * cfg.bench.pairs_per_step
-    pairs = splits.train[:n]
+    pairs = splits.train[:n]  # already in a seeded random order: with bench.order=same, both cut it into batches
+    if cfg.bench.order not in ("same", "own"):
+        raise ValueError(f"bench.order must be 'same' or 'own', got {cfg.bench.order!r}")
     report = {"model": resolved.spec, "pairs": len(pairs), "pairs_per_step": cfg.bench.pairs_per_step,
               "steps": cfg.bench.steps, "precision": cfg.bench.precision, "max_length": cfg.recipe.max_length,
-              "threads": torch.get_num_threads()}
+              "threads": torch.get_num_threads(), "order": cfg.bench.order}
     report["trl"] = run_trl(cfg, resolved, tokenizer, formatter, pairs, f"{cfg.paths.output_dir}/trl")
     report["ours"] = run_ours(cfg, resolved, tokenizer, formatter, pairs)
     report["ours_over_trl"] = report["ours"]["tokens_per_second"] / report["trl"]["tokens_per_second"]
@@ -120,6 +165,7 @@ def benchmark(cfg) -> dict:
         r = report[name]
         print(f"  {name:5s} {r['tokens_per_second']:8.1f} tokens/s whole call ({r['tokens']} tokens, {r['steps']} "
               f"steps, {r['seconds']:.1f} s; start-up + first step {r['startup_and_first_step_seconds']:.1f} s), "
-              f"{r['steady_tokens_per_second']:.1f} tokens/s over steps 2..{r['steps']}")
+              f"{r['steady_tokens_per_second']:.1f} tokens/s over steps 2..{r['steps']}; "
+              f"{r['padded_tokens']} tokens with padding")
     print(f"  ours / TRL = {report['ours_over_trl']:.2f}x whole call, {report['ours_over_trl_steady']:.2f}x steady state")
     return report

@@ -159,6 +159,53 @@ class PPOSetup:
     run_logger: object
 
 
+@dataclass
+class PPOPrompts:
+    """The PPO prompts of a config: turns and token ids (the policy's chat format, generation prompt added)."""
+    train: list
+    train_ids: list
+    heldout: list
+    heldout_ids: list
+    data_info: dict
+
+
+def ppo_prompts(cfg: DictConfig, policy_fmt: ChatFormatter) -> PPOPrompts:
+    """Training prompts from the reward model's own training split (seeded subsample of at most
+    ``prompts.max_train``), held-out prompts from its held-out split (the first ``prompts.heldout``); prompts longer
+    than ``recipe.max_prompt_length`` tokens are dropped from both."""
+    max_len = cfg.recipe.max_prompt_length
+    splits = load_preferences(cfg.preference, seed=cfg.seed)  # the RM's data: same registry, split and seed
+    train, train_ids = encode_prompts(unique_prompts(splits.train, cfg.prompts.max_train, cfg.seed), policy_fmt, max_len)
+    heldout, heldout_ids = encode_prompts(unique_prompts(splits.heldout, None, cfg.seed), policy_fmt, max_len)
+    n = cfg.prompts.heldout
+    log.info("PPO prompts: %d train, %d held out (at most %d prompt tokens)", len(train_ids), len(heldout_ids[:n]),
+             max_len)
+    return PPOPrompts(train, train_ids, heldout[:n], heldout_ids[:n], splits.info)
+
+
+def text_reward(cfg: DictConfig, rm_res, tokenizer, prompts: PPOPrompts, device: str) -> TextReward:
+    """The reward model as a :class:`TextReward` over these prompts, in its own chat format and tokenizer."""
+    rm_tokenizer = load_tokenizer(rm_res)
+    rm_meta = read_model_meta(rm_res)
+    template, system = cfg.policy.get("chat_template", "tokenizer"), cfg.policy.get("system_prompt")
+    rm_fmt = ChatFormatter(rm_tokenizer, rm_meta.get("chat_template", template), system)
+    rm_model, _ = load_classifier(rm_res, dtype="float32", device="cpu", pad_token_id=rm_tokenizer.pad_token_id)
+    scorer = ClassifierScorer(rm_model.eval(), rm_tokenizer, rm_fmt, max_length=cfg.recipe.reward_max_length,
+                              device=device)
+    prompt_of = {tuple(ids): p for p, ids in zip([*prompts.train, *prompts.heldout],
+                                                 [*prompts.train_ids, *prompts.heldout_ids])}
+    return TextReward(scorer, prompt_of, tokenizer)
+
+
+def policy_tokenizer(cfg: DictConfig, policy_res):
+    """The policy's tokenizer, left-padded, with a pad token distinct from EOS."""
+    tokenizer = load_tokenizer(policy_res, pad_token=cfg.get("pad_token"), padding_side="left")
+    if tokenizer.pad_token_id == tokenizer.eos_token_id:
+        raise ValueError(f"policy {policy_res.spec!r}: pad token equals EOS; set pad_token to another token of its "
+                         "vocabulary (TRL's PPO finds response ends and missing EOS by these ids)")
+    return tokenizer
+
+
 def setup_ppo(cfg: DictConfig) -> PPOSetup:
     """Models, prompts, the text reward and TRL's ``PPOTrainer``, ready to train."""
     from datasets import Dataset
@@ -171,53 +218,36 @@ def setup_ppo(cfg: DictConfig) -> PPOSetup:
     policy_res = resolve_model(str(cfg.policy.pretrained), cache_dir=cfg.paths.model_cache_dir,
                                revision=cfg.policy.get("revision"))
     rm_res = resolve_model(str(cfg.reward_model), cache_dir=cfg.paths.model_cache_dir)
-    tokenizer = load_tokenizer(policy_res, pad_token=cfg.get("pad_token"), padding_side="left")
-    if tokenizer.pad_token_id == tokenizer.eos_token_id:
-        raise ValueError(f"policy {policy_res.spec!r}: pad token equals EOS; set pad_token to another token of its "
-                         "vocabulary (TRL's PPO finds response ends and missing EOS by these ids)")
-    rm_tokenizer = load_tokenizer(rm_res)
-    check_same_tokenizer(tokenizer, rm_tokenizer, policy_res.spec, rm_res.spec)
-    rm_meta = read_model_meta(rm_res)
-    template, system = cfg.policy.get("chat_template", "tokenizer"), cfg.policy.get("system_prompt")
-    policy_fmt = ChatFormatter(tokenizer, template, system)
-    rm_fmt = ChatFormatter(rm_tokenizer, rm_meta.get("chat_template", template), system)
-
-    splits = load_preferences(cfg.preference, seed=cfg.seed)  # the RM's data: same registry, split and seed
-    train_prompts, train_ids = encode_prompts(unique_prompts(splits.train, cfg.prompts.max_train, cfg.seed),
-                                              policy_fmt, r.max_prompt_length)
-    eval_prompts, eval_ids = encode_prompts(unique_prompts(splits.heldout, None, cfg.seed), policy_fmt,
-                                            r.max_prompt_length)
-    eval_prompts, eval_ids = eval_prompts[: cfg.prompts.heldout], eval_ids[: cfg.prompts.heldout]
-    log.info("PPO prompts: %d train, %d held out (at most %d prompt tokens)", len(train_ids), len(eval_ids),
-             r.max_prompt_length)
+    tokenizer = policy_tokenizer(cfg, policy_res)
+    check_same_tokenizer(tokenizer, load_tokenizer(rm_res), policy_res.spec, rm_res.spec)
+    policy_fmt = ChatFormatter(tokenizer, cfg.policy.get("chat_template", "tokenizer"), cfg.policy.get("system_prompt"))
+    prompts = ppo_prompts(cfg, policy_fmt)
     local_batch = r.rollouts_per_device_batch * r.gradient_accumulation
-    if len(train_ids) < local_batch:  # TRL drops the last partial batch: fewer prompts would never yield one
-        raise ValueError(f"{len(train_ids)} training prompt(s) within recipe.max_prompt_length={r.max_prompt_length} "
-                         f"tokens, fewer than one rollout batch ({r.rollouts_per_device_batch} x "
+    if len(prompts.train_ids) < local_batch:  # TRL drops the last partial batch: fewer prompts never yield one
+        raise ValueError(f"{len(prompts.train_ids)} training prompt(s) within recipe.max_prompt_length="
+                         f"{r.max_prompt_length} tokens, fewer than one rollout batch ({r.rollouts_per_device_batch} x "
                          f"{r.gradient_accumulation}); give more prompts or longer max_prompt_length")
 
     policy, reference, sft = (load_causal_lm(policy_res, dtype="float32", device="cpu") for _ in range(3))
     for m in (policy, reference, sft):  # sft: the untouched SFT policy, for the held-out comparison
         m.generation_config.pad_token_id = tokenizer.pad_token_id
-    rm_model, _ = load_classifier(rm_res, dtype="float32", device="cpu", pad_token_id=rm_tokenizer.pad_token_id)
     value, _ = load_classifier(rm_res, dtype="float32", device="cpu", pad_token_id=tokenizer.pad_token_id)
-    scorer = ClassifierScorer(rm_model.eval(), rm_tokenizer, rm_fmt, max_length=r.reward_max_length, device=device)
-    prompt_of = {tuple(ids): p for p, ids in zip([*train_prompts, *eval_prompts], [*train_ids, *eval_ids])}
-    reward = TextReward(scorer, prompt_of, tokenizer)
+    reward = text_reward(cfg, rm_res, tokenizer, prompts, device)
     run_dir = Path(cfg.paths.output_dir)
     report_to, run_logger = hf_report_to(cfg, output_dir=run_dir, config=OmegaConf.to_container(cfg, resolve=True))
     trainer = PPOTrainer(args=ppo_config(cfg, run_dir, device, report_to), processing_class=tokenizer, model=policy,
                          ref_model=reference, reward_model=reward, value_model=value,
-                         train_dataset=Dataset.from_dict({"input_ids": train_ids}))
+                         train_dataset=Dataset.from_dict({"input_ids": prompts.train_ids}))
     trainer.callback_handler.callbacks.insert(0, _ResponseLength(reward))
     trainer.dataloader = SeededEpochs(trainer.dataloader, cfg.seed)  # a known prompt order at every update
     if r.get("save_every"):
         trainer.add_callback(PPOCheckpoint(trainer, Path(cfg.paths.output_dir), r.save_every))
     info = {"sft_model": policy_res.spec, "sft_fingerprint": policy_res.fingerprint, "reward_model": rm_res.spec,
-            "reward_model_fingerprint": rm_res.fingerprint, "data": splits.info,
-            "prompts": {"train": len(train_ids), "heldout": len(eval_ids)},
+            "reward_model_fingerprint": rm_res.fingerprint, "data": prompts.data_info,
+            "prompts": {"train": len(prompts.train_ids), "heldout": len(prompts.heldout_ids)},
             "recipe": OmegaConf.to_container(r, resolve=True), "seed": cfg.seed}
-    return PPOSetup(trainer, reward, tokenizer, sft, reference, eval_prompts, eval_ids, info, device, run_logger)
+    return PPOSetup(trainer, reward, tokenizer, sft, reference, prompts.heldout, prompts.heldout_ids, info, device,
+                    run_logger)
 
 
 def train_ppo(cfg: DictConfig) -> dict:

@@ -64,7 +64,7 @@ def train_reward_model(cfg: DictConfig) -> dict:
     heldout = torch.cat(module.heldout_rewards) if module.heldout_rewards else torch.zeros(0, 2)
     wins = (heldout[:, 0] > heldout[:, 1]).double().numpy()
     metrics = {
-        "heldout": {"n": int(len(wins)), "accuracy": float(wins.mean()) if len(wins) else None,
+        "heldout": {"n": len(wins), "accuracy": float(wins.mean()) if len(wins) else None,
                     "ci": bootstrap_mean_interval(wins, n_boot=cfg.bootstrap.n_boot, confidence=cfg.bootstrap.confidence,
                                                   seed=cfg.seed) if len(wins) > 1 else None,
                     "confidence": cfg.bootstrap.confidence},
