@@ -10,16 +10,12 @@ Both see the same batches in the same order (``bench.order: same``): the pairs a
 cut into consecutive batches, so both trainers pad the same tokens (the padded-token counts are reported and
 must agree). ``bench.order: own`` lets each draw random batches its own way (the padding then differs by chance);
 ``bench.group_by_length=true`` makes ours batch by length, as ``recipe.group_by_length`` does in real runs.
-``bench.profile=true`` runs both under ``torch.profiler`` and writes the top operators by self CPU time to
-``profile_{trl,ours}.txt``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
@@ -39,22 +35,6 @@ def _fresh_model(cfg, resolved, tokenizer):
     model, _ = load_classifier(resolved, dtype="float32", device="cpu", pad_token_id=tokenizer.pad_token_id,
                                seed=cfg.seed)
     return prepare_trainable(model, cfg.recipe)
-
-
-@contextlib.contextmanager
-def _profiled(cfg, name: str):
-    """``torch.profiler`` around a training call when ``bench.profile``; writes ``profile_<name>.txt``."""
-    if not cfg.bench.get("profile"):
-        yield
-        return
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        yield
-    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=40)
-    out = Path(cfg.paths.output_dir) / f"profile_{name}.txt"
-    out.write_text(table)
-    log.info("profile of %s: %s", name, out)
 
 
 def run_ours(cfg, resolved, tokenizer, formatter, pairs) -> dict:
@@ -79,10 +59,9 @@ def run_ours(cfg, resolved, tokenizer, formatter, pairs) -> dict:
             first.setdefault("at", (time.perf_counter(), module.tokens_seen))
 
     trainer.callbacks.append(AfterFirstStep())
-    with _profiled(cfg, "ours"):
-        t0 = time.perf_counter()
-        trainer.fit(module, datamodule=dm)
-        t1 = time.perf_counter()
+    t0 = time.perf_counter()
+    trainer.fit(module, datamodule=dm)
+    t1 = time.perf_counter()
     return {**_rates(t0, t1, module.tokens_seen, first["at"], trainer.global_step), "padded_tokens": padded[0]}
 
 
@@ -132,10 +111,9 @@ def run_trl(cfg, resolved, tokenizer, formatter, pairs, out_dir: str) -> dict:
 
     trainer = Counted(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                       callbacks=[AfterFirstStep()])
-    with _profiled(cfg, "trl"):
-        t0 = time.perf_counter()
-        trainer.train()
-        t1 = time.perf_counter()
+    t0 = time.perf_counter()
+    trainer.train()
+    t1 = time.perf_counter()
     tokens = int(trainer._total_train_tokens)  # non-pad tokens TRL counts for its num_tokens log
     return {**_rates(t0, t1, tokens, first["at"], trainer.state.global_step), "padded_tokens": padded[0]}
 
