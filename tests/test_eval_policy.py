@@ -166,3 +166,44 @@ def test_code_tasks_fall_back_to_the_base_tests_and_say_so(tmp_path, data_dir, m
     plus = TASKS["humaneval_plus"](cfg.task.humaneval_plus, data_dir)
     plus.load()
     assert plus.test_set == "plus"
+
+
+def test_generation_cache_key_covers_seed_backend_and_numerics():
+    from omegaconf import OmegaConf
+
+    from rmlab.evaluation.generation import cache_key, generator_settings
+    from rmlab.evaluation.tasks.base import Decoding
+
+    gen = OmegaConf.create({"backend": "hf", "batch_size": 16, "chunk_size": 64, "max_length": None})
+    sampled = Decoding(name="t0.8", do_sample=True, temperature=0.8, n=4, max_new_tokens=8)
+    greedy = Decoding(name="greedy", do_sample=False, temperature=0.0, n=1, max_new_tokens=8)
+
+    def key(decoding, seed=0, dtype="float32", **over):
+        g = OmegaConf.merge(gen, over)
+        return cache_key("fp", "fmt", "task", decoding, generator_settings(g, dtype=dtype, seed=seed, decoding=decoding))
+
+    assert key(sampled, seed=1) != key(sampled, seed=0)
+    assert key(greedy, seed=1) == key(greedy, seed=0)  # greedy text does not depend on the seed
+    for d in (sampled, greedy):
+        assert key(d, backend="vllm") != key(d)
+        assert key(d, dtype="bfloat16") != key(d)
+        assert key(d, batch_size=8) != key(d)  # left padding changes the numerics
+        assert key(d, max_length=512) != key(d)
+    assert key(sampled, chunk_size=8) != key(sampled) and key(greedy, chunk_size=8) == key(greedy)
+
+
+def test_another_seed_samples_again(tmp_path, tiny_lm_dir, data_dir):
+    """``seed=1`` must not reuse the samples drawn with ``seed=0`` (it did: the seed was not in the cache key)."""
+    from rmlab.evaluation.policy_eval import evaluate_policy
+
+    only = ["task=gsm8k", "task.gsm8k.max_examples=2", "generation.batch_size=2", "generation.chunk_size=2",
+            "generation.progress=false", "bootstrap.n_boot=20",
+            "task.gsm8k.decodings=[{name: greedy, do_sample: true, temperature: 1.0, n: 1, max_new_tokens: 4}]"]
+    chunks = {0: [], 1: [], 2: []}
+    for run, seed in ((0, 0), (1, 1), (2, 0)):
+        cfg = _cfg(tmp_path, tiny_lm_dir, [*only, f"seed={seed}"])
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path / f"run{run}")
+        evaluate_policy(cfg, on_chunk=chunks[run].append)
+    assert chunks[0] == [0] and chunks[1] == [0]  # seed 1 generated its own samples
+    assert chunks[2] == []                        # seed 0 again: all from the cache

@@ -129,3 +129,26 @@ def test_lora_with_precomputed_reference_saves_a_merged_model(tmp_path, tiny_lm_
     moved = [n for n, p in merged.named_parameters() if not torch.equal(p, base.state_dict()[n])]
     assert moved and all("q_proj" in n or "v_proj" in n for n in moved)  # only the adapted projections changed
     assert metrics["heldout"]["n"] > 0
+
+
+def test_resume_last_without_a_checkpoint_fails_and_auto_starts_fresh(tmp_path, tiny_lm_dir, data_dir):
+    from omegaconf import open_dict
+
+    from rmlab.training.train_dpo import train_dpo
+
+    def cfg_for(resume):
+        cfg = compose_eval_cfg(tmp_path, _tiny_overrides(tiny_lm_dir, ["recipe.max_steps=1", f"resume={resume}"]),
+                               "train_dpo")
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path / "run")
+        return cfg
+
+    with pytest.raises(FileNotFoundError, match=rf"resume=last: no HF Trainer checkpoint in {tmp_path}/run/checkpoints"):
+        train_dpo(cfg_for("last"))
+    assert not (tmp_path / "run" / "train_metrics.json").exists()
+    metrics = train_dpo(cfg_for("auto"))
+    assert metrics["resume"] == {"mode": "auto", "resumed_from": None, "started_fresh": True,
+                                 "searched": str(tmp_path / "run" / "checkpoints")}
+    assert json.loads((tmp_path / "run" / "train_metrics.json").read_text())["resume"]["started_fresh"] is True
+    again = train_dpo(cfg_for("last"))  # now there is a checkpoint to continue from
+    assert again["resume"]["mode"] == "last" and again["resume"]["resumed_from"].endswith("checkpoint-1")

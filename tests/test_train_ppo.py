@@ -187,7 +187,11 @@ def test_a_killed_run_resumes_to_the_same_policy(tmp_path, tiny_lm_dir, tiny_cla
 def test_resume_refuses_what_is_not_a_checkpoint(tmp_path):
     from rmlab.training.ppo_resume import find_resume
 
-    assert find_resume(None, tmp_path) is None and find_resume("auto", tmp_path) is None
+    assert find_resume(None, tmp_path)[0] is None
+    ckpt, record = find_resume("auto", tmp_path)
+    assert ckpt is None and record["started_fresh"] is True and record["searched"] == str(tmp_path / "checkpoints")
+    with pytest.raises(FileNotFoundError, match=rf"resume=last: no PPO checkpoint in {tmp_path}/checkpoints"):
+        find_resume("last", tmp_path)
     with pytest.raises(FileNotFoundError, match="not a PPO checkpoint"):
         find_resume(str(tmp_path), tmp_path)
 

@@ -105,15 +105,20 @@ def test_entry_point_trains_and_the_evaluator_loads_the_model(tmp_path, tiny_cla
 
 
 def test_length_grouped_batches_cover_every_pair_once():
-    from rmlab.training.rm_data import LengthGroupedBatches
+    from rmlab.training.rm_data import SeededBatches
 
     lengths = [5, 100, 7, 98, 6, 99, 50, 51]
-    sampler = LengthGroupedBatches(lengths, batch=2, mega=4, seed=0)
+    sampler = SeededBatches(lengths, batch=2, mega=4, seed=0, group_by_length=True)
     batches = list(sampler)
     assert sorted(i for b in batches for i in b) == list(range(8)) and len(batches) == len(sampler) == 4
     spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches)
     assert spread < sum(abs(lengths[i] - lengths[i + 1]) for i in range(0, 8, 2))  # less padding than input order
+    assert list(sampler) == batches  # the order is a function of (seed, epoch)
+    sampler.set_epoch(1)
     assert list(sampler) != batches  # a new order every epoch
+    sampler.set_epoch(0)
+    sampler.resume_at(0, 3)
+    assert list(sampler) == batches[3:] and list(sampler) == batches  # skipped once, after a resume
 
 
 def test_lora_training_saves_a_merged_model(tmp_path, tiny_classifier_dir, data_dir):
@@ -159,3 +164,64 @@ def test_throughput_benchmark_runs_both_trainers_on_the_same_work(tmp_path, tiny
         assert 0 < report[side]["startup_and_first_step_seconds"] < report[side]["seconds"]
         assert report[side]["steady_tokens_per_second"] > 0
     assert (tmp_path / "run" / "bench_train.json").is_file()
+
+
+def test_resume_last_without_a_checkpoint_fails_naming_the_directory(tmp_path, tiny_classifier_dir, data_dir):
+    cfg = compose_train_cfg(tmp_path, _tiny_overrides(tiny_classifier_dir, ["recipe.max_steps=1", "resume=last"]))
+    searched = Path(cfg.paths.output_dir) / "checkpoints"
+    with pytest.raises(FileNotFoundError, match=rf"resume=last: no Lightning checkpoint in {searched}; resume=auto"):
+        train_reward_model(cfg)
+    assert not (Path(cfg.paths.output_dir) / "train_metrics.json").exists()
+
+
+def test_resume_auto_starts_fresh_and_says_so(tmp_path, tiny_classifier_dir, data_dir):
+    cfg = compose_train_cfg(tmp_path, _tiny_overrides(tiny_classifier_dir, ["recipe.max_steps=1", "resume=auto"]))
+    out = train_reward_model(cfg)
+    record = json.loads((Path(cfg.paths.output_dir) / "train_metrics.json").read_text())["resume"]
+    assert out["resume"] == record == {"mode": "auto", "resumed_from": None, "started_fresh": True,
+                                       "searched": str(Path(cfg.paths.output_dir) / "checkpoints")}
+
+
+class _Kill(RuntimeError):
+    pass
+
+
+def _model_state(run_dir: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(run_dir / "model" / "model.safetensors"))
+
+
+def test_resumed_mid_epoch_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, tiny_classifier_dir, data_dir,
+                                                                         monkeypatch):
+    """One epoch of 4 optimizer steps (13 pairs within max_length, 4 per update); a run killed after step 2 and resumed with
+    ``resume=last`` must end with exactly the weights of a run that was never interrupted."""
+    import pytorch_lightning as pl
+
+    from rmlab.training import train_rm
+
+    over = _tiny_overrides(tiny_classifier_dir, ["recipe.group_by_length=true"])
+    whole_cfg = compose_train_cfg(tmp_path / "whole", over)
+    whole = train_reward_model(whole_cfg)
+    assert whole["train"]["global_steps"] == 4 and whole["train"]["pairs"] == 13
+
+    class KillAfter(pl.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 2 and (Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt").is_file():
+                raise _Kill
+
+    real = train_rm.build_callbacks
+    monkeypatch.setattr(train_rm, "build_callbacks", lambda cfg, run_dir: [*real(cfg, run_dir), KillAfter()])
+    killed_cfg = compose_train_cfg(tmp_path / "killed", over)
+    with pytest.raises(_Kill):
+        train_reward_model(killed_cfg)
+    monkeypatch.setattr(train_rm, "build_callbacks", real)
+    ckpt = torch.load(Path(killed_cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=False)
+    assert 0 < ckpt["global_step"] < 4  # the checkpoint is mid-epoch
+    resumed = train_reward_model(compose_train_cfg(tmp_path / "killed", [*over, "resume=last"]))
+    assert resumed["train"]["global_steps"] == 4 and resumed["resume"]["mode"] == "last"
+    a, b = _model_state(Path(whole_cfg.paths.output_dir)), _model_state(Path(killed_cfg.paths.output_dir))
+    assert a.keys() == b.keys()
+    differ = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not differ, f"{len(differ)} tensors differ, e.g. {differ[:3]}"
+    assert resumed["heldout"]["accuracy"] == whole["heldout"]["accuracy"]

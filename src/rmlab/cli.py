@@ -7,8 +7,10 @@ command line, so the same code path serves both.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +48,25 @@ def _is_config(group: str, name: str) -> bool:
     return (CONF_DIR / group / f"{name}.yaml").is_file()
 
 
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def check_model_spec(group: str, value: str) -> None:
+    """Refuse, at once, a ``model=`` value that can be nothing but a typo: not a config in ``conf/<group>/``, not a
+    ``wheel:`` spec, not a path (existing, or written as one: ``/``, ``.``, ``~``, or two or more ``/``) and not
+    shaped like a Hub id (``org/name``). Without this, ``model=smolm2`` becomes a Hub download that fails after
+    half a minute of network retries."""
+    if value.startswith(("wheel:", "/", ".", "~")) or value.count("/") > 1 or Path(value).expanduser().exists():
+        return
+    if _HUB_ID.match(value):
+        return
+    names = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    close = difflib.get_close_matches(value, names, n=3, cutoff=0.5)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise SystemExit(f"{group}={value}: not a config in conf/{group}/, a local directory, a wheel: spec or a Hub id "
+                     f"(org/name). {hint}Configs: {', '.join(names)}")
+
+
 def rewrite_model_overrides(argv: list[str], groups: tuple[str, ...] = ("model",)) -> list[str]:
     """Turn ``model=<spec>`` into ``model=auto model.pretrained=<spec>`` when ``<spec>`` is not a config name.
 
@@ -63,6 +84,8 @@ def rewrite_model_overrides(argv: list[str], groups: tuple[str, ...] = ("model",
         if all(is_cfg):
             out.append(arg)
         elif not any(is_cfg):
+            for v in values:
+                check_model_spec(group, v)
             quoted = ",".join(f"'{v}'" for v in values)
             out += [f"{group}=auto", f"{group}.pretrained={quoted}"]
         else:

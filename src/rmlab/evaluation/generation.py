@@ -7,7 +7,8 @@ applied here, so both backends see the same text) and a plain ``generate_until``
 
 What we add, because lm-eval lacks it:
 
-- a cache of generations keyed by (policy fingerprint, chat formatting, decoding) and, per entry, by (prompt,
+- a cache of generations keyed by (policy fingerprint, chat formatting, decoding, backend and its numerics,
+  seed of sampled decodings) and, per entry, by (prompt,
   sample index). lm-eval's own request cache keys on (prompt, generation kwargs) only, so n samples of one prompt
   at temperature 0.8 would collapse into one; ours keeps them apart. Entries are written atomically after every
   chunk, so a killed run resumes from what it finished and a finished one re-runs for free;
@@ -85,9 +86,22 @@ def vllm_backend(path: str, *, revision: str | None, dtype: str, add_bos_token: 
     return LMEvalBackend(lm, "vllm", {"backend": "vllm (lm_eval VLLM)"})
 
 
-def cache_key(policy_fingerprint: str, formatting: str, task: str, decoding: Decoding) -> str:
+def generator_settings(generation, *, dtype: str, seed: int, decoding: Decoding) -> dict:
+    """Every setting besides policy, formatting and decoding that changes what is generated: the backend and its
+    numerics (dtype, batch size, which pads sequences differently, context limit) and, for sampled decodings, the
+    seed and the chunk size (the torch seed is drawn per chunk)."""
+    out = {"backend": str(generation.backend), "dtype": str(dtype), "max_length": generation.get("max_length")}
+    if out["backend"] == "hf":
+        out["batch_size"] = int(generation.batch_size)
+    if decoding.do_sample:
+        out |= {"seed": int(seed), "chunk_size": int(generation.chunk_size)}
+    return out
+
+
+def cache_key(policy_fingerprint: str, formatting: str, task: str, decoding: Decoding, generator: dict) -> str:
+    """The generation cache's key: policy weights, chat formatting, task, decoding and :func:`generator_settings`."""
     return stable_hash({"policy": policy_fingerprint, "formatting": formatting, "task": task,
-                        "decoding": decoding.describe()})
+                        "decoding": decoding.describe(), "generator": generator})
 
 
 def requests_for(contexts: dict[str, str], decoding: Decoding) -> dict[str, list[GenRequest]]:

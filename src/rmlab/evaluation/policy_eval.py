@@ -24,7 +24,14 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from rmlab.evaluation.generation import cache_key, generate_cached, hf_backend, requests_for, vllm_backend
+from rmlab.evaluation.generation import (
+    cache_key,
+    generate_cached,
+    generator_settings,
+    hf_backend,
+    requests_for,
+    vllm_backend,
+)
 from rmlab.evaluation.tasks import TASKS
 from rmlab.evaluation.tasks.base import ScoreContext
 from rmlab.models.chat_format import ChatFormatter
@@ -47,6 +54,11 @@ def _policy_cfg(cfg: DictConfig) -> DictConfig:
     return pol
 
 
+def _generation_dtype(pol: DictConfig, generation: DictConfig) -> str:
+    """The policy's dtype as the backend loads it (vLLM picks its own when the config does not say)."""
+    return str(pol.get("dtype") or ("auto" if generation.backend == "vllm" else "float32"))
+
+
 class _Model:
     """The policy, loaded on first use (a fully cached re-run never loads it)."""
 
@@ -59,13 +71,13 @@ class _Model:
             gen, pol = self.cfg.generation, _policy_cfg(self.cfg)
             device = pick_device(self.cfg.device)
             if gen.backend == "hf":
-                model = load_causal_lm(self.resolved, dtype=pol.get("dtype", "float32"), device=device)
+                model = load_causal_lm(self.resolved, dtype=_generation_dtype(pol, gen), device=device)
                 self._backend = hf_backend(model, self.tokenizer, batch_size=int(gen.batch_size), device=device,
                                            add_bos_token=self.formatter.add_special_tokens,
                                            max_length=gen.get("max_length"))
             elif gen.backend == "vllm":
                 self._backend = vllm_backend(self.resolved.path, revision=self.resolved.revision,
-                                             dtype=pol.get("dtype", "auto"), seed=int(self.cfg.seed),
+                                             dtype=_generation_dtype(pol, gen), seed=int(self.cfg.seed),
                                              add_bos_token=self.formatter.add_special_tokens,
                                              max_length=gen.get("max_length"),
                                              gpu_memory_utilization=float(gen.get("gpu_memory_utilization", 0.9)))
@@ -155,10 +167,12 @@ def _evaluate_task(cfg, task_cfg, pol, resolved, formatter, model: _Model, out_d
     contexts = {ex.id: prompt_text(formatter, ex.user, ex.answer_prefix) for ex in examples}
     generations, gen_stats = {}, {}
     for decoding in task.decodings:
-        key = cache_key(resolved.fingerprint, formatter.fingerprint, task.name, decoding)
+        generator = generator_settings(cfg.generation, dtype=_generation_dtype(pol, cfg.generation), seed=int(cfg.seed),
+                                       decoding=decoding)
+        key = cache_key(resolved.fingerprint, formatter.fingerprint, task.name, decoding, generator)
         cache = ScoreCache(cfg.paths.generation_cache_dir, key,
                            describe={"policy": pol.name, "policy_fingerprint": resolved.fingerprint,
-                                     "task": task.name, "decoding": decoding.describe()})
+                                     "task": task.name, "decoding": decoding.describe(), "generator": generator})
         texts, stats = generate_cached(requests_for(contexts, decoding), decoding, cache, model.backend,
                                        seed=int(cfg.seed), chunk_size=int(cfg.generation.chunk_size),
                                        on_chunk=on_chunk, progress=bool(cfg.generation.get("progress", True)),

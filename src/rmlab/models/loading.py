@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -128,7 +129,7 @@ def load_classifier(resolved: ResolvedModel, *, dtype: str, device: str, pad_tok
         resolved.path,
         revision=resolved.revision,
         num_labels=1,
-        dtype=DTYPES[dtype],
+        dtype=torch_dtype(dtype),
         output_loading_info=True,
     )
     new_head = bool(info.get("missing_keys"))
@@ -144,12 +145,25 @@ def load_classifier(resolved: ResolvedModel, *, dtype: str, device: str, pad_tok
 def load_causal_lm(resolved: ResolvedModel, *, dtype: str, device: str):
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(resolved.path, revision=resolved.revision, dtype=DTYPES[dtype])
+    model = AutoModelForCausalLM.from_pretrained(resolved.path, revision=resolved.revision, dtype=torch_dtype(dtype))
     return model.to(device).eval()
 
 
+def torch_dtype(name: str) -> torch.dtype:
+    """The torch dtype a config names (``float32``/``fp32``, ``bfloat16``/``bf16``, ``float16``/``fp16``)."""
+    if str(name) not in DTYPES:
+        raise ValueError(f"dtype={name!r}: unknown; valid values: {', '.join(DTYPES)}")
+    return DTYPES[str(name)]
+
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
 def pick_device(device: str) -> str:
-    """``auto`` means CUDA when present, else CPU."""
+    """``auto`` means CUDA when present, else CPU; anything but auto, cpu, mps, cuda, cuda:<n> is an error."""
+    device = str(device)
+    if not _DEVICE.match(device):
+        raise ValueError(f"device={device!r}: unknown; valid values: auto, cpu, cuda, cuda:<n>, mps")
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device

@@ -14,7 +14,7 @@ plus ``eval_policy`` of the SFT model itself (the baseline of ``policy_score=imp
 The plan is data (:func:`plan_study`): a list of stages whose directories are named by a hash of their
 settings (:mod:`rmlab.pipelines.stages`), so every stage is reused when it already finished, a changed setting
 never reuses a stale result, and a killed study resumes at the first unfinished stage (inside it too, for the
-trainings: their stages run with ``resume=last`` / ``resume=auto``, so their latest checkpoint is picked up).
+trainings: their stages run with ``resume=auto``, so their latest checkpoint is picked up).
 ``pipeline.only=<branch>`` runs one reward model's branch (or ``sft``) without correlating, so a launcher can fan
 the branches out (``-m pipeline.only=a,b,c,sft`` with ``hydra/launcher=slurm``); a last run without ``only``
 then reuses them all and correlates. ``pipeline.dry_run=true`` writes the plan and stops.
@@ -101,7 +101,7 @@ def plan_study(cfg: DictConfig) -> list[Stage]:
         data = [f"preference={spec.preference}", *_list(spec.get("overrides")), *_list(p.preference_overrides)]
         rm_over = [*data, *_list(p.train_rm.overrides), seed]
         rm_dir = add(name, "train_rm", "train_rm", rm_over, stage_dir(root / name, "train_rm", rm_over),
-                     launch=_list(p.train_rm.get("launch")), extra_runtime=("resume=last",))
+                     launch=_list(p.train_rm.get("launch")), extra_runtime=("resume=auto",))
         for bench, bench_over in p.rm_eval.benchmarks.items():
             over = [f"model={rm_dir / 'model'}", f"benchmark={bench}", *_list(bench_over),
                     *_list(p.rm_eval.overrides), seed]

@@ -24,6 +24,7 @@ from rmlab.models.loading import (
     read_model_meta,
     require_same_vocabulary,
     resolve_model,
+    torch_dtype,
 )
 from rmlab.scoring.scorers import SCORERS
 from rmlab.utils.hashing import stable_hash
@@ -50,6 +51,8 @@ def model_display_name(model_cfg) -> str:
 
 def plan_scorer(model_cfg, *, cache_dir: str, device: str = "auto", seed: int = 0) -> ScorerPlan:
     """Resolve ``model_cfg`` (see ``conf/model/*.yaml``) into a :class:`ScorerPlan`."""
+    torch_dtype(model_cfg.get("dtype", "float32"))  # a mistyped dtype or device fails before any work
+    device = pick_device(device)
     resolved = resolve_model(str(model_cfg.pretrained), cache_dir=cache_dir, revision=model_cfg.get("revision"))
     architectures = checkpoint_architectures(resolved)
     kind = model_cfg.get("kind", "auto")
@@ -60,7 +63,6 @@ def plan_scorer(model_cfg, *, cache_dir: str, device: str = "auto", seed: int = 
     tokenizer = load_tokenizer(resolved, pad_token=model_cfg.get("pad_token"))
     formatter = ChatFormatter(tokenizer, model_cfg.get("chat_template", "tokenizer"), model_cfg.get("system_prompt"))
     dtype, max_length = str(model_cfg.get("dtype", "float32")), int(model_cfg.get("max_length", 2048))
-    device = pick_device(device)
     describe = {
         "scorer": kind,
         "model": resolved.fingerprint,

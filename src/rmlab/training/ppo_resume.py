@@ -29,6 +29,8 @@ import torch
 from torch.utils.data import RandomSampler
 from transformers import TrainerCallback
 
+from rmlab.training.resume import resolve_resume
+
 log = logging.getLogger(__name__)
 
 LAST = "last"
@@ -38,21 +40,18 @@ def checkpoint_dir(run_dir: Path) -> Path:
     return Path(run_dir) / "checkpoints"
 
 
-def find_resume(resume: str | None, run_dir: Path) -> Path | None:
-    """``last`` (or ``auto``): this run's latest checkpoint if there is one; a path: that checkpoint; else None."""
-    if resume in (None, "", "null"):
-        return None
-    if resume in ("last", "auto"):
-        pointer = checkpoint_dir(run_dir) / LAST
-        if not pointer.is_file():
-            if resume == "last":
-                log.warning("resume=last: no checkpoint in %s yet; starting from the SFT model", checkpoint_dir(run_dir))
-            return None
-        return checkpoint_dir(run_dir) / pointer.read_text().strip()
-    path = Path(resume)
-    if not (path / "trainer_state.json").is_file():
-        raise FileNotFoundError(f"resume={resume}: not a PPO checkpoint (no trainer_state.json)")
-    return path
+def _newest(checkpoints: Path) -> Path | None:
+    pointer = checkpoints / LAST
+    return checkpoints / pointer.read_text().strip() if pointer.is_file() else None
+
+
+def find_resume(resume: str | None, run_dir: Path) -> tuple[Path | None, dict]:
+    """The checkpoint to continue from (see :mod:`rmlab.training.resume`: ``last`` fails when there is none,
+    ``auto`` then starts from the SFT model) and the record of that decision."""
+    ckpt, record = resolve_resume(resume, checkpoint_dir(run_dir), _newest, what="PPO")
+    if ckpt is not None and not (ckpt / "trainer_state.json").is_file():
+        raise FileNotFoundError(f"resume={resume}: {ckpt} is not a PPO checkpoint (no trainer_state.json)")
+    return ckpt, record
 
 
 class PPOCheckpoint(TrainerCallback):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
@@ -47,28 +48,64 @@ def collate_pairs(pairs: list[tuple[list[int], list[int]]], pad_id: int) -> dict
     return {"input_ids": ids, "attention_mask": mask}
 
 
-class LengthGroupedBatches(torch.utils.data.Sampler):
-    """Batches of pairs of similar length, in random order (what ``transformers``' ``group_by_length`` does):
-    each epoch shuffles the pairs, cuts them into mega-batches of ``batch * mega`` pairs, sorts each mega-batch by
-    length and splits it into batches; the batches are then shuffled. Less padding, the same data per epoch."""
+class SeededBatches(torch.utils.data.Sampler):
+    """Batches of pair indices whose order is a function of (seed, epoch) alone, and that can start mid-epoch.
 
-    def __init__(self, lengths: Sequence[int], batch: int, *, mega: int = 50, seed: int = 0):
-        self.lengths, self.batch, self.mega, self.seed, self.epoch = list(lengths), batch, mega, seed, 0
+    Why not ``DataLoader(shuffle=True)``: its order comes from the global RNG, and Lightning, resuming from a
+    mid-epoch checkpoint with a loader it cannot restore, starts the epoch over with a new order (it warns that
+    results are unreliable), so a resumed run trains on other batches than an uninterrupted one. Here Lightning
+    sets the epoch (``set_epoch``, before the first batch of each epoch is drawn) and :meth:`resume_at` skips the
+    batches a checkpoint had already consumed, so a killed-and-resumed run sees exactly the same batches.
 
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed + self.epoch)
-        self.epoch += 1
-        order = torch.randperm(len(self.lengths), generator=g).tolist()
-        size = self.batch * self.mega
-        batches = []
-        for lo in range(0, len(order), size):
+    ``shuffle=False`` keeps the input order; ``group_by_length`` (``transformers``' ``group_by_length``) shuffles,
+    cuts the pairs into mega-batches of ``batch * mega``, sorts each by length, splits it into batches and shuffles
+    the batches: less padding, the same data per epoch."""
+
+    def __init__(self, lengths: Sequence[int], batch: int, *, seed: int = 0, shuffle: bool = True,
+                 group_by_length: bool = False, mega: int = 50):
+        self.lengths, self.batch, self.mega, self.seed = list(lengths), batch, mega, seed
+        self.shuffle, self.group_by_length = shuffle, group_by_length
+        self.epoch = 0
+        self._resume: tuple[int, int] | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def resume_at(self, epoch: int, batches_done: int) -> None:
+        """The next pass over epoch ``epoch`` starts after its first ``batches_done`` batches."""
+        self._resume = (int(epoch), int(batches_done))
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        n = len(self.lengths)
+        if not self.shuffle:
+            return [list(range(lo, min(lo + self.batch, n))) for lo in range(0, n, self.batch)]
+        g = torch.Generator().manual_seed(self.seed + epoch)
+        order = torch.randperm(n, generator=g).tolist()
+        if not self.group_by_length:
+            return [order[lo : lo + self.batch] for lo in range(0, n, self.batch)]
+        size, batches = self.batch * self.mega, []
+        for lo in range(0, n, size):
             chunk = sorted(order[lo : lo + size], key=lambda i: -self.lengths[i])
             batches += [chunk[j : j + self.batch] for j in range(0, len(chunk), self.batch)]
-        for k in torch.randperm(len(batches), generator=g).tolist():
-            yield batches[k]
+        return [batches[k] for k in torch.randperm(len(batches), generator=g).tolist()]
+
+    def __iter__(self):
+        batches = self.batches(self.epoch)  # read when the first batch is drawn, after Lightning's set_epoch
+        start = 0
+        if self._resume is not None and self._resume[0] == self.epoch:
+            start = self._resume[1]
+            self._resume = None
+        yield from batches[start:]
 
     def __len__(self) -> int:
         return (len(self.lengths) + self.batch - 1) // self.batch
+
+
+def lightning_position(ckpt_path: str | Path) -> tuple[int, int]:
+    """(epoch, training batches of that epoch already consumed) stored in a Lightning checkpoint."""
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    progress = state["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]
+    return int(state["epoch"]), int(progress["processed"])
 
 
 class PreferenceDataModule(pl.LightningDataModule):
@@ -90,14 +127,17 @@ class PreferenceDataModule(pl.LightningDataModule):
     def _collate(self, batch):
         return collate_pairs(batch, self.pad_id)
 
+    def resume_at(self, epoch: int, batches_done: int) -> None:
+        """Continue a run killed mid-epoch: the training batches of ``epoch`` start after ``batches_done``."""
+        self._resume = (epoch, batches_done)
+
     def train_dataloader(self):
-        if self.group_by_length:
-            sampler = LengthGroupedBatches([len(c) + len(r) for c, r in self.train_pairs], self.micro_batch_pairs,
-                                           seed=self.seed)
-            return DataLoader(self.train_pairs, batch_sampler=sampler, num_workers=self.num_workers,
-                              collate_fn=self._collate)
-        return DataLoader(self.train_pairs, batch_size=self.micro_batch_pairs, shuffle=self.shuffle,
-                          num_workers=self.num_workers, collate_fn=self._collate)
+        sampler = SeededBatches([len(c) + len(r) for c, r in self.train_pairs], self.micro_batch_pairs, seed=self.seed,
+                                shuffle=self.shuffle, group_by_length=self.group_by_length)
+        if getattr(self, "_resume", None):
+            sampler.resume_at(*self._resume)
+        return DataLoader(self.train_pairs, batch_sampler=sampler, num_workers=self.num_workers,
+                          collate_fn=self._collate)
 
     def val_dataloader(self):
         # held-out pairs scored longest first in fixed order: little padding, and results do not depend on it

@@ -29,6 +29,7 @@ from rmlab.metrics.bootstrap import bootstrap_mean_interval
 from rmlab.models.chat_format import ChatFormatter
 from rmlab.models.loading import load_causal_lm, load_tokenizer, pick_device, resolve_model, save_model_dir
 from rmlab.scoring.scorers import Encoded, ImplicitRewardScorer
+from rmlab.training.resume import resolve_resume
 from rmlab.training.train_rm import evaluate_trained
 from rmlab.utils.io import write_json, write_jsonl
 from rmlab.utils.loggers import hf_report_to
@@ -131,6 +132,7 @@ def train_dpo(cfg: DictConfig) -> dict:
     from transformers import set_seed
 
     run_dir = Path(cfg.paths.output_dir)
+    ckpt, resumed = resolve_resume(cfg.get("resume"), run_dir / "checkpoints", _newest_checkpoint, what="HF Trainer")
     set_seed(cfg.seed)
     t0 = time.perf_counter()
     recipe = cfg.recipe
@@ -165,7 +167,7 @@ def train_dpo(cfg: DictConfig) -> dict:
         train_dataset=Dataset.from_list(train_rows), processing_class=tokenizer,
         peft_config=_lora_config(recipe) if recipe.trainable == "lora" else None)
     fit_t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=_resume_checkpoint(cfg.get("resume"), run_dir))
+    trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     fit_seconds = time.perf_counter() - fit_t0
     trained = trainer.model
     if hasattr(trained, "merge_and_unload"):
@@ -186,6 +188,7 @@ def train_dpo(cfg: DictConfig) -> dict:
         "data": splits.info,
         "model": {"base": resolved.spec, "base_fingerprint": resolved.fingerprint, "trainable": recipe.trainable},
         "seed": cfg.seed,
+        "resume": resumed,
     }
     write_jsonl(run_dir / "log_history.jsonl", trainer.state.log_history)
     model_dir = save_model_dir(trained, tokenizer, run_dir / "model", {
@@ -215,10 +218,8 @@ def _last_logged(history: list[dict]) -> dict:
     return rows[-1] if rows else {}
 
 
-def _resume_checkpoint(resume: str | None, run_dir: Path) -> str | bool | None:
-    """``last`` resumes from this run's newest HF checkpoint when there is one; a path resumes from it."""
-    if resume == "last":
-        ckpts = sorted((run_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-        return str(ckpts[-1]) if ckpts else None
-    return resume
+def _newest_checkpoint(checkpoints: Path) -> Path | None:
+    """The HF Trainer's ``checkpoint-<step>`` with the highest step."""
+    ckpts = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return ckpts[-1] if ckpts else None
 

@@ -255,7 +255,7 @@ def train_ppo(cfg: DictConfig) -> dict:
     t0 = time.perf_counter()
     s = setup_ppo(cfg)
     trainer, device = s.trainer, s.device
-    ckpt = find_resume(cfg.get("resume"), run_dir)
+    ckpt, resume_record = find_resume(cfg.get("resume"), run_dir)
     resumed_at = resume_trainer(trainer, ckpt) if ckpt is not None else 0
     fit_t0 = time.perf_counter()
     with text_rewards():
@@ -273,6 +273,7 @@ def train_ppo(cfg: DictConfig) -> dict:
     metrics = {**s.info, "heldout": comparison and {k: v for k, v in comparison.items() if k != "samples"},
                "train": {"updates": trainer.state.global_step, "episodes": trainer.state.episode,
                          "resumed_at_update": resumed_at, "resumed_from": str(ckpt) if ckpt else None,
+                         "resume": resume_record,
                          "fit_seconds": fit_seconds, "final": history[-1] if history else {}},
                "curves": str(curves)}
     policy_dir = save_model_dir(trained, s.tokenizer, run_dir / "policy", {

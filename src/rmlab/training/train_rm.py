@@ -21,7 +21,8 @@ from rmlab.data.preference import load_preferences
 from rmlab.metrics.bootstrap import bootstrap_mean_interval
 from rmlab.models.chat_format import ChatFormatter
 from rmlab.models.loading import load_classifier, load_tokenizer, resolve_model, save_model_dir
-from rmlab.training.rm_data import PreferenceDataModule
+from rmlab.training.resume import resolve_resume
+from rmlab.training.rm_data import PreferenceDataModule, lightning_position
 from rmlab.training.rm_module import RewardModelModule
 from rmlab.training.setup import build_callbacks, build_lightning_logger, prepare_trainable
 from rmlab.utils.io import write_json
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 def train_reward_model(cfg: DictConfig) -> dict:
     run_dir = Path(cfg.paths.output_dir)
+    ckpt, resumed = resolve_resume(cfg.get("resume"), run_dir / "checkpoints", _newest_checkpoint, what="Lightning")
     pl.seed_everything(cfg.seed, workers=True)
     t0 = time.perf_counter()
     splits = load_preferences(cfg.preference, seed=cfg.seed)
@@ -57,7 +59,9 @@ def train_reward_model(cfg: DictConfig) -> dict:
     accumulate = max(1, recipe.pairs_per_update // (recipe.micro_batch_pairs * trainer.world_size))
     trainer.accumulate_grad_batches = accumulate
     fit_t0 = time.perf_counter()
-    trainer.fit(module, datamodule=dm, ckpt_path=_resume_path(cfg.get("resume"), run_dir))
+    if ckpt is not None:  # the batches the checkpoint had consumed are skipped, not trained on again
+        dm.resume_at(*lightning_position(ckpt))
+    trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
     fit_seconds = time.perf_counter() - fit_t0
     if module.heldout_step != trainer.global_step or not module.heldout_rewards:  # not yet scored with the final weights
         trainer.validate(module, datamodule=dm, verbose=False)
@@ -75,6 +79,7 @@ def train_reward_model(cfg: DictConfig) -> dict:
         "data": splits.info,
         "model": {"base": resolved.spec, "base_fingerprint": resolved.fingerprint, "new_head": new_head},
         "seed": cfg.seed,
+        "resume": resumed,
     }
     model_dir = save_model_dir(module.model, tokenizer, run_dir / "model",
                                   {"kind": "classifier", "base_model": resolved.spec, "chat_template": formatter.template,
@@ -90,12 +95,10 @@ def train_reward_model(cfg: DictConfig) -> dict:
     return metrics
 
 
-def _resume_path(resume: str | None, run_dir: Path) -> str | None:
-    """``last`` resumes from this run directory's ``checkpoints/last.ckpt`` when it exists."""
-    if resume == "last":
-        path = run_dir / "checkpoints" / "last.ckpt"
-        return str(path) if path.is_file() else None
-    return resume
+def _newest_checkpoint(checkpoints: Path) -> Path | None:
+    """``checkpoints/last.ckpt``, which the checkpoint callback rewrites every ``checkpoint_every_n_steps``."""
+    path = checkpoints / "last.ckpt"
+    return path if path.is_file() else None
 
 
 def evaluate_trained(cfg: DictConfig, model_dir: Path, run_dir: Path) -> dict:
