@@ -134,3 +134,48 @@ def test_toxigen_direction_and_group_tasks_are_choices(tmp_path, runs):
     assert only_xstest == pytest.approx({rm: v + 0.05 for rm, v in s.items()})
     res = correlate(_cfg(tmp_path, runs, lower_is_better="raw"))
     assert res["lower_is_better"] == "raw"
+
+
+def _second_rm_bench_run(runs: Path, name: str, *, time_utc: str, data: str | None, math_hard: float) -> Path:
+    src = json.loads((runs / "eval_rm/rm-c-rmb/metrics.json").read_text())
+    src["run"] = {"time_utc": time_utc}
+    src["data_fingerprint"] = data
+    src["domains"]["math"]["hard"] = math_hard
+    _write(runs / f"eval_rm/{name}/metrics.json", src)
+    return runs / f"eval_rm/{name}/metrics.json"
+
+
+def test_the_newest_run_of_a_model_on_the_same_data_is_read_and_recorded(tmp_path, runs, monkeypatch):
+    """Two evaluations of rm-c on the same data: the newer one counts (not the one whose path sorts last), and the
+    output names both files."""
+    monkeypatch.setenv("RMLAB_ROOT", str(ROOT))
+    newer = _second_rm_bench_run(runs, "a-newer", time_utc="2026-11-29T00:00:00+00:00", data=None, math_hard=0.99)
+    _second_rm_bench_run(runs, "z-older", time_utc="2026-11-27T00:00:00+00:00", data=None, math_hard=0.01)
+    res = correlate(_cfg(tmp_path, runs))
+    point = next(p for p in res["benchmarks"]["rm_bench"]["points"] if p["reward_model"] == "rm-c" and p["group"] == "math")
+    assert point["x"] == 0.99 and point["rm_metrics"] == str(newer)
+    chosen = res["chosen_runs"]["reward_models"]["fp-rm-c|rm_bench"]
+    assert chosen["chosen"] == str(newer)
+    assert sorted(Path(p).parent.name for p in chosen["passed_over"]) == ["rm-c-rmb", "z-older"]
+    saved = json.loads((tmp_path / "out" / "correlation.json").read_text())
+    assert saved["chosen_runs"]["reward_models"]["fp-rm-c|rm_bench"]["chosen"] == str(newer)
+
+
+def test_runs_of_one_model_on_different_data_are_an_error(tmp_path, runs, monkeypatch):
+    """A subsampled evaluation beside the full one must not silently replace it (it did: the path sorting last won)."""
+    monkeypatch.setenv("RMLAB_ROOT", str(ROOT))
+    _second_rm_bench_run(runs, "zz-subsample", time_utc="2026-11-29T00:00:00+00:00", data="fp-subsample",
+                         math_hard=0.99)
+    with pytest.raises(ValueError, match=r"reward model\|benchmark fp-rm-c\|rm_bench: its runs were evaluated on "
+                                         r"different data \(data null: .*rm-c-rmb/metrics.json; data \"fp-subsample\""):
+        correlate(_cfg(tmp_path, runs))
+    assert not (tmp_path / "out" / "correlation.json").exists()
+
+
+def test_policy_runs_on_different_tasks_are_an_error(tmp_path, runs, monkeypatch):
+    monkeypatch.setenv("RMLAB_ROOT", str(ROOT))
+    summary = json.loads((runs / "eval_policy/rm-a/summary.json").read_text())
+    summary["tasks"] = summary["tasks"][:1]  # an evaluation on GSM8k only
+    _write(runs / "eval_policy/rm-a-gsm8k-only/summary.json", summary)
+    with pytest.raises(ValueError, match=r"policy .*ppo/rm-a/policy: its runs were evaluated on different data"):
+        correlate(_cfg(tmp_path, runs))

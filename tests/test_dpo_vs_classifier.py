@@ -73,12 +73,14 @@ def test_pipeline_end_to_end_and_reuse(tmp_path, tiny_classifier_dir, tiny_lm_di
     assert by["classifier"]["scorer"]["scorer"] == "classifier"
     assert "reference" in by["dpo_ref"]["scorer"] and by["dpo_ref_free"]["scorer"]["ref_free_mode"] == "avg"
     assert (run / "comparison.md").is_file() and (run / "comparison.png").is_file()
-    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "logs" / "stages").rglob("*.json")}
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "logs" / "stages").rglob("*.json") if p.name != "stage.json"}
 
     res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
     assert res.returncode == 0, res.stderr[-3000:]
     assert (res.stdout + res.stderr).count("stage eval_rm: reusing") == 3
     assert (res.stdout + res.stderr).count("reusing") == 5  # 2 trainings + 3 evaluations
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing recomputed
+    records = [json.loads(p.read_text()) for p in (tmp_path / "logs" / "stages").rglob("stage.json")]
+    assert len(records) == 5 and all(r["decisions"][-1]["decision"] == "reuse" for r in records)
     second = max((tmp_path / "logs" / "dpo_vs_classifier" / "runs").iterdir())
     assert (second / "comparison.md").read_text() == (run / "comparison.md").read_text()

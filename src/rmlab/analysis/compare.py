@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from rmlab.analysis.runs import find_runs, load_metrics
+from rmlab.analysis.runs import choose_runs, find_runs, load_metrics
 from rmlab.metrics.bootstrap import percentile_interval
 from rmlab.metrics.reward_bench import SECTIONS
 from rmlab.utils.io import save_figure, write_json, write_text
@@ -26,16 +26,19 @@ BENCHMARK_ORDER = ("rm_bench", "reward_bench", "reward_math")
 
 
 def collect(runs_dir) -> dict[str, dict[str, dict]]:
-    """model -> benchmark -> metrics of its newest run."""
-    table: dict[str, dict[str, dict]] = {}
+    """model -> benchmark -> metrics of its newest run (:func:`rmlab.analysis.runs.choose_runs`: runs of one model
+    on different data are an error, not a silent pick)."""
+    candidates = []
     for run in find_runs(runs_dir):
         m = load_metrics(run)
         if m.get("benchmark") not in BENCHMARK_ORDER:
             continue
         m["_run_dir"] = str(run)
-        prev = table.setdefault(m["model"], {}).get(m["benchmark"])
-        if prev is None or m["run"]["time_utc"] >= prev["run"]["time_utc"]:
-            table[m["model"]][m["benchmark"]] = m
+        candidates.append((f"{m['model']}|{m['benchmark']}", run / "metrics.json", m))
+    table: dict[str, dict[str, dict]] = {}
+    for key, c in choose_runs(candidates, data_of=lambda m: m.get("data_fingerprint"), what="model|benchmark").items():
+        model, bench = key.rsplit("|", 1)
+        table.setdefault(model, {})[bench] = c["doc"]
     return table
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from rmlab.analysis.correlation import Point, correlation_report
-from rmlab.analysis.runs import find_runs, runs_value
+from rmlab.analysis.runs import choose_runs, find_runs, runs_value
 
 log = logging.getLogger(__name__)
 
@@ -66,22 +66,42 @@ def policy_group_scores(summary: dict, *, lower_is_better: str = "invert", group
     return {g: float(np.mean(v)) for g, v in by_group.items()}
 
 
-def collect(runs) -> tuple[dict[str, dict[str, dict]], dict[str, dict]]:
-    """Reward-model evaluations by fingerprint and benchmark; policy evaluations by policy (its directory or spec)."""
-    rms: dict[str, dict[str, dict]] = {}
+def _read(marker: Path) -> dict:
+    try:
+        return json.loads(marker.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{marker}: unreadable run output ({err})") from err
+
+
+def collect(runs) -> tuple[dict[str, dict[str, dict]], dict[str, dict], dict]:
+    """Reward-model evaluations by fingerprint and benchmark; policy evaluations by policy (its directory or spec);
+    and which file was chosen for each (:func:`rmlab.analysis.runs.choose_runs`: the newest run of each model on
+    one data fingerprint; runs of a model on different data are an error)."""
+    rm_candidates = []
     for run in find_runs(runs):
-        m = json.loads((run / "metrics.json").read_text())
+        m = _read(run / "metrics.json")
         if m.get("benchmark") in ("rm_bench", "reward_bench") and isinstance(m.get("scorer"), dict):
             m["_run"] = str(run)
-            rms.setdefault(m["scorer"]["model"], {})[m["benchmark"]] = m  # a later run of the same model wins
-    policies: dict[str, dict] = {}
+            rm_candidates.append((f"{m['scorer']['model']}|{m['benchmark']}", run / "metrics.json", m))
+    chosen_rms = choose_runs(rm_candidates, data_of=lambda m: m.get("data_fingerprint"), what="reward model|benchmark")
+    rms: dict[str, dict[str, dict]] = {}
+    for key, c in chosen_rms.items():
+        fp, bench = key.rsplit("|", 1)
+        rms.setdefault(fp, {})[bench] = c["doc"]
+    pol_candidates = []
     for run in _policy_runs(runs):
-        s = json.loads((run / "summary.json").read_text())
+        s = _read(run / "summary.json")
         meta_path = Path(s["policy_spec"]) / "rmlab_meta.json"
         s["_meta"] = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
         s["_run"] = str(run)
-        policies[s["policy_spec"]] = s  # by directory, not weights: a PPO policy may equal its SFT model
-    return rms, policies
+        # by directory, not weights: a PPO policy may equal its SFT model
+        pol_candidates.append((s["policy_spec"], run / "summary.json", s))
+    chosen_pols = choose_runs(pol_candidates, what="policy",
+                              data_of=lambda s: sorted((t["task"], t.get("data_fingerprint")) for t in s["tasks"]))
+    policies = {spec: c["doc"] for spec, c in chosen_pols.items()}
+    chosen = {"reward_models": {k: {kk: vv for kk, vv in c.items() if kk != "doc"} for k, c in chosen_rms.items()},
+              "policies": {k: {kk: vv for kk, vv in c.items() if kk != "doc"} for k, c in chosen_pols.items()}}
+    return rms, policies, chosen
 
 
 def rm_names(rms: dict, benchmark: str) -> dict[str, str]:
@@ -141,12 +161,12 @@ def correlate(cfg) -> dict:
 
     out = Path(cfg.paths.output_dir)
     runs = runs_value(cfg.runs)
-    rms, policies = collect(runs)
+    rms, policies, chosen = collect(runs)
     log.info("found %d evaluated reward models and %d evaluated policies under %s", len(rms), len(policies), runs)
     result = {"runs": runs, "policy_score": cfg.policy_score, "standardise": cfg.standardise,
               "lower_is_better": cfg.get("lower_is_better", "invert"),
               "group_tasks": OmegaConf.to_container(cfg.group_tasks) if cfg.get("group_tasks") else None,
-              "benchmarks": {}}
+              "benchmarks": {}, "chosen_runs": chosen}
     figure_data = {}
     for bench, spec in cfg.benchmarks.items():
         points, trace = build_points(rms, policies, bench, spec.groups, policy_score=cfg.policy_score,

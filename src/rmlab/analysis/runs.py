@@ -24,6 +24,40 @@ def find_runs(pattern, marker: str = "metrics.json") -> list[Path]:
     return sorted({f.parent for f in files})
 
 
+class RunChoiceError(ValueError):
+    """Runs of one model that cannot be told apart safely (they were evaluated on different data)."""
+
+
+def _when(doc: dict, marker: Path) -> tuple[str, int]:
+    """When a run finished: its recorded time, then its marker file's mtime (runs recorded without a time)."""
+    return (str((doc.get("run") or {}).get("time_utc") or ""), marker.stat().st_mtime_ns)
+
+
+def choose_runs(candidates: list[tuple[str, Path, dict]], *, data_of, what: str) -> dict[str, dict]:
+    """One run per key among ``candidates`` (``(key, marker file, its content)``): the newest finished run, after
+    checking that every run of the key saw the same data (``data_of(doc)``: a data fingerprint). Runs of one model
+    on different data (a subsample beside the full set) are an error naming them, never a silent pick.
+
+    :return: ``{key: {"doc", "chosen": path, "passed_over": [paths], "data": fingerprint}}``."""
+    by_key: dict[str, list[tuple[Path, dict]]] = {}
+    for key, marker, doc in candidates:
+        by_key.setdefault(key, []).append((marker, doc))
+    out = {}
+    for key, found in by_key.items():
+        data = {}
+        for marker, doc in found:
+            data.setdefault(json.dumps(data_of(doc), sort_keys=True), []).append(str(marker))
+        if len(data) > 1:
+            listing = "; ".join(f"data {fp}: {', '.join(paths)}" for fp, paths in data.items())
+            raise RunChoiceError(f"{what} {key}: its runs were evaluated on different data ({listing}); "
+                                 f"pass runs= that select the evaluation to use")
+        ordered = sorted(found, key=lambda md: (*_when(md[1], md[0]), str(md[0])))
+        marker, doc = ordered[-1]
+        out[key] = {"doc": doc, "chosen": str(marker), "passed_over": [str(m) for m, _ in ordered[:-1]],
+                    "data": data_of(doc)}
+    return out
+
+
 def runs_value(runs) -> str | list[str]:
     """A ``runs`` config value as plain data: one directory or glob, or a list of them (JSON-ready)."""
     if isinstance(runs, (str, os.PathLike)):

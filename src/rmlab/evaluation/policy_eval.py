@@ -137,7 +137,8 @@ def evaluate_policy(cfg: DictConfig, *, on_chunk=None) -> dict:
         write_text(out_dir / "summary.md", table)
         write_text(out_dir / "summary.csv", summary_csv(summary))
         write_json(out_dir / "summary.json", {"policy": pol.name, "policy_spec": str(pol.pretrained),
-                                              "policy_fingerprint": resolved.fingerprint, "tasks": summary})
+                                              "policy_fingerprint": resolved.fingerprint, "tasks": summary,
+                                              "run": run_info(cfg.paths.root_dir)})
         rows = [[r["task"], r["group"], r["metric"], r["value"], r["normalised"], r["n"]] for r in summary]
         logger.log_table("policy_eval/summary", ["task", "group", "metric", "value", "normalised", "n"], rows)
     finally:
@@ -201,7 +202,8 @@ def _evaluate_task(cfg, task_cfg, pol, resolved, formatter, model: _Model, out_d
     }
     write_json(task_dir / "metrics.json", result)
     log.info("%s: %s = %.4f %s (n=%d)", task.name, result["metric"], result["value"], result.get("ci"), result["n"])
-    return {k: result[k] for k in ("task", "group", "metric", "value", "ci", "normalised", "n", "higher_is_better")} | {
+    return {k: result[k] for k in ("task", "group", "metric", "value", "ci", "normalised", "n", "higher_is_better",
+                                   "data_fingerprint")} | {
         "instrument": result.get("classifier") or result.get("labeler") or result.get("test_set")}
 
 

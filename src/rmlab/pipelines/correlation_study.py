@@ -11,10 +11,13 @@ plus ``eval_policy`` of the SFT model itself (the baseline of ``policy_score=imp
 (:mod:`rmlab.analysis.correlation_study`) over exactly these runs, its headline and each variant in
 ``pipeline.correlate.variants``, and the tables (:mod:`rmlab.analysis.tables`).
 
-The plan is data (:func:`plan_study`): a list of stages whose directories are named by a hash of their
-settings (:mod:`rmlab.pipelines.stages`), so every stage is reused when it already finished, a changed setting
-never reuses a stale result, and a killed study resumes at the first unfinished stage (inside it too, for the
-trainings: their stages run with ``resume=auto``, so their latest checkpoint is picked up).
+The plan is data (:func:`plan_study`): a list of stages whose directories are named by their identity (resolved
+config and input fingerprints, :mod:`rmlab.pipelines.identity`), so every stage is reused when it already
+finished with the same code, a changed default, data file or upstream stage never reuses a stale result, and a
+killed study resumes at the first unfinished stage (inside it too, for the trainings: their stages run with
+``resume=auto``, so their latest checkpoint is picked up). ``pipeline.code_change`` (``rerun``, the default, or
+``reuse``) says what a finished stage computed by other code gets; each stage's ``stage.json`` says why it was
+reused or run.
 ``pipeline.only=<branch>`` runs one reward model's branch (or ``sft``) without correlating, so a launcher can fan
 the branches out (``-m pipeline.only=a,b,c,sft`` with ``hydra/launcher=slurm``); a last run without ``only``
 then reuses them all and correlates. ``pipeline.dry_run=true`` writes the plan and stops.
@@ -28,7 +31,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from rmlab.pipelines.stages import run_stage, stage_dir, stage_record
+from rmlab.pipelines.stages import STAGES, plan_stage, run_stage, stage_record
 from rmlab.utils.io import write_json, write_text
 
 log = logging.getLogger(__name__)
@@ -41,32 +44,19 @@ class Stage:
     branch: str                 # the reward model's name, or "sft"
     step: str                   # train_rm | eval_rm:<benchmark> | train_ppo | eval_policy
     entry: str                  # conf/<entry>.yaml and scripts/<entry>.py
-    overrides: tuple[str, ...]  # the settings that decide the result (hashed into out_dir)
-    out_dir: str
-    done: str                   # the file the stage writes last
-    groups: tuple[str, ...] = ("model",)
+    overrides: tuple[str, ...]  # the settings of the stage (its identity is their resolved config)
+    out_dir: str                # <parent>/<name>-<identity hash>
     launch: tuple[str, ...] = ()
     runtime: tuple[str, ...] = field(default=(), compare=False)
+    identity: dict = field(default_factory=dict, compare=False, repr=False)
 
+    @property
+    def done(self) -> str:
+        return STAGES[self.entry].done
 
-DONE = {"train_rm": "train_metrics.json", "eval_rm": "metrics.json", "train_ppo": "train_metrics.json",
-        "eval_policy": "summary.json"}
-
-
-def _entry_fn(entry: str):
-    if entry == "train_rm":
-        from rmlab.training.train_rm import train_reward_model
-        return train_reward_model
-    if entry == "eval_rm":
-        from rmlab.evaluation.rm_eval import evaluate_rm
-        return evaluate_rm
-    if entry == "train_ppo":
-        from rmlab.training.train_ppo import train_ppo
-        return train_ppo
-    if entry == "eval_policy":
-        from rmlab.evaluation.policy_eval import evaluate_policy
-        return evaluate_policy
-    raise KeyError(entry)
+    @property
+    def groups(self) -> tuple[str, ...]:
+        return STAGES[self.entry].groups
 
 
 def _list(node) -> list[str]:
@@ -80,36 +70,36 @@ def plan_study(cfg: DictConfig) -> list[Stage]:
         raise ValueError("pipeline.reward_models is empty: name at least one reward model (a preference dataset)")
     if SFT in p.reward_models:
         raise ValueError(f"pipeline.reward_models: {SFT!r} names the SFT policy's branch; pick another name")
-    root = Path(p.stages_dir)
+    root = Path(p.stages_dir).resolve()
     seed = f"seed={cfg.seed}"
     runtime = (f"logger={p.stage_logger}",)
     stages: list[Stage] = []
 
-    def add(branch, step, entry, overrides, out_dir, groups=("model",), launch=(), extra_runtime=()):
-        stages.append(Stage(branch, step, entry, tuple(overrides), str(out_dir), DONE[entry], tuple(groups),
-                            tuple(launch), (*runtime, *extra_runtime)))
-        return Path(out_dir)
+    def add(branch, step, entry, overrides, parent, name, launch=(), extra_runtime=()):
+        out_dir, identity = plan_stage(parent, name, entry, overrides, stages_root=root)
+        stages.append(Stage(branch, step, entry, tuple(overrides), str(out_dir), tuple(launch),
+                            (*runtime, *extra_runtime), identity))
+        return out_dir
 
     def policy_eval(branch: str, policy: str, parent: Path):
         over = [f"policy={policy}", *_list(p.policy_eval.overrides), seed]
         name = () if branch == SFT else (f"policy.name=ppo-{branch}",)
-        add(branch, "eval_policy", "eval_policy", over, stage_dir(parent, "eval_policy", over), ("policy",),
-            _list(p.policy_eval.get("launch")), name)
+        add(branch, "eval_policy", "eval_policy", over, parent, "eval_policy", _list(p.policy_eval.get("launch")), name)
 
     policy_eval(SFT, str(p.sft_policy), root / SFT)
     for name, spec in p.reward_models.items():
         data = [f"preference={spec.preference}", *_list(spec.get("overrides")), *_list(p.preference_overrides)]
         rm_over = [*data, *_list(p.train_rm.overrides), seed]
-        rm_dir = add(name, "train_rm", "train_rm", rm_over, stage_dir(root / name, "train_rm", rm_over),
+        rm_dir = add(name, "train_rm", "train_rm", rm_over, root / name, "train_rm",
                      launch=_list(p.train_rm.get("launch")), extra_runtime=("resume=auto",))
         for bench, bench_over in p.rm_eval.benchmarks.items():
             over = [f"model={rm_dir / 'model'}", f"benchmark={bench}", *_list(bench_over),
                     *_list(p.rm_eval.overrides), seed]
-            add(name, f"eval_rm:{bench}", "eval_rm", over, stage_dir(rm_dir, f"eval_rm_{bench}", over),
+            add(name, f"eval_rm:{bench}", "eval_rm", over, rm_dir, f"eval_rm_{bench}",
                 extra_runtime=(f"model.name={name}",))
         ppo_over = [f"reward_model={rm_dir / 'model'}", f"policy={p.sft_policy}", *data, *_list(p.ppo.overrides), seed]
-        ppo_dir = add(name, "train_ppo", "train_ppo", ppo_over, stage_dir(rm_dir, "train_ppo", ppo_over), ("policy",),
-                      _list(p.ppo.get("launch")), ("resume=auto",))
+        ppo_dir = add(name, "train_ppo", "train_ppo", ppo_over, rm_dir, "train_ppo", _list(p.ppo.get("launch")),
+                      ("resume=auto",))
         policy_eval(name, str(ppo_dir / "policy"), ppo_dir)
     return stages
 
@@ -126,7 +116,7 @@ def _selected(stages: list[Stage], only) -> list[Stage]:
 def _correlate(cfg: DictConfig, stages: list[Stage], out: Path) -> dict:
     from rmlab.analysis.correlation_study import correlate
     from rmlab.analysis.tables import make_tables
-    from rmlab.cli import compose_config
+    from rmlab.utils.config import compose_config
 
     runs = [s.out_dir for s in stages if s.entry in ("eval_rm", "eval_policy")]
     variants = {"headline": [], **{k: _list(v) for k, v in (cfg.pipeline.correlate.variants or {}).items()}}
@@ -147,12 +137,12 @@ def _correlate(cfg: DictConfig, stages: list[Stage], out: Path) -> dict:
 
 
 def stages_markdown(rows: list[dict]) -> str:
-    lines = ["| branch | stage | wall time (min) | reused | directory |", "|---|---|---|---|---|"]
+    lines = ["| branch | stage | wall time (min) | decision | why | directory |", "|---|---|---|---|---|---|"]
     for r in rows:
         wall = "-" if r["wall_seconds"] is None else f"{r['wall_seconds'] / 60:.1f}"
-        lines.append(f"| {r['branch']} | {r['step']} | {wall} | {'yes' if r['reused'] else 'no'} | {r['out_dir']} |")
+        lines.append(f"| {r['branch']} | {r['step']} | {wall} | {r['decision']} | {r['reason']} | {r['out_dir']} |")
     total = sum(r["wall_seconds"] or 0.0 for r in rows)
-    lines.append(f"| all | | {total / 60:.1f} | | |")
+    lines.append(f"| all | | {total / 60:.1f} | | | |")
     return "\n".join(lines) + "\n"
 
 
@@ -163,18 +153,19 @@ def run_correlation_study(cfg: DictConfig) -> dict:
     p = cfg.pipeline
     stages = plan_study(cfg)
     todo = _selected(stages, p.get("only"))
-    write_json(out / "plan.json", [asdict(s) for s in todo])
+    write_json(out / "plan.json", [{**asdict(s), "done": s.done, "groups": list(s.groups)} for s in todo])
     if p.get("dry_run"):
         for s in todo:
             print(f"{s.branch:>24}  {s.step:<20} {s.out_dir}\n{'':>26}{' '.join(s.overrides)}")
-        return {"plan": [asdict(s) for s in todo]}
+        return {"plan": [{**asdict(s), "done": s.done} for s in todo]}
     rows = []
     for s in todo:
-        reused = (Path(s.out_dir) / s.done).is_file()
-        run_stage(s.entry, s.overrides, Path(s.out_dir), None if s.launch else _entry_fn(s.entry), done=s.done,
-                  runtime=s.runtime, groups=s.groups, launch=s.launch)
-        rows.append({"branch": s.branch, "step": s.step, "out_dir": s.out_dir, "reused": reused,
-                     "wall_seconds": stage_record(Path(s.out_dir)).get("wall_seconds")})
+        run_stage(s.entry, s.overrides, Path(s.out_dir), identity=s.identity, runtime=s.runtime, launch=s.launch,
+                  code_change=str(p.get("code_change", "rerun")))
+        record = stage_record(Path(s.out_dir))
+        last = record["decisions"][-1]
+        rows.append({"branch": s.branch, "step": s.step, "out_dir": s.out_dir, "reused": last["decision"] == "reuse",
+                     "decision": last["decision"], "reason": last["reason"], "wall_seconds": record.get("wall_seconds")})
         # one table per finished stage, so a long study shows its progress and its costs as it goes
         write_json(out / "stages.json", rows)
         write_text(out / "stages.md", stages_markdown(rows))

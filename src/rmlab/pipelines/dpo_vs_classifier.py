@@ -15,28 +15,30 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from rmlab.analysis.dpo_vs_classifier import comparison_csv, comparison_figure, comparison_markdown, comparison_row
-from rmlab.pipelines.stages import run_stage, stage_dir
+from rmlab.pipelines.stages import plan_stage, run_stage
 from rmlab.utils.io import write_json, write_text
 
 log = logging.getLogger(__name__)
 
 
 def run_dpo_vs_classifier(cfg: DictConfig) -> list[dict]:
-    from rmlab.evaluation.rm_eval import evaluate_rm
-    from rmlab.training.train_dpo import train_dpo
-    from rmlab.training.train_rm import train_reward_model
-
     p = cfg.pipeline
-    root, out = Path(p.stages_dir), Path(cfg.paths.output_dir)
+    root, out = Path(p.stages_dir).resolve(), Path(cfg.paths.output_dir)
     runtime = [f"logger={p.stage_logger}"]
+    code_change = str(p.get("code_change", "rerun"))
+
+    def stage(entry, over, parent, name, extra_runtime=()):
+        out_dir, identity = plan_stage(parent, name, entry, over, stages_root=root)
+        return out_dir, run_stage(entry, over, out_dir, identity=identity, runtime=[*runtime, *extra_runtime],
+                                  code_change=code_change)
+
     rows, provenance = [], {}
     for dataset in p.datasets:
         shared = [f"preference={dataset}", *p.preference_overrides, f"seed={cfg.seed}"]
         cls_over = [*shared, *p.classifier.overrides]
         dpo_over = [*shared, *p.dpo.overrides]
-        cls_dir, dpo_dir = stage_dir(root / dataset, "classifier", cls_over), stage_dir(root / dataset, "dpo", dpo_over)
-        cls = run_stage("train_rm", cls_over, cls_dir, train_reward_model, done="train_metrics.json", runtime=runtime)
-        dpo = run_stage("train_dpo", dpo_over, dpo_dir, train_dpo, done="train_metrics.json", runtime=runtime)
+        cls_dir, cls = stage("train_rm", cls_over, root / dataset, "classifier", ["resume=auto"])
+        dpo_dir, dpo = stage("train_dpo", dpo_over, root / dataset, "dpo", ["resume=auto"])
         fps = {k: (cls["data"]["train_fingerprint"], dpo["data"]["train_fingerprint"]) for k in ("train",)}
         if fps["train"][0] != fps["train"][1]:
             raise RuntimeError(f"{dataset}: the classifier and the DPO model were trained on different pairs "
@@ -48,9 +50,7 @@ def run_dpo_vs_classifier(cfg: DictConfig) -> list[dict]:
                  "dpo_ref_free": (dpo_dir, ["model.reference=null", f"model.ref_free_mode={p.ref_free_mode}"])}
         for variant, (run_dir, extra) in evals.items():
             over = [f"model={run_dir / 'model'}", "benchmark=rm_bench", *extra, *p.eval.overrides, f"seed={cfg.seed}"]
-            eval_dir = run_dir / f"rm_bench_{variant}"
-            metrics = run_stage("eval_rm", over, eval_dir, evaluate_rm, done="metrics.json",
-                                runtime=[*runtime, f"model.name={dataset}-{variant}"])
+            eval_dir, metrics = stage("eval_rm", over, run_dir, f"rm_bench_{variant}", [f"model.name={dataset}-{variant}"])
             rows.append(comparison_row(dataset, variant, metrics, str(eval_dir / "metrics.json")))
     write_text(out / "comparison.md", comparison_markdown(rows))
     write_text(out / "comparison.csv", comparison_csv(rows))

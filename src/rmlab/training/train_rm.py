@@ -103,7 +103,7 @@ def _newest_checkpoint(checkpoints: Path) -> Path | None:
 
 def evaluate_trained(cfg: DictConfig, model_dir: Path, run_dir: Path) -> dict:
     """Evaluate the trained model on ``cfg.evaluate.benchmarks`` with the evaluator's own code path."""
-    from rmlab.cli import compose_config
+    from rmlab.utils.config import compose_config
     from rmlab.evaluation.rm_eval import evaluate_rm
 
     results = {}

@@ -1,0 +1,102 @@
+"""Config composition for the entry points and the library: the project's config directory, its resolvers, and
+model specs on the command line.
+
+``model=<value>`` accepts a config name from ``conf/model/`` *or* a model spec (Hub id, local directory,
+``wheel:<name>``); a spec is rewritten to ``model=auto model.pretrained=<spec>`` before Hydra parses the
+command line, so the same code path serves both.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+ROOT = Path(__file__).resolve().parents[3]  # the repository (src/rmlab/utils/config.py -> repo)
+CONF_DIR = ROOT / "conf"
+
+log = logging.getLogger(__name__)
+
+if not OmegaConf.has_resolver("basename"):  # ${basename:/a/b/c} -> c (W&B group of a sweep, for one)
+    OmegaConf.register_new_resolver("basename", lambda path: Path(str(path)).name)
+
+
+def native_bf16() -> bool:
+    """Whether bf16 matmuls run natively here: a CUDA device with bf16, or a CPU with AVX512-BF16 or AMX.
+    Elsewhere PyTorch emulates bf16 on the CPU, and bf16 autocast is many times slower than fp32."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f in flags for f in (" avx512_bf16", " amx_bf16"))
+
+
+if not OmegaConf.has_resolver("native_bf16"):  # ${native_bf16:bf16-mixed,32-true}: the first where bf16 is native
+    OmegaConf.register_new_resolver("native_bf16", lambda yes, no: yes if native_bf16() else no)
+
+
+def _is_config(group: str, name: str) -> bool:
+    return (CONF_DIR / group / f"{name}.yaml").is_file()
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def check_model_spec(group: str, value: str) -> None:
+    """Refuse, at once, a ``model=`` value that can be nothing but a typo: not a config in ``conf/<group>/``, not a
+    ``wheel:`` spec, not a path (existing, or written as one: ``/``, ``.``, ``~``, or two or more ``/``) and not
+    shaped like a Hub id (``org/name``). Without this, ``model=smolm2`` becomes a Hub download that fails after
+    half a minute of network retries."""
+    if value.startswith(("wheel:", "/", ".", "~")) or value.count("/") > 1 or Path(value).expanduser().exists():
+        return
+    if _HUB_ID.match(value):
+        return
+    names = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    close = difflib.get_close_matches(value, names, n=3, cutoff=0.5)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise SystemExit(f"{group}={value}: not a config in conf/{group}/, a local directory, a wheel: spec or a Hub id "
+                     f"(org/name). {hint}Configs: {', '.join(names)}")
+
+
+def rewrite_model_overrides(argv: list[str], groups: tuple[str, ...] = ("model",)) -> list[str]:
+    """Turn ``model=<spec>`` into ``model=auto model.pretrained=<spec>`` when ``<spec>`` is not a config name.
+
+    A comma-separated sweep must be all config names or all specs.
+    """
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        group = key.lstrip("+~")
+        if not sep or group not in groups or not value:
+            out.append(arg)
+            continue
+        values = value.split(",")
+        is_cfg = [_is_config(group, v) for v in values]
+        if all(is_cfg):
+            out.append(arg)
+        elif not any(is_cfg):
+            for v in values:
+                check_model_spec(group, v)
+            quoted = ",".join(f"'{v}'" for v in values)
+            out += [f"{group}=auto", f"{group}.pretrained={quoted}"]
+        else:
+            raise SystemExit(f"{arg}: mix of config names and model specs in one sweep; use one kind")
+    return out
+
+
+def compose_config(config_name: str, overrides: list[str]):
+    """Compose ``conf/<config_name>.yaml`` from inside a running Hydra app or from plain Python."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        return compose(config_name=config_name, overrides=overrides)
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name=config_name, overrides=overrides)
