@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -45,28 +47,51 @@ def test_sleeping_program_is_stopped_by_the_wall_clock(sandbox):
     assert LIMITS.wall_seconds <= res.wall_seconds < LIMITS.wall_seconds + 3
 
 
-def _processes_of(uid: int) -> int:
+def _processes_named(comm: str) -> int:
+    """Processes on this machine whose name (``/proc/PID/comm``) is ``comm``, whoever runs them."""
     n = 0
     for d in os.listdir("/proc"):
         if d.isdigit():
             try:
-                n += os.stat(f"/proc/{d}").st_uid == uid
+                n += Path(f"/proc/{d}/comm").read_text().strip() == comm
             except OSError:
                 pass
     return n
 
 
 def test_fork_bomb_hits_the_process_limit_and_leaves_nothing_behind(sandbox):
-    src = ("import os, sys\nn = 0\nfor _ in range(10000):\n    try:\n        if os.fork() == 0:\n"
-           "            import time; time.sleep(30); os._exit(0)\n        n += 1\n    except OSError:\n"
-           "        break\nprint(n, flush=True)\nos._exit(1)")
-    res = sandbox.run_python(src)
+    """Each child renames itself to a name unique to this run and sleeps; the test sees them from outside while
+    the program runs (so the check can fail), and sees none once the run is over, whatever uid runs the tests."""
+    name = "rmlab" + uuid.uuid4().hex[:10]
+    src = (f"import os, time\nn = 0\nfor _ in range(10000):\n    try:\n        if os.fork() == 0:\n"
+           f"            open('/proc/self/comm', 'w').write({name!r}); time.sleep(30); os._exit(0)\n"
+           "        n += 1\n    except OSError:\n        break\nprint(n, flush=True)\ntime.sleep(1.5)\nos._exit(1)")
+    done: list = []
+    thread = threading.Thread(target=lambda: done.append(sandbox.run_python(src)))
+    thread.start()
+    seen = 0
+    while thread.is_alive():
+        seen = max(seen, _processes_named(name))
+        time.sleep(0.05)
+    thread.join()
+    res = done[0]
     assert not res.passed
     forked = int(res.stdout.split()[0])
-    assert forked <= LIMITS.processes  # the limit held
-    uid = 65534 if os.geteuid() == 0 else os.getuid()
-    if os.geteuid() == 0:  # every process of the sandbox user went with the sandbox's PID namespace
-        assert _processes_of(uid) == 0
+    assert 0 < forked <= LIMITS.processes  # the limit held
+    assert seen > 0  # the children were visible from here while the program ran ...
+    time.sleep(0.2)
+    assert _processes_named(name) == 0  # ... and every one went with the sandbox's PID namespace
+
+
+def test_a_fork_bomb_that_keeps_retrying_is_ended_by_the_cpu_limit_of_the_whole_sandbox():
+    """Every process retries ``fork()`` forever, catching the error at the process limit: each one spins, none
+    reaches its own CPU limit soon; the CPU time of the whole sandbox ends it long before the wall-clock limit."""
+    limits = Limits(cpu_seconds=60, wall_seconds=60.0, total_cpu_seconds=3, processes=8)
+    src = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"
+    res = Sandbox(limits).run_python(src)
+    assert not res.passed
+    assert res.wall_seconds < 20, res
+    assert res.status == "cpu_limit" and "CPU limit" in res.reason
 
 
 def test_memory_bomb_fails_inside_its_limit(sandbox):

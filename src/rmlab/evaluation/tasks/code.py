@@ -3,6 +3,15 @@
 Test sets: the EvalPlus "+" tests (the ``*-OriginFmt`` files: self-contained ``check`` programs over the base and
 extra inputs) when ``test_set: plus``; the original HumanEval / MBPP tests with ``test_set: base`` (the same
 problems, the authors' tests). ``metrics.json`` names the test set used.
+
+A sample passes only on a positive signal from the test harness, never on an exit status alone: the program
+(prompt, completion, tests) runs under :mod:`rmlab.evaluation.harness` in the sandbox (``Sandbox.run_tests``),
+which writes a token derived from a per-run secret to a pipe of its own after the program's last statement, the
+tests included. A completion that exits 0 early (``os._exit(0)``, ``sys.exit(0)``, ``raise SystemExit(0)`` at
+import time or in the function under test), prints something pass-like, or writes guesses built from what it can
+read, is scored ``no_pass_signal``: a fail. Residual risk, stated in full in the harness's docstring: code that
+walks its own interpreter (frames, ``gc``, ``/proc/self/mem``) can still find the token, as it could subvert the
+tests themselves; the sandbox contains it, and the worst case is a false pass for that one sample.
 """
 
 from __future__ import annotations
@@ -54,6 +63,11 @@ class CodeTask(Task):
     def program(self, ex: Example, completion: str) -> str:
         raise NotImplementedError
 
+    def run(self, sandbox, ex: Example, completion: str):
+        """The sandbox's verdict on ``completion``: its program run under the test harness (a pass needs the
+        harness's signal, see the module docstring)."""
+        return sandbox.run_tests(self.program(ex, completion))
+
     def score(self, examples, generations, ctx):
         if ctx.sandbox is None:
             raise RuntimeError(f"{self.name}: scoring generated code needs a sandbox")
@@ -61,13 +75,13 @@ class CodeTask(Task):
                 for j, sample in enumerate(generations[dec][ex.id])]
         workers = int(self.cfg.get("sandbox_workers", 2))
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(tqdm(pool.map(lambda job: ctx.sandbox.run_python(self.program(job[1], job[3])), jobs),
+            results = list(tqdm(pool.map(lambda job: self.run(ctx.sandbox, job[1], job[3]), jobs),
                                 total=len(jobs), desc=f"{self.name}: sandboxed tests", disable=not ctx.progress))
         rows, passed = [], {}
         for (dec, ex, j, sample), res in zip(jobs, results):
             passed.setdefault(dec, {}).setdefault(ex.id, []).append(res.passed)
             rows.append({"id": ex.id, "decoding": dec, "sample": j, "passed": res.passed, "status": res.status,
-                         "completion": sample, "stderr_tail": res.stderr[-400:]})
+                         "reason": res.reason, "completion": sample, "stderr_tail": res.stderr[-400:]})
         metrics = {"test_set": self.test_set, "pass_at_k": {}}
         for dec, by_ex in passed.items():
             n = min(len(v) for v in by_ex.values())
