@@ -219,9 +219,9 @@ def test_resumed_mid_epoch_ends_with_the_weights_of_an_uninterrupted_run(tmp_pat
     ckpt = torch.load(Path(killed_cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=False)
     assert 0 < ckpt["global_step"] < 4  # the checkpoint is mid-epoch
     resumed = train_reward_model(compose_train_cfg(tmp_path / "killed", [*over, "resume=last"]))
-    assert resumed["train"]["global_steps"] == 4 and resumed["resume"]["mode"] == "last"
     a, b = _model_state(Path(whole_cfg.paths.output_dir)), _model_state(Path(killed_cfg.paths.output_dir))
     assert a.keys() == b.keys()
     differ = [k for k in a if not torch.equal(a[k], b[k])]
     assert not differ, f"{len(differ)} tensors differ, e.g. {differ[:3]}"
+    assert resumed["train"]["global_steps"] == 4 and resumed["resume"]["mode"] == "last"
     assert resumed["heldout"]["accuracy"] == whole["heldout"]["accuracy"]
