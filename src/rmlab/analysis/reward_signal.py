@@ -90,23 +90,24 @@ def reward_signal(cfg: DictConfig) -> dict:
 
     from rmlab.evaluation.generate import generate_ids
     from rmlab.models.chat_format import ChatFormatter
-    from rmlab.models.loading import load_causal_lm, pick_device, resolve_model
-    from rmlab.training.train_ppo import policy_tokenizer, ppo_prompts, text_reward
+    from rmlab.models.handle import open_model
+    from rmlab.models.loading import load_causal_lm, pick_device
+    from rmlab.training.train_ppo import policy_tokenizer, ppo_prompts, reward_model_handle, text_reward
 
     t0 = time.perf_counter()
     set_seed(cfg.seed)
     device = pick_device(cfg.get("device", "auto"))
-    policy_res = resolve_model(str(cfg.policy.pretrained), cache_dir=cfg.paths.model_cache_dir,
-                               revision=cfg.policy.get("revision"))
-    rm_res = resolve_model(str(cfg.reward_model), cache_dir=cfg.paths.model_cache_dir)
+    policy_handle = open_model(cfg.policy, cache_dir=cfg.paths.model_cache_dir)
+    rm = reward_model_handle(cfg, policy_handle)
+    policy_res = policy_handle.resolved
     tokenizer = policy_tokenizer(cfg, policy_res)
-    fmt = ChatFormatter(tokenizer, cfg.policy.get("chat_template", "tokenizer"), cfg.policy.get("system_prompt"))
+    fmt = ChatFormatter(tokenizer, policy_handle.formatting["chat_template"], policy_handle.formatting["system_prompt"])
     prompts = ppo_prompts(cfg, fmt)
     turns, ids = (prompts.heldout, prompts.heldout_ids) if cfg.split == "heldout" else (prompts.train, prompts.train_ids)
     turns, ids = turns[: cfg.n_prompts], ids[: cfg.n_prompts]
     if not ids:
         raise ValueError(f"no {cfg.split} prompts within recipe.max_prompt_length={cfg.recipe.max_prompt_length}")
-    reward = text_reward(cfg, rm_res, tokenizer, prompts, device)
+    reward = text_reward(cfg, rm, tokenizer, prompts, device)
     policy = load_causal_lm(policy_res, dtype="float32", device=device).eval()
     k, r = int(cfg.samples_per_prompt), cfg.recipe
     kw = {"pad_id": tokenizer.pad_token_id, "eos_id": tokenizer.eos_token_id, "max_new_tokens": r.response_length,
@@ -123,7 +124,7 @@ def reward_signal(cfg: DictConfig) -> dict:
     result = signal_stats(rs, lengths, has_eos, greedy=rg, n_boot=cfg.bootstrap.n_boot,
                           confidence=cfg.bootstrap.confidence, seed=cfg.seed)
     result.update({"policy": policy_res.spec, "policy_fingerprint": policy_res.fingerprint,
-                   "reward_model": rm_res.spec, "reward_model_fingerprint": rm_res.fingerprint, "split": cfg.split,
+                   "reward_model": rm.spec, "reward_model_fingerprint": rm.fingerprint, "split": cfg.split,
                    "data": prompts.data_info, "temperature": r.temperature, "response_length": r.response_length,
                    "seed": cfg.seed, "wall_seconds": time.perf_counter() - t0, "run": run_info(cfg.paths.root_dir),
                    "config": OmegaConf.to_container(cfg, resolve=True)})

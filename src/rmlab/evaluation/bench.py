@@ -27,7 +27,8 @@ from rmlab.evaluation.generation import hf_backend
 from rmlab.evaluation.sandbox import Sandbox
 from rmlab.evaluation.tasks.base import Decoding
 from rmlab.models.chat_format import ChatFormatter
-from rmlab.models.loading import load_causal_lm, load_tokenizer, resolve_model
+from rmlab.models.handle import open_model
+from rmlab.models.loading import load_causal_lm
 from rmlab.utils.io import write_json
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,8 @@ def _prompts(cfg: DictConfig, formatter: ChatFormatter) -> list[str]:
 
 def bench_generation(cfg: DictConfig) -> dict:
     pol = cfg.policy
-    resolved = resolve_model(str(pol.pretrained), cache_dir=cfg.paths.model_cache_dir)
-    tok = load_tokenizer(resolved, padding_side="left")
-    formatter = ChatFormatter(tok, template=pol.chat_template)
+    handle = open_model(pol, cache_dir=cfg.paths.model_cache_dir, padding_side="left")
+    resolved, tok, formatter = handle.resolved, handle.tokenizer, handle.formatter
     model = load_causal_lm(resolved, dtype=pol.dtype, device=cfg.device)
     prompts = _prompts(cfg, formatter)
     max_new = int(cfg.bench.max_new_tokens)

@@ -35,7 +35,8 @@ from rmlab.evaluation.generation import (
 from rmlab.evaluation.tasks import TASKS
 from rmlab.evaluation.tasks.base import ScoreContext
 from rmlab.models.chat_format import ChatFormatter
-from rmlab.models.loading import load_causal_lm, load_tokenizer, pick_device, resolve_model
+from rmlab.models.handle import open_model
+from rmlab.models.loading import load_causal_lm, pick_device
 from rmlab.scoring.cache import ScoreCache
 from rmlab.utils.io import write_json, write_jsonl, write_text
 from rmlab.utils.loggers import build_logger
@@ -118,10 +119,8 @@ def evaluate_policy(cfg: DictConfig, *, on_chunk=None) -> dict:
     """Evaluate ``cfg.policy`` on every task under ``cfg.task``; return the summary (also written to disk)."""
     out_dir = Path(cfg.paths.output_dir)
     pol = _policy_cfg(cfg)
-    resolved = resolve_model(str(pol.pretrained), cache_dir=cfg.paths.model_cache_dir, revision=pol.get("revision"))
-    tokenizer = load_tokenizer(resolved, pad_token=pol.get("pad_token"), padding_side="left")
-    formatter = ChatFormatter(tokenizer, template=pol.get("chat_template", "tokenizer"),
-                              system_prompt=pol.get("system_prompt"))
+    handle = open_model(pol, cache_dir=cfg.paths.model_cache_dir, padding_side="left")
+    resolved, tokenizer, formatter = handle.resolved, handle.tokenizer, handle.formatter
     model = _Model(cfg, resolved, tokenizer, formatter)
     task_cfgs = _task_configs(cfg)
     resolved_cfg = OmegaConf.to_container(cfg, resolve=True)

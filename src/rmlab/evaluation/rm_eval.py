@@ -66,6 +66,7 @@ def evaluate_rm(cfg: DictConfig, *, on_batch=None) -> dict:
         "model": plan.name,
         "model_spec": str(cfg.model.pretrained),
         "scorer": plan.describe,
+        "model_formatting": plan.formatting,
         "score_cache_key": plan.cache_key,
         "data_fingerprint": provenance["data_fingerprint"],
         "data_source": provenance["source"],

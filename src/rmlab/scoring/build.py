@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rmlab.models.chat_format import ChatFormatter
+from rmlab.models.handle import ModelHandle, open_model
 from rmlab.models.loading import (
     ResolvedModel,
     checkpoint_architectures,
@@ -21,7 +21,6 @@ from rmlab.models.loading import (
     load_classifier,
     load_tokenizer,
     pick_device,
-    read_model_meta,
     require_same_vocabulary,
     resolve_model,
     torch_dtype,
@@ -39,6 +38,7 @@ class ScorerPlan:
     name: str
     describe: dict
     factory: Callable[[], object]
+    formatting: dict | None = None  # where the formatting came from (ModelHandle.describe)
 
     @property
     def cache_key(self) -> str:
@@ -53,15 +53,15 @@ def plan_scorer(model_cfg, *, cache_dir: str, device: str = "auto", seed: int = 
     """Resolve ``model_cfg`` (see ``conf/model/*.yaml``) into a :class:`ScorerPlan`."""
     torch_dtype(model_cfg.get("dtype", "float32"))  # a mistyped dtype or device fails before any work
     device = pick_device(device)
-    resolved = resolve_model(str(model_cfg.pretrained), cache_dir=cache_dir, revision=model_cfg.get("revision"))
+    handle = open_model(model_cfg, cache_dir=cache_dir)
+    resolved = handle.resolved
     architectures = checkpoint_architectures(resolved)
     kind = model_cfg.get("kind", "auto")
     if kind == "auto":
         kind = detect_kind(resolved, architectures)
         log.info("model %s: kind 'auto' -> %s (from its config.json architectures)", resolved.spec, kind)
     SCORERS[kind]  # unknown kinds fail here, with the list of valid ones
-    tokenizer = load_tokenizer(resolved, pad_token=model_cfg.get("pad_token"))
-    formatter = ChatFormatter(tokenizer, model_cfg.get("chat_template", "tokenizer"), model_cfg.get("system_prompt"))
+    tokenizer, formatter = handle.tokenizer, handle.formatter
     dtype, max_length = str(model_cfg.get("dtype", "float32")), int(model_cfg.get("max_length", 2048))
     describe = {
         "scorer": kind,
@@ -80,7 +80,7 @@ def plan_scorer(model_cfg, *, cache_dir: str, device: str = "auto", seed: int = 
             return SCORERS["classifier"](model, tokenizer, formatter, max_length=max_length, device=device)
 
     else:
-        reference = _reference_spec(model_cfg, resolved)
+        reference = _reference_spec(model_cfg, handle)
         ref_resolved = None
         if reference is not None:
             ref_resolved = resolve_model(reference, cache_dir=cache_dir, revision=model_cfg.get("reference_revision"))
@@ -97,14 +97,16 @@ def plan_scorer(model_cfg, *, cache_dir: str, device: str = "auto", seed: int = 
 
     describe_all = {**describe, "spec": resolved.spec, "reference_spec": describe.get("reference") and reference}
     log.info("scorer: %s", describe_all)
-    return ScorerPlan(name=model_display_name(model_cfg), describe=describe, factory=factory)
+    return ScorerPlan(name=model_display_name(model_cfg), describe=describe, factory=factory,
+                      formatting=handle.describe())
 
 
-def _reference_spec(model_cfg, resolved: ResolvedModel) -> str | None:
+def _reference_spec(model_cfg, handle: ModelHandle) -> str | None:
     """``reference: auto`` takes the reference named in the model's own metadata, else none (reference-free)."""
+    resolved = handle.resolved
     ref = model_cfg.get("reference", "auto")
     if ref == "auto":
-        ref = read_model_meta(resolved).get("reference_model")
+        ref = handle.meta.get("reference_model")
         if ref:
             log.info("model %s: reference model %s (from its metadata)", resolved.spec, ref)
         else:

@@ -23,7 +23,8 @@ from scipy import stats
 
 from rmlab.data.rm_bench import STYLES
 from rmlab.models.chat_format import ChatFormatter
-from rmlab.models.loading import DTYPES, load_classifier, load_tokenizer, resolve_model
+from rmlab.models.handle import open_model
+from rmlab.models.loading import DTYPES, load_classifier
 from rmlab.scoring.cache import ScoreCache
 from rmlab.scoring.driver import score_pairs
 from rmlab.scoring.scorers import ClassifierScorer
@@ -134,10 +135,9 @@ def rank_agreement(a: np.ndarray, b: np.ndarray) -> dict:
 
 
 def load_bench_model(model_cfg, *, cache_dir: str, dtype: str, seed: int):
-    resolved = resolve_model(str(model_cfg.pretrained), cache_dir=cache_dir)
-    tokenizer = load_tokenizer(resolved, pad_token=model_cfg.get("pad_token"))
-    model, _ = load_classifier(resolved, dtype=dtype, device="cpu", pad_token_id=tokenizer.pad_token_id, seed=seed)
-    formatter = ChatFormatter(tokenizer, model_cfg.get("chat_template", "tokenizer"), model_cfg.get("system_prompt"))
+    handle = open_model(model_cfg, cache_dir=cache_dir)
+    tokenizer, formatter = handle.tokenizer, handle.formatter
+    model, _ = load_classifier(handle.resolved, dtype=dtype, device="cpu", pad_token_id=tokenizer.pad_token_id, seed=seed)
     return model, tokenizer, formatter
 
 

@@ -21,8 +21,8 @@ import pytorch_lightning as pl
 import torch
 
 from rmlab.data.preference import load_preferences
-from rmlab.models.chat_format import ChatFormatter
-from rmlab.models.loading import load_classifier, load_tokenizer, resolve_model
+from rmlab.models.handle import open_model
+from rmlab.models.loading import load_classifier
 from rmlab.training.rm_data import PreferenceDataModule
 from rmlab.training.rm_module import RewardModelModule
 from rmlab.training.setup import prepare_trainable
@@ -121,9 +121,8 @@ def run_trl(cfg, resolved, tokenizer, formatter, pairs, out_dir: str) -> dict:
 def benchmark(cfg) -> dict:
     torch.set_num_threads(cfg.bench.get("threads") or torch.get_num_threads())
     splits = load_preferences(cfg.preference, seed=cfg.seed)
-    resolved = resolve_model(str(cfg.model.pretrained), cache_dir=cfg.paths.model_cache_dir)
-    tokenizer = load_tokenizer(resolved, pad_token=cfg.model.get("pad_token"))
-    formatter = ChatFormatter(tokenizer, cfg.model.get("chat_template", "tokenizer"), cfg.model.get("system_prompt"))
+    handle = open_model(cfg.model, cache_dir=cfg.paths.model_cache_dir)
+    resolved, tokenizer, formatter = handle.resolved, handle.tokenizer, handle.formatter
     n = cfg.bench.steps * cfg.bench.pairs_per_step
     pairs = splits.train[:n]  # already in a seeded random order: with bench.order=same, both cut it into batches
     if cfg.bench.order not in ("same", "own"):

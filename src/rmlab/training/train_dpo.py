@@ -26,8 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from rmlab.data.preference import PreferenceExample, load_preferences
 from rmlab.metrics.bootstrap import bootstrap_mean_interval
-from rmlab.models.chat_format import ChatFormatter
-from rmlab.models.loading import load_causal_lm, load_tokenizer, pick_device, resolve_model, save_model_dir
+from rmlab.models.handle import open_model
+from rmlab.models.loading import load_causal_lm, pick_device, save_model_dir
 from rmlab.scoring.scorers import Encoded, ImplicitRewardScorer
 from rmlab.training.resume import resolve_resume
 from rmlab.training.train_rm import evaluate_trained
@@ -137,10 +137,8 @@ def train_dpo(cfg: DictConfig) -> dict:
     t0 = time.perf_counter()
     recipe = cfg.recipe
     splits = load_preferences(cfg.preference, seed=cfg.seed)
-    resolved = resolve_model(str(cfg.model.pretrained), cache_dir=cfg.paths.model_cache_dir,
-                             revision=cfg.model.get("revision"))
-    tokenizer = load_tokenizer(resolved, pad_token=cfg.model.get("pad_token"))
-    formatter = ChatFormatter(tokenizer, cfg.model.get("chat_template", "tokenizer"), cfg.model.get("system_prompt"))
+    base = open_model(cfg.model, cache_dir=cfg.paths.model_cache_dir)
+    resolved, tokenizer, formatter = base.resolved, base.tokenizer, base.formatter
     device = pick_device(cfg.get("device", "auto"))
     # the SFT model twice: the policy that trains and the frozen reference (with LoRA, TRL disables the adapters)
     policy = load_causal_lm(resolved, dtype="float32", device="cpu")
@@ -193,7 +191,7 @@ def train_dpo(cfg: DictConfig) -> dict:
     write_jsonl(run_dir / "log_history.jsonl", trainer.state.log_history)
     model_dir = save_model_dir(trained, tokenizer, run_dir / "model", {
         "kind": "implicit", "reference_model": resolved.spec, "reference_fingerprint": resolved.fingerprint,
-        "base_model": resolved.spec, "chat_template": formatter.template, "beta": recipe.beta,
+        "base_model": resolved.spec, "formatting": base.formatting, "beta": recipe.beta,
         "data": splits.info, "recipe": OmegaConf.to_container(recipe, resolve=True), "seed": cfg.seed,
         "heldout": after, **run_info(cfg.paths.root_dir)})
     metrics["model_dir"] = str(model_dir)

@@ -34,14 +34,13 @@ from rmlab.data.preference import load_preferences
 from rmlab.evaluation.generate import generate_ids
 from rmlab.metrics.bootstrap import bootstrap_mean_interval
 from rmlab.models.chat_format import ChatFormatter
+from rmlab.models.handle import ModelHandle, open_model
 from rmlab.models.loading import (
     load_causal_lm,
     load_classifier,
     load_tokenizer,
     pick_device,
-    read_model_meta,
     require_same_vocabulary,
-    resolve_model,
     save_model_dir,
 )
 from rmlab.scoring.scorers import ClassifierScorer, response_logprobs
@@ -183,13 +182,17 @@ def ppo_prompts(cfg: DictConfig, policy_fmt: ChatFormatter) -> PPOPrompts:
     return PPOPrompts(train, train_ids, heldout[:n], heldout_ids[:n], splits.info)
 
 
-def text_reward(cfg: DictConfig, rm_res, tokenizer, prompts: PPOPrompts, device: str) -> TextReward:
+def reward_model_handle(cfg: DictConfig, policy: ModelHandle) -> ModelHandle:
+    """``cfg.reward_model``, formatted as it was trained (its ``rmlab_meta.json``); a reward model without a record
+    (a Hub checkpoint) is given the policy's formatting."""
+    return open_model(None, spec=str(cfg.reward_model), cache_dir=cfg.paths.model_cache_dir,
+                      fallback_formatting=policy.formatting)
+
+
+def text_reward(cfg: DictConfig, rm: ModelHandle, tokenizer, prompts: PPOPrompts, device: str) -> TextReward:
     """The reward model as a :class:`TextReward` over these prompts, in its own chat format and tokenizer."""
-    rm_tokenizer = load_tokenizer(rm_res)
-    rm_meta = read_model_meta(rm_res)
-    template, system = cfg.policy.get("chat_template", "tokenizer"), cfg.policy.get("system_prompt")
-    rm_fmt = ChatFormatter(rm_tokenizer, rm_meta.get("chat_template", template), system)
-    rm_model, _ = load_classifier(rm_res, dtype="float32", device="cpu", pad_token_id=rm_tokenizer.pad_token_id)
+    rm_tokenizer, rm_fmt = rm.tokenizer, rm.formatter
+    rm_model, _ = load_classifier(rm.resolved, dtype="float32", device="cpu", pad_token_id=rm_tokenizer.pad_token_id)
     scorer = ClassifierScorer(rm_model.eval(), rm_tokenizer, rm_fmt, max_length=cfg.recipe.reward_max_length,
                               device=device)
     prompt_of = {tuple(ids): p for p, ids in zip([*prompts.train, *prompts.heldout],
@@ -215,12 +218,13 @@ def setup_ppo(cfg: DictConfig) -> PPOSetup:
     set_seed(cfg.seed)
     r = cfg.recipe
     device = pick_device(cfg.get("device", "auto"))
-    policy_res = resolve_model(str(cfg.policy.pretrained), cache_dir=cfg.paths.model_cache_dir,
-                               revision=cfg.policy.get("revision"))
-    rm_res = resolve_model(str(cfg.reward_model), cache_dir=cfg.paths.model_cache_dir)
+    policy_handle = open_model(cfg.policy, cache_dir=cfg.paths.model_cache_dir)
+    rm = reward_model_handle(cfg, policy_handle)
+    policy_res, rm_res = policy_handle.resolved, rm.resolved
     tokenizer = policy_tokenizer(cfg, policy_res)
-    check_same_tokenizer(tokenizer, load_tokenizer(rm_res), policy_res.spec, rm_res.spec)
-    policy_fmt = ChatFormatter(tokenizer, cfg.policy.get("chat_template", "tokenizer"), cfg.policy.get("system_prompt"))
+    check_same_tokenizer(tokenizer, rm.tokenizer, policy_res.spec, rm_res.spec)
+    policy_fmt = ChatFormatter(tokenizer, policy_handle.formatting["chat_template"],
+                               policy_handle.formatting["system_prompt"])
     prompts = ppo_prompts(cfg, policy_fmt)
     local_batch = r.rollouts_per_device_batch * r.gradient_accumulation
     if len(prompts.train_ids) < local_batch:  # TRL drops the last partial batch: fewer prompts never yield one
@@ -232,7 +236,7 @@ def setup_ppo(cfg: DictConfig) -> PPOSetup:
     for m in (policy, reference, sft):  # sft: the untouched SFT policy, for the held-out comparison
         m.generation_config.pad_token_id = tokenizer.pad_token_id
     value, _ = load_classifier(rm_res, dtype="float32", device="cpu", pad_token_id=tokenizer.pad_token_id)
-    reward = text_reward(cfg, rm_res, tokenizer, prompts, device)
+    reward = text_reward(cfg, rm, tokenizer, prompts, device)
     run_dir = Path(cfg.paths.output_dir)
     report_to, run_logger = hf_report_to(cfg, output_dir=run_dir, config=OmegaConf.to_container(cfg, resolve=True))
     trainer = PPOTrainer(args=ppo_config(cfg, run_dir, device, report_to), processing_class=tokenizer, model=policy,
@@ -244,6 +248,7 @@ def setup_ppo(cfg: DictConfig) -> PPOSetup:
         trainer.add_callback(PPOCheckpoint(trainer, Path(cfg.paths.output_dir), r.save_every))
     info = {"sft_model": policy_res.spec, "sft_fingerprint": policy_res.fingerprint, "reward_model": rm_res.spec,
             "reward_model_fingerprint": rm_res.fingerprint, "data": prompts.data_info,
+            "formatting": policy_handle.formatting, "reward_model_formatting": rm.formatting,
             "prompts": {"train": len(prompts.train_ids), "heldout": len(prompts.heldout_ids)},
             "recipe": OmegaConf.to_container(r, resolve=True), "seed": cfg.seed}
     return PPOSetup(trainer, reward, tokenizer, sft, reference, prompts.heldout, prompts.heldout_ids, info, device,

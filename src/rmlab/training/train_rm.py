@@ -19,8 +19,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rmlab.data.preference import load_preferences
 from rmlab.metrics.bootstrap import bootstrap_mean_interval
-from rmlab.models.chat_format import ChatFormatter
-from rmlab.models.loading import load_classifier, load_tokenizer, resolve_model, save_model_dir
+from rmlab.models.handle import open_model
+from rmlab.models.loading import load_classifier, save_model_dir
 from rmlab.training.resume import resolve_resume
 from rmlab.training.rm_data import PreferenceDataModule, lightning_position
 from rmlab.training.rm_module import RewardModelModule
@@ -37,10 +37,8 @@ def train_reward_model(cfg: DictConfig) -> dict:
     pl.seed_everything(cfg.seed, workers=True)
     t0 = time.perf_counter()
     splits = load_preferences(cfg.preference, seed=cfg.seed)
-    resolved = resolve_model(str(cfg.model.pretrained), cache_dir=cfg.paths.model_cache_dir,
-                             revision=cfg.model.get("revision"))
-    tokenizer = load_tokenizer(resolved, pad_token=cfg.model.get("pad_token"))
-    formatter = ChatFormatter(tokenizer, cfg.model.get("chat_template", "tokenizer"), cfg.model.get("system_prompt"))
+    base = open_model(cfg.model, cache_dir=cfg.paths.model_cache_dir)
+    resolved, tokenizer, formatter = base.resolved, base.tokenizer, base.formatter
     model, new_head = load_classifier(resolved, dtype="float32", device="cpu", pad_token_id=tokenizer.pad_token_id,
                                       seed=cfg.seed)
     model = prepare_trainable(model, cfg.recipe)
@@ -82,7 +80,7 @@ def train_reward_model(cfg: DictConfig) -> dict:
         "resume": resumed,
     }
     model_dir = save_model_dir(module.model, tokenizer, run_dir / "model",
-                                  {"kind": "classifier", "base_model": resolved.spec, "chat_template": formatter.template,
+                                  {"kind": "classifier", "base_model": resolved.spec, "formatting": base.formatting,
                                    "data": splits.info, "recipe": OmegaConf.to_container(recipe, resolve=True),
                                    "seed": cfg.seed, "heldout": metrics["heldout"], **run_info(cfg.paths.root_dir)})
     metrics["model_dir"] = str(model_dir)
@@ -103,8 +101,8 @@ def _newest_checkpoint(checkpoints: Path) -> Path | None:
 
 def evaluate_trained(cfg: DictConfig, model_dir: Path, run_dir: Path) -> dict:
     """Evaluate the trained model on ``cfg.evaluate.benchmarks`` with the evaluator's own code path."""
-    from rmlab.utils.config import compose_config
     from rmlab.evaluation.rm_eval import evaluate_rm
+    from rmlab.utils.config import compose_config
 
     results = {}
     for bench in cfg.get("evaluate", {}).get("benchmarks") or []:
@@ -113,7 +111,7 @@ def evaluate_trained(cfg: DictConfig, model_dir: Path, run_dir: Path) -> dict:
         with open_dict(eval_cfg):
             eval_cfg.model.pretrained = str(model_dir)
             eval_cfg.model.name = cfg.get("run_name") or f"{cfg.model.get('name') or 'rm'}-{cfg.preference.name}"
-            for key in ("chat_template", "system_prompt", "max_length", "dtype"):  # as the model was trained
+            for key in ("max_length", "dtype"):  # the formatting comes from the model directory (rmlab_meta.json)
                 if key in cfg.model:
                     eval_cfg.model[key] = cfg.model[key]
             eval_cfg.paths = cfg.paths
