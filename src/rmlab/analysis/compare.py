@@ -58,11 +58,11 @@ def rank_correlations(x: np.ndarray, y: np.ndarray, *, n_boot: int = 1000, confi
                       seed: int = 0) -> dict:
     """Spearman and Kendall between two score vectors over the same models, with bootstrap intervals."""
     if len(set(x.tolist())) < 2 or len(set(y.tolist())) < 2:
-        return {"n_models": int(len(x)), "spearman": None, "kendall": None,
+        return {"n_models": len(x), "spearman": None, "kendall": None,
                 "note": "a benchmark gives every model the same score: no rank correlation"}
     rho, p_rho = stats.spearmanr(x, y)
     tau, p_tau = stats.kendalltau(x, y)
-    out = {"n_models": int(len(x)), "spearman": float(rho), "spearman_p": float(p_rho), "kendall": float(tau),
+    out = {"n_models": len(x), "spearman": float(rho), "spearman_p": float(p_rho), "kendall": float(tau),
            "kendall_p": float(p_tau)}
     if n_boot and len(x) >= 3:
         rng = np.random.default_rng(seed)
@@ -130,7 +130,7 @@ def comparison_markdown(table: dict, correlations: dict) -> str:
         lines += ["| benchmarks | models | Spearman (95% CI) | Kendall (95% CI) |", "|---|---|---|---|"]
         for name, c in correlations.items():
             ci = c.get("ci", {})
-            fmt = lambda k: ("n/a (constant scores)" if c[k] is None else  # noqa: E731
+            fmt = lambda k: ("n/a (constant scores)" if c[k] is None else
                              f"{c[k]:.2f}" + (f" [{ci[k][0]:.2f}, {ci[k][1]:.2f}]" if k in ci else ""))
             lines.append(f"| {name} | {c['n_models']} | {fmt('spearman')} | {fmt('kendall')} |")
     else:

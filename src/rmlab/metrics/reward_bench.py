@@ -100,7 +100,7 @@ def reward_bench_metrics(pairs_by_subset: Mapping[str, tuple[np.ndarray, np.ndar
     subsets = {}
     for name, (c, r) in pairs_by_subset.items():
         wins, ties = pair_outcomes(c, r)
-        entry = {"n": int(len(wins)), "accuracy": float(wins.mean()), "ties": int(ties.sum())}
+        entry = {"n": len(wins), "accuracy": float(wins.mean()), "ties": int(ties.sum())}
         if n_boot:
             entry["ci"] = bootstrap_mean_interval(wins, n_boot=n_boot, confidence=confidence, seed=seed)
         subsets[name] = entry

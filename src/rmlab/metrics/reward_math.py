@@ -79,7 +79,7 @@ def summarize(outcomes: dict[str, np.ndarray], *, subjects: Sequence[str] | None
 
     def block(mask: np.ndarray | None) -> dict:
         sel = {k_: v if mask is None else v[mask] for k_, v in outcomes.items()}
-        out = {"n": int(len(sel["win"])), "accuracy": float(sel["win"].mean()),
+        out = {"n": len(sel["win"]), "accuracy": float(sel["win"].mean()),
                "accuracy_with_ties": float(sel["win_with_ties"].mean()), "mrr": float(sel["reciprocal_rank"].mean())}
         if n_boot and out["n"] > 1:
             out["ci"] = {

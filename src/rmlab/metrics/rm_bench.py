@@ -108,7 +108,7 @@ def rm_bench_metrics(
         if len(wins) == 0:
             raise ValueError(f"domain {d!r} has no prompts")
         matrix = wins.mean(axis=0)
-        result = {"n": int(len(wins)), "matrix": matrix.tolist(), "ties": ties.sum(axis=0).astype(int).tolist(),
+        result = {"n": len(wins), "matrix": matrix.tolist(), "ties": ties.sum(axis=0).astype(int).tolist(),
                   "n_ties": int(ties.sum()), **difficulty_accuracies(matrix)}
         if n_boot:
             mats = _bootstrap_domain(wins, n_boot, rng)

@@ -38,8 +38,7 @@ def write_json(path: str | os.PathLike, obj: object) -> Path:
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
     def write(fh: IO) -> None:
-        for row in rows:
-            fh.write(json.dumps(row, allow_nan=False, ensure_ascii=False) + "\n")
+        fh.writelines(json.dumps(row, allow_nan=False, ensure_ascii=False) + "\n" for row in rows)
 
     return _atomic(path, write)
 
