@@ -36,7 +36,16 @@ def test_quickstart_smollm2_implicit_reward_with_wandb_offline(tmp_path, rm_benc
     assert m["scorer"]["ref_free_mode"] == "avg" and "reference" not in m["scorer"]
     assert m["domains_scored"] == ["chat", "code", "safety"] and m["overall"] is None
     assert m["n_records"] == 8 and m["scoring"]["scored"] == m["scoring"]["unique_pairs"] > 40
-    assert 0 <= m["partial_overall"]["value"] <= 1
+    # the partial mean recomputed from the per-prompt scores: per metric domain (safety pools both safety files)
+    # the mean of the 9 cells M[i][j] = share of prompts with chosen style i strictly above rejected style j
+    rows = [json.loads(line) for line in (run / "scores.jsonl").read_text().splitlines()]
+    avgs = []
+    for d in ("chat", "code", "safety"):
+        mine = [r for r in rows if r["domain"] == d or (d == "safety" and r["domain"].startswith("safety"))]
+        wins = sum(r["chosen"][i] > r["rejected"][j] for r in mine for i in range(3) for j in range(3))
+        avgs.append(wins / (9 * len(mine)))
+        assert m["domains"][d]["avg"] == pytest.approx(avgs[-1], abs=1e-12), d
+    assert m["partial_overall"]["value"] == pytest.approx(sum(avgs) / 3, abs=1e-12)
     assert list((run / "wandb").glob("offline-run-*")), "W&B offline run directory missing"
 
 

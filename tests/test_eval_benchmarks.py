@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from scipy.stats import kendalltau, spearmanr
 
 from rmlab.analysis.compare import compare
 from rmlab.evaluation.rm_eval import evaluate_rm
@@ -16,9 +17,15 @@ def test_reward_bench_math_pairs(eval_cfg, tiny_classifier_dir, data_dir, tmp_pa
     m = evaluate_rm(cfg)
     assert m["subsets"]["math-prm"]["n"] == 6 and m["overall"] is None
     assert len(m["missing_subsets"]) == 22 and m["sections"]["Reasoning"]["score"] is None
-    assert m["sections"]["Reasoning"]["partial_score"] == m["subsets"]["math-prm"]["accuracy"]
     rows = [json.loads(x) for x in open(Path(cfg.paths.output_dir) / "scores.jsonl")]
     assert len(rows) == 6 and {"chosen", "rejected", "subset"} <= set(rows[0])
+    # the first 6 problems of the file, in file order; accuracy recomputed from the per-pair scores (ties lose)
+    raw = json.loads((data_dir / "reward-math" / "rewardbench-math" / "RewardBench_math.json").read_text())
+    assert [r["id"] for r in rows] == list(dict.fromkeys(r["problem_id"] for r in raw))[:6]
+    wins = sum(r["chosen"] > r["rejected"] for r in rows)
+    assert m["subsets"]["math-prm"]["accuracy"] == wins / 6
+    assert m["subsets"]["math-prm"]["ties"] == sum(r["chosen"] == r["rejected"] for r in rows)
+    assert m["sections"]["Reasoning"]["partial_score"] == pytest.approx(wins / 6, abs=1e-12)  # its only subset
     assert "Missing subsets (22)" in (Path(cfg.paths.output_dir) / "table.md").read_text()
 
 
@@ -26,11 +33,22 @@ def test_reward_math_sample(eval_cfg, tiny_classifier_dir, data_dir):
     cfg = eval_cfg([f"model={tiny_classifier_dir}", "benchmark=reward_math_sample", "bootstrap.n_boot=0"])
     m = evaluate_rm(cfg)
     assert m["n"] == 2 and m["benchmark"] == "reward_math"
-    assert 0 <= m["accuracy"] <= m["accuracy_with_ties"] <= 1 and 0.1 <= m["mrr"] <= 1
-    assert m["random_baseline"]["mrr"] == pytest.approx(0.2929, abs=1e-4)
-    assert set(m["by_subject"]) == {"Algebra"} or m["by_subject"]
+    # random baselines with 1 correct among 10: accuracy 1/10, MRR = H_10 / 10 = 7381/25200 (29.29%)
+    assert m["random_baseline"]["accuracy"] == pytest.approx(0.1, abs=1e-15)
+    assert m["random_baseline"]["mrr"] == pytest.approx(7381 / 25200, abs=1e-12)
+    assert set(m["by_subject"]) == {"Algebra"} and set(m["by_level"]) == {"1", "5"}  # both sample problems
     rows = [json.loads(x) for x in open(Path(cfg.paths.output_dir) / "scores.jsonl")]
     assert rows[0]["solution_reference"][0] == "human_to_GPT-4" and len(rows[0]["score"]) == 10
+    # recomputed from the per-problem scores: correct strictly above all 9 / at least as high as all 9, and
+    # reciprocal rank with pessimistic ties, 1 / (1 + incorrect scoring >= correct)
+    assert [r["problem_id"] for r in rows] == [0, 399]
+    win = [all(r["score"][0] > s for s in r["score"][1:]) for r in rows]
+    win_ties = [all(r["score"][0] >= s for s in r["score"][1:]) for r in rows]
+    rr = [1 / (1 + sum(s >= r["score"][0] for s in r["score"][1:])) for r in rows]
+    assert m["accuracy"] == sum(win) / 2 and m["accuracy_with_ties"] == sum(win_ties) / 2
+    assert m["mrr"] == pytest.approx(sum(rr) / 2, abs=1e-12)
+    assert m["by_level"]["1"]["mrr"] == pytest.approx(rr[0], abs=1e-12)
+    assert m["by_level"]["5"]["mrr"] == pytest.approx(rr[1], abs=1e-12)
 
 
 def test_comparison_across_benchmarks(tmp_path, tokenizer, rm_bench_dir, data_dir):
@@ -49,9 +67,26 @@ def test_comparison_across_benchmarks(tmp_path, tokenizer, rm_bench_dir, data_di
     assert out["models"] == ["rm-1", "rm-2", "rm-3"]
     corr = out["rank_correlations"]
     assert set(corr) == {"rm_bench~reward_bench", "rm_bench~reward_math", "reward_bench~reward_math"}
-    for c in corr.values():
+    # each model's headline number read from its own metrics.json: RM-Bench's partial mean (math is missing),
+    # RewardBench's mean of the sections present (only Reasoning, i.e. math-prm), RewardMATH's accuracy
+    summary = {"rm_bench": [], "reward_bench": [], "reward_math": []}
+    for seed in (1, 2, 3):
+        m = {b: json.loads((runs / f"{seed}-{b}" / "run" / "metrics.json").read_text())
+             for b in ("rm_bench", "reward_bench", "reward_math_sample")}
+        summary["rm_bench"].append(m["rm_bench"]["partial_overall"]["value"])
+        summary["reward_bench"].append(m["reward_bench"]["subsets"]["math-prm"]["accuracy"])
+        summary["reward_math"].append(m["reward_math_sample"]["accuracy"])
+    for b, values in summary.items():
+        assert [out["summary_scores"][b][f"rm-{seed}"]["score"] for seed in (1, 2, 3)] == pytest.approx(values,
+                                                                                                       abs=1e-12)
+    for name, c in corr.items():
+        a, b = name.split("~")
         assert c["n_models"] == 3
-        assert (c["spearman"] is None and "note" in c) or (-1 <= c["spearman"] <= 1 and -1 <= c["kendall"] <= 1)
+        if len(set(summary[a])) < 2 or len(set(summary[b])) < 2:  # a constant benchmark has no rank correlation
+            assert c["spearman"] is None and c["kendall"] is None and "note" in c, name
+        else:
+            assert c["spearman"] == pytest.approx(spearmanr(summary[a], summary[b]).statistic, abs=1e-12), name
+            assert c["kendall"] == pytest.approx(kendalltau(summary[a], summary[b]).statistic, abs=1e-12), name
     assert corr["rm_bench~reward_bench"]["spearman"] is not None
     assert out["summary_scores"]["rm_bench"]["rm-1"]["complete"] is False  # math is missing locally
     for name in ("comparison.json", "comparison.md", "comparison.png"):

@@ -3,7 +3,6 @@
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -43,10 +42,23 @@ def test_outputs_and_metrics_schema(eval_cfg, tiny_classifier_dir, rm_bench_dir)
     assert m["overall"] is None and m["partial_overall"]["domains"] == ["chat", "code", "safety"]
     for d, dm in m["domains"].items():
         assert {"n", "matrix", "easy", "normal", "hard", "avg", "ties", "ci"} <= set(dm)
-        assert np.all((np.array(dm["matrix"]) >= 0) & (np.array(dm["matrix"]) <= 1))
     assert m["domains"]["safety"]["n"] == 6  # 3 safety-refuse + 3 safety-response, pooled
     rows = [json.loads(line) for line in open(f"{run}/scores.jsonl")]
     assert len(rows) == 12 and all(len(r["chosen"]) == 3 and len(r["rejected"]) == 3 for r in rows)
+    # every number recomputed from the per-prompt scores: M[i][j] = share of prompts whose chosen response in
+    # style i scores strictly above the rejected one in style j; hard = upper triangle, normal = diagonal, easy =
+    # lower triangle; safety pools both safety files
+    for d, dm in m["domains"].items():
+        mine = [r for r in rows if (r["domain"].startswith("safety") and d == "safety") or r["domain"] == d]
+        wins = [[sum(r["chosen"][i] > r["rejected"][j] for r in mine) for j in range(3)] for i in range(3)]
+        mat = [[wins[i][j] / len(mine) for j in range(3)] for i in range(3)]
+        assert dm["n"] == len(mine) and dm["matrix"] == mat, d
+        assert dm["hard"] == pytest.approx((mat[0][1] + mat[0][2] + mat[1][2]) / 3, abs=1e-12), d
+        assert dm["normal"] == pytest.approx((mat[0][0] + mat[1][1] + mat[2][2]) / 3, abs=1e-12), d
+        assert dm["easy"] == pytest.approx((mat[1][0] + mat[2][0] + mat[2][1]) / 3, abs=1e-12), d
+        assert dm["avg"] == pytest.approx(sum(map(sum, mat)) / 9, abs=1e-12), d
+    assert m["partial_overall"]["value"] == pytest.approx(
+        sum(dm["avg"] for dm in m["domains"].values()) / 3, abs=1e-12)
     assert "missing" in open(f"{run}/table.md").read()
 
 

@@ -27,8 +27,10 @@ def test_spread_statistics_on_hand_made_rewards():
     assert out["best_of_k_gain"]["mean"] == pytest.approx(((3 - 2) + (8 - 6)) / 2)
     # pairs of prompt 1: |1-2|, |1-3|, |2-3| -> 4/3; prompt 2: 0, 3, 3 -> 2; best of 2 gains half the pair gap
     assert out["pair_gap"]["mean"] == pytest.approx((4 / 3 + 2) / 2)
+    # two prompts with gains 1 and 2: a resampled mean is 1, 1.5 or 2 (probabilities 1/4, 1/2, 1/4), so of 200
+    # resamples about 50 are exactly 1 and 50 exactly 2, and the 2.5% and 97.5% percentiles are those values
     lo, hi = out["best_of_k_gain"]["ci"]
-    assert 1.0 <= lo <= hi <= 2.0
+    assert (lo, hi) == (1.0, 2.0)
     centred_len = [-10, 0, 10, 10, 0, -10]
     centred_r = [-1, 0, 1, -1, -1, 2]
     assert out["length_r_within_prompt"]["r"] == pytest.approx(stats.pearsonr(centred_len, centred_r).statistic)

@@ -12,8 +12,9 @@ from transformers import TrainerCallback
 
 from rmlab.models.chat_format import ChatFormatter
 from rmlab.scoring.scorers import ClassifierScorer
+from rmlab.training.ppo_parts import check_same_tokenizer, unique_prompts
 from rmlab.training.ppo_reward import TextReward, text_rewards
-from rmlab.training.train_ppo import check_same_tokenizer, setup_ppo, unique_prompts
+from rmlab.training.train_ppo import setup_ppo
 from tests.conftest import ROOT, compose_ppo_cfg
 
 

@@ -92,7 +92,7 @@ def reward_signal(cfg: DictConfig) -> dict:
     from rmlab.models.chat_format import ChatFormatter
     from rmlab.models.handle import open_model
     from rmlab.models.loading import load_causal_lm, pick_device
-    from rmlab.training.train_ppo import policy_tokenizer, ppo_prompts, reward_model_handle, text_reward
+    from rmlab.training.ppo_parts import policy_tokenizer, ppo_prompts, reward_model_handle, text_reward
 
     t0 = time.perf_counter()
     set_seed(cfg.seed)
