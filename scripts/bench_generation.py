@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 from rmlab.cli import run
-from rmlab.evaluation.bench import benchmark
+from rmlab.policy_eval.bench import benchmark
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="bench_generation")

@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 from rmlab.cli import run
-from rmlab.evaluation.policy_eval import evaluate_policy
+from rmlab.policy_eval.evaluate import evaluate_policy
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval_policy")

@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 from rmlab.cli import run
-from rmlab.evaluation.rm_eval import evaluate_rm
+from rmlab.rm_eval.evaluate import evaluate_rm
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval_rm")

@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 from rmlab.cli import run
-from rmlab.evaluation.refusal_fidelity import report_agreement
+from rmlab.policy_eval.refusal_fidelity import report_agreement
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="xstest_agreement")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.models import build_tiny_classifier, build_tiny_causal_lm, smollm2_tokenizer
+from tests.helpers.models import build_tiny_causal_lm, build_tiny_classifier, smollm2_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("RMLAB_DATA_DIR", ROOT.parent / "shared" / "data"))

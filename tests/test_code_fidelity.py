@@ -17,10 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from rmlab.evaluation.harness import MESSAGE
-from rmlab.evaluation.sandbox import Limits, RunResult, Sandbox
-from rmlab.evaluation.tasks.base import Example
-from rmlab.evaluation.tasks.code import HumanEvalPlus, MBPPPlus, _read_jsonl
+from rmlab.policy_eval.harness import MESSAGE
+from rmlab.policy_eval.sandbox import Limits, RunResult, Sandbox
+from rmlab.policy_eval.tasks.base import Example
+from rmlab.policy_eval.tasks.code import HumanEvalPlus, MBPPPlus, _read_jsonl
 
 PERTURB = '''
 

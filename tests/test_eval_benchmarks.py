@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import kendalltau, spearmanr
 
 from rmlab.analysis.compare import compare
-from rmlab.evaluation.rm_eval import evaluate_rm
+from rmlab.rm_eval.evaluate import evaluate_rm
 from tests.helpers.models import build_tiny_classifier
 
 
@@ -17,7 +17,7 @@ def test_reward_bench_math_pairs(eval_cfg, tiny_classifier_dir, data_dir, tmp_pa
     m = evaluate_rm(cfg)
     assert m["subsets"]["math-prm"]["n"] == 6 and m["overall"] is None
     assert len(m["missing_subsets"]) == 22 and m["sections"]["Reasoning"]["score"] is None
-    rows = [json.loads(x) for x in open(Path(cfg.paths.output_dir) / "scores.jsonl")]
+    rows = [json.loads(x) for x in (Path(cfg.paths.output_dir) / "scores.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and {"chosen", "rejected", "subset"} <= set(rows[0])
     # the first 6 problems of the file, in file order; accuracy recomputed from the per-pair scores (ties lose)
     raw = json.loads((data_dir / "reward-math" / "rewardbench-math" / "RewardBench_math.json").read_text())
@@ -37,7 +37,7 @@ def test_reward_math_sample(eval_cfg, tiny_classifier_dir, data_dir):
     assert m["random_baseline"]["accuracy"] == pytest.approx(0.1, abs=1e-15)
     assert m["random_baseline"]["mrr"] == pytest.approx(7381 / 25200, abs=1e-12)
     assert set(m["by_subject"]) == {"Algebra"} and set(m["by_level"]) == {"1", "5"}  # both sample problems
-    rows = [json.loads(x) for x in open(Path(cfg.paths.output_dir) / "scores.jsonl")]
+    rows = [json.loads(x) for x in (Path(cfg.paths.output_dir) / "scores.jsonl").read_text().splitlines()]
     assert rows[0]["solution_reference"][0] == "human_to_GPT-4" and len(rows[0]["score"]) == 10
     # recomputed from the per-problem scores: correct strictly above all 9 / at least as high as all 9, and
     # reciprocal rank with pessimistic ties, 1 / (1 + incorrect scoring >= correct)

@@ -13,7 +13,7 @@ import pytest
 from omegaconf import open_dict
 
 from rmlab.data.errors import DataValidationError
-from rmlab.evaluation.tasks import TASKS
+from rmlab.policy_eval.tasks import TASKS
 from tests.conftest import ROOT, compose_eval_cfg
 
 # Small but real subsets of every task (local data), short generations.
@@ -79,7 +79,7 @@ class _Killed(RuntimeError):
 
 @pytest.mark.slow
 def test_resume_after_a_kill_gives_the_same_metrics(tmp_path, tiny_lm_dir, data_dir):
-    from rmlab.evaluation.policy_eval import evaluate_policy
+    from rmlab.policy_eval.evaluate import evaluate_policy
 
     only = ["task=gsm8k", "task.gsm8k.max_examples=10", "task.gsm8k.decodings.0.max_new_tokens=6",
             "generation.batch_size=4", "generation.chunk_size=4", "generation.progress=false", "bootstrap.n_boot=50"]
@@ -171,8 +171,8 @@ def test_code_tasks_fall_back_to_the_base_tests_and_say_so(tmp_path, data_dir, m
 def test_generation_cache_key_covers_seed_backend_and_numerics():
     from omegaconf import OmegaConf
 
-    from rmlab.evaluation.generation import cache_key, generator_settings
-    from rmlab.evaluation.tasks.base import Decoding
+    from rmlab.generation.backends import cache_key, generator_settings
+    from rmlab.policy_eval.tasks.base import Decoding
 
     gen = OmegaConf.create({"backend": "hf", "batch_size": 16, "chunk_size": 64, "max_length": None})
     sampled = Decoding(name="t0.8", do_sample=True, temperature=0.8, n=4, max_new_tokens=8)
@@ -194,7 +194,7 @@ def test_generation_cache_key_covers_seed_backend_and_numerics():
 
 def test_another_seed_samples_again(tmp_path, tiny_lm_dir, data_dir):
     """``seed=1`` must not reuse the samples drawn with ``seed=0`` (it did: the seed was not in the cache key)."""
-    from rmlab.evaluation.policy_eval import evaluate_policy
+    from rmlab.policy_eval.evaluate import evaluate_policy
 
     only = ["task=gsm8k", "task.gsm8k.max_examples=2", "generation.batch_size=2", "generation.chunk_size=2",
             "generation.progress=false", "bootstrap.n_boot=20",

@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rmlab.data.errors import DataValidationError
-from rmlab.evaluation.rm_eval import evaluate_rm
+from rmlab.rm_eval.evaluate import evaluate_rm
 from rmlab.scoring.driver import ScoringError
 
 OUTPUTS = ["config.yaml", "scores.jsonl", "metrics.json", "table.md", "heatmap_chat.png", "heatmap_code.png",
@@ -32,7 +32,7 @@ def test_outputs_and_metrics_schema(eval_cfg, tiny_classifier_dir, rm_bench_dir)
     for name in OUTPUTS:
         path = Path(run) / name
         assert path.is_file() and path.stat().st_size > 0, name
-    m = json.loads(open(f"{run}/metrics.json").read())
+    m = json.loads(Path(f"{run}/metrics.json").read_text())
     assert m == json.loads(json.dumps(out))
     for key in ("benchmark", "model", "data_fingerprint", "domains_scored", "missing_domains", "overall",
                 "partial_overall"):
@@ -43,7 +43,7 @@ def test_outputs_and_metrics_schema(eval_cfg, tiny_classifier_dir, rm_bench_dir)
     for d, dm in m["domains"].items():
         assert {"n", "matrix", "easy", "normal", "hard", "avg", "ties", "ci"} <= set(dm)
     assert m["domains"]["safety"]["n"] == 6  # 3 safety-refuse + 3 safety-response, pooled
-    rows = [json.loads(line) for line in open(f"{run}/scores.jsonl")]
+    rows = [json.loads(line) for line in Path(f"{run}/scores.jsonl").read_text().splitlines()]
     assert len(rows) == 12 and all(len(r["chosen"]) == 3 and len(r["rejected"]) == 3 for r in rows)
     # every number recomputed from the per-prompt scores: M[i][j] = share of prompts whose chosen response in
     # style i scores strictly above the rejected one in style j; hard = upper triangle, normal = diagonal, easy =
@@ -59,7 +59,7 @@ def test_outputs_and_metrics_schema(eval_cfg, tiny_classifier_dir, rm_bench_dir)
         assert dm["avg"] == pytest.approx(sum(map(sum, mat)) / 9, abs=1e-12), d
     assert m["partial_overall"]["value"] == pytest.approx(
         sum(dm["avg"] for dm in m["domains"].values()) / 3, abs=1e-12)
-    assert "missing" in open(f"{run}/table.md").read()
+    assert "missing" in Path(f"{run}/table.md").read_text()
 
 
 def test_rerun_is_free_and_identical(eval_cfg, tiny_classifier_dir, rm_bench_dir, tmp_path):

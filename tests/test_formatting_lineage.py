@@ -69,7 +69,7 @@ def test_a_trained_model_directory_carries_its_formatting(tmp_path, tiny_classif
     """Train with a system prompt; ``model=<dir>`` then scores with it with no key repeated, and an explicit
     ``model.chat_template`` overrides the template (dropping the system prompt that went with it), recorded in
     metrics.json."""
-    from rmlab.evaluation.rm_eval import evaluate_rm
+    from rmlab.rm_eval.evaluate import evaluate_rm
     from rmlab.training.train_rm import train_reward_model
     from tests.conftest import compose_train_cfg
     from tests.test_train_rm import _tiny_overrides

@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 
 from rmlab.metrics.reward_bench import (
-    EXAMPLE_COUNTS, PRIOR_SETS, SECTIONS, overall_score, pair_outcomes, prior_sets_score, reward_bench_metrics,
-    section_scores)
+    EXAMPLE_COUNTS,
+    PRIOR_SETS,
+    SECTIONS,
+    overall_score,
+    pair_outcomes,
+    prior_sets_score,
+    reward_bench_metrics,
+    section_scores,
+)
 
 
 def _table(value_by_section):

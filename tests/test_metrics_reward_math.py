@@ -5,8 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from rmlab.metrics.reward_math import (
-    PRM_AGGREGATIONS, pairwise_outcomes, problem_outcomes, random_baselines, summarize)
+from rmlab.metrics.reward_math import PRM_AGGREGATIONS, pairwise_outcomes, problem_outcomes, random_baselines, summarize
 
 
 def test_accuracy_ties_and_pessimistic_mrr():

@@ -43,7 +43,7 @@ def test_unknown_dtype_and_device_are_one_line_errors():
 
 
 def test_eval_rm_rejects_a_bad_dtype_before_loading(eval_cfg, tiny_classifier_dir):
-    from rmlab.evaluation.rm_eval import evaluate_rm
+    from rmlab.rm_eval.evaluate import evaluate_rm
 
     cfg = eval_cfg([f"model={tiny_classifier_dir}", "model.dtype=float23"])
     with pytest.raises(ValueError, match="dtype='float23': unknown"):

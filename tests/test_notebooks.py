@@ -6,7 +6,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from rmlab.evaluation.rm_eval import evaluate_rm
+from rmlab.rm_eval.evaluate import evaluate_rm
 from tests.conftest import ROOT
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

@@ -6,10 +6,10 @@ from math import comb
 
 import pytest
 
-from rmlab.evaluation.extract import bbh_answer, bbh_match, gsm8k_target, last_number, numbers_equal
-from rmlab.evaluation.refusal import COMPLIANCE, PARTIAL, REFUSAL, is_refusal, parse_judge_label, strmatch_label
-from rmlab.evaluation.tasks.safety import refusal_metrics
 from rmlab.metrics.pass_at_k import mean_pass_at_k, pass_at_k
+from rmlab.policy_eval.extract import bbh_answer, bbh_match, gsm8k_target, last_number, numbers_equal
+from rmlab.policy_eval.refusal import COMPLIANCE, PARTIAL, REFUSAL, is_refusal, parse_judge_label, strmatch_label
+from rmlab.policy_eval.tasks.safety import refusal_metrics
 
 
 @pytest.mark.parametrize("output, expected", [

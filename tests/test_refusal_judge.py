@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from omegaconf import OmegaConf
 
-from rmlab.evaluation.judge import build_judge
-from rmlab.evaluation.refusal import COMPLIANCE, PARTIAL, REFUSAL
+from rmlab.policy_eval.judge import build_judge
+from rmlab.policy_eval.refusal import COMPLIANCE, PARTIAL, REFUSAL
 
 
 class _Handler(BaseHTTPRequestHandler):

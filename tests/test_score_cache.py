@@ -47,7 +47,7 @@ _EVAL = """
 import json, sys
 from pathlib import Path
 from tests.conftest import compose_eval_cfg
-from rmlab.evaluation.rm_eval import evaluate_rm
+from rmlab.rm_eval.evaluate import evaluate_rm
 model, out, scores, n = sys.argv[1:5]
 cfg = compose_eval_cfg(Path(out), [f"model={model}", f"benchmark.max_per_domain={n}", "scoring.batch_size=1",
                                    "bootstrap.n_boot=50"])

@@ -98,8 +98,8 @@ def test_a_moved_copy_of_the_same_data_is_the_same_stage(tmp_path, data_dir, mon
 
 def test_a_changed_upstream_stage_moves_its_branch_only(data_dir):
     before = _plan()
-    changed = _plan(["pipeline.reward_models.harmless_base.overrides=['preference.files=[\"harmless-base/*.jsonl.gz\"]',"
-                     "'preference.hub_data_dir=harmless-base','preference.hub_id=other/hh-rlhf']"])
+    changed = _plan([("pipeline.reward_models.harmless_base.overrides=['preference.files=[\"harmless-base/*.jsonl.gz\"]',"
+                      "'preference.hub_data_dir=harmless-base','preference.hub_id=other/hh-rlhf']")])
     assert _moved(before, changed) == {("harmless_base", step) for step in RM_STEPS}
 
 

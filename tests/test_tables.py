@@ -8,7 +8,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from rmlab.analysis.tables import make_tables, to_latex
-from rmlab.evaluation.rm_eval import evaluate_rm
+from rmlab.rm_eval.evaluate import evaluate_rm
 from tests.conftest import compose_eval_cfg
 from tests.test_correlation_study import make_study_runs
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rmlab.evaluation.rm_eval import evaluate_rm
+from rmlab.rm_eval.evaluate import evaluate_rm
 from rmlab.scoring.scorers import SCORERS
 
 TOL = 1e-12

@@ -99,6 +99,13 @@ def compare(runs_dir: str | Path, out_dir: str | Path, *, n_boot: int = 1000, se
     return result
 
 
+def _rank_cell(c: dict, k: str) -> str:
+    if c[k] is None:
+        return "n/a (constant scores)"
+    ci = c.get("ci", {})
+    return f"{c[k]:.2f}" + (f" [{ci[k][0]:.2f}, {ci[k][1]:.2f}]" if k in ci else "")
+
+
 def _pct(x) -> str:
     return "—" if x is None else f"{100 * x:.1f}"
 
@@ -129,10 +136,7 @@ def comparison_markdown(table: dict, correlations: dict) -> str:
     if correlations:
         lines += ["| benchmarks | models | Spearman (95% CI) | Kendall (95% CI) |", "|---|---|---|---|"]
         for name, c in correlations.items():
-            ci = c.get("ci", {})
-            fmt = lambda k: ("n/a (constant scores)" if c[k] is None else
-                             f"{c[k]:.2f}" + (f" [{ci[k][0]:.2f}, {ci[k][1]:.2f}]" if k in ci else ""))
-            lines.append(f"| {name} | {c['n_models']} | {fmt('spearman')} | {fmt('kendall')} |")
+            lines.append(f"| {name} | {c['n_models']} | {_rank_cell(c, 'spearman')} | {_rank_cell(c, 'kendall')} |")
     else:
         lines.append("Rank correlations need at least 3 models scored on both benchmarks.")
     return "\n".join(lines) + "\n"

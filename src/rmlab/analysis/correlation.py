@@ -98,3 +98,12 @@ def correlation_report(points: Sequence[Point], *, standardise: str = "none", n_
         "permutation_p": float((np.sum(np.abs(perm) >= abs(r) - 1e-12) + 1) / (n_perm + 1)) if n_perm else None,
         "leave_one_reward_model_out": loo,
     }
+
+
+def correlation_figure(panels: dict, path) -> object:
+    """The scatter of each benchmark's points as the report read them (standardised the same way);
+    ``panels[benchmark] = (points, report)``."""
+    from rmlab.utils.plots import correlation_scatter
+
+    return correlation_scatter({bench: (*standardised(points, rep["standardise"]), [p.group for p in points], rep)
+                                for bench, (points, rep) in panels.items()}, path)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from rmlab.analysis.correlation import Point, correlation_report
+from rmlab.analysis.correlation import Point, correlation_figure, correlation_report
 from rmlab.analysis.runs import choose_runs, find_runs, runs_value
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,6 @@ def build_points(rms: dict, policies: dict, benchmark: str, groups_spec, *, poli
 
 def correlate(cfg) -> dict:
     """The body of ``scripts/correlate.py``: ``correlation.json``, ``correlation.md``, ``correlation.png``."""
-    from rmlab.analysis.plots import correlation_scatter
     from rmlab.utils.io import write_json, write_text
 
     out = Path(cfg.paths.output_dir)
@@ -187,7 +186,7 @@ def correlate(cfg) -> dict:
     table = correlation_markdown(result)
     write_text(out / "correlation.md", table)
     if figure_data:
-        correlation_scatter(figure_data, out / "correlation.png")
+        correlation_figure(figure_data, out / "correlation.png")
     print(table)
     return result
 

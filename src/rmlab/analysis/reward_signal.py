@@ -88,7 +88,7 @@ def reward_signal(cfg: DictConfig) -> dict:
     import torch
     from transformers import set_seed
 
-    from rmlab.evaluation.generate import generate_ids
+    from rmlab.generation.sampling import generate_ids
     from rmlab.models.chat_format import ChatFormatter
     from rmlab.models.handle import open_model
     from rmlab.models.loading import load_causal_lm, pick_device

@@ -121,7 +121,7 @@ def rm_bench_heatmaps(models: dict, out: Path) -> list[Path]:
     model and domain, and one of the mean over the scored domains, under ``heatmaps/<model>/``."""
     import numpy as np
 
-    from rmlab.analysis.plots import style_substance_heatmap
+    from rmlab.utils.plots import style_substance_heatmap
 
     paths = []
     for model, per_bench in sorted(models.items()):

@@ -1,4 +1,4 @@
-"""What every benchmark provides to the evaluator (:func:`rmlab.evaluation.rm_eval.evaluate_rm`)."""
+"""What every benchmark provides to the evaluator (:func:`rmlab.rm_eval.evaluate.evaluate_rm`)."""
 
 from __future__ import annotations
 

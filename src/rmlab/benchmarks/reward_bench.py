@@ -56,9 +56,9 @@ class RewardBench:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
                  "| " + " | ".join([model_name, *cells, pct(metrics["prior_sets"]), pct(metrics["overall"])]) + " |", ""]
         if metrics["missing_subsets"]:
-            lines += [f"Missing subsets ({len(metrics['missing_subsets'])}): {', '.join(metrics['missing_subsets'])}. "
-                      "Sections with a missing subset have no score; a partial score over the subsets present is "
-                      "shown in parentheses. Overall needs all four sections.", ""]
+            lines += [(f"Missing subsets ({len(metrics['missing_subsets'])}): {', '.join(metrics['missing_subsets'])}. "
+                       "Sections with a missing subset have no score; a partial score over the subsets present is "
+                       "shown in parentheses. Overall needs all four sections."), ""]
         lines += ["| subset | n | accuracy (95% CI) | ties |", "|---|---|---|---|"]
         for name, m in sorted(metrics["subsets"].items()):
             ci = m.get("ci")
@@ -68,7 +68,7 @@ class RewardBench:
 
     @staticmethod
     def figures(metrics: dict, model_name: str, out_dir: Path) -> list[Path]:
-        from rmlab.analysis.plots import bar_chart
+        from rmlab.utils.plots import bar_chart
 
         subsets = sorted(metrics["subsets"])
         return [bar_chart({s: metrics["subsets"][s]["accuracy"] for s in subsets}, title=f"{model_name}: RewardBench",

@@ -45,8 +45,8 @@ class RewardMath:
     def table(metrics: dict, model_name: str) -> str:
         rb = metrics["random_baseline"]
         lines = ["| model | n | accuracy | accuracy (ties count) | MRR |", "|---|---|---|---|---|",
-                 f"| {model_name} | {metrics['n']} | {100 * metrics['accuracy']:.2f} | "
-                 f"{100 * metrics['accuracy_with_ties']:.2f} | {100 * metrics['mrr']:.2f} |",
+                 (f"| {model_name} | {metrics['n']} | {100 * metrics['accuracy']:.2f} | "
+                  f"{100 * metrics['accuracy_with_ties']:.2f} | {100 * metrics['mrr']:.2f} |"),
                  f"| random | | {100 * rb['accuracy']:.2f} | {100 * rb['accuracy']:.2f} | {100 * rb['mrr']:.2f} |", ""]
         for key, title in (("by_subject", "subject"), ("by_level", "level")):
             lines += [f"| {title} | n | accuracy | MRR |", "|---|---|---|---|"]
@@ -57,7 +57,7 @@ class RewardMath:
 
     @staticmethod
     def figures(metrics: dict, model_name: str, out_dir: Path) -> list[Path]:
-        from rmlab.analysis.plots import bar_chart
+        from rmlab.utils.plots import bar_chart
 
         return [bar_chart({s: m["accuracy"] for s, m in metrics.get("by_subject", {}).items()},
                           title=f"{model_name}: RewardMATH accuracy by subject", ylabel="accuracy",

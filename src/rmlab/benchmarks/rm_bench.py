@@ -61,7 +61,7 @@ class RMBench:
 
     @staticmethod
     def figures(metrics: dict, model_name: str, out_dir: Path) -> list[Path]:
-        from rmlab.analysis.plots import style_substance_heatmap
+        from rmlab.utils.plots import style_substance_heatmap
 
         return [
             style_substance_heatmap(np.array(m["matrix"]), title=f"{model_name}: RM-Bench {d} (n={m['n']})",
@@ -101,9 +101,9 @@ def markdown_table(metrics: dict, model_name: str) -> str:
            *[_pct(metrics["difficulty"][k]) for k in ("easy", "normal", "hard")], avg_cell]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head), "| " + " | ".join(row) + " |", ""]
     if metrics["missing_domains"]:
-        lines += [f"Missing domains: {', '.join(metrics['missing_domains'])}. Overall is not defined; the partial "
-                  f"mean covers {', '.join(metrics['partial_overall']['domains'])} only, and easy / normal / hard "
-                  "are averaged over those domains.", ""]
+        lines += [(f"Missing domains: {', '.join(metrics['missing_domains'])}. Overall is not defined; the partial "
+                   f"mean covers {', '.join(metrics['partial_overall']['domains'])} only, and easy / normal / hard "
+                   "are averaged over those domains."), ""]
     lines += ["| domain | n | easy | normal | hard | avg (95% CI) | ties |", "|---|---|---|---|---|---|---|"]
     for name, m in d.items():
         ci = m.get("ci", {})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import re
 
-from rmlab.data.preference import MalformedRow, PreferenceExample
+from rmlab.data.pairs import MalformedRow, PreferenceExample
 from rmlab.utils.registry import Registry
 
 CONVERTERS: Registry = Registry("preference converter")

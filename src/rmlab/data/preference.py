@@ -12,31 +12,16 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from rmlab.data.converters import CONVERTERS
 from rmlab.data.errors import DataValidationError
 from rmlab.data.files import read_records
+from rmlab.data.pairs import MalformedRow, PreferenceExample
 from rmlab.utils.hashing import stable_hash
 
 log = logging.getLogger(__name__)
-
-
-class MalformedRow(ValueError):
-    """A source row that cannot be turned into a preference pair; the message says which field and why."""
-
-
-@dataclass(frozen=True)
-class PreferenceExample:
-    source: str
-    id: str
-    prompt: tuple[tuple[str, str], ...]
-    chosen: str
-    rejected: str
-    meta: dict = field(default_factory=dict, compare=False, hash=False)
-
-    def as_row(self) -> list:
-        return [self.source, self.id, [list(t) for t in self.prompt], self.chosen, self.rejected]
 
 
 @dataclass
@@ -82,7 +67,6 @@ def fingerprint(examples: Sequence[PreferenceExample]) -> str:
 
 def load_preferences(cfg, *, seed: int) -> PreferenceSplits:
     """Load ``cfg`` (a ``conf/preference/*.yaml``) from its local directory, or else from the Hub."""
-    from rmlab.data.converters import CONVERTERS
 
     converter = CONVERTERS[cfg.converter]
     malformed: list[dict] = []

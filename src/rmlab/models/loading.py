@@ -65,7 +65,7 @@ def _hub_fingerprint(repo_id: str, revision: str | None) -> str:
 
     try:
         sha = HfApi().model_info(repo_id, revision=revision).sha
-    except Exception as err:  # offline or gated: fall back to the name, and say so
+    except Exception as err:  # noqa: BLE001  (offline, gated, or any Hub error: fall back to the name, and say so)
         log.warning("could not resolve %s@%s on the Hub (%s); fingerprinting by name", repo_id, revision, err)
         sha = None
     return f"hub:{repo_id}@{sha or revision or 'unresolved'}"

@@ -51,8 +51,8 @@ STAGES: dict[str, StageKind] = {k.entry: k for k in (
     StageKind("train_rm", "rmlab.training.train_rm:train_reward_model", "train_metrics.json", ("model",), "model"),
     StageKind("train_dpo", "rmlab.training.train_dpo:train_dpo", "train_metrics.json", ("model",), "model"),
     StageKind("train_ppo", "rmlab.training.train_ppo:train_ppo", "train_metrics.json", ("policy",), "policy"),
-    StageKind("eval_rm", "rmlab.evaluation.rm_eval:evaluate_rm", "metrics.json", ("model",), None),
-    StageKind("eval_policy", "rmlab.evaluation.policy_eval:evaluate_policy", "summary.json", ("policy",), None),
+    StageKind("eval_rm", "rmlab.rm_eval.evaluate:evaluate_rm", "metrics.json", ("model",), None),
+    StageKind("eval_policy", "rmlab.policy_eval.evaluate:evaluate_policy", "summary.json", ("policy",), None),
 )}
 
 

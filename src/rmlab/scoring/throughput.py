@@ -192,8 +192,8 @@ def benchmark(cfg) -> dict:
 
 
 def format_report(r: dict) -> str:
-    lines = [f"Scoring throughput: {r['model']}, {r['n_prompts']} RM-Bench prompts ({r['n_texts']} texts), "
-             f"max_length {r['max_length']}, {r['threads']} threads", ""]
+    lines = [(f"Scoring throughput: {r['model']}, {r['n_prompts']} RM-Bench prompts ({r['n_texts']} texts), "
+              f"max_length {r['max_length']}, {r['threads']} threads"), ""]
     lines.append("| dtype | matmul GFLOP/s | SDPA GFLOP/s | baseline tok/s | ours tok/s | ours / baseline | "
                  "ours / matmul rate (2P FLOPs/token) | ours / (matmul + attention) floor |")
     lines.append("|---|---|---|---|---|---|---|---|")

@@ -1,1 +1,1 @@
-"""Training stages: classifier reward models (Lightning), and later DPO and PPO (TRL)."""
+"""Training stages: classifier reward models (Lightning, Bradley-Terry), DPO and PPO (TRL)."""

@@ -29,8 +29,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from transformers import TrainerCallback
 
-from rmlab.analysis.plots import training_curves
-from rmlab.evaluation.generate import generate_ids
+from rmlab.generation.sampling import generate_ids
 from rmlab.metrics.bootstrap import bootstrap_mean_interval
 from rmlab.models.chat_format import ChatFormatter
 from rmlab.models.handle import open_model
@@ -52,6 +51,7 @@ from rmlab.training.ppo_resume import PPOCheckpoint, SeededEpochs, checkpoint_di
 from rmlab.training.ppo_reward import TextReward, text_rewards
 from rmlab.utils.io import write_json, write_jsonl
 from rmlab.utils.loggers import hf_report_to
+from rmlab.utils.plots import training_curves
 from rmlab.utils.run_info import run_info
 
 log = logging.getLogger(__name__)

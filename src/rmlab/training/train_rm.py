@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from pathlib import Path
 
 import hydra
@@ -59,6 +60,8 @@ def train_reward_model(cfg: DictConfig) -> dict:
     fit_t0 = time.perf_counter()
     if ckpt is not None:  # the batches the checkpoint had consumed are skipped, not trained on again
         dm.resume_at(*lightning_position(ckpt))
+        # Lightning warns that a plain DataLoader cannot resume mid-epoch; ours skips what the checkpoint consumed
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
     trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
     fit_seconds = time.perf_counter() - fit_t0
     if module.heldout_step != trainer.global_step or not module.heldout_rewards:  # not yet scored with the final weights
@@ -101,7 +104,7 @@ def _newest_checkpoint(checkpoints: Path) -> Path | None:
 
 def evaluate_trained(cfg: DictConfig, model_dir: Path, run_dir: Path) -> dict:
     """Evaluate the trained model on ``cfg.evaluate.benchmarks`` with the evaluator's own code path."""
-    from rmlab.evaluation.rm_eval import evaluate_rm
+    from rmlab.rm_eval.evaluate import evaluate_rm
     from rmlab.utils.config import compose_config
 
     results = {}

@@ -11,7 +11,7 @@ Per task, in ``<run dir>/<task>/`` (all written atomically):
 And over tasks, in the run directory: ``summary.{md,csv,json}``.
 
 Generations are cached per (policy fingerprint, chat formatting, task, decoding), so a killed run resumes and a
-finished one re-scores without the model (see :mod:`rmlab.evaluation.generation`).
+finished one re-scores without the model (see :mod:`rmlab.generation.backends`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from rmlab.evaluation.generation import (
+from rmlab.generation.backends import (
     cache_key,
     generate_cached,
     generator_settings,
@@ -32,11 +32,11 @@ from rmlab.evaluation.generation import (
     requests_for,
     vllm_backend,
 )
-from rmlab.evaluation.tasks import TASKS
-from rmlab.evaluation.tasks.base import ScoreContext
 from rmlab.models.chat_format import ChatFormatter
 from rmlab.models.handle import open_model
 from rmlab.models.loading import load_causal_lm, pick_device
+from rmlab.policy_eval.tasks import TASKS
+from rmlab.policy_eval.tasks.base import ScoreContext
 from rmlab.scoring.cache import ScoreCache
 from rmlab.utils.io import write_json, write_jsonl, write_text
 from rmlab.utils.loggers import build_logger
@@ -100,16 +100,16 @@ def _score_context(cfg: DictConfig, task_cfg: DictConfig) -> ScoreContext:
     ctx = ScoreContext(seed=int(cfg.seed), n_boot=int(cfg.bootstrap.n_boot), confidence=float(cfg.bootstrap.confidence),
                        progress=bool(cfg.generation.get("progress", True)))
     if task_cfg.kind in ("humaneval_plus", "mbpp_plus"):
-        from rmlab.evaluation.sandbox import build_sandbox
+        from rmlab.policy_eval.sandbox import build_sandbox
 
         ctx.sandbox = build_sandbox(cfg.sandbox)
         ctx.sandbox.check()  # stops here, with the reason, if the sandbox cannot start
     if task_cfg.kind == "toxigen":
-        from rmlab.evaluation.toxicity import build_classifier
+        from rmlab.policy_eval.toxicity import build_classifier
 
         ctx.toxicity = build_classifier(task_cfg.classifier, device=pick_device(cfg.device))
     if task_cfg.kind == "xstest" and task_cfg.labeler != "strmatch":
-        from rmlab.evaluation.judge import build_judge
+        from rmlab.policy_eval.judge import build_judge
 
         ctx.judge = build_judge(task_cfg.judge, cfg)
     return ctx

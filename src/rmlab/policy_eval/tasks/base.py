@@ -1,7 +1,7 @@
 """What a downstream task is: examples to prompt with, decodings to sample them with, and a scorer.
 
 A task is data plus three functions (lm-evaluation-harness's split of tasks, models and metrics): ``load`` reads
-the examples (local copy first, then the Hub), the driver formats and generates (:mod:`rmlab.evaluation.policy_eval`),
+the examples (local copy first, then the Hub), the driver formats and generates (:mod:`rmlab.policy_eval.evaluate`),
 ``score`` turns generations into per-example rows and one headline metric with a bootstrap interval.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rmlab.generation.decoding import Decoding
 from rmlab.metrics.bootstrap import bootstrap_mean_interval
 from rmlab.utils.hashing import stable_hash
 
@@ -26,29 +27,6 @@ class Example:
     reference: dict = field(default_factory=dict)  # whatever scoring needs: target, tests, label, group
 
 
-@dataclass(frozen=True)
-class Decoding:
-    """One decoding of every example: ``n`` samples, greedy or at ``temperature``."""
-
-    name: str
-    max_new_tokens: int
-    stop: tuple[str, ...] = ()
-    do_sample: bool = False
-    temperature: float = 0.0
-    n: int = 1
-
-    @classmethod
-    def from_cfg(cls, d) -> Decoding:
-        d = dict(d)
-        return cls(name=str(d["name"]), max_new_tokens=int(d["max_new_tokens"]), stop=tuple(d.get("stop") or ()),
-                   do_sample=bool(d.get("do_sample", False)), temperature=float(d.get("temperature", 0.0)),
-                   n=int(d.get("n", 1)))
-
-    def describe(self) -> dict:
-        return {"name": self.name, "max_new_tokens": self.max_new_tokens, "stop": list(self.stop),
-                "do_sample": self.do_sample, "temperature": self.temperature, "n": self.n}
-
-
 @dataclass
 class ScoreContext:
     """What scorers may need beyond the generations (built lazily by the driver)."""
@@ -56,8 +34,8 @@ class ScoreContext:
     seed: int = 0
     n_boot: int = 1000
     confidence: float = 0.95
-    sandbox: object = None            # rmlab.evaluation.sandbox.Sandbox
-    toxicity: object = None           # rmlab.evaluation.toxicity.ToxicityClassifier
+    sandbox: object = None            # rmlab.policy_eval.sandbox.Sandbox
+    toxicity: object = None           # rmlab.policy_eval.toxicity.ToxicityClassifier
     judge: object = None              # callable (prompt, completion) -> label, for XSTest
     progress: bool = True
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from rmlab.data.errors import DataValidationError as DataError
-from rmlab.evaluation.extract import gsm8k_target, last_number, numbers_equal
-from rmlab.evaluation.tasks.base import Example, Task
+from rmlab.policy_eval.extract import gsm8k_target, last_number, numbers_equal
+from rmlab.policy_eval.tasks.base import Example, Task
 
 
 class GSM8k(Task):

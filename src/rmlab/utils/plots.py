@@ -83,18 +83,14 @@ GROUP_COLOURS = {"math": "tab:blue", "code": "tab:orange", "safety": "tab:green"
 
 def correlation_scatter(panels: dict, path: Path) -> Path:
     """RM-Bench Fig. 5-style scatter, one panel per benchmark: one colour per task group, the least-squares line
-    over all points, and Pearson r and p in the legend. ``panels[benchmark] = (points, report)``."""
+    over all points, and Pearson r and p in the legend. ``panels[benchmark] = (x, y, groups, report)``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from rmlab.analysis.correlation import standardised
-
     fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.8), squeeze=False)
-    for ax, (bench, (points, rep)) in zip(axes[0], panels.items()):
-        x, y = standardised(points, rep["standardise"])
-        groups = [p.group for p in points]
+    for ax, (bench, (x, y, groups, rep)) in zip(axes[0], panels.items()):
         for g in dict.fromkeys(groups):
             m = np.array([gg == g for gg in groups])
             ax.scatter(x[m], y[m], color=GROUP_COLOURS.get(g, "grey"), label=g, s=36)

@@ -7,8 +7,8 @@ import json
 import numpy as np
 
 from rmlab.data.errors import DataValidationError as DataError
-from rmlab.evaluation.extract import bbh_answer, bbh_match
-from rmlab.evaluation.tasks.base import Example, Task
+from rmlab.policy_eval.extract import bbh_answer, bbh_match
+from rmlab.policy_eval.tasks.base import Example, Task
 
 
 def strip_canary(cot_prompt: str) -> str:

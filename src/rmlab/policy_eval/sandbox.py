@@ -22,7 +22,7 @@ in the evaluator's own user, network and filesystem, and only disable some funct
   bomb must hit a process limit.
 
 A **test verdict** (:meth:`Sandbox.run_tests`, used for HumanEval / MBPP) is not the exit status, which a program
-fakes with ``os._exit(0)`` before its tests: the program runs under :mod:`rmlab.evaluation.harness`, which gets a
+fakes with ``os._exit(0)`` before its tests: the program runs under :mod:`rmlab.policy_eval.harness`, which gets a
 fresh per-run secret on stdin before any program code runs and, only after the program's last statement (its
 tests), writes a token derived from it to a pipe of its own; a pass needs exit status 0 and that token. Code
 that inspects its own interpreter (frames, ``gc``, ``/proc/self/mem``) can still find the token; the harness's
@@ -47,7 +47,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from rmlab.evaluation import harness, processes
+from rmlab.policy_eval import harness, processes
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ class Sandbox:
     def run_tests(self, source: str) -> RunResult:
         """Run a program that ends with its tests (a completion and its test code): it passes only if it exits 0
         **and** the harness's pass signal arrives, which the harness emits after the program's last statement
-        (:mod:`rmlab.evaluation.harness`); exiting 0 early is ``no_pass_signal``."""
+        (:mod:`rmlab.policy_eval.harness`); exiting 0 early is ``no_pass_signal``."""
         secret = harness.new_secret()
         with self._program_dir(source) as program_dir:
             shutil.copyfile(harness.__file__, Path(program_dir) / "harness.py")

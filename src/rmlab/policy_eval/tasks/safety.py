@@ -8,8 +8,8 @@ import gzip
 import numpy as np
 
 from rmlab.data.errors import DataValidationError as DataError
-from rmlab.evaluation.refusal import is_refusal, strmatch_label
-from rmlab.evaluation.tasks.base import Example, Task
+from rmlab.policy_eval.refusal import is_refusal, strmatch_label
+from rmlab.policy_eval.tasks.base import Example, Task
 
 
 class ToxiGen(Task):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from rmlab.evaluation.tasks.base import Decoding
+from rmlab.generation.decoding import Decoding
 from rmlab.scoring.cache import ScoreCache
 from rmlab.utils.hashing import stable_hash, text_hash
 

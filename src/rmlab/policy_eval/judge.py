@@ -1,6 +1,6 @@
 """LLM judges of XSTest refusals (``task.labeler=judge``): a local causal LM or an OpenAI-compatible endpoint.
 
-Either answers :data:`rmlab.evaluation.refusal.JUDGE_PROMPT` greedily; the first class name in its answer is the
+Either answers :data:`rmlab.policy_eval.refusal.JUDGE_PROMPT` greedily; the first class name in its answer is the
 label, and an answer naming none is recorded as ``unparsed`` and counted as compliance (reported in metrics).
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from rmlab.evaluation.refusal import COMPLIANCE, JUDGE_PROMPT, openai_compatible_chat, parse_judge_label
+from rmlab.policy_eval.refusal import COMPLIANCE, JUDGE_PROMPT, openai_compatible_chat, parse_judge_label
 
 
 class Judge:

@@ -5,7 +5,7 @@ extra inputs) when ``test_set: plus``; the original HumanEval / MBPP tests with 
 problems, the authors' tests). ``metrics.json`` names the test set used.
 
 A sample passes only on a positive signal from the test harness, never on an exit status alone: the program
-(prompt, completion, tests) runs under :mod:`rmlab.evaluation.harness` in the sandbox (``Sandbox.run_tests``),
+(prompt, completion, tests) runs under :mod:`rmlab.policy_eval.harness` in the sandbox (``Sandbox.run_tests``),
 which writes a token derived from a per-run secret to a pipe of its own after the program's last statement, the
 tests included. A completion that exits 0 early (``os._exit(0)``, ``sys.exit(0)``, ``raise SystemExit(0)`` at
 import time or in the function under test), prints something pass-like, or writes guesses built from what it can
@@ -25,8 +25,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rmlab.data.errors import DataValidationError as DataError
-from rmlab.evaluation.tasks.base import Example, Task
 from rmlab.metrics.pass_at_k import pass_at_k
+from rmlab.policy_eval.tasks.base import Example, Task
 
 log = logging.getLogger(__name__)
 

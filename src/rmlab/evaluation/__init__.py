@@ -1,1 +1,0 @@
-"""Evaluation stages: reward models on benchmarks (and, later, policies on downstream tasks)."""

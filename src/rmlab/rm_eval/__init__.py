@@ -1,0 +1,1 @@
+"""Reward-model evaluation: a reward model scored on a benchmark (:mod:`rmlab.benchmarks`) through the score cache."""
