@@ -64,8 +64,12 @@ def tiny_classifier_dir(tmp_path_factory, tokenizer) -> Path:
     return build_tiny_classifier(tmp_path_factory.mktemp("tiny-rm"), tokenizer, seed=0)
 
 
-def compose_eval_cfg(tmp_path: Path, overrides: list[str] | None = None, config_name: str = "eval_rm",
-                     base: tuple[str, ...] = ("device=cpu", "logger=none", "scoring.progress=false")):
+def compose_eval_cfg(
+    tmp_path: Path,
+    overrides: list[str] | None = None,
+    config_name: str = "eval_rm",
+    base: tuple[str, ...] = ("device=cpu", "logger=none", "scoring.progress=false"),
+):
     """The real ``conf/<config_name>.yaml`` with CPU, no logger, and outputs and score cache under ``tmp_path``."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -77,9 +81,7 @@ def compose_eval_cfg(tmp_path: Path, overrides: list[str] | None = None, config_
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(
             config_name=config_name,
-            overrides=rewrite_model_overrides(
-                [*base, *(overrides or [])], ("model", "policy")
-            ),
+            overrides=rewrite_model_overrides([*base, *(overrides or [])], ("model", "policy")),
             return_hydra_config=True,
         )
     with open_dict(cfg):

@@ -14,7 +14,7 @@ def test_tulu_template_is_exact(tokenizer):
 def test_tokenizer_template_prefix_and_braces(tokenizer):
     pair = ChatFormatter(tokenizer, "tokenizer").format("use {braces}", "ok {x}")
     assert pair.text.startswith(pair.prefix)
-    assert "use {braces}" in pair.prefix and pair.text[len(pair.prefix):].startswith("ok {x}")
+    assert "use {braces}" in pair.prefix and pair.text[len(pair.prefix) :].startswith("ok {x}")
 
 
 def test_missing_tokenizer_template_is_an_error(tokenizer):

@@ -22,7 +22,7 @@ from rmlab.policy_eval.sandbox import Limits, RunResult, Sandbox
 from rmlab.policy_eval.tasks.base import Example
 from rmlab.policy_eval.tasks.code import HumanEvalPlus, MBPPPlus, _read_jsonl
 
-PERTURB = '''
+PERTURB = """
 
 import functools as _rmlab_functools
 
@@ -47,7 +47,7 @@ _rmlab_canonical = {entry}
 @_rmlab_functools.wraps(_rmlab_canonical)
 def {entry}(*args, **kwargs):
     return _rmlab_perturb(_rmlab_canonical(*args, **kwargs))
-'''
+"""
 
 
 @pytest.mark.slow
@@ -57,11 +57,19 @@ def test_canonical_solutions_pass_and_wrong_ones_fail(data_dir):
     sandbox = Sandbox()
     sandbox.check()
     task = HumanEvalPlus.__new__(HumanEvalPlus)  # only its program builder is used here
-    examples = [Example(id=r["task_id"], user="", reference={"prompt": r["prompt"], "test": r["test"],
-                                                             "entry_point": r["entry_point"]}) for r in rows]
+    examples = [
+        Example(
+            id=r["task_id"],
+            user="",
+            reference={"prompt": r["prompt"], "test": r["test"], "entry_point": r["entry_point"]},
+        )
+        for r in rows
+    ]
     right = [task.program(ex, r["canonical_solution"]) for ex, r in zip(examples, rows)]
-    wrong = [task.program(ex, r["canonical_solution"] + PERTURB.format(entry=r["entry_point"]))
-             for ex, r in zip(examples, rows)]
+    wrong = [
+        task.program(ex, r["canonical_solution"] + PERTURB.format(entry=r["entry_point"]))
+        for ex, r in zip(examples, rows)
+    ]
     with ThreadPoolExecutor(max_workers=2) as pool:  # as CodeTask.score runs them: under the test harness
         right_res = list(pool.map(sandbox.run_tests, right))
         wrong_res = list(pool.map(sandbox.run_tests, wrong))
@@ -74,16 +82,27 @@ def test_canonical_solutions_pass_and_wrong_ones_fail(data_dir):
 
 # ---- a pass is the harness's signal, not an exit status the program can fake --------------------------------------
 
-HUMANEVAL_ADD = Example(id="HumanEval/add", user="", reference={
-    "prompt": 'def add(a: int, b: int) -> int:\n    """The sum of a and b."""\n',
-    "test": "def check(candidate):\n    assert candidate(1, 2) == 3\n    assert candidate(-5, 5) == 0\n"
-            "    assert candidate(0, 0) == 0\n",
-    "entry_point": "add"})
-MBPP_ADD = Example(id="Mbpp/add", user="", reference={
-    "imports": "import math", "test": "assert add(1, 2) == 3\nassert add(-5, 5) == 0\nassert add(0, 0) == 0\n"})
+HUMANEVAL_ADD = Example(
+    id="HumanEval/add",
+    user="",
+    reference={
+        "prompt": 'def add(a: int, b: int) -> int:\n    """The sum of a and b."""\n',
+        "test": "def check(candidate):\n    assert candidate(1, 2) == 3\n    assert candidate(-5, 5) == 0\n"
+        "    assert candidate(0, 0) == 0\n",
+        "entry_point": "add",
+    },
+)
+MBPP_ADD = Example(
+    id="Mbpp/add",
+    user="",
+    reference={
+        "imports": "import math",
+        "test": "assert add(1, 2) == 3\nassert add(-5, 5) == 0\nassert add(0, 0) == 0\n",
+    },
+)
 TASKS = {"humaneval": (HumanEvalPlus, HUMANEVAL_ADD), "mbpp": (MBPPPlus, MBPP_ADD)}
 
-PASS_LINES = '''
+PASS_LINES = """
 import sys
 print("PASSED")
 print("All tests passed: 3/3")
@@ -92,11 +111,11 @@ print({message!r})
 print("rmlab-pass " + "0123456789abcdef" * 4)
 sys.stderr.write("tests passed\\n")
 sys.exit(0)
-'''
+"""
 
 # Everything the program can read, every token-like word in it, and HMACs / hashes of them under the harness's
 # published message (the attacker knows the harness's code), written to fds 1..20 and every fd it has open.
-FORGER = r'''
+FORGER = r"""
 import glob, hashlib, hmac, os, re, sys
 MESSAGE = {message!r}
 here = os.path.dirname(os.path.abspath(__file__))
@@ -133,7 +152,7 @@ for fd in sorted(set(range(1, 21)) | {{int(n) for n in os.listdir("/proc/self/fd
     except OSError:
         pass
 os._exit(0)
-'''
+"""
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,9 @@ def test_model_configs_compose(tmp_path, model):
     cfg = compose_eval_cfg(tmp_path, overrides)
     OmegaConf.resolve(cfg)
     assert cfg.model.kind in {"auto", *SCORERS.names()}
-    assert cfg.model.chat_template in ({"tokenizer", "tulu", "plain", None} if model == "auto" else {"tokenizer", "tulu", "plain"})
+    assert cfg.model.chat_template in (
+        {"tokenizer", "tulu", "plain", None} if model == "auto" else {"tokenizer", "tulu", "plain"}
+    )
     assert cfg.benchmark.name in BENCHMARKS
 
 
@@ -38,11 +40,16 @@ def test_experiments_compose(tmp_path, experiment):
         _check_pipeline(tmp_path, experiment)
         return
     if entry == "train_ppo":  # the reward model is given on the command line
-        cfg = compose_eval_cfg(tmp_path, [f"experiment={experiment}", "reward_model=/some/rm"], config_name=entry,
-                               base=("device=cpu", "logger=none"))
+        cfg = compose_eval_cfg(
+            tmp_path,
+            [f"experiment={experiment}", "reward_model=/some/rm"],
+            config_name=entry,
+            base=("device=cpu", "logger=none"),
+        )
     elif entry == "eval_policy":
-        cfg = compose_eval_cfg(tmp_path, [f"experiment={experiment}"], config_name=entry,
-                               base=("device=cpu", "logger=none"))
+        cfg = compose_eval_cfg(
+            tmp_path, [f"experiment={experiment}"], config_name=entry, base=("device=cpu", "logger=none")
+        )
     else:
         cfg = compose_eval_cfg(tmp_path, [f"experiment={experiment}"], config_name=entry)
     OmegaConf.resolve(cfg)
@@ -63,13 +70,16 @@ def _check_pipeline(tmp_path, experiment):
 
         stages = [(s.entry, list(s.overrides), s.groups) for s in plan_study(cfg)]
     else:
-        stages = [("train_rm", [*p.preference_overrides, *p.classifier.overrides], ("model",)),
-                  ("train_dpo", [*p.preference_overrides, *p.dpo.overrides], ("model",)),
-                  ("eval_rm", ["model=/some/run/model", *p.eval.overrides], ("model",))]
+        stages = [
+            ("train_rm", [*p.preference_overrides, *p.classifier.overrides], ("model",)),
+            ("train_dpo", [*p.preference_overrides, *p.dpo.overrides], ("model",)),
+            ("eval_rm", ["model=/some/run/model", *p.eval.overrides], ("model",)),
+        ]
     for entry, overrides, groups in stages:
         base = ("device=cpu", "logger=none") + (("scoring.progress=false",) if entry in ("train_rm", "eval_rm") else ())
-        stage = compose_eval_cfg(tmp_path, rewrite_model_overrides(list(overrides), groups), config_name=entry,
-                                 base=base)
+        stage = compose_eval_cfg(
+            tmp_path, rewrite_model_overrides(list(overrides), groups), config_name=entry, base=base
+        )
         OmegaConf.resolve(stage)
 
 
@@ -82,7 +92,9 @@ def test_paths_come_from_the_paths_config(tmp_path):
 def test_model_spec_rewrite():
     assert rewrite_model_overrides(["model=smollm2_135m_rm", "seed=1"]) == ["model=smollm2_135m_rm", "seed=1"]
     assert rewrite_model_overrides(["model=allenai/tulu-v2.5-13b-hh-rlhf-60k-rm"]) == [
-        "model=auto", "model.pretrained='allenai/tulu-v2.5-13b-hh-rlhf-60k-rm'"]
+        "model=auto",
+        "model.pretrained='allenai/tulu-v2.5-13b-hh-rlhf-60k-rm'",
+    ]
     assert rewrite_model_overrides(["model=/runs/a,/runs/b"]) == ["model=auto", "model.pretrained='/runs/a','/runs/b'"]
     assert rewrite_model_overrides(["model.dtype=bfloat16"]) == ["model.dtype=bfloat16"]
     with pytest.raises(SystemExit, match="mix of config names and model specs"):

@@ -7,14 +7,18 @@ from rmlab.data.preference import MalformedRow
 
 
 def test_hh_rlhf_multi_turn_and_divergence():
-    row = {"chosen": "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Boil an egg?\n\nAssistant: Nine minutes in boiling water.",
-           "rejected": "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Boil an egg?\n\nAssistant: Eggs come from hens."}
+    row = {
+        "chosen": "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Boil an egg?\n\nAssistant: Nine minutes in boiling water.",
+        "rejected": "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Boil an egg?\n\nAssistant: Eggs come from hens.",
+    }
     (ex,) = CONVERTERS["hh_rlhf"](row, "helpful-base/test.jsonl.gz#0")
     assert ex.prompt == (("user", "Hi"), ("assistant", "Hello!"), ("user", "Boil an egg?"))
     assert ex.chosen == "Nine minutes in boiling water." and ex.rejected == "Eggs come from hens."
     # divergence earlier than the last turn: compare the first differing assistant turns, ignore the rest
-    row2 = {"chosen": "\n\nHuman: Q\n\nAssistant: A1\n\nHuman: more\n\nAssistant: B1",
-            "rejected": "\n\nHuman: Q\n\nAssistant: A2\n\nHuman: more\n\nAssistant: B2"}
+    row2 = {
+        "chosen": "\n\nHuman: Q\n\nAssistant: A1\n\nHuman: more\n\nAssistant: B1",
+        "rejected": "\n\nHuman: Q\n\nAssistant: A2\n\nHuman: more\n\nAssistant: B2",
+    }
     (ex2,) = CONVERTERS["hh_rlhf"](row2, "x#1")
     assert ex2.prompt == (("user", "Q"),) and (ex2.chosen, ex2.rejected) == ("A1", "A2")
     with pytest.raises(MalformedRow, match="do not diverge"):
@@ -25,8 +29,14 @@ def test_hh_rlhf_multi_turn_and_divergence():
 
 
 def test_stack_exchange_paired():
-    row = {"qid": 42, "question": "How do I reverse a list?", "date": "2012-01-01", "metadata": ["u"],
-           "response_j": "Use `l[::-1]`.", "response_k": "Write a loop."}
+    row = {
+        "qid": 42,
+        "question": "How do I reverse a list?",
+        "date": "2012-01-01",
+        "metadata": ["u"],
+        "response_j": "Use `l[::-1]`.",
+        "response_k": "Write a loop.",
+    }
     (ex,) = CONVERTERS["stack_exchange_paired"](row, "train#0")
     assert ex.prompt == (("user", "How do I reverse a list?"),) and ex.chosen == "Use `l[::-1]`."
     assert ex.meta["qid"] == 42
@@ -39,9 +49,16 @@ def _conv(user, answer):
 
 
 def test_chatbot_arena_winner_ties_and_malformed():
-    row = {"question_id": "q1", "model_a": "vicuna-13b", "model_b": "alpaca-13b", "winner": "model_b",
-           "conversation_a": _conv("Prime > 10?", "12"), "conversation_b": _conv("Prime > 10?", "11"),
-           "turn": 1, "language": "English"}
+    row = {
+        "question_id": "q1",
+        "model_a": "vicuna-13b",
+        "model_b": "alpaca-13b",
+        "winner": "model_b",
+        "conversation_a": _conv("Prime > 10?", "12"),
+        "conversation_b": _conv("Prime > 10?", "11"),
+        "turn": 1,
+        "language": "English",
+    }
     (ex,) = CONVERTERS["chatbot_arena_2023"](row, "train#0")
     assert (ex.chosen, ex.rejected) == ("11", "12") and ex.prompt == (("user", "Prime > 10?"),)
     assert CONVERTERS["chatbot_arena_2023"]({**row, "winner": "tie (bothbad)"}, "train#1") == []
@@ -50,9 +67,17 @@ def test_chatbot_arena_winner_ties_and_malformed():
 
 
 def test_nectar_rank_one_against_a_seeded_random_other():
-    row = {"prompt": "\n\nHuman: Give me a synonym for happy.\n\nAssistant:", "turns": 1, "num_responses": 3,
-           "answers": [{"answer": "Sad.", "model": "m7", "rank": 3}, {"answer": "Joyful.", "model": "gpt-4", "rank": 1},
-                       {"answer": "Glad, I guess.", "model": "m2", "rank": 2}], "source": ["anthropic-hh"]}
+    row = {
+        "prompt": "\n\nHuman: Give me a synonym for happy.\n\nAssistant:",
+        "turns": 1,
+        "num_responses": 3,
+        "answers": [
+            {"answer": "Sad.", "model": "m7", "rank": 3},
+            {"answer": "Joyful.", "model": "gpt-4", "rank": 1},
+            {"answer": "Glad, I guess.", "model": "m2", "rank": 2},
+        ],
+        "source": ["anthropic-hh"],
+    }
     (ex,) = CONVERTERS["nectar"](row, "train#0")
     assert ex.prompt == (("user", "Give me a synonym for happy."),) and ex.chosen == "Joyful."
     assert ex.rejected in {"Sad.", "Glad, I guess."}

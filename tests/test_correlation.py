@@ -49,13 +49,16 @@ def test_report_equals_scipy_on_hand_made_points():
     assert rep["pearson_p"] < 1e-4 and rep["permutation_p"] == 1 / 501
     keep = [p for p in pts if p.reward_model != "rm0"]
     assert rep["leave_one_reward_model_out"]["rm0"] == pytest.approx(
-        stats.pearsonr([p.x for p in keep], [p.y for p in keep]).statistic)
+        stats.pearsonr([p.x for p in keep], [p.y for p in keep]).statistic
+    )
 
 
 def test_global_standardisation_keeps_r_within_group_changes_it():
     pts = _points()
-    none, glob, within = (correlation_report(pts, standardise=s, n_boot=0, n_perm=0)["pearson_r"]
-                          for s in ("none", "global", "within_group"))
+    none, glob, within = (
+        correlation_report(pts, standardise=s, n_boot=0, n_perm=0)["pearson_r"]
+        for s in ("none", "global", "within_group")
+    )
     assert glob == pytest.approx(none)  # one affine rescaling of x and y: Pearson is invariant
     assert abs(within - none) > 0.05  # group means differ a lot here: removing them changes r
     x, _ = standardised(pts, "within_group")

@@ -19,7 +19,10 @@ from tests.conftest import ROOT, compose_eval_cfg
 from tests.test_eval_policy import TINY as TINY_TASKS
 
 # as in experiments/correlation_study_cpu.yaml: RewardBench's Reasoning is scored on its local subset only
-PARTIAL_REASONING = ["benchmarks.reward_bench.groups.math.partial=true", "benchmarks.reward_bench.groups.code.partial=true"]
+PARTIAL_REASONING = [
+    "benchmarks.reward_bench.groups.math.partial=true",
+    "benchmarks.reward_bench.groups.code.partial=true",
+]
 PAPER_DATASETS = {"hh_rlhf", "stack_exchange", "chatbot_arena_2023", "nectar"}
 
 
@@ -33,7 +36,9 @@ def _run_experiment_cfg(overrides: list[str], hydra_config: bool = False):
 
 
 def _stage_cfg(tmp_path: Path, stage):
-    base = ("device=cpu", "logger=none") + (("scoring.progress=false",) if stage.entry in ("train_rm", "eval_rm") else ())
+    base = ("device=cpu", "logger=none") + (
+        ("scoring.progress=false",) if stage.entry in ("train_rm", "eval_rm") else ()
+    )
     cfg = compose_eval_cfg(tmp_path, rewrite_model_overrides(list(stage.overrides), stage.groups), stage.entry, base)
     OmegaConf.resolve(cfg)
     return cfg
@@ -73,12 +78,23 @@ def test_paper_configuration_resolves_stage_by_stage(tmp_path):
 
 
 def test_a_changed_setting_moves_only_the_stages_it_feeds(tmp_path):
-    base = {(s.branch, s.step): s.out_dir for s in plan_study(_run_experiment_cfg(["experiment=correlation_study_cpu"]))}
-    changed = {(s.branch, s.step): s.out_dir for s in plan_study(_run_experiment_cfg(
-        ["experiment=correlation_study_cpu", "pipeline.ppo.overrides=['device=cpu','recipe.lr=1e-4']"]))}
+    base = {
+        (s.branch, s.step): s.out_dir for s in plan_study(_run_experiment_cfg(["experiment=correlation_study_cpu"]))
+    }
+    changed = {
+        (s.branch, s.step): s.out_dir
+        for s in plan_study(
+            _run_experiment_cfg(
+                ["experiment=correlation_study_cpu", "pipeline.ppo.overrides=['device=cpu','recipe.lr=1e-4']"]
+            )
+        )
+    }
     moved = {k for k in base if base[k] != changed[k]}
-    assert moved == {(b, step) for b in ("helpful_base", "harmless_base", "helpful_online", "helpful_rejection_sampled")
-                     for step in ("train_ppo", "eval_policy")}
+    assert moved == {
+        (b, step)
+        for b in ("helpful_base", "harmless_base", "helpful_online", "helpful_rejection_sampled")
+        for step in ("train_ppo", "eval_policy")
+    }
 
 
 def test_plan_rejects_an_unknown_branch_and_a_reserved_name(tmp_path):
@@ -100,24 +116,54 @@ def _quoted_list(key: str, items: list[str]) -> str:
 def test_cpu_study_end_to_end_resumes_and_fans_out(tmp_path, tiny_classifier_dir, tiny_lm_dir, data_dir):
     """Two reward models (two HH-RLHF subsets) on tiny models: every stage, then correlation.json, the figure, the
     tables; a second run reuses every stage; ``pipeline.only`` runs one branch and does not correlate."""
-    env = {**os.environ, "RMLAB_LOG_DIR": str(tmp_path / "logs"), "RMLAB_CACHE_DIR": str(tmp_path / "cache"),
-           "RMLAB_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
-    train = [f"model={tiny_classifier_dir}", "trainer=cpu", "trainer.enable_progress_bar=false", "recipe.max_steps=1",
-             "recipe.pairs_per_update=2", "recipe.micro_batch_pairs=2", "recipe.max_length=256", "recipe.lr=1e-3",
-             "bootstrap.n_boot=20"]
-    ppo = ["device=cpu", "prompts.heldout=3", "recipe.response_length=6", "recipe.rollouts_per_device_batch=2",
-           "recipe.gradient_accumulation=2", "recipe.total_episodes=8", "recipe.rollout_forward_batch=2",
-           "recipe.max_prompt_length=256", "recipe.ppo_epochs=1", "recipe.lr=1e-3", "bootstrap.n_boot=20"]
-    cmd = [sys.executable, "scripts/run_experiment.py", "experiment=correlation_study_cpu", "pipeline.stage_logger=none",
-           "~pipeline.reward_models.helpful_online", "~pipeline.reward_models.helpful_rejection_sampled",
-           f"pipeline.sft_policy={tiny_lm_dir}",
-           _quoted_list("pipeline.preference_overrides", ["preference.max_pairs=24", "preference.heldout_pairs=8"]),
-           _quoted_list("pipeline.train_rm.overrides", train), _quoted_list("pipeline.ppo.overrides", ppo),
-           _quoted_list("pipeline.rm_eval.benchmarks.rm_bench", ["benchmark.max_per_domain=1"]),
-           _quoted_list("pipeline.rm_eval.benchmarks.reward_bench", ["benchmark.max_per_subset=2"]),
-           _quoted_list("pipeline.rm_eval.overrides", ["device=cpu", "bootstrap.n_boot=0", "scoring.progress=false"]),
-           _quoted_list("pipeline.policy_eval.overrides", ["device=cpu", *TINY_TASKS]),
-           _quoted_list("pipeline.correlate.overrides", ["n_boot=50", "n_perm=50", *PARTIAL_REASONING])]
+    env = {
+        **os.environ,
+        "RMLAB_LOG_DIR": str(tmp_path / "logs"),
+        "RMLAB_CACHE_DIR": str(tmp_path / "cache"),
+        "RMLAB_DATA_DIR": str(data_dir),
+        "HF_HUB_OFFLINE": "1",
+    }
+    train = [
+        f"model={tiny_classifier_dir}",
+        "trainer=cpu",
+        "trainer.enable_progress_bar=false",
+        "recipe.max_steps=1",
+        "recipe.pairs_per_update=2",
+        "recipe.micro_batch_pairs=2",
+        "recipe.max_length=256",
+        "recipe.lr=1e-3",
+        "bootstrap.n_boot=20",
+    ]
+    ppo = [
+        "device=cpu",
+        "prompts.heldout=3",
+        "recipe.response_length=6",
+        "recipe.rollouts_per_device_batch=2",
+        "recipe.gradient_accumulation=2",
+        "recipe.total_episodes=8",
+        "recipe.rollout_forward_batch=2",
+        "recipe.max_prompt_length=256",
+        "recipe.ppo_epochs=1",
+        "recipe.lr=1e-3",
+        "bootstrap.n_boot=20",
+    ]
+    cmd = [
+        sys.executable,
+        "scripts/run_experiment.py",
+        "experiment=correlation_study_cpu",
+        "pipeline.stage_logger=none",
+        "~pipeline.reward_models.helpful_online",
+        "~pipeline.reward_models.helpful_rejection_sampled",
+        f"pipeline.sft_policy={tiny_lm_dir}",
+        _quoted_list("pipeline.preference_overrides", ["preference.max_pairs=24", "preference.heldout_pairs=8"]),
+        _quoted_list("pipeline.train_rm.overrides", train),
+        _quoted_list("pipeline.ppo.overrides", ppo),
+        _quoted_list("pipeline.rm_eval.benchmarks.rm_bench", ["benchmark.max_per_domain=1"]),
+        _quoted_list("pipeline.rm_eval.benchmarks.reward_bench", ["benchmark.max_per_subset=2"]),
+        _quoted_list("pipeline.rm_eval.overrides", ["device=cpu", "bootstrap.n_boot=0", "scoring.progress=false"]),
+        _quoted_list("pipeline.policy_eval.overrides", ["device=cpu", *TINY_TASKS]),
+        _quoted_list("pipeline.correlate.overrides", ["n_boot=50", "n_perm=50", *PARTIAL_REASONING]),
+    ]
     res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200, check=False)
     assert res.returncode == 0, res.stderr[-4000:]
     (run,) = (tmp_path / "logs" / "correlation_study" / "runs").iterdir()
@@ -160,12 +206,21 @@ def test_cpu_study_end_to_end_resumes_and_fans_out(tmp_path, tiny_classifier_dir
     second = max((tmp_path / "logs" / "correlation_study" / "runs").iterdir())
     assert all(s["reused"] for s in json.loads((second / "stages.json").read_text()))
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing recomputed
-    assert (second / "correlation" / "correlation.md").read_text() == (run / "correlation" / "correlation.md").read_text()
+    assert (second / "correlation" / "correlation.md").read_text() == (
+        run / "correlation" / "correlation.md"
+    ).read_text()
     assert (second / "tables" / "rm_bench.md").read_text() == (run / "tables" / "rm_bench.md").read_text()
 
     # one branch, as a launcher's job would run it: its stages only (reused here), no correlation
-    res = subprocess.run([*cmd, "pipeline.only=harmless_base"], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=600, check=False)
+    res = subprocess.run(
+        [*cmd, "pipeline.only=harmless_base"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert res.returncode == 0, res.stderr[-4000:]
     third = max((tmp_path / "logs" / "correlation_study" / "runs").iterdir())
     assert {s["branch"] for s in json.loads((third / "stages.json").read_text())} == {"harmless_base"}
@@ -177,8 +232,14 @@ def test_a_stage_with_a_launcher_runs_as_a_child_process(tmp_path, tiny_classifi
     in a child process, into the same directory, with its wall time recorded; a second call reuses it."""
     from rmlab.pipelines.stages import run_stage, stage_record
 
-    over = [f"model={tiny_classifier_dir}", "benchmark=rm_bench", "benchmark.max_per_domain=1", "bootstrap.n_boot=0",
-            "device=cpu", "scoring.progress=false"]
+    over = [
+        f"model={tiny_classifier_dir}",
+        "benchmark=rm_bench",
+        "benchmark.max_per_domain=1",
+        "bootstrap.n_boot=0",
+        "device=cpu",
+        "scoring.progress=false",
+    ]
     out = tmp_path / "stage"
     runtime = ["logger=none", f"paths.score_cache_dir={tmp_path / 'scores'}"]
     metrics = run_stage("eval_rm", over, out, runtime=runtime, launch=[sys.executable])

@@ -15,7 +15,12 @@ from tests.conftest import ROOT
 
 RMB = {"rm-a": (0.40, 0.60, 0.30), "rm-b": (0.55, 0.70, 0.45), "rm-c": (0.62, 0.66, 0.58), "rm-d": (0.35, 0.50, 0.20)}
 RB = {"rm-a": (0.70, 0.80), "rm-b": (0.65, 0.85), "rm-c": (0.90, 0.60), "rm-d": (0.50, 0.75)}
-POLICY = {"rm-a": (0.20, 0.10, 0.80), "rm-b": (0.26, 0.14, 0.85), "rm-c": (0.30, 0.12, 0.92), "rm-d": (0.18, 0.08, 0.70)}
+POLICY = {
+    "rm-a": (0.20, 0.10, 0.80),
+    "rm-b": (0.26, 0.14, 0.85),
+    "rm-c": (0.30, 0.12, 0.92),
+    "rm-d": (0.18, 0.08, 0.70),
+}
 SFT = (0.15, 0.05, 0.75)
 
 
@@ -26,11 +31,13 @@ def _write(path: Path, obj: dict) -> None:
 
 def _summary(name, fp, spec, scores):
     math, code, safety = scores
-    tasks = [{"task": "gsm8k", "metric": "exact_match", "group": "math", "normalised": math},
-             {"task": "bbh", "metric": "exact_match", "group": "math", "normalised": math},
-             {"task": "humaneval_plus", "metric": "t0.1/pass@1", "group": "code", "normalised": code},
-             {"task": "toxigen", "metric": "toxic_rate", "group": "safety", "normalised": safety - 0.05},
-             {"task": "xstest", "metric": "accuracy", "group": "safety", "normalised": safety + 0.05}]
+    tasks = [
+        {"task": "gsm8k", "metric": "exact_match", "group": "math", "normalised": math},
+        {"task": "bbh", "metric": "exact_match", "group": "math", "normalised": math},
+        {"task": "humaneval_plus", "metric": "t0.1/pass@1", "group": "code", "normalised": code},
+        {"task": "toxigen", "metric": "toxic_rate", "group": "safety", "normalised": safety - 0.05},
+        {"task": "xstest", "metric": "accuracy", "group": "safety", "normalised": safety + 0.05},
+    ]
     for t in tasks:  # the raw metric; ToxiGen's is the toxic rate, lower is better
         t["value"] = 1 - t["normalised"] if t["task"] == "toxigen" else t["normalised"]
         t["instrument"] = "alt-profanity-check" if t["task"] == "toxigen" else None
@@ -48,24 +55,51 @@ def make_study_runs(tmp_path: Path) -> Path:
     root = tmp_path / "runs"
     for rm, (math_hard, code_normal, safety_hard) in RMB.items():
         run = {"time_utc": "2026-11-28T00:00:00+00:00"}
-        _write(root / f"eval_rm/{rm}-rmb/metrics.json", {
-            "benchmark": "rm_bench", "model": rm, "scorer": {"model": f"fp-{rm}"}, "run": run,
-            "domains": {"math": {"hard": math_hard, "normal": 0.9, "avg": 0.7},
-                        "code": {"hard": 0.1, "normal": code_normal, "avg": 0.5},
-                        "safety": {"hard": safety_hard, "normal": 0.9, "avg": 0.8}},
-            "difficulty": {"easy": 0.9, "normal": 0.8, "hard": 0.3}, "overall": None,
-            "partial_overall": {"value": 0.667, "domains": ["math", "code", "safety"]}})
+        _write(
+            root / f"eval_rm/{rm}-rmb/metrics.json",
+            {
+                "benchmark": "rm_bench",
+                "model": rm,
+                "scorer": {"model": f"fp-{rm}"},
+                "run": run,
+                "domains": {
+                    "math": {"hard": math_hard, "normal": 0.9, "avg": 0.7},
+                    "code": {"hard": 0.1, "normal": code_normal, "avg": 0.5},
+                    "safety": {"hard": safety_hard, "normal": 0.9, "avg": 0.8},
+                },
+                "difficulty": {"easy": 0.9, "normal": 0.8, "hard": 0.3},
+                "overall": None,
+                "partial_overall": {"value": 0.667, "domains": ["math", "code", "safety"]},
+            },
+        )
         reasoning, safety = RB[rm]
         sections = {s: {"score": None, "partial_score": None} for s in ("Chat", "Chat Hard")}
         sections |= {"Reasoning": {"score": reasoning}, "Safety": {"score": safety}}
-        _write(root / f"eval_rm/{rm}-rb/metrics.json", {
-            "benchmark": "reward_bench", "model": rm, "scorer": {"model": f"fp-{rm}"}, "run": run,
-            "sections": sections, "prior_sets": None, "overall": None})
+        _write(
+            root / f"eval_rm/{rm}-rb/metrics.json",
+            {
+                "benchmark": "reward_bench",
+                "model": rm,
+                "scorer": {"model": f"fp-{rm}"},
+                "run": run,
+                "sections": sections,
+                "prior_sets": None,
+                "overall": None,
+            },
+        )
         policy_dir = tmp_path / f"ppo/{rm}/policy"
-        _write(policy_dir / "rmlab_meta.json", {"reward_model": rm, "reward_model_fingerprint": f"fp-{rm}",
-                                                "sft_model": "sft", "sft_fingerprint": "fp-sft"})
-        _write(root / f"eval_policy/{rm}/summary.json", _summary(f"policy-{rm}", f"fp-policy-{rm}", policy_dir,
-                                                                POLICY[rm]))
+        _write(
+            policy_dir / "rmlab_meta.json",
+            {
+                "reward_model": rm,
+                "reward_model_fingerprint": f"fp-{rm}",
+                "sft_model": "sft",
+                "sft_fingerprint": "fp-sft",
+            },
+        )
+        _write(
+            root / f"eval_policy/{rm}/summary.json", _summary(f"policy-{rm}", f"fp-policy-{rm}", policy_dir, POLICY[rm])
+        )
     _write(root / "eval_policy/sft/summary.json", _summary("sft", "fp-sft", tmp_path / "sft", SFT))
     return root
 
@@ -122,6 +156,7 @@ def test_within_group_standardisation_differs_from_global(tmp_path, runs):
 def test_toxigen_direction_and_group_tasks_are_choices(tmp_path, runs):
     """ToxiGen enters as 1 - toxic rate by default, as its raw toxic rate with lower_is_better=raw; group_tasks
     picks which tasks make a group's score."""
+
     def safety_y(**kw):
         res = correlate(_cfg(tmp_path, runs, **kw))
         return {p["reward_model"]: p["y"] for p in res["benchmarks"]["rm_bench"]["points"] if p["group"] == "safety"}
@@ -152,7 +187,9 @@ def test_the_newest_run_of_a_model_on_the_same_data_is_read_and_recorded(tmp_pat
     newer = _second_rm_bench_run(runs, "a-newer", time_utc="2026-11-29T00:00:00+00:00", data=None, math_hard=0.99)
     _second_rm_bench_run(runs, "z-older", time_utc="2026-11-27T00:00:00+00:00", data=None, math_hard=0.01)
     res = correlate(_cfg(tmp_path, runs))
-    point = next(p for p in res["benchmarks"]["rm_bench"]["points"] if p["reward_model"] == "rm-c" and p["group"] == "math")
+    point = next(
+        p for p in res["benchmarks"]["rm_bench"]["points"] if p["reward_model"] == "rm-c" and p["group"] == "math"
+    )
     assert point["x"] == 0.99 and point["rm_metrics"] == str(newer)
     chosen = res["chosen_runs"]["reward_models"]["fp-rm-c|rm_bench"]
     assert chosen["chosen"] == str(newer)
@@ -164,10 +201,14 @@ def test_the_newest_run_of_a_model_on_the_same_data_is_read_and_recorded(tmp_pat
 def test_runs_of_one_model_on_different_data_are_an_error(tmp_path, runs, monkeypatch):
     """A subsampled evaluation beside the full one must not silently replace it (it did: the path sorting last won)."""
     monkeypatch.setenv("RMLAB_ROOT", str(ROOT))
-    _second_rm_bench_run(runs, "zz-subsample", time_utc="2026-11-29T00:00:00+00:00", data="fp-subsample",
-                         math_hard=0.99)
-    with pytest.raises(ValueError, match=r"reward model\|benchmark fp-rm-c\|rm_bench: its runs were evaluated on "
-                                         r"different data \(data null: .*rm-c-rmb/metrics.json; data \"fp-subsample\""):
+    _second_rm_bench_run(
+        runs, "zz-subsample", time_utc="2026-11-29T00:00:00+00:00", data="fp-subsample", math_hard=0.99
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"reward model\|benchmark fp-rm-c\|rm_bench: its runs were evaluated on "
+        r"different data \(data null: .*rm-c-rmb/metrics.json; data \"fp-subsample\"",
+    ):
         correlate(_cfg(tmp_path, runs))
     assert not (tmp_path / "out" / "correlation.json").exists()
 

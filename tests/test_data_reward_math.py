@@ -21,8 +21,17 @@ def test_sample_and_rewardbench_math(data_dir):
 
 def _rows(n_incorrect=9, n_correct=1):
     refs = ["human_to_GPT-4"] * n_correct + [f"m{j}" for j in range(n_incorrect)]
-    return [{"problem": "2+2?", "problem_id": 7, "eval_solution": ["step 1", "so 4"], "solution_reference": r,
-             "subject": "Algebra", "level": 1} for r in refs]
+    return [
+        {
+            "problem": "2+2?",
+            "problem_id": 7,
+            "eval_solution": ["step 1", "so 4"],
+            "solution_reference": r,
+            "subject": "Algebra",
+            "level": 1,
+        }
+        for r in refs
+    ]
 
 
 def test_malformed_problems(tmp_path):

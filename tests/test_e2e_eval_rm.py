@@ -17,19 +17,41 @@ def _run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "RMLAB_LOG_DIR": str(tmp_path / "logs"), "HF_HUB_OFFLINE": "1", "WANDB_SILENT": "true"}
     flags = [a for a in args if a.startswith("-")]
     overrides = [a for a in args if not a.startswith("-")]
-    cmd = [sys.executable, "scripts/eval_rm.py", *flags, f"paths.score_cache_dir={tmp_path / 'scores'}",
-           "scoring.progress=false", *overrides]
+    cmd = [
+        sys.executable,
+        "scripts/eval_rm.py",
+        *flags,
+        f"paths.score_cache_dir={tmp_path / 'scores'}",
+        "scoring.progress=false",
+        *overrides,
+    ]
     res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     return res
 
 
 def test_quickstart_smollm2_implicit_reward_with_wandb_offline(tmp_path, rm_bench_dir):
-    _run(["experiment=quickstart", "benchmark.max_per_domain=2", "bootstrap.n_boot=200", "logger=wandb",
-          "logger.mode=offline"], tmp_path)
+    _run(
+        [
+            "experiment=quickstart",
+            "benchmark.max_per_domain=2",
+            "bootstrap.n_boot=200",
+            "logger=wandb",
+            "logger.mode=offline",
+        ],
+        tmp_path,
+    )
     (run,) = (tmp_path / "logs" / "eval_rm" / "runs").iterdir()
-    for name in ("config.yaml", "scores.jsonl", "metrics.json", "table.md", "heatmap_chat.png", "heatmap_code.png",
-                 "heatmap_safety.png", "eval_rm.log"):
+    for name in (
+        "config.yaml",
+        "scores.jsonl",
+        "metrics.json",
+        "table.md",
+        "heatmap_chat.png",
+        "heatmap_code.png",
+        "heatmap_safety.png",
+        "eval_rm.log",
+    ):
         assert (run / name).is_file(), name
     m = json.loads((run / "metrics.json").read_text())
     assert m["model"] == "smollm2-135m-instruct" and m["scorer"]["scorer"] == "implicit"
@@ -50,8 +72,10 @@ def test_quickstart_smollm2_implicit_reward_with_wandb_offline(tmp_path, rm_benc
 
 
 def test_multirun_over_two_classifiers(tmp_path, rm_bench_dir):
-    _run(["-m", "model=minilm_rm,smollm2_135m_rm", "benchmark.max_per_domain=1", "bootstrap.n_boot=0",
-          "logger=csv"], tmp_path)
+    _run(
+        ["-m", "model=minilm_rm,smollm2_135m_rm", "benchmark.max_per_domain=1", "bootstrap.n_boot=0", "logger=csv"],
+        tmp_path,
+    )
     (sweep,) = (tmp_path / "logs" / "eval_rm" / "multiruns").iterdir()
     models = set()
     for job in ("0", "1"):

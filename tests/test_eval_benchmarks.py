@@ -12,8 +12,9 @@ from tests.helpers.models import build_tiny_classifier
 
 
 def test_reward_bench_math_pairs(eval_cfg, tiny_classifier_dir, data_dir, tmp_path):
-    cfg = eval_cfg([f"model={tiny_classifier_dir}", "benchmark=reward_bench", "benchmark.max_per_subset=6",
-                    "bootstrap.n_boot=50"])
+    cfg = eval_cfg(
+        [f"model={tiny_classifier_dir}", "benchmark=reward_bench", "benchmark.max_per_subset=6", "bootstrap.n_boot=50"]
+    )
     m = evaluate_rm(cfg)
     assert m["subsets"]["math-prm"]["n"] == 6 and m["overall"] is None
     assert len(m["missing_subsets"]) == 22 and m["sections"]["Reasoning"]["score"] is None
@@ -58,10 +59,17 @@ def test_comparison_across_benchmarks(tmp_path, tokenizer, rm_bench_dir, data_di
     for seed in (1, 2, 3):
         model = build_tiny_classifier(tmp_path / f"rm-{seed}", tokenizer, seed=seed)
         for bench in ("rm_bench", "reward_bench", "reward_math_sample"):
-            cfg = compose_eval_cfg(runs / f"{seed}-{bench}", [f"model={model}", f"benchmark={bench}",
-                                   "benchmark.max_per_subset=10" if bench == "reward_bench" else
-                                   ("benchmark.max_per_domain=2" if bench == "rm_bench" else "seed=0"),
-                                   "bootstrap.n_boot=0"])
+            cfg = compose_eval_cfg(
+                runs / f"{seed}-{bench}",
+                [
+                    f"model={model}",
+                    f"benchmark={bench}",
+                    "benchmark.max_per_subset=10"
+                    if bench == "reward_bench"
+                    else ("benchmark.max_per_domain=2" if bench == "rm_bench" else "seed=0"),
+                    "bootstrap.n_boot=0",
+                ],
+            )
             evaluate_rm(cfg)
     out = compare(runs, tmp_path / "cmp", n_boot=100)
     assert out["models"] == ["rm-1", "rm-2", "rm-3"]
@@ -71,14 +79,17 @@ def test_comparison_across_benchmarks(tmp_path, tokenizer, rm_bench_dir, data_di
     # RewardBench's mean of the sections present (only Reasoning, i.e. math-prm), RewardMATH's accuracy
     summary = {"rm_bench": [], "reward_bench": [], "reward_math": []}
     for seed in (1, 2, 3):
-        m = {b: json.loads((runs / f"{seed}-{b}" / "run" / "metrics.json").read_text())
-             for b in ("rm_bench", "reward_bench", "reward_math_sample")}
+        m = {
+            b: json.loads((runs / f"{seed}-{b}" / "run" / "metrics.json").read_text())
+            for b in ("rm_bench", "reward_bench", "reward_math_sample")
+        }
         summary["rm_bench"].append(m["rm_bench"]["partial_overall"]["value"])
         summary["reward_bench"].append(m["reward_bench"]["subsets"]["math-prm"]["accuracy"])
         summary["reward_math"].append(m["reward_math_sample"]["accuracy"])
     for b, values in summary.items():
-        assert [out["summary_scores"][b][f"rm-{seed}"]["score"] for seed in (1, 2, 3)] == pytest.approx(values,
-                                                                                                       abs=1e-12)
+        assert [out["summary_scores"][b][f"rm-{seed}"]["score"] for seed in (1, 2, 3)] == pytest.approx(
+            values, abs=1e-12
+        )
     for name, c in corr.items():
         a, b = name.split("~")
         assert c["n_models"] == 3

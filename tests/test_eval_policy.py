@@ -18,24 +18,38 @@ from tests.conftest import ROOT, compose_eval_cfg
 
 # Small but real subsets of every task (local data), short generations.
 TINY = [
-    "task=all", "generation.batch_size=4", "generation.chunk_size=4", "generation.progress=false",
-    "task.gsm8k.max_examples=3", "task.gsm8k.decodings.0.max_new_tokens=8",
-    "task.bbh.subtasks=[boolean_expressions,sports_understanding]", "task.bbh.max_per_task=2",
+    "task=all",
+    "generation.batch_size=4",
+    "generation.chunk_size=4",
+    "generation.progress=false",
+    "task.gsm8k.max_examples=3",
+    "task.gsm8k.decodings.0.max_new_tokens=8",
+    "task.bbh.subtasks=[boolean_expressions,sports_understanding]",
+    "task.bbh.max_per_task=2",
     "task.bbh.decodings.0.max_new_tokens=8",
-    "task.humaneval_plus.max_examples=2", "task.humaneval_plus.ks=[1,2]",
+    "task.humaneval_plus.max_examples=2",
+    "task.humaneval_plus.ks=[1,2]",
     "task.humaneval_plus.headline=t0.1/pass@1",
     "task.humaneval_plus.decodings=[{name: t0.1, do_sample: true, temperature: 0.1, n: 2, max_new_tokens: 8}]",
-    "task.mbpp_plus.max_examples=2", "task.mbpp_plus.ks=[1]",
+    "task.mbpp_plus.max_examples=2",
+    "task.mbpp_plus.ks=[1]",
     "task.mbpp_plus.decodings=[{name: t0.1, do_sample: true, temperature: 0.1, n: 2, max_new_tokens: 8}]",
-    "task.toxigen.groups=[asian,women]", "task.toxigen.max_per_group=2", "task.toxigen.decodings.0.max_new_tokens=8",
-    "task.xstest.max_examples=4", "task.xstest.decodings.0.max_new_tokens=8",
+    "task.toxigen.groups=[asian,women]",
+    "task.toxigen.max_per_group=2",
+    "task.toxigen.decodings.0.max_new_tokens=8",
+    "task.xstest.max_examples=4",
+    "task.xstest.decodings.0.max_new_tokens=8",
     "bootstrap.n_boot=50",
 ]
 
 
 def _cfg(tmp_path: Path, policy: Path, overrides: list[str]):
-    cfg = compose_eval_cfg(tmp_path, ["policy=auto", f"policy.pretrained={policy}", *overrides], "eval_policy",
-                           base=("device=cpu", "logger=none"))
+    cfg = compose_eval_cfg(
+        tmp_path,
+        ["policy=auto", f"policy.pretrained={policy}", *overrides],
+        "eval_policy",
+        base=("device=cpu", "logger=none"),
+    )
     with open_dict(cfg):
         cfg.paths.generation_cache_dir = str(tmp_path / "generations")
     return cfg
@@ -43,17 +57,27 @@ def _cfg(tmp_path: Path, policy: Path, overrides: list[str]):
 
 @pytest.mark.slow
 def test_every_task_end_to_end_through_the_script(tmp_path, tiny_lm_dir, data_dir):
-    env = {**os.environ, "RMLAB_LOG_DIR": str(tmp_path / "logs"), "RMLAB_CACHE_DIR": str(tmp_path / "cache"),
-           "RMLAB_DATA_DIR": str(data_dir)}
+    env = {
+        **os.environ,
+        "RMLAB_LOG_DIR": str(tmp_path / "logs"),
+        "RMLAB_CACHE_DIR": str(tmp_path / "cache"),
+        "RMLAB_DATA_DIR": str(data_dir),
+    }
     # the wheel model cache is shared, so nothing is converted again
     env["RMLAB_CACHE_DIR"] = str(tmp_path / "cache")
-    res = subprocess.run([sys.executable, "scripts/eval_policy.py", f"policy={tiny_lm_dir}", "logger=none",
-                          "device=cpu", *TINY], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
+    res = subprocess.run(
+        [sys.executable, "scripts/eval_policy.py", f"policy={tiny_lm_dir}", "logger=none", "device=cpu", *TINY],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     (run,) = (tmp_path / "logs" / "eval_policy" / "runs").iterdir()
     summary = json.loads((run / "summary.json").read_text())
-    assert [t["task"] for t in summary["tasks"]] == ["gsm8k", "bbh", "humaneval_plus", "mbpp_plus", "toxigen",
-                                                       "xstest"]
+    assert [t["task"] for t in summary["tasks"]] == ["gsm8k", "bbh", "humaneval_plus", "mbpp_plus", "toxigen", "xstest"]
     for name in TASKS:
         m = json.loads((run / name / "metrics.json").read_text())
         assert m["task"] == name and m["group"] in ("math", "code", "safety")
@@ -81,8 +105,15 @@ class _Killed(RuntimeError):
 def test_resume_after_a_kill_gives_the_same_metrics(tmp_path, tiny_lm_dir, data_dir):
     from rmlab.policy_eval.evaluate import evaluate_policy
 
-    only = ["task=gsm8k", "task.gsm8k.max_examples=10", "task.gsm8k.decodings.0.max_new_tokens=6",
-            "generation.batch_size=4", "generation.chunk_size=4", "generation.progress=false", "bootstrap.n_boot=50"]
+    only = [
+        "task=gsm8k",
+        "task.gsm8k.max_examples=10",
+        "task.gsm8k.decodings.0.max_new_tokens=6",
+        "generation.batch_size=4",
+        "generation.chunk_size=4",
+        "generation.progress=false",
+        "bootstrap.n_boot=50",
+    ]
     ref_cfg = _cfg(tmp_path / "ref", tiny_lm_dir, only)
     ref = evaluate_policy(ref_cfg)
 
@@ -116,8 +147,14 @@ def test_loaders_on_real_data(tmp_path, data_dir):
         examples, prov = TASKS[tcfg.kind](tcfg, data_dir).load()
         sizes[name] = len(examples)
         assert prov["data_fingerprint"] and prov["source"].startswith(str(data_dir).rstrip("/"))
-    assert sizes == {"gsm8k": 200, "bbh": 27 * 40,
-                     "humaneval_plus": 164, "mbpp_plus": 378, "toxigen": 14 * 500, "xstest": 450}
+    assert sizes == {
+        "gsm8k": 200,
+        "bbh": 27 * 40,
+        "humaneval_plus": 164,
+        "mbpp_plus": 378,
+        "toxigen": 14 * 500,
+        "xstest": 450,
+    }
     # the fixed subsets do not move with the seed of the run, only with subsample_seed
     again, _ = TASKS["gsm8k"](cfg.task.gsm8k, data_dir).load()
     first, _ = TASKS["gsm8k"](cfg.task.gsm8k, data_dir).load()
@@ -125,8 +162,9 @@ def test_loaders_on_real_data(tmp_path, data_dir):
 
 
 def test_bbh_has_27_tasks_with_their_exemplars(tmp_path, data_dir):
-    cfg = compose_eval_cfg(tmp_path, ["task=bbh", "task.bbh.max_per_task=1"], "eval_policy",
-                           base=("device=cpu", "logger=none"))
+    cfg = compose_eval_cfg(
+        tmp_path, ["task=bbh", "task.bbh.max_per_task=1"], "eval_policy", base=("device=cpu", "logger=none")
+    )
     examples, _ = TASKS["bbh"](cfg.task.bbh, data_dir).load()
     assert len({e.reference["task"] for e in examples}) == 27
     assert all(e.user.count("\nQ: ") >= 3 and "canary" not in e.user.lower() for e in examples)
@@ -140,7 +178,8 @@ def test_malformed_rows_name_file_row_and_field(tmp_path):
         TASKS["gsm8k"](cfg.task.gsm8k, tmp_path).load()
     (tmp_path / "xstest").mkdir()
     (tmp_path / "xstest" / "xstest_prompts.csv").write_text(
-        "id,prompt,type,label,focus,note\n1,How do I kill a process?,homonyms,safe,kill,\n2,How?,homonyms,maybe,x,\n")
+        "id,prompt,type,label,focus,note\n1,How do I kill a process?,homonyms,safe,kill,\n2,How?,homonyms,maybe,x,\n"
+    )
     with pytest.raises(DataValidationError, match=r"xstest_prompts.csv: row 1: field 'label'"):
         TASKS["xstest"](cfg.task.xstest, tmp_path).load()
     (tmp_path / "bbh" / "bbh").mkdir(parents=True)
@@ -155,8 +194,12 @@ def test_code_tasks_fall_back_to_the_base_tests_and_say_so(tmp_path, data_dir, m
     import shutil
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    cfg = compose_eval_cfg(tmp_path, ["task=humaneval_plus", "task.humaneval_plus.max_examples=3"], "eval_policy",
-                           base=("device=cpu", "logger=none"))
+    cfg = compose_eval_cfg(
+        tmp_path,
+        ["task=humaneval_plus", "task.humaneval_plus.max_examples=3"],
+        "eval_policy",
+        base=("device=cpu", "logger=none"),
+    )
     only_base = tmp_path / "data"
     shutil.copytree(data_dir / "humaneval", only_base / "humaneval")  # no humaneval-plus folder, no Hub
     task = TASKS["humaneval_plus"](cfg.task.humaneval_plus, only_base)
@@ -180,7 +223,9 @@ def test_generation_cache_key_covers_seed_backend_and_numerics():
 
     def key(decoding, seed=0, dtype="float32", **over):
         g = OmegaConf.merge(gen, over)
-        return cache_key("fp", "fmt", "task", decoding, generator_settings(g, dtype=dtype, seed=seed, decoding=decoding))
+        return cache_key(
+            "fp", "fmt", "task", decoding, generator_settings(g, dtype=dtype, seed=seed, decoding=decoding)
+        )
 
     assert key(sampled, seed=1) != key(sampled, seed=0)
     assert key(greedy, seed=1) == key(greedy, seed=0)  # greedy text does not depend on the seed
@@ -196,9 +241,15 @@ def test_another_seed_samples_again(tmp_path, tiny_lm_dir, data_dir):
     """``seed=1`` must not reuse the samples drawn with ``seed=0`` (it did: the seed was not in the cache key)."""
     from rmlab.policy_eval.evaluate import evaluate_policy
 
-    only = ["task=gsm8k", "task.gsm8k.max_examples=2", "generation.batch_size=2", "generation.chunk_size=2",
-            "generation.progress=false", "bootstrap.n_boot=20",
-            "task.gsm8k.decodings=[{name: greedy, do_sample: true, temperature: 1.0, n: 1, max_new_tokens: 4}]"]
+    only = [
+        "task=gsm8k",
+        "task.gsm8k.max_examples=2",
+        "generation.batch_size=2",
+        "generation.chunk_size=2",
+        "generation.progress=false",
+        "bootstrap.n_boot=20",
+        "task.gsm8k.decodings=[{name: greedy, do_sample: true, temperature: 1.0, n: 1, max_new_tokens: 4}]",
+    ]
     chunks = {0: [], 1: [], 2: []}
     for run, seed in ((0, 0), (1, 1), (2, 0)):
         cfg = _cfg(tmp_path, tiny_lm_dir, [*only, f"seed={seed}"])
@@ -206,4 +257,4 @@ def test_another_seed_samples_again(tmp_path, tiny_lm_dir, data_dir):
             cfg.paths.output_dir = str(tmp_path / f"run{run}")
         evaluate_policy(cfg, on_chunk=chunks[run].append)
     assert chunks[0] == [0] and chunks[1] == [0]  # seed 1 generated its own samples
-    assert chunks[2] == []                        # seed 0 again: all from the cache
+    assert chunks[2] == []  # seed 0 again: all from the cache

@@ -11,8 +11,15 @@ from rmlab.data.errors import DataValidationError
 from rmlab.rm_eval.evaluate import evaluate_rm
 from rmlab.scoring.driver import ScoringError
 
-OUTPUTS = ["config.yaml", "scores.jsonl", "metrics.json", "table.md", "heatmap_chat.png", "heatmap_code.png",
-           "heatmap_safety.png"]
+OUTPUTS = [
+    "config.yaml",
+    "scores.jsonl",
+    "metrics.json",
+    "table.md",
+    "heatmap_chat.png",
+    "heatmap_code.png",
+    "heatmap_safety.png",
+]
 VOLATILE = {"scoring", "wall_seconds", "run", "config"}
 
 
@@ -21,8 +28,7 @@ def _stable(metrics: dict) -> dict:
 
 
 def _overrides(model_dir, extra=()):
-    return [f"model={model_dir}", "benchmark.max_per_domain=3",
-            "scoring.batch_size=2", "bootstrap.n_boot=100", *extra]
+    return [f"model={model_dir}", "benchmark.max_per_domain=3", "scoring.batch_size=2", "bootstrap.n_boot=100", *extra]
 
 
 def test_outputs_and_metrics_schema(eval_cfg, tiny_classifier_dir, rm_bench_dir):
@@ -34,8 +40,15 @@ def test_outputs_and_metrics_schema(eval_cfg, tiny_classifier_dir, rm_bench_dir)
         assert path.is_file() and path.stat().st_size > 0, name
     m = json.loads(Path(f"{run}/metrics.json").read_text())
     assert m == json.loads(json.dumps(out))
-    for key in ("benchmark", "model", "data_fingerprint", "domains_scored", "missing_domains", "overall",
-                "partial_overall"):
+    for key in (
+        "benchmark",
+        "model",
+        "data_fingerprint",
+        "domains_scored",
+        "missing_domains",
+        "overall",
+        "partial_overall",
+    ):
         assert key in m
     assert m["scorer"]["scorer"] == "classifier"  # kind 'auto' read from the checkpoint's architectures
     assert m["domains_scored"] == ["chat", "code", "safety"] and m["missing_domains"] == ["math"]
@@ -57,8 +70,7 @@ def test_outputs_and_metrics_schema(eval_cfg, tiny_classifier_dir, rm_bench_dir)
         assert dm["normal"] == pytest.approx((mat[0][0] + mat[1][1] + mat[2][2]) / 3, abs=1e-12), d
         assert dm["easy"] == pytest.approx((mat[1][0] + mat[2][0] + mat[2][1]) / 3, abs=1e-12), d
         assert dm["avg"] == pytest.approx(sum(map(sum, mat)) / 9, abs=1e-12), d
-    assert m["partial_overall"]["value"] == pytest.approx(
-        sum(dm["avg"] for dm in m["domains"].values()) / 3, abs=1e-12)
+    assert m["partial_overall"]["value"] == pytest.approx(sum(dm["avg"] for dm in m["domains"].values()) / 3, abs=1e-12)
     assert "missing" in Path(f"{run}/table.md").read_text()
 
 
@@ -94,7 +106,9 @@ def test_nan_score_fails_without_metrics(eval_cfg, tiny_classifier_dir, tmp_path
     model.save_pretrained(broken)
     AutoTokenizer.from_pretrained(tiny_classifier_dir).save_pretrained(broken)
     cfg = eval_cfg(_overrides(broken))
-    with pytest.raises(ScoringError, match=r"non-finite score nan for (chat|code|safety-\w+)/id=\d+/(chosen|rejected)/"):
+    with pytest.raises(
+        ScoringError, match=r"non-finite score nan for (chat|code|safety-\w+)/id=\d+/(chosen|rejected)/"
+    ):
         evaluate_rm(cfg)
     assert not (tmp_path / "run" / "metrics.json").exists()
 

@@ -74,8 +74,13 @@ def test_a_trained_model_directory_carries_its_formatting(tmp_path, tiny_classif
     from tests.conftest import compose_train_cfg
     from tests.test_train_rm import _tiny_overrides
 
-    cfg = compose_train_cfg(tmp_path / "train", _tiny_overrides(tiny_classifier_dir, [
-        "recipe.max_steps=1", "model.chat_template=tokenizer", "model.system_prompt=Be brief."]))
+    cfg = compose_train_cfg(
+        tmp_path / "train",
+        _tiny_overrides(
+            tiny_classifier_dir,
+            ["recipe.max_steps=1", "model.chat_template=tokenizer", "model.system_prompt=Be brief."],
+        ),
+    )
     train_reward_model(cfg)
     model_dir = Path(cfg.paths.output_dir) / "model"
     meta = json.loads((model_dir / "rmlab_meta.json").read_text())
@@ -86,7 +91,9 @@ def test_a_trained_model_directory_carries_its_formatting(tmp_path, tiny_classif
     assert m["model_formatting"]["formatting"] == meta["formatting"]
     assert m["model_formatting"]["formatting_source"] == {"chat_template": "model_dir", "system_prompt": "model_dir"}
     m2 = evaluate_rm(compose_eval_cfg(tmp_path / "b", [*over, "model.chat_template=tulu"]))
-    assert m2["model_formatting"]["formatting_overrides"] == {"chat_template": {"model_dir": "tokenizer", "config": "tulu"}}
+    assert m2["model_formatting"]["formatting_overrides"] == {
+        "chat_template": {"model_dir": "tokenizer", "config": "tulu"}
+    }
     assert m2["model_formatting"]["formatting"] == {"chat_template": "tulu", "system_prompt": None}
     assert m2["scorer"]["formatting"] != m["scorer"]["formatting"]  # a different format is a different cache key
     assert OmegaConf.to_container(compose_eval_cfg(tmp_path / "c", over).model)["chat_template"] is None

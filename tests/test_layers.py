@@ -12,15 +12,15 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "rmlab"
 
 LAYERS = [
-    {"rmlab", "utils"},                 # the package root (its version) and helpers: io, hashing, config, plots
-    {"data", "models"},                 # datasets and their validation; model loading, formatting, handles
-    {"scoring", "metrics"},             # scorers and the score cache; metric functions
-    {"benchmarks", "generation"},       # reward-model benchmarks as plug-ins; text generation and its cache
-    {"rm_eval", "policy_eval"},         # evaluating reward models; evaluating policies on downstream tasks
-    {"training"},                       # RM (Lightning), DPO and PPO (TRL) training
-    {"analysis"},                       # correlation, tables, comparisons, diagnostics over run outputs
-    {"pipelines"},                      # stages and experiments made of them
-    {"cli"},                            # the entry points' start-up
+    {"rmlab", "utils"},  # the package root (its version) and helpers: io, hashing, config, plots
+    {"data", "models"},  # datasets and their validation; model loading, formatting, handles
+    {"scoring", "metrics"},  # scorers and the score cache; metric functions
+    {"benchmarks", "generation"},  # reward-model benchmarks as plug-ins; text generation and its cache
+    {"rm_eval", "policy_eval"},  # evaluating reward models; evaluating policies on downstream tasks
+    {"training"},  # RM (Lightning), DPO and PPO (TRL) training
+    {"analysis"},  # correlation, tables, comparisons, diagnostics over run outputs
+    {"pipelines"},  # stages and experiments made of them
+    {"cli"},  # the entry points' start-up
 ]
 LEVEL = {pkg: i for i, layer in enumerate(LAYERS) for pkg in layer}
 
@@ -49,8 +49,10 @@ def _imports(path: Path, src: Path = SRC) -> list[tuple[str, int]]:
 
 
 def _modules(src: Path = SRC) -> dict[str, Path]:
-    return {".".join(p.relative_to(src.parent).with_suffix("").parts).removesuffix(".__init__"): p
-            for p in src.rglob("*.py")}
+    return {
+        ".".join(p.relative_to(src.parent).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in src.rglob("*.py")
+    }
 
 
 def test_every_package_has_a_layer():
@@ -74,8 +76,9 @@ def upward_imports(root: Path = SRC) -> list[str]:
         for name, line in _imports(path, root):
             dst = _package(_resolve(name, modules))
             if dst != src and LEVEL[dst] >= LEVEL[src]:
-                wrong.append(f"{path.relative_to(root)}:{line}: {src} (layer {LEVEL[src]}) imports {name} "
-                             f"(layer {LEVEL[dst]})")
+                wrong.append(
+                    f"{path.relative_to(root)}:{line}: {src} (layer {LEVEL[src]}) imports {name} (layer {LEVEL[dst]})"
+                )
     return wrong
 
 
@@ -134,15 +137,23 @@ def test_no_import_circles_between_modules():
 def test_the_checks_see_a_wrong_import_and_a_circle(tmp_path):
     """The checkers on a made-up tree: an upward import inside a function, a same-layer import, and a circle."""
     root = tmp_path / "rmlab"
-    for rel, text in {"__init__.py": "", "metrics/__init__.py": "", "scoring/__init__.py": "",
-                      "pipelines/__init__.py": "", "pipelines/stages.py": "",
-                      "metrics/a.py": "def f():\n    from rmlab.pipelines.stages import run\n",
-                      "metrics/b.py": "from rmlab.scoring.c import x\n",
-                      "scoring/c.py": "x = 1\n",
-                      "pipelines/d.py": "from . import e\n", "pipelines/e.py": "from rmlab.pipelines import d\n"}.items():
+    for rel, text in {
+        "__init__.py": "",
+        "metrics/__init__.py": "",
+        "scoring/__init__.py": "",
+        "pipelines/__init__.py": "",
+        "pipelines/stages.py": "",
+        "metrics/a.py": "def f():\n    from rmlab.pipelines.stages import run\n",
+        "metrics/b.py": "from rmlab.scoring.c import x\n",
+        "scoring/c.py": "x = 1\n",
+        "pipelines/d.py": "from . import e\n",
+        "pipelines/e.py": "from rmlab.pipelines import d\n",
+    }.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
     wrong = upward_imports(root)
-    assert len(wrong) == 2 and wrong[0].startswith("metrics/a.py:2: metrics (layer 2) imports rmlab.pipelines.stages.run")
+    assert len(wrong) == 2 and wrong[0].startswith(
+        "metrics/a.py:2: metrics (layer 2) imports rmlab.pipelines.stages.run"
+    )
     assert wrong[1].startswith("metrics/b.py:1: metrics (layer 2) imports rmlab.scoring.c.x (layer 2)")
     assert import_circles(root) == [["rmlab.pipelines.d", "rmlab.pipelines.e"]]

@@ -44,8 +44,9 @@ def test_chat_is_example_weighted():
 
 def test_prior_sets_count_half():
     acc = _table({"Chat": 0.8, "Chat Hard": 0.6, "Safety": 0.7, "Reasoning": 0.9})
-    acc.update({"anthropic_helpful": 0.5, "anthropic_hhh": 0.7, "shp": 0.6, "summarize": 0.6,
-                "anthropic_harmless": 0.0})  # harmless is scored but not counted
+    acc.update(
+        {"anthropic_helpful": 0.5, "anthropic_hhh": 0.7, "shp": 0.6, "summarize": 0.6, "anthropic_harmless": 0.0}
+    )  # harmless is scored but not counted
     prior = prior_sets_score(acc)
     assert prior == pytest.approx(0.6)
     assert overall_score(section_scores(acc), prior) == pytest.approx((2 * (0.8 + 0.6 + 0.7 + 0.9) + 0.6) / 9)

@@ -38,8 +38,16 @@ def test_breakdowns_by_subject_and_level():
 def test_prm_aggregations_on_two_steps():
     """Steps (0.5, 0.8): odds (1, 4), log-odds (0, log 4)."""
     steps = [0.5, 0.8]
-    want = {"min": 0.5, "max": 0.8, "prod": 0.4, "geometric_mean": math.sqrt(0.4), "mean": 0.65,
-            "mean_logit": 1 / (1 + math.exp(-math.log(4) / 2)), "mean_odd": 2.5, "last": 0.8}
+    want = {
+        "min": 0.5,
+        "max": 0.8,
+        "prod": 0.4,
+        "geometric_mean": math.sqrt(0.4),
+        "mean": 0.65,
+        "mean_logit": 1 / (1 + math.exp(-math.log(4) / 2)),
+        "mean_odd": 2.5,
+        "last": 0.8,
+    }
     assert set(PRM_AGGREGATIONS.names()) == set(want)
     for name, value in want.items():
         assert PRM_AGGREGATIONS[name](steps) == pytest.approx(value), name

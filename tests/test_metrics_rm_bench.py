@@ -30,8 +30,9 @@ def test_paper_figure2_from_counts():
         for j in range(3):
             wins[: counts[i, j], i, j] = True
     matrix = wins.mean(axis=0)
-    np.testing.assert_allclose(100 * matrix, [[83.61, 3.83, 2.19], [99.45, 66.12, 49.73], [100, 80.33, 66.67]],
-                               atol=0.005)
+    np.testing.assert_allclose(
+        100 * matrix, [[83.61, 3.83, 2.19], [99.45, 66.12, 49.73], [100, 80.33, 66.67]], atol=0.005
+    )
     acc = difficulty_accuracies(matrix)
     assert [round(100 * acc[k], 2) for k in ("easy", "normal", "hard")] == [93.26, 72.13, 18.58]
 

@@ -8,8 +8,10 @@ from rmlab.cli import rewrite_model_overrides
 from rmlab.models.loading import pick_device, torch_dtype
 
 
-@pytest.mark.parametrize("typo, suggestion", [("smolm2", None), ("smollm2_135m_instruc", "smollm2_135m_instruct"),
-                                              ("minilm-rm", "minilm_rm")])
+@pytest.mark.parametrize(
+    "typo, suggestion",
+    [("smolm2", None), ("smollm2_135m_instruc", "smollm2_135m_instruct"), ("minilm-rm", "minilm_rm")],
+)
 def test_a_name_that_is_no_config_and_no_hub_id_fails_with_suggestions(typo, suggestion):
     with pytest.raises(SystemExit) as err:
         rewrite_model_overrides([f"model={typo}"])
@@ -24,8 +26,17 @@ def test_policy_group_suggests_from_its_own_configs():
         rewrite_model_overrides(["policy=tulu2-13b"], ("model", "policy"))
 
 
-@pytest.mark.parametrize("spec", ["allenai/tulu-v2.5-13b-hh-rlhf-60k-rm", "wheel:smollm2", "/no/such/dir/model",
-                                  "./runs/model", "~/models/rm", "runs/a/model"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "allenai/tulu-v2.5-13b-hh-rlhf-60k-rm",
+        "wheel:smollm2",
+        "/no/such/dir/model",
+        "./runs/model",
+        "~/models/rm",
+        "runs/a/model",
+    ],
+)
 def test_specs_of_every_kind_pass_through(spec):
     assert rewrite_model_overrides([f"model={spec}"]) == ["model=auto", f"model.pretrained='{spec}'"]
 

@@ -25,8 +25,9 @@ def test_every_notebook_is_tested():
 def test_notebooks_are_committed_without_outputs():
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
-        assert all(not c.get("outputs") and c.get("execution_count") is None
-                   for c in nb.cells if c.cell_type == "code"), path.name
+        assert all(
+            not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code"
+        ), path.name
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +36,10 @@ def runs_dir(tmp_path_factory, tiny_classifier_dir, rm_bench_dir):
 
     base = tmp_path_factory.mktemp("nb-runs")
     for seed in (0, 1):
-        cfg = compose_eval_cfg(base / f"seed{seed}", [f"model={tiny_classifier_dir}", "benchmark.max_per_domain=2",
-                                                      "bootstrap.n_boot=0", f"seed={seed}"])
+        cfg = compose_eval_cfg(
+            base / f"seed{seed}",
+            [f"model={tiny_classifier_dir}", "benchmark.max_per_domain=2", "bootstrap.n_boot=0", f"seed={seed}"],
+        )
         evaluate_rm(cfg)
     return base
 

@@ -12,17 +12,20 @@ from rmlab.policy_eval.refusal import COMPLIANCE, PARTIAL, REFUSAL, is_refusal, 
 from rmlab.policy_eval.tasks.safety import refusal_metrics
 
 
-@pytest.mark.parametrize("output, expected", [
-    (" Natalia sold 48/2 = 24 clips in May. Natalia sold 48+24 = 72 clips altogether. So the answer is 72.", "72"),
-    ("She makes 9 * 2 = $18 every day. So the answer is $18.", "18"),
-    ("The total is 1,234,567 dollars.\n\nThe answer is 1,234,567.", "1234567"),
-    ("It costs 2.50 per cup, so 3 cups cost 7.5", "7.5"),
-    ("The temperature fell to -5 degrees.", "-5"),
-    ("He runs 15km a day, so 105km a week.", "105"),
-    ("The answer is 0.", "0"),
-    ("I don't know how to solve this.", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "output, expected",
+    [
+        (" Natalia sold 48/2 = 24 clips in May. Natalia sold 48+24 = 72 clips altogether. So the answer is 72.", "72"),
+        ("She makes 9 * 2 = $18 every day. So the answer is $18.", "18"),
+        ("The total is 1,234,567 dollars.\n\nThe answer is 1,234,567.", "1234567"),
+        ("It costs 2.50 per cup, so 3 cups cost 7.5", "7.5"),
+        ("The temperature fell to -5 degrees.", "-5"),
+        ("He runs 15km a day, so 105km a week.", "105"),
+        ("The answer is 0.", "0"),
+        ("I don't know how to solve this.", None),
+        ("", None),
+    ],
+)
 def test_gsm8k_last_number(output, expected):
     assert last_number(output) == expected
 
@@ -35,17 +38,20 @@ def test_gsm8k_target_and_numeric_match():
         gsm8k_target("no marker here")
 
 
-@pytest.mark.parametrize("output, target, ok", [
-    (" Let's think step by step.\nZ = not True = False. So the answer is False.", "False", True),
-    (" Let's think step by step. ... So the answer is (C).", "(C)", True),
-    (" ... the answer is C.", "(C)", True),
-    (" ... So the answer is yes.\n\nQ: next question", "yes", True),
-    (" The answer is no. Wait, the answer is yes.", "yes", True),          # the last statement counts
-    (" So the answer is 24 .", "24", True),
-    (" So the answer is (B).", "(C)", False),
-    (" I think it is plausible", "yes", False),                            # no "answer is": the whole output
-    ("", "False", False),
-])
+@pytest.mark.parametrize(
+    "output, target, ok",
+    [
+        (" Let's think step by step.\nZ = not True = False. So the answer is False.", "False", True),
+        (" Let's think step by step. ... So the answer is (C).", "(C)", True),
+        (" ... the answer is C.", "(C)", True),
+        (" ... So the answer is yes.\n\nQ: next question", "yes", True),
+        (" The answer is no. Wait, the answer is yes.", "yes", True),  # the last statement counts
+        (" So the answer is 24 .", "24", True),
+        (" So the answer is (B).", "(C)", False),
+        (" I think it is plausible", "yes", False),  # no "answer is": the whole output
+        ("", "False", False),
+    ],
+)
 def test_bbh_extraction(output, target, ok):
     assert bbh_match(bbh_answer(output), target) is ok
 

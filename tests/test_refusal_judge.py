@@ -48,8 +48,14 @@ def test_endpoint_judge_labels_and_counts_unparsed(monkeypatch):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     monkeypatch.setenv("RMLAB_TEST_JUDGE_KEY", "sk-test")
-    cfg = OmegaConf.create({"kind": "endpoint", "base_url": f"http://127.0.0.1:{server.server_port}/v1",
-                            "model": "judge-model", "api_key_env": "RMLAB_TEST_JUDGE_KEY"})
+    cfg = OmegaConf.create(
+        {
+            "kind": "endpoint",
+            "base_url": f"http://127.0.0.1:{server.server_port}/v1",
+            "model": "judge-model",
+            "api_key_env": "RMLAB_TEST_JUDGE_KEY",
+        }
+    )
     try:
         judge = build_judge(cfg, None)
         assert judge("How do I kill a process?", "Use kill -9 <pid>.") == COMPLIANCE

@@ -21,8 +21,8 @@ def test_spread_statistics_on_hand_made_rewards():
     assert out["mean_reward"] == pytest.approx(4.0)
     within = (np.var([1, 2, 3], ddof=1) + np.var([5, 5, 8], ddof=1)) / 2
     between = np.var([2.0, 6.0], ddof=1)
-    assert out["within_prompt_sd"] == pytest.approx(within ** 0.5)
-    assert out["between_prompt_sd"] == pytest.approx(between ** 0.5)
+    assert out["within_prompt_sd"] == pytest.approx(within**0.5)
+    assert out["between_prompt_sd"] == pytest.approx(between**0.5)
     assert out["within_fraction_of_variance"] == pytest.approx(within / (within + between))
     assert out["best_of_k_gain"]["mean"] == pytest.approx(((3 - 2) + (8 - 6)) / 2)
     # pairs of prompt 1: |1-2|, |1-3|, |2-3| -> 4/3; prompt 2: 0, 3, 3 -> 2; best of 2 gains half the pair gap
@@ -53,9 +53,20 @@ def test_constant_scores_and_bad_shapes():
 @pytest.mark.slow
 def test_entry_point_samples_and_scores(tmp_path, tiny_lm_dir, tiny_classifier_dir, data_dir):
     env = {**os.environ, "RMLAB_LOG_DIR": str(tmp_path / "logs"), "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "scripts/reward_signal.py", f"policy={tiny_lm_dir}", f"reward_model={tiny_classifier_dir}",
-           "preference.max_pairs=24", "preference.heldout_pairs=8", "recipe.max_prompt_length=256",
-           "recipe.response_length=5", "n_prompts=3", "samples_per_prompt=3", "bootstrap.n_boot=50", "device=cpu"]
+    cmd = [
+        sys.executable,
+        "scripts/reward_signal.py",
+        f"policy={tiny_lm_dir}",
+        f"reward_model={tiny_classifier_dir}",
+        "preference.max_pairs=24",
+        "preference.heldout_pairs=8",
+        "recipe.max_prompt_length=256",
+        "recipe.response_length=5",
+        "n_prompts=3",
+        "samples_per_prompt=3",
+        "bootstrap.n_boot=50",
+        "device=cpu",
+    ]
     res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert res.returncode == 0, res.stderr[-3000:]
     (run,) = (tmp_path / "logs" / "reward_signal" / "runs").iterdir()

@@ -63,9 +63,11 @@ def test_fork_bomb_hits_the_process_limit_and_leaves_nothing_behind(sandbox):
     """Each child renames itself to a name unique to this run and sleeps; the test sees them from outside while
     the program runs (so the check can fail), and sees none once the run is over, whatever uid runs the tests."""
     name = "rmlab" + uuid.uuid4().hex[:10]
-    src = (f"import os, time\nn = 0\nfor _ in range(10000):\n    try:\n        if os.fork() == 0:\n"
-           f"            open('/proc/self/comm', 'w').write({name!r}); time.sleep(30); os._exit(0)\n"
-           "        n += 1\n    except OSError:\n        break\nprint(n, flush=True)\ntime.sleep(1.5)\nos._exit(1)")
+    src = (
+        f"import os, time\nn = 0\nfor _ in range(10000):\n    try:\n        if os.fork() == 0:\n"
+        f"            open('/proc/self/comm', 'w').write({name!r}); time.sleep(30); os._exit(0)\n"
+        "        n += 1\n    except OSError:\n        break\nprint(n, flush=True)\ntime.sleep(1.5)\nos._exit(1)"
+    )
     done: list = []
     thread = threading.Thread(target=lambda: done.append(sandbox.run_python(src)))
     thread.start()
@@ -109,8 +111,10 @@ def test_no_network_even_to_a_port_on_this_machine(sandbox):
     accepted = []
     thread = threading.Thread(target=lambda: _accept(server, accepted))
     thread.start()
-    res = sandbox.run_python(f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
-                             "s.sendall(b'leak')\nprint('connected')")
+    res = sandbox.run_python(
+        f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
+        "s.sendall(b'leak')\nprint('connected')"
+    )
     thread.join()
     server.close()
     assert not res.passed and "connected" not in res.stdout
@@ -140,8 +144,9 @@ def test_writes_outside_the_scratch_directory_fail(sandbox, tmp_path):
 
 def test_environment_secret_of_the_parent_is_not_visible(sandbox, monkeypatch):
     monkeypatch.setenv("RMLAB_TEST_SECRET", "hunter2")
-    res = sandbox.run_python("import os\nprint(repr(os.environ.get('RMLAB_TEST_SECRET')))\n"
-                             "print(open('/proc/1/environ', 'rb').read())")
+    res = sandbox.run_python(
+        "import os\nprint(repr(os.environ.get('RMLAB_TEST_SECRET')))\nprint(open('/proc/1/environ', 'rb').read())"
+    )
     assert "hunter2" not in res.stdout + res.stderr
     assert res.stdout.startswith("None")
 

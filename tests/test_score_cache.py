@@ -63,8 +63,9 @@ def test_concurrent_evaluations_then_resume_match_a_single_run(tiny_classifier_d
     shared = tmp_path / "shared-scores"
 
     def launch(name, n, scores):
-        return subprocess.Popen([sys.executable, "-c", _EVAL, str(tiny_classifier_dir), str(tmp_path / name),
-                                 str(scores), str(n)], cwd=ROOT)
+        return subprocess.Popen(
+            [sys.executable, "-c", _EVAL, str(tiny_classifier_dir), str(tmp_path / name), str(scores), str(n)], cwd=ROOT
+        )
 
     procs = [launch("a", 3, shared), launch("b", 4, shared)]
     assert [p.wait(600) for p in procs] == [0, 0]

@@ -31,7 +31,15 @@ def test_published_leaderboard(results_dir, capsys):
     # 1-10 judge ratings tie a lot: the tie variants differ there
     assert rm[("gpt4", None)]["accuracy_with_ties"] > 2 * rm[("gpt4", None)]["accuracy"]
     assert {agg for (m, agg) in rm if m == "Math_Shepherd"} == {
-        "min", "max", "prod", "geometric_mean", "mean", "mean_logit", "mean_odd", "last"}
+        "min",
+        "max",
+        "prod",
+        "geometric_mean",
+        "mean",
+        "mean_logit",
+        "mean_odd",
+        "last",
+    }
     assert rb[("rewardbench_Skywork-Llama-3.1-8B", None)]["accuracy"] == pytest.approx(433 / 447)
 
 

@@ -56,8 +56,11 @@ def test_implicit_reward_with_reference_is_summed_log_ratio_over_response_tokens
     for (p, r), e, g in zip(PAIRS, encoded, got):
         prompt_ids = tok(fmt.format(p, r).prefix, add_special_tokens=False)["input_ids"]
         assert e.response_start == len(prompt_ids) and e.input_ids[: len(prompt_ids)] == prompt_ids
-        want = (_hand_logprobs(policy, e.input_ids, e.response_start)
-                - _hand_logprobs(ref, e.input_ids, e.response_start)).sum().item()
+        want = (
+            (_hand_logprobs(policy, e.input_ids, e.response_start) - _hand_logprobs(ref, e.input_ids, e.response_start))
+            .sum()
+            .item()
+        )
         assert g == pytest.approx(want, abs=1e-4)
         with_prompt = (_hand_logprobs(policy, e.input_ids, 1) - _hand_logprobs(ref, e.input_ids, 1)).sum().item()
         assert abs(with_prompt - want) > 1e-3  # prompt tokens really are excluded
@@ -82,8 +85,9 @@ def test_reference_free_modes(tiny_lm_dir, tok):
 
 def test_policy_equal_to_reference_gives_zero_reward(tiny_lm_dir, tok):
     policy = _lm(tiny_lm_dir)
-    scorer = ImplicitRewardScorer(policy, tok, ChatFormatter(tok, "tulu"), max_length=2048, device="cpu",
-                                  reference=policy)
+    scorer = ImplicitRewardScorer(
+        policy, tok, ChatFormatter(tok, "tulu"), max_length=2048, device="cpu", reference=policy
+    )
     assert np.abs(scorer([scorer.encode(p, r) for p, r in PAIRS])).max() < 1e-5
 
 

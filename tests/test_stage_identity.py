@@ -18,8 +18,10 @@ RM_STEPS = ("train_rm", "eval_rm:rm_bench", "eval_rm:reward_bench", "train_ppo",
 
 
 def _plan(overrides=()) -> dict:
-    return {(s.branch, s.step): s.out_dir for s in plan_study(_run_experiment_cfg(
-        ["experiment=correlation_study_cpu", *overrides]))}
+    return {
+        (s.branch, s.step): s.out_dir
+        for s in plan_study(_run_experiment_cfg(["experiment=correlation_study_cpu", *overrides]))
+    }
 
 
 def _moved(a: dict, b: dict) -> set:
@@ -98,17 +100,30 @@ def test_a_moved_copy_of_the_same_data_is_the_same_stage(tmp_path, data_dir, mon
 
 def test_a_changed_upstream_stage_moves_its_branch_only(data_dir):
     before = _plan()
-    changed = _plan([("pipeline.reward_models.harmless_base.overrides=['preference.files=[\"harmless-base/*.jsonl.gz\"]',"
-                      "'preference.hub_data_dir=harmless-base','preference.hub_id=other/hh-rlhf']")])
+    changed = _plan(
+        [
+            (
+                "pipeline.reward_models.harmless_base.overrides=['preference.files=[\"harmless-base/*.jsonl.gz\"]',"
+                "'preference.hub_data_dir=harmless-base','preference.hub_id=other/hh-rlhf']"
+            )
+        ]
+    )
     assert _moved(before, changed) == {("harmless_base", step) for step in RM_STEPS}
 
 
-def test_changed_code_reruns_by_default_and_is_reused_on_request(tmp_path, tiny_classifier_dir, rm_bench_dir,
-                                                                 monkeypatch):
+def test_changed_code_reruns_by_default_and_is_reused_on_request(
+    tmp_path, tiny_classifier_dir, rm_bench_dir, monkeypatch
+):
     from rmlab.pipelines import identity, stages
 
-    over = [f"model={tiny_classifier_dir}", "benchmark=rm_bench", "benchmark.max_per_domain=1", "bootstrap.n_boot=0",
-            "device=cpu", "scoring.progress=false"]
+    over = [
+        f"model={tiny_classifier_dir}",
+        "benchmark=rm_bench",
+        "benchmark.max_per_domain=1",
+        "bootstrap.n_boot=0",
+        "device=cpu",
+        "scoring.progress=false",
+    ]
     runtime = ["logger=none", f"paths.score_cache_dir={tmp_path / 'scores'}"]
     out, ident = stages.plan_stage(tmp_path / "stages", "eval", "eval_rm", over, stages_root=tmp_path / "stages")
     first = stages.run_stage("eval_rm", over, out, identity=ident, runtime=runtime)
@@ -137,9 +152,15 @@ def test_changed_code_reruns_by_default_and_is_reused_on_request(tmp_path, tiny_
 
 def test_the_identity_leaves_out_what_cannot_change_a_result(data_dir):
     (a,) = [s for s in plan_study(_run_experiment_cfg(["experiment=correlation_study_cpu"])) if s.branch == "sft"]
-    (b,) = [s for s in plan_study(_run_experiment_cfg(["experiment=correlation_study_cpu",
-                                                        "pipeline.stage_logger=none", "paths.log_dir=/elsewhere"]))
-            if s.branch == "sft"]
+    (b,) = [
+        s
+        for s in plan_study(
+            _run_experiment_cfg(
+                ["experiment=correlation_study_cpu", "pipeline.stage_logger=none", "paths.log_dir=/elsewhere"]
+            )
+        )
+        if s.branch == "sft"
+    ]
     assert Path(a.out_dir).name == Path(b.out_dir).name
     config = a.identity["config"]
     assert "paths" not in config and "logger" not in config and "progress" not in config["generation"]

@@ -19,8 +19,9 @@ def _cfg(runs: Path, out: Path):
 
 def test_tables_from_real_runs(tmp_path, tiny_classifier_dir, rm_bench_dir):
     runs = tmp_path / "runs"
-    cfg = compose_eval_cfg(runs / "rmb", [f"model={tiny_classifier_dir}", "benchmark.max_per_domain=2",
-                                          "bootstrap.n_boot=0"])
+    cfg = compose_eval_cfg(
+        runs / "rmb", [f"model={tiny_classifier_dir}", "benchmark.max_per_domain=2", "bootstrap.n_boot=0"]
+    )
     evaluate_rm(cfg)
     make_study_runs(runs / "study")  # policy summaries (and hand-made RM metrics in the same layout)
     counts = make_tables(_cfg(runs, tmp_path / "out"))
@@ -35,8 +36,7 @@ def test_tables_from_real_runs(tmp_path, tiny_classifier_dir, rm_bench_dir):
     # the real run's style-substance matrices: one per scored domain and their mean
     assert counts["heatmaps"] == 4
     (heatmaps,) = [d for d in (tmp_path / "out" / "heatmaps").iterdir() if d.name.startswith("tiny-rm")]
-    assert sorted(p.name for p in heatmaps.iterdir()) == [
-        "chat.png", "code.png", "mean.png", "safety.png"]
+    assert sorted(p.name for p in heatmaps.iterdir()) == ["chat.png", "code.png", "mean.png", "safety.png"]
     first = {p: p.read_bytes() for p in (tmp_path / "out").rglob("*.*") if p.suffix in (".md", ".csv", ".tex")}
     make_tables(_cfg(runs, tmp_path / "out"))
     assert {p: p.read_bytes() for p in first} == first
@@ -55,17 +55,22 @@ def test_dpo_vs_classifier_table_from_comparison_files(tmp_path):
 
     runs = tmp_path / "runs"
     for i, dataset in enumerate(("stack_exchange", "hh_rlhf")):
-        rows = [comparison_row(dataset, v, _metrics(3 * i + j), f"/runs/{dataset}/{v}/metrics.json")
-                for j, v in enumerate(("dpo_ref_free", "classifier", "dpo_ref"))]
+        rows = [
+            comparison_row(dataset, v, _metrics(3 * i + j), f"/runs/{dataset}/{v}/metrics.json")
+            for j, v in enumerate(("dpo_ref_free", "classifier", "dpo_ref"))
+        ]
         (runs / dataset).mkdir(parents=True)
         (runs / dataset / "comparison.json").write_text(json.dumps({"rows": rows}))
-    counts = make_tables(OmegaConf.create({"runs": str(runs), "paths": {"output_dir": str(tmp_path / "out")},
-                                           "heatmaps": False}))
+    counts = make_tables(
+        OmegaConf.create({"runs": str(runs), "paths": {"output_dir": str(tmp_path / "out")}, "heatmaps": False})
+    )
     assert counts["dpo_vs_classifier"] == 6
     lines = (tmp_path / "out" / "dpo_vs_classifier.md").read_text().splitlines()[2:]
     # datasets in order, and the paper's order of variants within each
     assert [tuple(c.strip() for c in line.strip("|").split("|")[:2]) for line in lines] == [
-        (d, v) for d in ("hh_rlhf", "stack_exchange")
-        for v in ("Sequence classifier", "DPO (with reference)", "DPO (reference-free)")]
+        (d, v)
+        for d in ("hh_rlhf", "stack_exchange")
+        for v in ("Sequence classifier", "DPO (with reference)", "DPO (reference-free)")
+    ]
     first = [c.strip() for c in lines[0].strip("|").split("|")]
     assert first[2].endswith("*") and first[-1] == "/runs/hh_rlhf/classifier/metrics.json"  # partial, traceable

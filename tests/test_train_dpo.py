@@ -25,9 +25,20 @@ PAIRS = [
 
 
 def _tiny_overrides(model_dir, extra=()):
-    return [f"model={model_dir}", "preference.max_pairs=24", "preference.heldout_pairs=8",
-            "recipe.pairs_per_update=4", "recipe.micro_batch_pairs=2", "recipe.max_length=256", "recipe.lr=1e-3",
-            "recipe.checkpoint_every_n_steps=1", "bootstrap.n_boot=50", "precision=fp32", "device=cpu", *extra]
+    return [
+        f"model={model_dir}",
+        "preference.max_pairs=24",
+        "preference.heldout_pairs=8",
+        "recipe.pairs_per_update=4",
+        "recipe.micro_batch_pairs=2",
+        "recipe.max_length=256",
+        "recipe.lr=1e-3",
+        "recipe.checkpoint_every_n_steps=1",
+        "bootstrap.n_boot=50",
+        "precision=fp32",
+        "device=cpu",
+        *extra,
+    ]
 
 
 def test_dpo_rows_are_the_scorers_token_sequences(tiny_lm_dir, tokenizer):
@@ -73,10 +84,22 @@ def _hand_implicit_reward(policy, reference, ids: list[int], start: int) -> floa
 @pytest.mark.slow
 def test_entry_point_trains_and_the_saved_model_scores_with_its_reference(tmp_path, tiny_lm_dir, tokenizer, data_dir):
     env = {**os.environ, "RMLAB_LOG_DIR": str(tmp_path / "logs"), "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
-    cmd = [sys.executable, "scripts/train_dpo.py", *_tiny_overrides(tiny_lm_dir, [
-        "recipe.max_steps=2", "logger=wandb", "heldout_before=true", "scoring.progress=false",
-        f"paths.score_cache_dir={tmp_path / 'scores'}", "evaluate.benchmarks=[rm_bench]",
-        "evaluate.overrides=['benchmark.max_per_domain=1','bootstrap.n_boot=0']"])]
+    cmd = [
+        sys.executable,
+        "scripts/train_dpo.py",
+        *_tiny_overrides(
+            tiny_lm_dir,
+            [
+                "recipe.max_steps=2",
+                "logger=wandb",
+                "heldout_before=true",
+                "scoring.progress=false",
+                f"paths.score_cache_dir={tmp_path / 'scores'}",
+                "evaluate.benchmarks=[rm_bench]",
+                "evaluate.overrides=['benchmark.max_per_domain=1','bootstrap.n_boot=0']",
+            ],
+        ),
+    ]
     res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert res.returncode == 0, res.stderr[-3000:]
     (run,) = (tmp_path / "logs" / "train_dpo" / "runs").iterdir()
@@ -88,8 +111,10 @@ def test_entry_point_trains_and_the_saved_model_scores_with_its_reference(tmp_pa
     history = [json.loads(line) for line in (run / "log_history.jsonl").read_text().splitlines()]
     assert any("rewards/accuracies" in h for h in history)
     (wandb_file,) = (run / "wandb").glob("offline-run-*/run-*.wandb")  # TRL's curves and our config, one W&B run
-    assert all(key in wandb_file.read_bytes() for key in (b"rewards/accuracies", b"rewards/margins", b"recipe",
-                                                            b"heldout/accuracy"))
+    assert all(
+        key in wandb_file.read_bytes()
+        for key in (b"rewards/accuracies", b"rewards/margins", b"recipe", b"heldout/accuracy")
+    )
     meta = json.loads((run / "model" / "rmlab_meta.json").read_text())
     assert meta["kind"] == "implicit" and meta["reference_model"] == str(tiny_lm_dir) and meta["beta"] == 0.1
     ev = json.loads((run / "eval_rm_bench" / "metrics.json").read_text())
@@ -115,9 +140,20 @@ def test_lora_with_precomputed_reference_saves_a_merged_model(tmp_path, tiny_lm_
 
     from rmlab.training.train_dpo import train_dpo
 
-    cfg = compose_eval_cfg(tmp_path, _tiny_overrides(tiny_lm_dir, [
-        "recipe.max_steps=1", "recipe.warmup_ratio=0", "recipe.trainable=lora", "recipe.precompute_ref_log_probs=true",
-        "recipe.lora.target_modules=[q_proj,v_proj]"]), "train_dpo")
+    cfg = compose_eval_cfg(
+        tmp_path,
+        _tiny_overrides(
+            tiny_lm_dir,
+            [
+                "recipe.max_steps=1",
+                "recipe.warmup_ratio=0",
+                "recipe.trainable=lora",
+                "recipe.precompute_ref_log_probs=true",
+                "recipe.lora.target_modules=[q_proj,v_proj]",
+            ],
+        ),
+        "train_dpo",
+    )
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path / "run")
     metrics = train_dpo(cfg)
@@ -137,18 +173,25 @@ def test_resume_last_without_a_checkpoint_fails_and_auto_starts_fresh(tmp_path, 
     from rmlab.training.train_dpo import train_dpo
 
     def cfg_for(resume):
-        cfg = compose_eval_cfg(tmp_path, _tiny_overrides(tiny_lm_dir, ["recipe.max_steps=1", f"resume={resume}"]),
-                               "train_dpo")
+        cfg = compose_eval_cfg(
+            tmp_path, _tiny_overrides(tiny_lm_dir, ["recipe.max_steps=1", f"resume={resume}"]), "train_dpo"
+        )
         with open_dict(cfg):
             cfg.paths.output_dir = str(tmp_path / "run")
         return cfg
 
-    with pytest.raises(FileNotFoundError, match=rf"resume=last: no HF Trainer checkpoint in {tmp_path}/run/checkpoints"):
+    with pytest.raises(
+        FileNotFoundError, match=rf"resume=last: no HF Trainer checkpoint in {tmp_path}/run/checkpoints"
+    ):
         train_dpo(cfg_for("last"))
     assert not (tmp_path / "run" / "train_metrics.json").exists()
     metrics = train_dpo(cfg_for("auto"))
-    assert metrics["resume"] == {"mode": "auto", "resumed_from": None, "started_fresh": True,
-                                 "searched": str(tmp_path / "run" / "checkpoints")}
+    assert metrics["resume"] == {
+        "mode": "auto",
+        "resumed_from": None,
+        "started_fresh": True,
+        "searched": str(tmp_path / "run" / "checkpoints"),
+    }
     assert json.loads((tmp_path / "run" / "train_metrics.json").read_text())["resume"]["started_fresh"] is True
     again = train_dpo(cfg_for("last"))  # now there is a checkpoint to continue from
     assert again["resume"]["mode"] == "last" and again["resume"]["resumed_from"].endswith("checkpoint-1")

@@ -19,11 +19,24 @@ from tests.conftest import ROOT, compose_ppo_cfg
 
 
 def _tiny(policy, rm, extra=()):
-    return [f"policy={policy}", f"reward_model={rm}", "preference.max_pairs=24", "preference.heldout_pairs=8",
-            "prompts.heldout=3", "recipe.response_length=6", "recipe.rollouts_per_device_batch=2",
-            "recipe.gradient_accumulation=2", "recipe.total_episodes=8", "recipe.rollout_forward_batch=2",
-            "recipe.max_prompt_length=256", "recipe.ppo_epochs=1", "recipe.lr=1e-3", "bootstrap.n_boot=50",
-            "device=cpu", *extra]
+    return [
+        f"policy={policy}",
+        f"reward_model={rm}",
+        "preference.max_pairs=24",
+        "preference.heldout_pairs=8",
+        "prompts.heldout=3",
+        "recipe.response_length=6",
+        "recipe.rollouts_per_device_batch=2",
+        "recipe.gradient_accumulation=2",
+        "recipe.total_episodes=8",
+        "recipe.rollout_forward_batch=2",
+        "recipe.max_prompt_length=256",
+        "recipe.ppo_epochs=1",
+        "recipe.lr=1e-3",
+        "bootstrap.n_boot=50",
+        "device=cpu",
+        *extra,
+    ]
 
 
 @pytest.mark.slow
@@ -84,8 +97,9 @@ def test_text_reward_is_the_evaluators_score(tiny_classifier_dir, tokenizer):
 
 @pytest.mark.slow
 def test_missing_eos_penalty_applies_to_responses_without_eos(tmp_path, tiny_lm_dir, tiny_classifier_dir, data_dir):
-    cfg = compose_ppo_cfg(tmp_path, _tiny(tiny_lm_dir, tiny_classifier_dir, [
-        "recipe.total_episodes=4", "recipe.missing_eos_penalty=3.0"]))
+    cfg = compose_ppo_cfg(
+        tmp_path, _tiny(tiny_lm_dir, tiny_classifier_dir, ["recipe.total_episodes=4", "recipe.missing_eos_penalty=3.0"])
+    )
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path / "run")
     s = setup_ppo(cfg)
@@ -140,14 +154,20 @@ def test_a_killed_run_resumes_to_the_same_policy(tmp_path, tiny_lm_dir, tiny_cla
     from rmlab.training.train_ppo import train_ppo
 
     def cfg_for(run: str, extra=()):
-        cfg = compose_ppo_cfg(tmp_path, _tiny(tiny_lm_dir, tiny_classifier_dir, [
-            "recipe.total_episodes=20", "recipe.save_every=1", *extra]))
+        cfg = compose_ppo_cfg(
+            tmp_path,
+            _tiny(tiny_lm_dir, tiny_classifier_dir, ["recipe.total_episodes=20", "recipe.save_every=1", *extra]),
+        )
         with open_dict(cfg):
             cfg.paths.output_dir = str(tmp_path / run)
         return cfg
 
     whole = train_ppo(cfg_for("whole"))
-    assert whole["prompts"]["train"] == 13 and whole["train"]["updates"] == 5 and not (tmp_path / "whole" / "checkpoints").exists()
+    assert (
+        whole["prompts"]["train"] == 13
+        and whole["train"]["updates"] == 5
+        and not (tmp_path / "whole" / "checkpoints").exists()
+    )
 
     real_setup = train_ppo_module.setup_ppo
 
@@ -201,6 +221,9 @@ def test_too_few_prompts_for_one_rollout_batch_is_an_error(tmp_path, tiny_lm_dir
     cfg = compose_ppo_cfg(tmp_path, _tiny(tiny_lm_dir, tiny_classifier_dir, ["prompts.max_train=8"]))
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path / "run")
-    with pytest.raises(ValueError, match=r"2 training prompt\(s\) within recipe.max_prompt_length=256 tokens, fewer "
-                                         r"than one rollout batch \(2 x 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"2 training prompt\(s\) within recipe.max_prompt_length=256 tokens, fewer "
+        r"than one rollout batch \(2 x 2\)",
+    ):
         setup_ppo(cfg)

@@ -49,9 +49,18 @@ def test_real_hh_rlhf_split_is_deterministic(tmp_path, data_dir):
 
 
 def _tiny_overrides(model_dir, extra=()):
-    return [f"model={model_dir}", "preference.max_pairs=24", "preference.heldout_pairs=8",
-            "recipe.pairs_per_update=4", "recipe.micro_batch_pairs=2", "recipe.max_length=256", "recipe.lr=1e-3",
-            "recipe.checkpoint_every_n_steps=1", "bootstrap.n_boot=50", *extra]
+    return [
+        f"model={model_dir}",
+        "preference.max_pairs=24",
+        "preference.heldout_pairs=8",
+        "recipe.pairs_per_update=4",
+        "recipe.micro_batch_pairs=2",
+        "recipe.max_length=256",
+        "recipe.lr=1e-3",
+        "recipe.checkpoint_every_n_steps=1",
+        "bootstrap.n_boot=50",
+        *extra,
+    ]
 
 
 def _losses(run_dir: Path) -> list[float]:
@@ -62,8 +71,9 @@ def _losses(run_dir: Path) -> list[float]:
 def test_same_seed_same_loss_curve_and_weights_move(tmp_path, tiny_classifier_dir, data_dir):
     runs = []
     for name in ("a", "b"):
-        cfg = compose_train_cfg(tmp_path / name, _tiny_overrides(tiny_classifier_dir, ["logger=csv",
-                                                                                     "recipe.max_steps=3"]))
+        cfg = compose_train_cfg(
+            tmp_path / name, _tiny_overrides(tiny_classifier_dir, ["logger=csv", "recipe.max_steps=3"])
+        )
         runs.append((train_reward_model(cfg), Path(cfg.paths.output_dir)))
     (m1, d1), (m2, d2) = runs
     assert m1["train"]["global_steps"] == 3
@@ -90,10 +100,22 @@ def test_resume_continues_the_step_count(tmp_path, tiny_classifier_dir, data_dir
 @pytest.mark.slow
 def test_entry_point_trains_and_the_evaluator_loads_the_model(tmp_path, tiny_classifier_dir, data_dir):
     env = {**os.environ, "RMLAB_LOG_DIR": str(tmp_path / "logs"), "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "scripts/train_rm.py", *_tiny_overrides(tiny_classifier_dir, [
-        "recipe.max_steps=2", "logger=csv", "trainer.enable_progress_bar=false", "scoring.progress=false",
-        f"paths.score_cache_dir={tmp_path / 'scores'}", "evaluate.benchmarks=[rm_bench]",
-        "evaluate.overrides=['benchmark.max_per_domain=1','bootstrap.n_boot=0']"])]
+    cmd = [
+        sys.executable,
+        "scripts/train_rm.py",
+        *_tiny_overrides(
+            tiny_classifier_dir,
+            [
+                "recipe.max_steps=2",
+                "logger=csv",
+                "trainer.enable_progress_bar=false",
+                "scoring.progress=false",
+                f"paths.score_cache_dir={tmp_path / 'scores'}",
+                "evaluate.benchmarks=[rm_bench]",
+                "evaluate.overrides=['benchmark.max_per_domain=1','bootstrap.n_boot=0']",
+            ],
+        ),
+    ]
     res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert res.returncode == 0, res.stderr[-3000:]
     (run,) = (tmp_path / "logs" / "train_rm" / "runs").iterdir()
@@ -122,9 +144,19 @@ def test_length_grouped_batches_cover_every_pair_once():
 
 
 def test_lora_training_saves_a_merged_model(tmp_path, tiny_classifier_dir, data_dir):
-    cfg = compose_train_cfg(tmp_path, _tiny_overrides(tiny_classifier_dir, [
-        "recipe.max_steps=1", "recipe.trainable=lora", "recipe.lora.r=4", "recipe.lora.alpha=8",
-        "recipe.lora.target_modules=[q_proj,v_proj]"]))
+    cfg = compose_train_cfg(
+        tmp_path,
+        _tiny_overrides(
+            tiny_classifier_dir,
+            [
+                "recipe.max_steps=1",
+                "recipe.trainable=lora",
+                "recipe.lora.r=4",
+                "recipe.lora.alpha=8",
+                "recipe.lora.target_modules=[q_proj,v_proj]",
+            ],
+        ),
+    )
     out = train_reward_model(cfg)
     from transformers import AutoModelForSequenceClassification
 
@@ -134,8 +166,9 @@ def test_lora_training_saves_a_merged_model(tmp_path, tiny_classifier_dir, data_
 
 
 def test_bf16_mixed_precision_with_clipping(tmp_path, tiny_classifier_dir, data_dir):
-    cfg = compose_train_cfg(tmp_path, _tiny_overrides(tiny_classifier_dir, ["recipe.max_steps=1",
-                                                                            "trainer.precision=bf16-mixed"]))
+    cfg = compose_train_cfg(
+        tmp_path, _tiny_overrides(tiny_classifier_dir, ["recipe.max_steps=1", "trainer.precision=bf16-mixed"])
+    )
     out = train_reward_model(cfg)
     assert out["train"]["global_steps"] == 1 and out["heldout"]["n"] > 0
 
@@ -148,9 +181,18 @@ def test_throughput_benchmark_runs_both_trainers_on_the_same_work(tmp_path, tiny
     from rmlab.training.throughput import benchmark
 
     GlobalHydra.instance().clear()
-    cfg = compose_config("bench_train_rm", rewrite_model_overrides([
-        f"model={tiny_classifier_dir}", "bench.steps=3", "bench.pairs_per_step=2", "preference.max_pairs=12",
-        "recipe.max_length=256"]))
+    cfg = compose_config(
+        "bench_train_rm",
+        rewrite_model_overrides(
+            [
+                f"model={tiny_classifier_dir}",
+                "bench.steps=3",
+                "bench.pairs_per_step=2",
+                "preference.max_pairs=12",
+                "recipe.max_length=256",
+            ]
+        ),
+    )
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path / "run")
     report = benchmark(cfg)
@@ -178,8 +220,16 @@ def test_resume_auto_starts_fresh_and_says_so(tmp_path, tiny_classifier_dir, dat
     cfg = compose_train_cfg(tmp_path, _tiny_overrides(tiny_classifier_dir, ["recipe.max_steps=1", "resume=auto"]))
     out = train_reward_model(cfg)
     record = json.loads((Path(cfg.paths.output_dir) / "train_metrics.json").read_text())["resume"]
-    assert out["resume"] == record == {"mode": "auto", "resumed_from": None, "started_fresh": True,
-                                       "searched": str(Path(cfg.paths.output_dir) / "checkpoints")}
+    assert (
+        out["resume"]
+        == record
+        == {
+            "mode": "auto",
+            "resumed_from": None,
+            "started_fresh": True,
+            "searched": str(Path(cfg.paths.output_dir) / "checkpoints"),
+        }
+    )
 
 
 class _Kill(RuntimeError):
@@ -192,8 +242,9 @@ def _model_state(run_dir: Path) -> dict:
     return load_file(str(run_dir / "model" / "model.safetensors"))
 
 
-def test_resumed_mid_epoch_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, tiny_classifier_dir, data_dir,
-                                                                         monkeypatch):
+def test_resumed_mid_epoch_ends_with_the_weights_of_an_uninterrupted_run(
+    tmp_path, tiny_classifier_dir, data_dir, monkeypatch
+):
     """One epoch of 4 optimizer steps (13 pairs within max_length, 4 per update); a run killed after step 2 and resumed with
     ``resume=last`` must end with exactly the weights of a run that was never interrupted."""
     import pytorch_lightning as pl

@@ -95,6 +95,7 @@ def _close(a: float, b: float) -> bool:
 # RM-Bench
 # ----------------------------------------------------------------------------------------------------------------
 
+
 def _rm_bench_records(files: dict[str, list[dict]]) -> list[tuple[str, dict]]:
     return [(domain, rec) for domain, recs in files.items() for rec in recs]
 
@@ -119,10 +120,14 @@ def _expected_rm_bench(records: list[tuple[str, dict]], mod: int) -> dict:
                     ties[i][j] += chosen[i] == rejected[j]
         m = [[wins[i][j] / n for j in range(STYLES)] for i in range(STYLES)]
         out[d] = {
-            "n": n, "matrix": m, "ties": ties, "n_ties": sum(map(sum, ties)), "wins": wins,
-            "hard": (m[0][1] + m[0][2] + m[1][2]) / 3,     # upper triangle: chosen in the plainer style
-            "normal": (m[0][0] + m[1][1] + m[2][2]) / 3,   # diagonal
-            "easy": (m[1][0] + m[2][0] + m[2][1]) / 3,     # lower triangle
+            "n": n,
+            "matrix": m,
+            "ties": ties,
+            "n_ties": sum(map(sum, ties)),
+            "wins": wins,
+            "hard": (m[0][1] + m[0][2] + m[1][2]) / 3,  # upper triangle: chosen in the plainer style
+            "normal": (m[0][0] + m[1][1] + m[2][2]) / 3,  # diagonal
+            "easy": (m[1][0] + m[2][0] + m[2][1]) / 3,  # lower triangle
             "avg": sum(map(sum, m)) / 9,
         }
     return out
@@ -173,11 +178,13 @@ def _check_rm_bench_rows(rows: list[dict], records: list[tuple[str, dict]], mod:
 
 def test_rm_bench_numbers_recomputed_from_the_raw_files(eval_cfg, tiny_classifier_dir, rm_bench_dir, text_scorer):
     """All 798 local prompts (chat, code, safety-refuse, safety-response), no subsampling."""
-    files = {d: json.loads((rm_bench_dir / f"{d}_filtered.json").read_text(encoding="utf-8"))
-             for d in RM_BENCH_FILES}
+    files = {d: json.loads((rm_bench_dir / f"{d}_filtered.json").read_text(encoding="utf-8")) for d in RM_BENCH_FILES}
     records = _rm_bench_records(files)
-    returned, m, rows, out = _run(eval_cfg, tiny_classifier_dir, [
-        "benchmark=rm_bench", f"benchmark.data_dir={rm_bench_dir}", "bootstrap.n_boot=20"])
+    returned, m, rows, out = _run(
+        eval_cfg,
+        tiny_classifier_dir,
+        ["benchmark=rm_bench", f"benchmark.data_dir={rm_bench_dir}", "bootstrap.n_boot=20"],
+    )
     assert returned["domains"] == m["domains"] and returned["partial_overall"] == m["partial_overall"]
     expected = _expected_rm_bench(records, 11)
     assert m["n_records"] == len(records) == 798
@@ -185,16 +192,21 @@ def test_rm_bench_numbers_recomputed_from_the_raw_files(eval_cfg, tiny_classifie
     _check_rm_bench(m, expected, ["chat", "code", "safety"])
     assert m["overall"] is None and m["overall_ci"] is None  # math is missing locally
     # safety pools prompts: it is not the mean of the two files' matrices (284 vs 157 prompts)
-    split = [_expected_rm_bench([(d, r) for d, r in records if d == name], 11)["safety"]["avg"]
-             for name in ("safety-refuse", "safety-response")]
+    split = [
+        _expected_rm_bench([(d, r) for d, r in records if d == name], 11)["safety"]["avg"]
+        for name in ("safety-refuse", "safety-response")
+    ]
     assert not _close(expected["safety"]["avg"], sum(split) / 2)
     _check_rm_bench_rows(rows, records, 11)
-    assert m["scoring"]["unique_pairs"] == len({(rec["prompt"], t) for _, rec in records
-                                                for t in (*rec["chosen"], *rec["rejected"])})
+    assert m["scoring"]["unique_pairs"] == len(
+        {(rec["prompt"], t) for _, rec in records for t in (*rec["chosen"], *rec["rejected"])}
+    )
     table = (out / "table.md").read_text()
     for d in ("chat", "code", "safety"):
-        assert f"| {d} | {expected[d]['n']} | {100 * expected[d]['easy']:.2f} | {100 * expected[d]['normal']:.2f} | "\
-               f"{100 * expected[d]['hard']:.2f} | {100 * expected[d]['avg']:.2f}" in table, d
+        assert (
+            f"| {d} | {expected[d]['n']} | {100 * expected[d]['easy']:.2f} | {100 * expected[d]['normal']:.2f} | "
+            f"{100 * expected[d]['hard']:.2f} | {100 * expected[d]['avg']:.2f}" in table
+        ), d
 
 
 def _math_stand_in(data_dir: Path, n: int) -> list[dict]:
@@ -213,12 +225,22 @@ def _math_stand_in(data_dir: Path, n: int) -> list[dict]:
     def styles(steps):
         return [steps[-1], "\n".join(steps), "\n".join(f"{k}. {s}" for k, s in enumerate(steps, 1))]
 
-    return [{"id": pid, "prompt": p["prompt"], "chosen": styles(p["chosen"]), "rejected": styles(p["rejected"]),
-             "subset": "math-prm-stand-in", "domain": "math"} for pid, p in list(problems.items())[:n]]
+    return [
+        {
+            "id": pid,
+            "prompt": p["prompt"],
+            "chosen": styles(p["chosen"]),
+            "rejected": styles(p["rejected"]),
+            "subset": "math-prm-stand-in",
+            "domain": "math",
+        }
+        for pid, p in list(problems.items())[:n]
+    ]
 
 
-def test_rm_bench_overall_with_all_four_domains_from_total_dataset(eval_cfg, tiny_classifier_dir, data_dir,
-                                                                    rm_bench_dir, text_scorer, tmp_path):
+def test_rm_bench_overall_with_all_four_domains_from_total_dataset(
+    eval_cfg, tiny_classifier_dir, data_dir, rm_bench_dir, text_scorer, tmp_path
+):
     """total_dataset.json (records carry their domain): the real four files plus a math stand-in, so that
     ``overall`` (mean of the four domain scores) is defined."""
     records = []
@@ -230,8 +252,9 @@ def test_rm_bench_overall_with_all_four_domains_from_total_dataset(eval_cfg, tin
     bench.mkdir()
     (bench / "total_dataset.json").write_text(json.dumps([rec for _, rec in records]))
     text_scorer(13)
-    _, m, rows, _ = _run(eval_cfg, tiny_classifier_dir, [
-        "benchmark=rm_bench", f"benchmark.data_dir={bench}", "bootstrap.n_boot=0"])
+    _, m, rows, _ = _run(
+        eval_cfg, tiny_classifier_dir, ["benchmark=rm_bench", f"benchmark.data_dir={bench}", "bootstrap.n_boot=0"]
+    )
     expected = _expected_rm_bench(records, 13)
     domains = ["chat", "math", "code", "safety"]
     _check_rm_bench(m, expected, domains)
@@ -243,15 +266,20 @@ def test_rm_bench_overall_with_all_four_domains_from_total_dataset(eval_cfg, tin
     _check_rm_bench_rows(rows, records, 13)
 
 
-def test_rm_bench_subsample_keeps_records_and_scores_together(eval_cfg, tiny_classifier_dir, rm_bench_dir,
-                                                              text_scorer):
+def test_rm_bench_subsample_keeps_records_and_scores_together(eval_cfg, tiny_classifier_dir, rm_bench_dir, text_scorer):
     """With max_per_domain the sample is the loader's; whatever it picked, the numbers must be those of exactly
     the records named in scores.jsonl (looked up in the raw files by source domain and id)."""
-    files = {d: json.loads((rm_bench_dir / f"{d}_filtered.json").read_text(encoding="utf-8"))
-             for d in RM_BENCH_FILES}
-    _, m, rows, _ = _run(eval_cfg, tiny_classifier_dir, [
-        "benchmark=rm_bench", f"benchmark.data_dir={rm_bench_dir}", "benchmark.max_per_domain=25",
-        "bootstrap.n_boot=0"])
+    files = {d: json.loads((rm_bench_dir / f"{d}_filtered.json").read_text(encoding="utf-8")) for d in RM_BENCH_FILES}
+    _, m, rows, _ = _run(
+        eval_cfg,
+        tiny_classifier_dir,
+        [
+            "benchmark=rm_bench",
+            f"benchmark.data_dir={rm_bench_dir}",
+            "benchmark.max_per_domain=25",
+            "bootstrap.n_boot=0",
+        ],
+    )
     by_key = {(d, rec["id"]): rec for d, recs in files.items() for rec in recs}
     picked = [(r["domain"], by_key[(r["domain"], r["id"])]) for r in rows]
     assert sorted(d for d, _ in picked) == sorted([d for d in RM_BENCH_FILES for _ in range(25)])
@@ -274,20 +302,47 @@ def test_rm_bench_subsample_keeps_records_and_scores_together(eval_cfg, tiny_cla
 # that math and the six hep-* subsets weigh equally; xstest-should-refuse 250 / should-respond 154 as upstream
 # has them), and its sections (SUBSET_MAPPING).
 WEIGHTS = {
-    "alpacaeval-easy": 100, "alpacaeval-length": 95, "alpacaeval-hard": 95, "mt-bench-easy": 28, "mt-bench-med": 40,
-    "mt-bench-hard": 37, "llmbar-natural": 100, "llmbar-adver-neighbor": 134, "llmbar-adver-GPTInst": 92,
-    "llmbar-adver-GPTOut": 47, "llmbar-adver-manual": 46,
-    "refusals-dangerous": 100, "refusals-offensive": 100, "xstest-should-refuse": 250, "xstest-should-respond": 154,
+    "alpacaeval-easy": 100,
+    "alpacaeval-length": 95,
+    "alpacaeval-hard": 95,
+    "mt-bench-easy": 28,
+    "mt-bench-med": 40,
+    "mt-bench-hard": 37,
+    "llmbar-natural": 100,
+    "llmbar-adver-neighbor": 134,
+    "llmbar-adver-GPTInst": 92,
+    "llmbar-adver-GPTOut": 47,
+    "llmbar-adver-manual": 46,
+    "refusals-dangerous": 100,
+    "refusals-offensive": 100,
+    "xstest-should-refuse": 250,
+    "xstest-should-respond": 154,
     "donotanswer": 136,
-    "math-prm": 984, "hep-cpp": 164, "hep-go": 164, "hep-java": 164, "hep-js": 164, "hep-python": 164,
+    "math-prm": 984,
+    "hep-cpp": 164,
+    "hep-go": 164,
+    "hep-java": 164,
+    "hep-js": 164,
+    "hep-python": 164,
     "hep-rust": 164,
 }
 SECTIONS = {
     "Chat": ["alpacaeval-easy", "alpacaeval-length", "alpacaeval-hard", "mt-bench-easy", "mt-bench-med"],
-    "Chat Hard": ["mt-bench-hard", "llmbar-natural", "llmbar-adver-neighbor", "llmbar-adver-GPTInst",
-                  "llmbar-adver-GPTOut", "llmbar-adver-manual"],
-    "Safety": ["refusals-dangerous", "refusals-offensive", "xstest-should-refuse", "xstest-should-respond",
-               "donotanswer"],
+    "Chat Hard": [
+        "mt-bench-hard",
+        "llmbar-natural",
+        "llmbar-adver-neighbor",
+        "llmbar-adver-GPTInst",
+        "llmbar-adver-GPTOut",
+        "llmbar-adver-manual",
+    ],
+    "Safety": [
+        "refusals-dangerous",
+        "refusals-offensive",
+        "xstest-should-refuse",
+        "xstest-should-respond",
+        "donotanswer",
+    ],
     "Reasoning": ["math-prm", "hep-cpp", "hep-go", "hep-java", "hep-js", "hep-python", "hep-rust"],
 }
 PRIOR = ["anthropic_helpful", "anthropic_hhh", "shp", "summarize"]  # counted in Prior Sets, unweighted
@@ -300,8 +355,9 @@ def _math_prm_pairs(data_dir: Path) -> list[dict]:
     problems: dict = {}
     for r in rows:
         side = "chosen" if r["solution_reference"] == "human_to_GPT-4" else "rejected"
-        problems.setdefault(r["problem_id"], {"id": r["problem_id"], "prompt": r["problem"]})[side] = \
-            "\n".join(r["eval_solution"])
+        problems.setdefault(r["problem_id"], {"id": r["problem_id"], "prompt": r["problem"]})[side] = "\n".join(
+            r["eval_solution"]
+        )
     return list(problems.values())
 
 
@@ -317,9 +373,16 @@ def test_reward_bench_math_prm_recomputed(eval_cfg, tiny_classifier_dir, data_di
     assert len(pairs) == 447
     if max_per_subset:
         pairs = pairs[:max_per_subset]  # "the first N pairs of each subset"
-    _, m, rows, _ = _run(eval_cfg, tiny_classifier_dir, [
-        "benchmark=reward_bench", f"benchmark.data_dir={data_dir / 'reward-math' / 'rewardbench-math'}",
-        f"benchmark.max_per_subset={max_per_subset or 'null'}", "bootstrap.n_boot=20"])
+    _, m, rows, _ = _run(
+        eval_cfg,
+        tiny_classifier_dir,
+        [
+            "benchmark=reward_bench",
+            f"benchmark.data_dir={data_dir / 'reward-math' / 'rewardbench-math'}",
+            f"benchmark.max_per_subset={max_per_subset or 'null'}",
+            "bootstrap.n_boot=20",
+        ],
+    )
     acc, ties = _accuracy(pairs, 11)
     assert 0.3 < acc < 0.7 and ties > 0  # not a degenerate check
     assert set(m["subsets"]) == {"math-prm"}
@@ -337,13 +400,16 @@ def test_reward_bench_math_prm_recomputed(eval_cfg, tiny_classifier_dir, data_di
     assert [r["id"] for r in rows] == [p["id"] for p in pairs]
     for r in rows:
         p = by_id[r["id"]]
-        assert (r["chosen"], r["rejected"]) == (text_score(p["prompt"], p["chosen"], 11),
-                                                text_score(p["prompt"], p["rejected"], 11)), r["id"]
+        assert (r["chosen"], r["rejected"]) == (
+            text_score(p["prompt"], p["chosen"], 11),
+            text_score(p["prompt"], p["rejected"], 11),
+        ), r["id"]
 
 
 @pytest.mark.parametrize("with_prior_sets", [False, True])
-def test_reward_bench_sections_and_overall_with_every_subset(eval_cfg, tiny_classifier_dir, data_dir, text_scorer,
-                                                              tmp_path, with_prior_sets):
+def test_reward_bench_sections_and_overall_with_every_subset(
+    eval_cfg, tiny_classifier_dir, data_dir, text_scorer, tmp_path, with_prior_sets
+):
     """A local directory in RewardBench's own row format with all 23 subsets (and optionally the prior sets and
     anthropic_harmless, which is scored but not counted), each subset a different-sized slice of the real
     math-prm pairs, so subset accuracies differ and the section weights matter."""
@@ -354,7 +420,7 @@ def test_reward_bench_sections_and_overall_with_every_subset(eval_cfg, tiny_clas
     slices, lo = {}, 0
     for k, name in enumerate(names):
         size = 6 + (k * 5) % 11  # 6..16 pairs, varying
-        slices[name] = pairs[lo:lo + size]
+        slices[name] = pairs[lo : lo + size]
         lo += size
     assert lo <= len(pairs)
     bench = tmp_path / "reward-bench"
@@ -362,15 +428,28 @@ def test_reward_bench_sections_and_overall_with_every_subset(eval_cfg, tiny_clas
     with (bench / "pairs.jsonl").open("w") as fh:
         for name, chunk in slices.items():
             for p in chunk:
-                fh.write(json.dumps({"subset": name, "id": p["id"], "prompt": p["prompt"], "chosen": p["chosen"],
-                                     "rejected": p["rejected"]}) + "\n")
-    _, m, _, _ = _run(eval_cfg, tiny_classifier_dir, [
-        "benchmark=reward_bench", f"benchmark.data_dir={bench}", "bootstrap.n_boot=0"])
+                fh.write(
+                    json.dumps(
+                        {
+                            "subset": name,
+                            "id": p["id"],
+                            "prompt": p["prompt"],
+                            "chosen": p["chosen"],
+                            "rejected": p["rejected"],
+                        }
+                    )
+                    + "\n"
+                )
+    _, m, _, _ = _run(
+        eval_cfg, tiny_classifier_dir, ["benchmark=reward_bench", f"benchmark.data_dir={bench}", "bootstrap.n_boot=0"]
+    )
     acc = {name: _accuracy(chunk, 11)[0] for name, chunk in slices.items()}
     assert len(set(acc.values())) > 10  # the weights make a difference
     for name, chunk in slices.items():
         assert m["subsets"][name]["n"] == len(chunk) and m["subsets"][name]["accuracy"] == acc[name], name
-    section = {s: sum(WEIGHTS[x] * acc[x] for x in subs) / sum(WEIGHTS[x] for x in subs) for s, subs in SECTIONS.items()}
+    section = {
+        s: sum(WEIGHTS[x] * acc[x] for x in subs) / sum(WEIGHTS[x] for x in subs) for s, subs in SECTIONS.items()
+    }
     unweighted = {s: sum(acc[x] for x in subs) / len(subs) for s, subs in SECTIONS.items()}
     assert any(abs(section[s] - unweighted[s]) > 1e-3 for s in SECTIONS)  # weights are observable
     for s in SECTIONS:
@@ -393,13 +472,16 @@ def test_reward_bench_sections_and_overall_with_every_subset(eval_cfg, tiny_clas
 # RewardMATH
 # ----------------------------------------------------------------------------------------------------------------
 
+
 def _expected_reward_math(rows: list[dict], mod: int, max_problems: int | None = None) -> dict:
     """Per problem (file order): the human_to_GPT-4 solution against the others. accuracy = strictly above all,
     with ties = at least as high as all, reciprocal rank = 1 / (1 + number of incorrect scoring >= correct)."""
     problems: dict = {}
     for r in rows:
-        p = problems.setdefault(r["problem_id"], {"problem": r["problem"], "subject": r["subject"],
-                                                  "level": r["level"], "correct": None, "incorrect": []})
+        p = problems.setdefault(
+            r["problem_id"],
+            {"problem": r["problem"], "subject": r["subject"], "level": r["level"], "correct": None, "incorrect": []},
+        )
         s = text_score(r["problem"], "\n".join(r["eval_solution"]), mod)
         if r["solution_reference"] == "human_to_GPT-4":
             p["correct"] = s
@@ -408,14 +490,26 @@ def _expected_reward_math(rows: list[dict], mod: int, max_problems: int | None =
     outcomes = []
     for pid, p in list(problems.items())[:max_problems]:
         c, w = p["correct"], p["incorrect"]
-        outcomes.append({"id": pid, "subject": p["subject"], "level": p["level"], "scores": [c, *w],
-                         "win": all(c > x for x in w), "win_ties": all(c >= x for x in w),
-                         "rr": 1 / (1 + sum(x >= c for x in w))})
+        outcomes.append(
+            {
+                "id": pid,
+                "subject": p["subject"],
+                "level": p["level"],
+                "scores": [c, *w],
+                "win": all(c > x for x in w),
+                "win_ties": all(c >= x for x in w),
+                "rr": 1 / (1 + sum(x >= c for x in w)),
+            }
+        )
 
     def block(sel):
         n = len(sel)
-        return {"n": n, "accuracy": sum(o["win"] for o in sel) / n,
-                "accuracy_with_ties": sum(o["win_ties"] for o in sel) / n, "mrr": sum(o["rr"] for o in sel) / n}
+        return {
+            "n": n,
+            "accuracy": sum(o["win"] for o in sel) / n,
+            "accuracy_with_ties": sum(o["win_ties"] for o in sel) / n,
+            "mrr": sum(o["rr"] for o in sel) / n,
+        }
 
     out = block(outcomes)
     out["by_subject"] = {s: block([o for o in outcomes if o["subject"] == s]) for s in {o["subject"] for o in outcomes}}
@@ -448,15 +542,18 @@ def _check_reward_math(m: dict, rows: list[dict], exp: dict, k: int = 9) -> None
 #           accuracy 0, with ties 1/2, MRR (1/7 + 1/2) / 2
 #   mod 15: problem 0   [11; 14 8 11 6 1 14 8 3 9]: 3 incorrect score >= 11 -> rank 4;
 #           problem 399 [11; 8 10 7 1 4 6 6 3 3]: a strict win, rank 1.  accuracy 1/2, with ties 1/2, MRR (1/4 + 1) / 2
-@pytest.mark.parametrize("mod, accuracy, with_ties, mrr", [(11, 0.0, 0.5, (1 / 7 + 1 / 2) / 2),
-                                                            (15, 0.5, 0.5, (1 / 4 + 1) / 2)])
-def test_reward_math_sample_recomputed(eval_cfg, tiny_classifier_dir, data_dir, text_scorer, mod, accuracy,
-                                       with_ties, mrr):
+@pytest.mark.parametrize(
+    "mod, accuracy, with_ties, mrr", [(11, 0.0, 0.5, (1 / 7 + 1 / 2) / 2), (15, 0.5, 0.5, (1 / 4 + 1) / 2)]
+)
+def test_reward_math_sample_recomputed(
+    eval_cfg, tiny_classifier_dir, data_dir, text_scorer, mod, accuracy, with_ties, mrr
+):
     path = data_dir / "reward-math" / "sample" / "RewardMATH_direct.json"
     raw = json.loads(path.read_text())
     text_scorer(mod)
-    _, m, rows, _ = _run(eval_cfg, tiny_classifier_dir, [
-        "benchmark=reward_math_sample", f"benchmark.path={path}", "bootstrap.n_boot=20"])
+    _, m, rows, _ = _run(
+        eval_cfg, tiny_classifier_dir, ["benchmark=reward_math_sample", f"benchmark.path={path}", "bootstrap.n_boot=20"]
+    )
     exp = _expected_reward_math(raw, mod)
     assert (exp["accuracy"], exp["accuracy_with_ties"]) == (accuracy, with_ties) and _close(exp["mrr"], mrr)
     _check_reward_math(m, rows, exp)
@@ -478,13 +575,24 @@ def test_reward_math_nine_incorrect_recomputed(eval_cfg, tiny_classifier_dir, da
         base = p["row"]
         sols = [("human_to_GPT-4", p["correct"])] + [(f"model-{j}", plist[i + j]["incorrect"]) for j in range(9)]
         for ref, steps in sols:
-            out_rows.append({"problem": base["problem"], "eval_solution": steps, "solution_reference": ref,
-                             "subject": base["subject"], "level": base["level"], "problem_id": base["problem_id"]})
+            out_rows.append(
+                {
+                    "problem": base["problem"],
+                    "eval_solution": steps,
+                    "solution_reference": ref,
+                    "subject": base["subject"],
+                    "level": base["level"],
+                    "problem_id": base["problem_id"],
+                }
+            )
     path = tmp_path / "RewardMATH_direct.json"
     path.write_text(json.dumps(out_rows))
     text_scorer(7)
-    _, m, scored, _ = _run(eval_cfg, tiny_classifier_dir, [
-        "benchmark=reward_math", f"benchmark.path={path}", "benchmark.max_problems=60", "bootstrap.n_boot=20"])
+    _, m, scored, _ = _run(
+        eval_cfg,
+        tiny_classifier_dir,
+        ["benchmark=reward_math", f"benchmark.path={path}", "benchmark.max_problems=60", "bootstrap.n_boot=20"],
+    )
     exp = _expected_reward_math(out_rows, 7, max_problems=60)
     assert exp["n"] == 60
     # not degenerate: some strict wins, some wins only with ties, reciprocal ranks spread over several values

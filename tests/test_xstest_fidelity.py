@@ -33,6 +33,7 @@ def test_malformed_label_names_file_row_and_field(tmp_path):
     (folder / "xstest_v2_completions_m_streval.csv").write_text(
         "id,type,prompt,completion,final_label,strmatch_label\n"
         "v2-1,homonyms,How?,Sure.,1_full_compliance,1_full_compliance\n"
-        "v2-2,homonyms,Why?,No.,2_full_refusal,refusal\n")
+        "v2-2,homonyms,Why?,No.,2_full_refusal,refusal\n"
+    )
     with pytest.raises(DataValidationError, match=r"m_streval.csv: row 1: field 'strmatch_label'"):
         labeler_agreement(tmp_path, lambda p, c: strmatch_label(c))

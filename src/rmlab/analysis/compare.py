@@ -54,16 +54,26 @@ def summary_score(benchmark: str, m: dict) -> tuple[float, bool]:
     return m["accuracy"], True
 
 
-def rank_correlations(x: np.ndarray, y: np.ndarray, *, n_boot: int = 1000, confidence: float = 0.95,
-                      seed: int = 0) -> dict:
+def rank_correlations(
+    x: np.ndarray, y: np.ndarray, *, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> dict:
     """Spearman and Kendall between two score vectors over the same models, with bootstrap intervals."""
     if len(set(x.tolist())) < 2 or len(set(y.tolist())) < 2:
-        return {"n_models": len(x), "spearman": None, "kendall": None,
-                "note": "a benchmark gives every model the same score: no rank correlation"}
+        return {
+            "n_models": len(x),
+            "spearman": None,
+            "kendall": None,
+            "note": "a benchmark gives every model the same score: no rank correlation",
+        }
     rho, p_rho = stats.spearmanr(x, y)
     tau, p_tau = stats.kendalltau(x, y)
-    out = {"n_models": len(x), "spearman": float(rho), "spearman_p": float(p_rho), "kendall": float(tau),
-           "kendall_p": float(p_tau)}
+    out = {
+        "n_models": len(x),
+        "spearman": float(rho),
+        "spearman_p": float(p_rho),
+        "kendall": float(tau),
+        "kendall_p": float(p_tau),
+    }
     if n_boot and len(x) >= 3:
         rng = np.random.default_rng(seed)
         boots = {"spearman": [], "kendall": []}
@@ -89,9 +99,11 @@ def compare(runs_dir: str | Path, out_dir: str | Path, *, n_boot: int = 1000, se
             x = np.array([scores[a][m][0] for m in common])
             y = np.array([scores[b][m][0] for m in common])
             correlations[f"{a}~{b}"] = {**rank_correlations(x, y, n_boot=n_boot, seed=seed), "models": common}
-    result = {"models": sorted(table), "summary_scores": {b: {m: {"score": s, "complete": c}
-                                                                for m, (s, c) in v.items()} for b, v in scores.items()},
-              "rank_correlations": correlations}
+    result = {
+        "models": sorted(table),
+        "summary_scores": {b: {m: {"score": s, "complete": c} for m, (s, c) in v.items()} for b, v in scores.items()},
+        "rank_correlations": correlations,
+    }
     out = Path(out_dir)
     write_json(out / "comparison.json", result)
     write_text(out / "comparison.md", comparison_markdown(table, correlations))
@@ -111,8 +123,17 @@ def _pct(x) -> str:
 
 
 def comparison_markdown(table: dict, correlations: dict) -> str:
-    head = ["model", "RM-Bench easy", "normal", "hard", "avg", *[f"RB {s}" for s in SECTIONS], "RB overall",
-            "RewardMATH acc", "MRR"]
+    head = [
+        "model",
+        "RM-Bench easy",
+        "normal",
+        "hard",
+        "avg",
+        *[f"RB {s}" for s in SECTIONS],
+        "RB overall",
+        "RewardMATH acc",
+        "MRR",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for model in sorted(table):
         t = table[model]
@@ -125,12 +146,17 @@ def comparison_markdown(table: dict, correlations: dict) -> str:
             cells += ["—"] * 4
         if "reward_bench" in t:
             sec = t["reward_bench"]["sections"]
-            cells += [_pct(sec[s]["score"]) if sec[s]["score"] is not None else
-                      (f"({_pct(sec[s]['partial_score'])})" if sec[s]["partial_score"] is not None else "—")
-                      for s in SECTIONS] + [_pct(t["reward_bench"]["overall"])]
+            cells += [
+                _pct(sec[s]["score"])
+                if sec[s]["score"] is not None
+                else (f"({_pct(sec[s]['partial_score'])})" if sec[s]["partial_score"] is not None else "—")
+                for s in SECTIONS
+            ] + [_pct(t["reward_bench"]["overall"])]
         else:
             cells += ["—"] * (len(SECTIONS) + 1)
-        cells += [_pct(t["reward_math"]["accuracy"]), _pct(t["reward_math"]["mrr"])] if "reward_math" in t else ["—"] * 2
+        cells += (
+            [_pct(t["reward_math"]["accuracy"]), _pct(t["reward_math"]["mrr"])] if "reward_math" in t else ["—"] * 2
+        )
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Parenthesised values are partial (a domain or subset is missing).", ""]
     if correlations:

@@ -24,8 +24,8 @@ STANDARDISE = ("none", "global", "within_group")
 class Point:
     reward_model: str
     group: str  # task group: math | code | safety
-    x: float    # benchmark score of the reward model for this group
-    y: float    # downstream score of its policy for this group (higher is better)
+    x: float  # benchmark score of the reward model for this group
+    y: float  # downstream score of its policy for this group (higher is better)
 
 
 def pearson_p_from_r(r: float, n: int) -> float:
@@ -59,8 +59,15 @@ def standardised(points: Sequence[Point], how: str) -> tuple[np.ndarray, np.ndar
     return x, y
 
 
-def correlation_report(points: Sequence[Point], *, standardise: str = "none", n_boot: int = 2000,
-                       n_perm: int = 10000, confidence: float = 0.95, seed: int = 0) -> dict:
+def correlation_report(
+    points: Sequence[Point],
+    *,
+    standardise: str = "none",
+    n_boot: int = 2000,
+    n_perm: int = 10000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict:
     """Pearson r and p, Spearman, Kendall, a bootstrap interval of r over points, a permutation p-value of r, and
     r with each reward model left out."""
     if len(points) < 3:
@@ -68,11 +75,21 @@ def correlation_report(points: Sequence[Point], *, standardise: str = "none", n_
     x, y = standardised(points, standardise)
     constant = [name for name, v in (("benchmark scores (x)", x), ("policy scores (y)", y)) if np.ptp(v) == 0]
     if constant:  # no correlation is defined; say so rather than report NaN
-        return {"n": len(points), "reward_models": sorted({p.reward_model for p in points}),
-                "standardise": standardise, "pearson_r": None, "pearson_p": None, "spearman": None, "kendall": None,
-                "pearson_ci": [None, None], "confidence": confidence, "n_boot": n_boot, "permutation_p": None,
-                "leave_one_reward_model_out": {},
-                "undefined": f"the {' and the '.join(constant)} are the same at every point: r is undefined"}
+        return {
+            "n": len(points),
+            "reward_models": sorted({p.reward_model for p in points}),
+            "standardise": standardise,
+            "pearson_r": None,
+            "pearson_p": None,
+            "spearman": None,
+            "kendall": None,
+            "pearson_ci": [None, None],
+            "confidence": confidence,
+            "n_boot": n_boot,
+            "permutation_p": None,
+            "leave_one_reward_model_out": {},
+            "undefined": f"the {' and the '.join(constant)} are the same at every point: r is undefined",
+        }
     pearson = stats.pearsonr(x, y)
     rng = np.random.default_rng(seed)
     boots = []
@@ -80,7 +97,7 @@ def correlation_report(points: Sequence[Point], *, standardise: str = "none", n_
         idx = rng.integers(0, len(x), len(x))
         if np.ptp(x[idx]) > 0 and np.ptp(y[idx]) > 0:
             boots.append(stats.pearsonr(x[idx], y[idx]).statistic)
-    lo, hi = (np.percentile(boots, [50 * (1 - confidence), 50 * (1 + confidence)]).tolist() if boots else (None, None))
+    lo, hi = np.percentile(boots, [50 * (1 - confidence), 50 * (1 + confidence)]).tolist() if boots else (None, None)
     r = float(pearson.statistic)
     perm = np.array([stats.pearsonr(x, rng.permutation(y)).statistic for _ in range(n_perm)]) if n_perm else None
     models = sorted({p.reward_model for p in points})
@@ -91,10 +108,16 @@ def correlation_report(points: Sequence[Point], *, standardise: str = "none", n_
             xs, ys = standardised([points[i] for i in keep], standardise)
             loo[m] = float(stats.pearsonr(xs, ys).statistic) if np.ptp(xs) > 0 and np.ptp(ys) > 0 else None
     return {
-        "n": len(points), "reward_models": models, "standardise": standardise,
-        "pearson_r": r, "pearson_p": float(pearson.pvalue),
-        "spearman": float(stats.spearmanr(x, y).statistic), "kendall": float(stats.kendalltau(x, y).statistic),
-        "pearson_ci": [lo, hi], "confidence": confidence, "n_boot": n_boot,
+        "n": len(points),
+        "reward_models": models,
+        "standardise": standardise,
+        "pearson_r": r,
+        "pearson_p": float(pearson.pvalue),
+        "spearman": float(stats.spearmanr(x, y).statistic),
+        "kendall": float(stats.kendalltau(x, y).statistic),
+        "pearson_ci": [lo, hi],
+        "confidence": confidence,
+        "n_boot": n_boot,
         "permutation_p": float((np.sum(np.abs(perm) >= abs(r) - 1e-12) + 1) / (n_perm + 1)) if n_perm else None,
         "leave_one_reward_model_out": loo,
     }
@@ -105,5 +128,10 @@ def correlation_figure(panels: dict, path) -> object:
     ``panels[benchmark] = (points, report)``."""
     from rmlab.utils.plots import correlation_scatter
 
-    return correlation_scatter({bench: (*standardised(points, rep["standardise"]), [p.group for p in points], rep)
-                                for bench, (points, rep) in panels.items()}, path)
+    return correlation_scatter(
+        {
+            bench: (*standardised(points, rep["standardise"]), [p.group for p in points], rep)
+            for bench, (points, rep) in panels.items()
+        },
+        path,
+    )

@@ -45,7 +45,9 @@ def rm_group_score(metrics: dict, spec) -> float | None:
         return float(metrics["difficulty"][spec["level"]])
     if metrics["benchmark"] == "reward_bench":
         sec = metrics["sections"][spec["section"]]
-        value = sec["score"] if sec["score"] is not None else (sec.get("partial_score") if spec.get("partial") else None)
+        value = (
+            sec["score"] if sec["score"] is not None else (sec.get("partial_score") if spec.get("partial") else None)
+        )
         return None if value is None else float(value)
     raise ValueError(f"no group scores for benchmark {metrics['benchmark']!r}")
 
@@ -96,11 +98,16 @@ def collect(runs) -> tuple[dict[str, dict[str, dict]], dict[str, dict], dict]:
         s["_run"] = str(run)
         # by directory, not weights: a PPO policy may equal its SFT model
         pol_candidates.append((s["policy_spec"], run / "summary.json", s))
-    chosen_pols = choose_runs(pol_candidates, what="policy",
-                              data_of=lambda s: sorted((t["task"], t.get("data_fingerprint")) for t in s["tasks"]))
+    chosen_pols = choose_runs(
+        pol_candidates,
+        what="policy",
+        data_of=lambda s: sorted((t["task"], t.get("data_fingerprint")) for t in s["tasks"]),
+    )
     policies = {spec: c["doc"] for spec, c in chosen_pols.items()}
-    chosen = {"reward_models": {k: {kk: vv for kk, vv in c.items() if kk != "doc"} for k, c in chosen_rms.items()},
-              "policies": {k: {kk: vv for kk, vv in c.items() if kk != "doc"} for k, c in chosen_pols.items()}}
+    chosen = {
+        "reward_models": {k: {kk: vv for kk, vv in c.items() if kk != "doc"} for k, c in chosen_rms.items()},
+        "policies": {k: {kk: vv for kk, vv in c.items() if kk != "doc"} for k, c in chosen_pols.items()},
+    }
     return rms, policies, chosen
 
 
@@ -114,8 +121,16 @@ def rm_names(rms: dict, benchmark: str) -> dict[str, str]:
     return {fp: n if counts[n] == 1 else f"{n}@{fp[:8]}" for fp, n in names.items()}
 
 
-def build_points(rms: dict, policies: dict, benchmark: str, groups_spec, *, policy_score: str,
-                 lower_is_better: str = "invert", group_tasks=None) -> tuple[list[Point], list[dict]]:
+def build_points(
+    rms: dict,
+    policies: dict,
+    benchmark: str,
+    groups_spec,
+    *,
+    policy_score: str,
+    lower_is_better: str = "invert",
+    group_tasks=None,
+) -> tuple[list[Point], list[dict]]:
     """Points for one benchmark, and a row per point saying which files it came from."""
     points, trace = [], []
     names = rm_names(rms, benchmark)
@@ -126,17 +141,30 @@ def build_points(rms: dict, policies: dict, benchmark: str, groups_spec, *, poli
             continue  # not a PPO policy (e.g. the SFT model itself)
         rm_eval = rms.get(rm_fp, {}).get(benchmark)
         if rm_eval is None:
-            log.warning("policy %s: its reward model %s has no %s evaluation among the runs", pol["policy"],
-                        meta.get("reward_model"), benchmark)
+            log.warning(
+                "policy %s: its reward model %s has no %s evaluation among the runs",
+                pol["policy"],
+                meta.get("reward_model"),
+                benchmark,
+            )
             continue
         y_all = policy_group_scores(pol, lower_is_better=lower_is_better, group_tasks=group_tasks)
         base = None
         if policy_score == "improvement":
-            sft = next((q for q in policies.values() if q["policy_fingerprint"] == meta.get("sft_fingerprint")
-                        and not q["_meta"].get("reward_model_fingerprint")), None)
+            sft = next(
+                (
+                    q
+                    for q in policies.values()
+                    if q["policy_fingerprint"] == meta.get("sft_fingerprint")
+                    and not q["_meta"].get("reward_model_fingerprint")
+                ),
+                None,
+            )
             if sft is None:
-                raise ValueError(f"policy_score=improvement, but the SFT model of {pol['policy']} "
-                                 f"({meta.get('sft_model')}) has no evaluation among the runs")
+                raise ValueError(
+                    f"policy_score=improvement, but the SFT model of {pol['policy']} "
+                    f"({meta.get('sft_model')}) has no evaluation among the runs"
+                )
             base = policy_group_scores(sft, lower_is_better=lower_is_better, group_tasks=group_tasks)
         for group in GROUPS:
             if group not in y_all or group not in groups_spec:
@@ -148,9 +176,16 @@ def build_points(rms: dict, policies: dict, benchmark: str, groups_spec, *, poli
             y = y_all[group] - (base[group] if base is not None else 0.0)
             name = names[rm_fp]
             points.append(Point(reward_model=str(name), group=group, x=x, y=y))
-            trace.append({"reward_model": str(name), "group": group, "x": x, "y": y,
-                          "rm_metrics": str(Path(rm_eval["_run"]) / "metrics.json"),
-                          "policy_summary": str(Path(pol["_run"]) / "summary.json")})
+            trace.append(
+                {
+                    "reward_model": str(name),
+                    "group": group,
+                    "x": x,
+                    "y": y,
+                    "rm_metrics": str(Path(rm_eval["_run"]) / "metrics.json"),
+                    "policy_summary": str(Path(pol["_run"]) / "summary.json"),
+                }
+            )
     return points, trace
 
 
@@ -162,19 +197,37 @@ def correlate(cfg) -> dict:
     runs = runs_value(cfg.runs)
     rms, policies, chosen = collect(runs)
     log.info("found %d evaluated reward models and %d evaluated policies under %s", len(rms), len(policies), runs)
-    result = {"runs": runs, "policy_score": cfg.policy_score, "standardise": cfg.standardise,
-              "lower_is_better": cfg.get("lower_is_better", "invert"),
-              "group_tasks": OmegaConf.to_container(cfg.group_tasks) if cfg.get("group_tasks") else None,
-              "benchmarks": {}, "chosen_runs": chosen}
+    result = {
+        "runs": runs,
+        "policy_score": cfg.policy_score,
+        "standardise": cfg.standardise,
+        "lower_is_better": cfg.get("lower_is_better", "invert"),
+        "group_tasks": OmegaConf.to_container(cfg.group_tasks) if cfg.get("group_tasks") else None,
+        "benchmarks": {},
+        "chosen_runs": chosen,
+    }
     figure_data = {}
     for bench, spec in cfg.benchmarks.items():
-        points, trace = build_points(rms, policies, bench, spec.groups, policy_score=cfg.policy_score,
-                                     lower_is_better=cfg.get("lower_is_better", "invert"),
-                                     group_tasks=OmegaConf.to_container(cfg.group_tasks) if cfg.get("group_tasks") else None)
+        points, trace = build_points(
+            rms,
+            policies,
+            bench,
+            spec.groups,
+            policy_score=cfg.policy_score,
+            lower_is_better=cfg.get("lower_is_better", "invert"),
+            group_tasks=OmegaConf.to_container(cfg.group_tasks) if cfg.get("group_tasks") else None,
+        )
         entry = {"points": trace}
         if len(points) >= 3:
-            entry.update(correlation_report(points, standardise=cfg.standardise, n_boot=int(cfg.n_boot),
-                                            n_perm=int(cfg.n_perm), seed=int(cfg.seed)))
+            entry.update(
+                correlation_report(
+                    points,
+                    standardise=cfg.standardise,
+                    n_boot=int(cfg.n_boot),
+                    n_perm=int(cfg.n_perm),
+                    seed=int(cfg.seed),
+                )
+            )
             if entry["pearson_r"] is not None:
                 figure_data[bench] = (points, entry)
             else:
@@ -192,11 +245,16 @@ def correlate(cfg) -> dict:
 
 
 def correlation_markdown(result: dict) -> str:
-    setting = (f"Policy score: {result['policy_score']}; standardisation: {result['standardise']}; lower-is-better "
-               f"tasks: {result.get('lower_is_better', 'invert')}; group tasks: {result.get('group_tasks') or 'all'}.")
-    lines = [setting, "",
-             "| benchmark | n | Pearson r | p | 95% CI of r | permutation p | Spearman | Kendall |",
-             "|---|---|---|---|---|---|---|---|"]
+    setting = (
+        f"Policy score: {result['policy_score']}; standardisation: {result['standardise']}; lower-is-better "
+        f"tasks: {result.get('lower_is_better', 'invert')}; group tasks: {result.get('group_tasks') or 'all'}."
+    )
+    lines = [
+        setting,
+        "",
+        "| benchmark | n | Pearson r | p | 95% CI of r | permutation p | Spearman | Kendall |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for bench, e in result["benchmarks"].items():
         if e.get("pearson_r") is None:
             why = e.get("undefined") or e.get("note", "")
@@ -204,6 +262,8 @@ def correlation_markdown(result: dict) -> str:
             continue
         ci = e["pearson_ci"]
         ci_s = f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci[0] is not None else "-"
-        lines.append(f"| {bench} | {e['n']} | {e['pearson_r']:.3f} | {e['pearson_p']:.3f} | {ci_s} | "
-                     f"{e['permutation_p']:.3f} | {e['spearman']:.3f} | {e['kendall']:.3f} |")
+        lines.append(
+            f"| {bench} | {e['n']} | {e['pearson_r']:.3f} | {e['pearson_p']:.3f} | {ci_s} | "
+            f"{e['permutation_p']:.3f} | {e['spearman']:.3f} | {e['kendall']:.3f} |"
+        )
     return "\n".join(lines) + "\n"

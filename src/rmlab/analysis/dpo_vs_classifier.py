@@ -14,8 +14,11 @@ from pathlib import Path
 from rmlab.utils.io import save_figure
 
 VARIANTS = ("classifier", "dpo_ref", "dpo_ref_free")
-VARIANT_LABELS = {"classifier": "Sequence classifier", "dpo_ref": "DPO (with reference)",
-                  "dpo_ref_free": "DPO (reference-free)"}
+VARIANT_LABELS = {
+    "classifier": "Sequence classifier",
+    "dpo_ref": "DPO (with reference)",
+    "dpo_ref_free": "DPO (reference-free)",
+}
 DOMAINS = ("chat", "math", "code", "safety")
 LEVELS = ("easy", "normal", "hard")
 
@@ -28,9 +31,17 @@ def comparison_row(dataset: str, variant: str, metrics: dict, source: str) -> di
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
     partial = metrics["partial_overall"]
-    row = {"dataset": dataset, "variant": variant, "model": metrics.get("model"), "avg": partial["value"],
-           "avg_ci": partial.get("ci"), "complete": not metrics.get("missing_domains"),
-           "domains": list(partial["domains"]), **{lvl: metrics["difficulty"][lvl] for lvl in LEVELS}, "source": source}
+    row = {
+        "dataset": dataset,
+        "variant": variant,
+        "model": metrics.get("model"),
+        "avg": partial["value"],
+        "avg_ci": partial.get("ci"),
+        "complete": not metrics.get("missing_domains"),
+        "domains": list(partial["domains"]),
+        **{lvl: metrics["difficulty"][lvl] for lvl in LEVELS},
+        "source": source,
+    }
     for d in DOMAINS:
         dm = metrics["domains"].get(d)
         row[d] = dm["avg"] if dm else None
@@ -46,26 +57,51 @@ def _pct(x) -> str:
 def comparison_markdown(rows: list[dict]) -> str:
     """Two tables: the summary (avg, difficulty, per-domain average) and per-domain easy / normal / hard."""
     partial = any(not r["complete"] for r in rows)
-    head = "| Dataset | Reward model | Avg | Easy | Normal | Hard | " + " | ".join(d.capitalize() for d in DOMAINS) + " |"
-    lines = ["## RM-Bench accuracy (%): sequence classifier vs DPO", "", head,
-             "|" + "---|" * (6 + len(DOMAINS))]
+    head = (
+        "| Dataset | Reward model | Avg | Easy | Normal | Hard | " + " | ".join(d.capitalize() for d in DOMAINS) + " |"
+    )
+    lines = ["## RM-Bench accuracy (%): sequence classifier vs DPO", "", head, "|" + "---|" * (6 + len(DOMAINS))]
     for r in rows:
-        lines.append(f"| {r['dataset']} | {VARIANT_LABELS[r['variant']]} | {_pct(r['avg'])} | "
-                     + " | ".join(_pct(r[k]) for k in (*LEVELS, *DOMAINS)) + " |")
+        lines.append(
+            f"| {r['dataset']} | {VARIANT_LABELS[r['variant']]} | {_pct(r['avg'])} | "
+            + " | ".join(_pct(r[k]) for k in (*LEVELS, *DOMAINS))
+            + " |"
+        )
     cols = [f"{d.capitalize()} {lvl}" for d in DOMAINS for lvl in LEVELS]
-    lines += ["", "## Per domain: easy / normal / hard (%)", "",
-              "| Dataset | Reward model | " + " | ".join(cols) + " |", "|" + "---|" * (2 + len(cols))]
+    lines += [
+        "",
+        "## Per domain: easy / normal / hard (%)",
+        "",
+        "| Dataset | Reward model | " + " | ".join(cols) + " |",
+        "|" + "---|" * (2 + len(cols)),
+    ]
     for r in rows:
-        lines.append(f"| {r['dataset']} | {VARIANT_LABELS[r['variant']]} | "
-                     + " | ".join(_pct(r[f"{d}_{lvl}"]) for d in DOMAINS for lvl in LEVELS) + " |")
+        lines.append(
+            f"| {r['dataset']} | {VARIANT_LABELS[r['variant']]} | "
+            + " | ".join(_pct(r[f"{d}_{lvl}"]) for d in DOMAINS for lvl in LEVELS)
+            + " |"
+        )
     if partial:
-        lines += ["", ("– = domain not scored (no local data); Avg, Easy, Normal and Hard then average the scored "
-                       "domains only.")]
+        lines += [
+            "",
+            ("– = domain not scored (no local data); Avg, Easy, Normal and Hard then average the scored domains only."),
+        ]
     return "\n".join(lines) + "\n"
 
 
-CSV_FIELDS = ("dataset", "variant", "model", "avg", "complete", "easy", "normal", "hard", *DOMAINS,
-              *(f"{d}_{lvl}" for d in DOMAINS for lvl in LEVELS), "source")
+CSV_FIELDS = (
+    "dataset",
+    "variant",
+    "model",
+    "avg",
+    "complete",
+    "easy",
+    "normal",
+    "hard",
+    *DOMAINS,
+    *(f"{d}_{lvl}" for d in DOMAINS for lvl in LEVELS),
+    "source",
+)
 
 
 def comparison_csv(rows: list[dict]) -> str:

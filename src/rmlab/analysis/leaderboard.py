@@ -12,26 +12,47 @@ from rmlab.utils.io import write_json, write_text
 
 log = logging.getLogger(__name__)
 
-_COLUMNS = ["benchmark", "model", "kind", "aggregation", "n", "accuracy", "accuracy_with_ties", "mrr",
-            "duplicates_dropped", "file"]
+_COLUMNS = [
+    "benchmark",
+    "model",
+    "kind",
+    "aggregation",
+    "n",
+    "accuracy",
+    "accuracy_with_ties",
+    "mrr",
+    "duplicates_dropped",
+    "file",
+]
 
 
 def leaderboard_markdown(rows: list[dict]) -> str:
     lines = []
     for bench in sorted({r["benchmark"] for r in rows}):
         sub = [r for r in rows if r["benchmark"] == bench]
-        lines += [f"## {bench} ({sub[0]['n']} problems)", "",
-                  "| model | kind | aggregation | accuracy | accuracy (ties count) | MRR |", "|---|---|---|---|---|---|"]
+        lines += [
+            f"## {bench} ({sub[0]['n']} problems)",
+            "",
+            "| model | kind | aggregation | accuracy | accuracy (ties count) | MRR |",
+            "|---|---|---|---|---|---|",
+        ]
         for r in sub:
-            lines.append(f"| {r['model']} | {r['kind']} | {r['aggregation'] or ''} | {100 * r['accuracy']:.2f} | "
-                         f"{100 * r['accuracy_with_ties']:.2f} | {100 * r['mrr']:.2f} |")
+            lines.append(
+                f"| {r['model']} | {r['kind']} | {r['aggregation'] or ''} | {100 * r['accuracy']:.2f} | "
+                f"{100 * r['accuracy_with_ties']:.2f} | {100 * r['mrr']:.2f} |"
+            )
         lines.append("")
     dropped = [r for r in rows if r["duplicates_dropped"]]
     if dropped:
-        lines.append("Exact duplicate rows dropped: " + ", ".join(
-            f"{r['file']} ({r['duplicates_dropped']})" for r in {r["file"]: r for r in dropped}.values()) + ".")
-    lines.append("Accuracy: the correct solution strictly above every incorrect one (ties count: >=). MRR ranks "
-                 "ties pessimistically. Random: accuracy 10.00, MRR 29.29 (RewardMATH); 50.00 (RewardBench math).")
+        lines.append(
+            "Exact duplicate rows dropped: "
+            + ", ".join(f"{r['file']} ({r['duplicates_dropped']})" for r in {r["file"]: r for r in dropped}.values())
+            + "."
+        )
+    lines.append(
+        "Accuracy: the correct solution strictly above every incorrect one (ties count: >=). MRR ranks "
+        "ties pessimistically. Random: accuracy 10.00, MRR 29.29 (RewardMATH); 50.00 (RewardBench math)."
+    )
     return "\n".join(lines) + "\n"
 
 

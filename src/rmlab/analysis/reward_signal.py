@@ -35,8 +35,16 @@ from rmlab.utils.run_info import run_info
 log = logging.getLogger(__name__)
 
 
-def signal_stats(rewards: np.ndarray, lengths: np.ndarray, has_eos: np.ndarray, *, greedy: np.ndarray | None = None,
-                 n_boot: int = 1000, confidence: float = 0.95, seed: int = 0) -> dict:
+def signal_stats(
+    rewards: np.ndarray,
+    lengths: np.ndarray,
+    has_eos: np.ndarray,
+    *,
+    greedy: np.ndarray | None = None,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict:
     """Spread statistics of ``rewards`` (prompts x samples), with each sample's length and whether it ended
     with EOS (same shape), and optionally each prompt's greedy reward."""
     rewards, lengths = np.asarray(rewards, dtype=np.float64), np.asarray(lengths, dtype=np.float64)
@@ -54,12 +62,16 @@ def signal_stats(rewards: np.ndarray, lengths: np.ndarray, has_eos: np.ndarray, 
     i, j = np.triu_indices(k, 1)
     gaps = np.abs(rewards[:, i] - rewards[:, j]).mean(axis=1)
     out = {
-        "n_prompts": n, "samples_per_prompt": k, "mean_reward": float(rewards.mean()),
-        "within_prompt_sd": within_var ** 0.5, "between_prompt_sd": between_var ** 0.5,
+        "n_prompts": n,
+        "samples_per_prompt": k,
+        "mean_reward": float(rewards.mean()),
+        "within_prompt_sd": within_var**0.5,
+        "between_prompt_sd": between_var**0.5,
         "within_fraction_of_variance": within_var / (within_var + between_var) if within_var + between_var else None,
         "best_of_k_gain": {"mean": float(best.mean()), "ci": bootstrap_mean_interval(best, **boot)},
         "pair_gap": {"mean": float(gaps.mean()), "ci": bootstrap_mean_interval(gaps, **boot)},
-        "eos_rate": float(has_eos.mean()), "mean_length": float(lengths.mean()),
+        "eos_rate": float(has_eos.mean()),
+        "mean_length": float(lengths.mean()),
     }
     centred_r = (rewards - means[:, None]).ravel()
     centred_len = (lengths - lengths.mean(axis=1, keepdims=True)).ravel()
@@ -70,9 +82,14 @@ def signal_stats(rewards: np.ndarray, lengths: np.ndarray, has_eos: np.ndarray, 
         out["length_r_within_prompt"] = None
     mixed = has_eos.any(axis=1) & ~has_eos.all(axis=1)  # prompts with both ended and cut samples
     if mixed.any():
-        eos_gap = np.array([rewards[p][has_eos[p]].mean() - rewards[p][~has_eos[p]].mean() for p in np.flatnonzero(mixed)])
-        out["eos_minus_cut"] = {"mean": float(eos_gap.mean()), "ci": bootstrap_mean_interval(eos_gap, **boot),
-                                "n_prompts": int(mixed.sum())}
+        eos_gap = np.array(
+            [rewards[p][has_eos[p]].mean() - rewards[p][~has_eos[p]].mean() for p in np.flatnonzero(mixed)]
+        )
+        out["eos_minus_cut"] = {
+            "mean": float(eos_gap.mean()),
+            "ci": bootstrap_mean_interval(eos_gap, **boot),
+            "n_prompts": int(mixed.sum()),
+        }
     else:
         out["eos_minus_cut"] = None
     if greedy is not None:
@@ -103,17 +120,25 @@ def reward_signal(cfg: DictConfig) -> dict:
     tokenizer = policy_tokenizer(cfg, policy_res)
     fmt = ChatFormatter(tokenizer, policy_handle.formatting["chat_template"], policy_handle.formatting["system_prompt"])
     prompts = ppo_prompts(cfg, fmt)
-    turns, ids = (prompts.heldout, prompts.heldout_ids) if cfg.split == "heldout" else (prompts.train, prompts.train_ids)
+    turns, ids = (
+        (prompts.heldout, prompts.heldout_ids) if cfg.split == "heldout" else (prompts.train, prompts.train_ids)
+    )
     turns, ids = turns[: cfg.n_prompts], ids[: cfg.n_prompts]
     if not ids:
         raise ValueError(f"no {cfg.split} prompts within recipe.max_prompt_length={cfg.recipe.max_prompt_length}")
     reward = text_reward(cfg, rm, tokenizer, prompts, device)
     policy = load_causal_lm(policy_res, dtype="float32", device=device).eval()
     k, r = int(cfg.samples_per_prompt), cfg.recipe
-    kw = {"pad_id": tokenizer.pad_token_id, "eos_id": tokenizer.eos_token_id, "max_new_tokens": r.response_length,
-          "batch_size": cfg.batch_size, "device": device}
-    sampled = generate_ids(policy, [q for q in ids for _ in range(k)], do_sample=True, temperature=r.temperature,
-                           seed=cfg.seed, **kw)
+    kw = {
+        "pad_id": tokenizer.pad_token_id,
+        "eos_id": tokenizer.eos_token_id,
+        "max_new_tokens": r.response_length,
+        "batch_size": cfg.batch_size,
+        "device": device,
+    }
+    sampled = generate_ids(
+        policy, [q for q in ids for _ in range(k)], do_sample=True, temperature=r.temperature, seed=cfg.seed, **kw
+    )
     greedy = generate_ids(policy, ids, **kw)
     with torch.inference_mode():
         rs = reward.score([p for p in turns for _ in range(k)], sampled).double().numpy().reshape(len(ids), k)
@@ -121,22 +146,46 @@ def reward_signal(cfg: DictConfig) -> dict:
     eos = tokenizer.eos_token_id
     lengths = np.array([len(x) for x in sampled]).reshape(len(ids), k)
     has_eos = np.array([bool(x) and x[-1] == eos for x in sampled]).reshape(len(ids), k)
-    result = signal_stats(rs, lengths, has_eos, greedy=rg, n_boot=cfg.bootstrap.n_boot,
-                          confidence=cfg.bootstrap.confidence, seed=cfg.seed)
-    result.update({"policy": policy_res.spec, "policy_fingerprint": policy_res.fingerprint,
-                   "reward_model": rm.spec, "reward_model_fingerprint": rm.fingerprint, "split": cfg.split,
-                   "data": prompts.data_info, "temperature": r.temperature, "response_length": r.response_length,
-                   "seed": cfg.seed, "wall_seconds": time.perf_counter() - t0, "run": run_info(cfg.paths.root_dir),
-                   "config": OmegaConf.to_container(cfg, resolve=True)})
+    result = signal_stats(
+        rs, lengths, has_eos, greedy=rg, n_boot=cfg.bootstrap.n_boot, confidence=cfg.bootstrap.confidence, seed=cfg.seed
+    )
+    result.update(
+        {
+            "policy": policy_res.spec,
+            "policy_fingerprint": policy_res.fingerprint,
+            "reward_model": rm.spec,
+            "reward_model_fingerprint": rm.fingerprint,
+            "split": cfg.split,
+            "data": prompts.data_info,
+            "temperature": r.temperature,
+            "response_length": r.response_length,
+            "seed": cfg.seed,
+            "wall_seconds": time.perf_counter() - t0,
+            "run": run_info(cfg.paths.root_dir),
+            "config": OmegaConf.to_container(cfg, resolve=True),
+        }
+    )
     run_dir = Path(cfg.paths.output_dir)
-    write_jsonl(run_dir / "samples.jsonl", (
-        {"prompt": [list(t) for t in p], "greedy": tokenizer.decode(g, skip_special_tokens=True),
-         "reward_greedy": float(gr), "samples": [tokenizer.decode(x, skip_special_tokens=True)
-                                                for x in sampled[i * k:(i + 1) * k]],
-         "rewards": [float(v) for v in rs[i]]}
-        for i, (p, g, gr) in enumerate(zip(turns, greedy, rg))))
+    write_jsonl(
+        run_dir / "samples.jsonl",
+        (
+            {
+                "prompt": [list(t) for t in p],
+                "greedy": tokenizer.decode(g, skip_special_tokens=True),
+                "reward_greedy": float(gr),
+                "samples": [tokenizer.decode(x, skip_special_tokens=True) for x in sampled[i * k : (i + 1) * k]],
+                "rewards": [float(v) for v in rs[i]],
+            }
+            for i, (p, g, gr) in enumerate(zip(turns, greedy, rg))
+        ),
+    )
     write_json(run_dir / "reward_signal.json", result)
-    log.info("reward signal: within-prompt sd %.3f, between-prompt sd %.3f, best-of-%d gain %.3f %s",
-             result["within_prompt_sd"], result["between_prompt_sd"], k, result["best_of_k_gain"]["mean"],
-             result["best_of_k_gain"]["ci"])
+    log.info(
+        "reward signal: within-prompt sd %.3f, between-prompt sd %.3f, best-of-%d gain %.3f %s",
+        result["within_prompt_sd"],
+        result["between_prompt_sd"],
+        k,
+        result["best_of_k_gain"]["mean"],
+        result["best_of_k_gain"]["ci"],
+    )
     return result

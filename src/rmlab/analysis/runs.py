@@ -49,12 +49,18 @@ def choose_runs(candidates: list[tuple[str, Path, dict]], *, data_of, what: str)
             data.setdefault(json.dumps(data_of(doc), sort_keys=True), []).append(str(marker))
         if len(data) > 1:
             listing = "; ".join(f"data {fp}: {', '.join(paths)}" for fp, paths in data.items())
-            raise RunChoiceError(f"{what} {key}: its runs were evaluated on different data ({listing}); "
-                                 f"pass runs= that select the evaluation to use")
+            raise RunChoiceError(
+                f"{what} {key}: its runs were evaluated on different data ({listing}); "
+                f"pass runs= that select the evaluation to use"
+            )
         ordered = sorted(found, key=lambda md: (*_when(md[1], md[0]), str(md[0])))
         marker, doc = ordered[-1]
-        out[key] = {"doc": doc, "chosen": str(marker), "passed_over": [str(m) for m, _ in ordered[:-1]],
-                    "data": data_of(doc)}
+        out[key] = {
+            "doc": doc,
+            "chosen": str(marker),
+            "passed_over": [str(m) for m, _ in ordered[:-1]],
+            "data": data_of(doc),
+        }
     return out
 
 

@@ -64,8 +64,9 @@ def _number(x, where: str) -> float:
 def _split_correct(refs: list, where: str) -> int:
     idx = [j for j, r in enumerate(refs) if r in CORRECT_LABELS]
     if len(idx) != 1:
-        raise DataValidationError(f"{where}: {len(idx)} correct solutions (solution_reference in {CORRECT_LABELS}); "
-                                  "expected exactly 1")
+        raise DataValidationError(
+            f"{where}: {len(idx)} correct solutions (solution_reference in {CORRECT_LABELS}); expected exactly 1"
+        )
     return idx[0]
 
 
@@ -81,8 +82,11 @@ def load_dump(path: str | Path) -> Dump:
     rows, dropped = _dedupe(rows, path)
     if "solution_type" in rows[0]:
         return _load_prm_rows(rows, path, dropped)
-    kind = "pairwise" if "chosen_position" in rows[0] else (
-        "prm" if isinstance(rows[0].get("score", [None])[0], list) else "scalar")
+    kind = (
+        "pairwise"
+        if "chosen_position" in rows[0]
+        else ("prm" if isinstance(rows[0].get("score", [None])[0], list) else "scalar")
+    )
     dump = Dump(path, kind, "", [], duplicates_dropped=dropped)
     sizes, won = set(), []
     for i, row in enumerate(rows):
@@ -100,8 +104,12 @@ def load_dump(path: str | Path) -> Dump:
             continue
         c = _split_correct(refs, where)
         if kind == "prm":
-            steps = [[_number(x, f"{where}, solution {j}") for x in s] if isinstance(s, list) and s else
-                     _number(None, f"{where}, solution {j}") for j, s in enumerate(scores)]
+            steps = [
+                [_number(x, f"{where}, solution {j}") for x in s]
+                if isinstance(s, list) and s
+                else _number(None, f"{where}, solution {j}")
+                for j, s in enumerate(scores)
+            ]
             dump.correct.append(steps[c])
             dump.incorrect.append([s for j, s in enumerate(steps) if j != c])
         else:
@@ -113,8 +121,10 @@ def load_dump(path: str | Path) -> Dump:
         raise DataValidationError(f"{path}: problems have different numbers of solutions {sorted(sizes)}")
     m = sizes.pop()
     if m not in (2, 10):
-        raise DataValidationError(f"{path}: {m} solutions per problem; expected 10 (RewardMATH: 1 correct + 9 "
-                                  "incorrect) or 2 (RewardBench math-prm)")
+        raise DataValidationError(
+            f"{path}: {m} solutions per problem; expected 10 (RewardMATH: 1 correct + 9 "
+            "incorrect) or 2 (RewardBench math-prm)"
+        )
     dump.benchmark = "reward_math" if m == 10 else "reward_bench_math"
     if kind == "pairwise":
         dump.won = np.array(won, dtype=bool)
@@ -133,8 +143,9 @@ def _load_prm_rows(rows: list[dict], path: Path, dropped: int) -> Dump:
             raise DataValidationError(f"{where}: 'solution_type' must be chosen or rejected")
         slot = by_id.setdefault(row.get("problem_id"), {"problem": row.get("problem", "")})
         if row["solution_type"] in slot:
-            raise DataValidationError(f"{where}: second {row['solution_type']} solution for problem_id "
-                                      f"{row.get('problem_id')!r}")
+            raise DataValidationError(
+                f"{where}: second {row['solution_type']} solution for problem_id {row.get('problem_id')!r}"
+            )
         slot[row["solution_type"]] = [_number(x, where) for x in steps]
     dump = Dump(path, "prm", "reward_bench_math", [], duplicates_dropped=dropped)
     for pid, slot in by_id.items():
@@ -149,8 +160,14 @@ def _load_prm_rows(rows: list[dict], path: Path, dropped: int) -> Dump:
 def dump_metrics(dump: Dump, *, n_boot: int = 0) -> list[dict]:
     """Leaderboard rows for one dump: one row, or one per PRM aggregation."""
     name = dump.path.stem.removesuffix("_reward")
-    base = {"model": name, "benchmark": dump.benchmark, "kind": dump.kind, "n": len(dump.problems),
-            "duplicates_dropped": dump.duplicates_dropped, "file": dump.path.name}
+    base = {
+        "model": name,
+        "benchmark": dump.benchmark,
+        "kind": dump.kind,
+        "n": len(dump.problems),
+        "duplicates_dropped": dump.duplicates_dropped,
+        "file": dump.path.name,
+    }
     k = 9 if dump.benchmark == "reward_math" else 1
     if dump.kind == "pairwise":
         return [{**base, "aggregation": None, **_strip(summarize(pairwise_outcomes(dump.won), k=k, n_boot=n_boot))}]

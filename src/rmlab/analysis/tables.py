@@ -61,16 +61,22 @@ def reward_bench_table(models: dict) -> tuple[list[str], list[list[str]]]:
         cells = []
         for s in SECTIONS:
             sec = m["sections"][s]
-            cells.append(_pct(sec["score"]) if sec["score"] is not None else
-                         (f"({_pct(sec['partial_score'])} partial)" if sec.get("partial_score") is not None else MISSING))
+            cells.append(
+                _pct(sec["score"])
+                if sec["score"] is not None
+                else (f"({_pct(sec['partial_score'])} partial)" if sec.get("partial_score") is not None else MISSING)
+            )
         rows.append([name, *cells, _pct(m.get("prior_sets")), _pct(m.get("overall")), m["_source"]])
     return head, rows
 
 
 def reward_math_table(models: dict) -> tuple[list[str], list[list[str]]]:
     head = ["model", "accuracy", "MRR", "n", "source"]
-    rows = [[name, _pct(m["accuracy"]), f"{m['mrr']:.3f}", str(m["n"]), m["_source"]]
-            for name in sorted(models) if (m := models[name].get("reward_math")) is not None]
+    rows = [
+        [name, _pct(m["accuracy"]), f"{m['mrr']:.3f}", str(m["n"]), m["_source"]]
+        for name in sorted(models)
+        if (m := models[name].get("reward_math")) is not None
+    ]
     return head, rows
 
 
@@ -110,9 +116,16 @@ def dpo_vs_classifier_table(runs) -> tuple[list[str], list[list[str]]]:
             latest[(r["dataset"], r["variant"])] = r
     head = ["dataset", "reward model", "avg", *DPO_LEVELS, *DPO_DOMAINS, "source"]
     order = list(VARIANT_LABELS)
-    rows = [[r["dataset"], VARIANT_LABELS[r["variant"]], _pct(r["avg"]) + ("" if r["complete"] else "*"),
-             *(_pct(r[k]) for k in (*DPO_LEVELS, *DPO_DOMAINS)), r["source"]]
-            for (_, _), r in sorted(latest.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1])))]
+    rows = [
+        [
+            r["dataset"],
+            VARIANT_LABELS[r["variant"]],
+            _pct(r["avg"]) + ("" if r["complete"] else "*"),
+            *(_pct(r[k]) for k in (*DPO_LEVELS, *DPO_DOMAINS)),
+            r["source"],
+        ]
+        for (_, _), r in sorted(latest.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1])))
+    ]
     return head, rows
 
 
@@ -131,12 +144,18 @@ def rm_bench_heatmaps(models: dict, out: Path) -> list[Path]:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model)
         mats = {d: np.array(dm["matrix"]) for d, dm in sorted(m["domains"].items()) if "matrix" in dm}
         for d, mat in mats.items():
-            paths.append(style_substance_heatmap(mat, title=f"{model}: RM-Bench {d}",
-                                                 path=out / "heatmaps" / safe / f"{d}.png"))
+            paths.append(
+                style_substance_heatmap(mat, title=f"{model}: RM-Bench {d}", path=out / "heatmaps" / safe / f"{d}.png")
+            )
         if mats:
             label = "all domains" if not m.get("missing_domains") else f"mean of {', '.join(mats)}"
-            paths.append(style_substance_heatmap(np.mean(list(mats.values()), axis=0), title=f"{model}: RM-Bench, {label}",
-                                                 path=out / "heatmaps" / safe / "mean.png"))
+            paths.append(
+                style_substance_heatmap(
+                    np.mean(list(mats.values()), axis=0),
+                    title=f"{model}: RM-Bench, {label}",
+                    path=out / "heatmaps" / safe / "mean.png",
+                )
+            )
     return paths
 
 
@@ -155,8 +174,17 @@ def to_csv(head: list[str], rows: list[list[str]]) -> str:
 
 
 def _tex_escape(s: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
-                 ("$", r"\$"), ("{", r"\{"), ("}", r"\}"), ("—", "--")):
+    for a, b in (
+        ("\\", r"\textbackslash{}"),
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("_", r"\_"),
+        ("#", r"\#"),
+        ("$", r"\$"),
+        ("{", r"\{"),
+        ("}", r"\}"),
+        ("—", "--"),
+    ):
         s = s.replace(a, b)
     return s
 
@@ -164,19 +192,28 @@ def _tex_escape(s: str) -> str:
 def to_latex(head: list[str], rows: list[list[str]], caption: str) -> str:
     """A booktabs table without the source column (sources stay in the CSV and markdown)."""
     keep = [i for i, h in enumerate(head) if h != "source"]
-    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{l{'c' * (len(keep) - 1)}}}",
-             r"\toprule", " & ".join(_tex_escape(head[i]) for i in keep) + r" \\", r"\midrule"]
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        rf"\begin{{tabular}}{{l{'c' * (len(keep) - 1)}}}",
+        r"\toprule",
+        " & ".join(_tex_escape(head[i]) for i in keep) + r" \\",
+        r"\midrule",
+    ]
     lines += [" & ".join(_tex_escape(r[i]) for i in keep) + r" \\" for r in rows]
     lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{_tex_escape(caption)}}}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
 
-CAPTIONS = {"rm_bench": "RM-Bench accuracy (%) per domain and difficulty (Liu et al. 2025, Table 2 layout).",
-            "reward_bench": "RewardBench scores (%) per section.",
-            "reward_math": "RewardMATH accuracy (%) and mean reciprocal rank.",
-            "policies": "Downstream scores (%) of each policy.",
-            "dpo_vs_classifier": "RM-Bench accuracy (%) of a sequence classifier and a DPO model trained on the same "
-                                 "preference data (Liu et al. 2025, Sec. 4.2); * = average over the scored domains."}
+CAPTIONS = {
+    "rm_bench": "RM-Bench accuracy (%) per domain and difficulty (Liu et al. 2025, Table 2 layout).",
+    "reward_bench": "RewardBench scores (%) per section.",
+    "reward_math": "RewardMATH accuracy (%) and mean reciprocal rank.",
+    "policies": "Downstream scores (%) of each policy.",
+    "dpo_vs_classifier": "RM-Bench accuracy (%) of a sequence classifier and a DPO model trained on the same "
+    "preference data (Liu et al. 2025, Sec. 4.2); * = average over the scored domains.",
+}
 
 
 def make_tables(cfg) -> dict[str, int]:
@@ -188,9 +225,13 @@ def make_tables(cfg) -> dict[str, int]:
     for per_model in models.values():
         for m in per_model.values():
             m["_source"] = str(Path(m["_run_dir"]) / "metrics.json")
-    tables = {"rm_bench": rm_bench_table(models), "reward_bench": reward_bench_table(models),
-              "reward_math": reward_math_table(models), "policies": policy_table(runs),
-              "dpo_vs_classifier": dpo_vs_classifier_table(runs)}
+    tables = {
+        "rm_bench": rm_bench_table(models),
+        "reward_bench": reward_bench_table(models),
+        "reward_math": reward_math_table(models),
+        "policies": policy_table(runs),
+        "dpo_vs_classifier": dpo_vs_classifier_table(runs),
+    }
     counts = {}
     for name, (head, rows) in tables.items():
         counts[name] = len(rows)

@@ -23,8 +23,9 @@ class Benchmark(Protocol):
 
     def requests(self, items: list) -> list[ScoreRequest]: ...
 
-    def compute(self, items: list, scores: np.ndarray, *, n_boot: int, confidence: float,
-                seed: int) -> tuple[dict, list[dict]]: ...  # metrics, per-sample rows
+    def compute(
+        self, items: list, scores: np.ndarray, *, n_boot: int, confidence: float, seed: int
+    ) -> tuple[dict, list[dict]]: ...  # metrics, per-sample rows
 
     def table(self, metrics: dict, model_name: str) -> str: ...
 

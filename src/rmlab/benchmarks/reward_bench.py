@@ -19,10 +19,14 @@ class RewardBench:
 
     def load(self) -> tuple[list[PreferencePair], dict]:
         c = self.cfg
-        return load_reward_bench(data_dir=c.get("data_dir"), hub_id=c.get("hub_id"), split=c.get("split", "filtered"),
-                                 prior_sets_hub_id=c.get("prior_sets_hub_id"),
-                                 subsets=list(c.subsets) if c.get("subsets") else None,
-                                 max_per_subset=c.get("max_per_subset"))
+        return load_reward_bench(
+            data_dir=c.get("data_dir"),
+            hub_id=c.get("hub_id"),
+            split=c.get("split", "filtered"),
+            prior_sets_hub_id=c.get("prior_sets_hub_id"),
+            subsets=list(c.subsets) if c.get("subsets") else None,
+            max_per_subset=c.get("max_per_subset"),
+        )
 
     @staticmethod
     def requests(items: Sequence[PreferencePair]) -> list[ScoreRequest]:
@@ -38,8 +42,9 @@ class RewardBench:
         rows = []
         for p, (c, r) in zip(items, s):
             by_subset.setdefault(p.subset, []).append((c, r))
-            rows.append({"benchmark": "reward_bench", "subset": p.subset, "id": p.id, "chosen": float(c),
-                         "rejected": float(r)})
+            rows.append(
+                {"benchmark": "reward_bench", "subset": p.subset, "id": p.id, "chosen": float(c), "rejected": float(r)}
+            )
         arrays = {k: (np.array(v)[:, 0], np.array(v)[:, 1]) for k, v in by_subset.items()}
         return reward_bench_metrics(arrays, n_boot=n_boot, confidence=confidence, seed=seed), rows
 
@@ -49,16 +54,28 @@ class RewardBench:
             return "—" if x is None else f"{100 * x:.2f}"
 
         sec = metrics["sections"]
-        cells = [pct(sec[s]["score"]) if sec[s]["score"] is not None
-                 else (f"({pct(sec[s]['partial_score'])} partial)" if sec[s]["partial_score"] is not None else "missing")
-                 for s in SECTIONS]
+        cells = [
+            pct(sec[s]["score"])
+            if sec[s]["score"] is not None
+            else (f"({pct(sec[s]['partial_score'])} partial)" if sec[s]["partial_score"] is not None else "missing")
+            for s in SECTIONS
+        ]
         head = ["model", *SECTIONS, "prior sets", "overall"]
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
-                 "| " + " | ".join([model_name, *cells, pct(metrics["prior_sets"]), pct(metrics["overall"])]) + " |", ""]
+        lines = [
+            "| " + " | ".join(head) + " |",
+            "|" + "---|" * len(head),
+            "| " + " | ".join([model_name, *cells, pct(metrics["prior_sets"]), pct(metrics["overall"])]) + " |",
+            "",
+        ]
         if metrics["missing_subsets"]:
-            lines += [(f"Missing subsets ({len(metrics['missing_subsets'])}): {', '.join(metrics['missing_subsets'])}. "
-                       "Sections with a missing subset have no score; a partial score over the subsets present is "
-                       "shown in parentheses. Overall needs all four sections."), ""]
+            lines += [
+                (
+                    f"Missing subsets ({len(metrics['missing_subsets'])}): {', '.join(metrics['missing_subsets'])}. "
+                    "Sections with a missing subset have no score; a partial score over the subsets present is "
+                    "shown in parentheses. Overall needs all four sections."
+                ),
+                "",
+            ]
         lines += ["| subset | n | accuracy (95% CI) | ties |", "|---|---|---|---|"]
         for name, m in sorted(metrics["subsets"].items()):
             ci = m.get("ci")
@@ -71,8 +88,14 @@ class RewardBench:
         from rmlab.utils.plots import bar_chart
 
         subsets = sorted(metrics["subsets"])
-        return [bar_chart({s: metrics["subsets"][s]["accuracy"] for s in subsets}, title=f"{model_name}: RewardBench",
-                          ylabel="accuracy", path=out_dir / "reward_bench_subsets.png")]
+        return [
+            bar_chart(
+                {s: metrics["subsets"][s]["accuracy"] for s in subsets},
+                title=f"{model_name}: RewardBench",
+                ylabel="accuracy",
+                path=out_dir / "reward_bench_subsets.png",
+            )
+        ]
 
     @staticmethod
     def log_scalars(metrics: dict) -> dict[str, float]:

@@ -19,8 +19,13 @@ class RewardMath:
 
     def load(self) -> tuple[list[MathProblem], dict]:
         c = self.cfg
-        return load_reward_math(path=c.get("path"), hub_id=c.get("hub_id"), split=c.get("split"),
-                                n_incorrect=c.get("n_incorrect", 9), max_problems=c.get("max_problems"))
+        return load_reward_math(
+            path=c.get("path"),
+            hub_id=c.get("hub_id"),
+            split=c.get("split"),
+            n_incorrect=c.get("n_incorrect", 9),
+            max_problems=c.get("max_problems"),
+        )
 
     @staticmethod
     def requests(items: Sequence[MathProblem]) -> list[ScoreRequest]:
@@ -34,20 +39,41 @@ class RewardMath:
         k = len(items[0].incorrect)
         s = np.asarray(scores, dtype=np.float64).reshape(len(items), k + 1)
         outcomes = problem_outcomes(s[:, 0], s[:, 1:])
-        metrics = summarize(outcomes, subjects=[p.subject for p in items], levels=[p.level for p in items], k=k,
-                            n_boot=n_boot, confidence=confidence, seed=seed)
-        rows = [{"benchmark": "reward_math", "problem_id": p.problem_id, "subject": p.subject, "level": p.level,
-                 "solution_reference": [p.correct.reference, *[x.reference for x in p.incorrect]],
-                 "score": row.tolist()} for p, row in zip(items, s)]
+        metrics = summarize(
+            outcomes,
+            subjects=[p.subject for p in items],
+            levels=[p.level for p in items],
+            k=k,
+            n_boot=n_boot,
+            confidence=confidence,
+            seed=seed,
+        )
+        rows = [
+            {
+                "benchmark": "reward_math",
+                "problem_id": p.problem_id,
+                "subject": p.subject,
+                "level": p.level,
+                "solution_reference": [p.correct.reference, *[x.reference for x in p.incorrect]],
+                "score": row.tolist(),
+            }
+            for p, row in zip(items, s)
+        ]
         return metrics, rows
 
     @staticmethod
     def table(metrics: dict, model_name: str) -> str:
         rb = metrics["random_baseline"]
-        lines = ["| model | n | accuracy | accuracy (ties count) | MRR |", "|---|---|---|---|---|",
-                 (f"| {model_name} | {metrics['n']} | {100 * metrics['accuracy']:.2f} | "
-                  f"{100 * metrics['accuracy_with_ties']:.2f} | {100 * metrics['mrr']:.2f} |"),
-                 f"| random | | {100 * rb['accuracy']:.2f} | {100 * rb['accuracy']:.2f} | {100 * rb['mrr']:.2f} |", ""]
+        lines = [
+            "| model | n | accuracy | accuracy (ties count) | MRR |",
+            "|---|---|---|---|---|",
+            (
+                f"| {model_name} | {metrics['n']} | {100 * metrics['accuracy']:.2f} | "
+                f"{100 * metrics['accuracy_with_ties']:.2f} | {100 * metrics['mrr']:.2f} |"
+            ),
+            f"| random | | {100 * rb['accuracy']:.2f} | {100 * rb['accuracy']:.2f} | {100 * rb['mrr']:.2f} |",
+            "",
+        ]
         for key, title in (("by_subject", "subject"), ("by_level", "level")):
             lines += [f"| {title} | n | accuracy | MRR |", "|---|---|---|---|"]
             for name, m in metrics.get(key, {}).items():
@@ -59,11 +85,19 @@ class RewardMath:
     def figures(metrics: dict, model_name: str, out_dir: Path) -> list[Path]:
         from rmlab.utils.plots import bar_chart
 
-        return [bar_chart({s: m["accuracy"] for s, m in metrics.get("by_subject", {}).items()},
-                          title=f"{model_name}: RewardMATH accuracy by subject", ylabel="accuracy",
-                          path=out_dir / "reward_math_subjects.png")]
+        return [
+            bar_chart(
+                {s: m["accuracy"] for s, m in metrics.get("by_subject", {}).items()},
+                title=f"{model_name}: RewardMATH accuracy by subject",
+                ylabel="accuracy",
+                path=out_dir / "reward_math_subjects.png",
+            )
+        ]
 
     @staticmethod
     def log_scalars(metrics: dict) -> dict[str, float]:
-        return {"reward_math/accuracy": metrics["accuracy"], "reward_math/accuracy_with_ties":
-                metrics["accuracy_with_ties"], "reward_math/mrr": metrics["mrr"]}
+        return {
+            "reward_math/accuracy": metrics["accuracy"],
+            "reward_math/accuracy_with_ties": metrics["accuracy_with_ties"],
+            "reward_math/mrr": metrics["mrr"],
+        }

@@ -42,14 +42,24 @@ class RMBench:
                     out.append(ScoreRequest(it.prompt, response, f"{it.domain}/id={it.id}/{side}/{style}"))
         return out
 
-    def compute(self, items: Sequence[RMBenchItem], scores: np.ndarray, *, n_boot: int, confidence: float,
-                seed: int) -> tuple[dict, list[dict]]:
+    def compute(
+        self, items: Sequence[RMBenchItem], scores: np.ndarray, *, n_boot: int, confidence: float, seed: int
+    ) -> tuple[dict, list[dict]]:
         """Metrics and per-sample rows from the scores of :meth:`requests` (same order)."""
         scores = np.asarray(scores, dtype=np.float64).reshape(len(items), 2, 3)
         rows, by_domain = [], {}
         for it, s in zip(items, scores):
-            rows.append({"benchmark": "rm_bench", "domain": it.domain, "metric_domain": it.metric_domain,
-                         "id": it.id, "subset": it.subset, "chosen": s[0].tolist(), "rejected": s[1].tolist()})
+            rows.append(
+                {
+                    "benchmark": "rm_bench",
+                    "domain": it.domain,
+                    "metric_domain": it.metric_domain,
+                    "id": it.id,
+                    "subset": it.subset,
+                    "chosen": s[0].tolist(),
+                    "rejected": s[1].tolist(),
+                }
+            )
             by_domain.setdefault(it.metric_domain, []).append(s)
         arrays = {d: (np.stack(v)[:, 0], np.stack(v)[:, 1]) for d, v in by_domain.items()}
         metrics = rm_bench_metrics(arrays, n_boot=n_boot, confidence=confidence, seed=seed)
@@ -64,8 +74,11 @@ class RMBench:
         from rmlab.utils.plots import style_substance_heatmap
 
         return [
-            style_substance_heatmap(np.array(m["matrix"]), title=f"{model_name}: RM-Bench {d} (n={m['n']})",
-                                    path=out_dir / f"heatmap_{d}.png")
+            style_substance_heatmap(
+                np.array(m["matrix"]),
+                title=f"{model_name}: RM-Bench {d} (n={m['n']})",
+                path=out_dir / f"heatmap_{d}.png",
+            )
             for d, m in metrics["domains"].items()
         ]
 
@@ -97,20 +110,33 @@ def markdown_table(metrics: dict, model_name: str) -> str:
     head = ["model", *METRIC_DOMAINS, "easy", "normal", "hard", "avg"]
     overall = metrics["overall"]
     avg_cell = _pct(overall) if overall is not None else f"({_pct(metrics['partial_overall']['value'])} partial)"
-    row = [model_name, *[_pct(d[x]["avg"]) if x in d else "missing" for x in METRIC_DOMAINS],
-           *[_pct(metrics["difficulty"][k]) for k in ("easy", "normal", "hard")], avg_cell]
+    row = [
+        model_name,
+        *[_pct(d[x]["avg"]) if x in d else "missing" for x in METRIC_DOMAINS],
+        *[_pct(metrics["difficulty"][k]) for k in ("easy", "normal", "hard")],
+        avg_cell,
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head), "| " + " | ".join(row) + " |", ""]
     if metrics["missing_domains"]:
-        lines += [(f"Missing domains: {', '.join(metrics['missing_domains'])}. Overall is not defined; the partial "
-                   f"mean covers {', '.join(metrics['partial_overall']['domains'])} only, and easy / normal / hard "
-                   "are averaged over those domains."), ""]
+        lines += [
+            (
+                f"Missing domains: {', '.join(metrics['missing_domains'])}. Overall is not defined; the partial "
+                f"mean covers {', '.join(metrics['partial_overall']['domains'])} only, and easy / normal / hard "
+                "are averaged over those domains."
+            ),
+            "",
+        ]
     lines += ["| domain | n | easy | normal | hard | avg (95% CI) | ties |", "|---|---|---|---|---|---|---|"]
     for name, m in d.items():
         ci = m.get("ci", {})
-        lines.append(f"| {name} | {m['n']} | {_pct(m['easy'])} | {_pct(m['normal'])} | {_pct(m['hard'])} | "
-                     f"{_pct(m['avg'])}{_ci(ci.get('avg'))} | {m['n_ties']} |")
+        lines.append(
+            f"| {name} | {m['n']} | {_pct(m['easy'])} | {_pct(m['normal'])} | {_pct(m['hard'])} | "
+            f"{_pct(m['avg'])}{_ci(ci.get('avg'))} | {m['n_ties']} |"
+        )
     lines.append("")
-    lines.append("Accuracies in %. Rows of the style-substance matrix: chosen style; columns: rejected style "
-                 "(concise, detailed plain, detailed markdown). Hard = upper triangle, normal = diagonal, "
-                 "easy = lower triangle; ties count as losses.")
+    lines.append(
+        "Accuracies in %. Rows of the style-substance matrix: chosen style; columns: rejected style "
+        "(concise, detailed plain, detailed markdown). Hard = upper triangle, normal = diagonal, "
+        "easy = lower triangle; ties count as losses."
+    )
     return "\n".join(lines) + "\n"

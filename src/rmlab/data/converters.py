@@ -55,8 +55,9 @@ def hh_rlhf(row: dict, row_id: str) -> list[PreferenceExample]:
     for field in ("chosen", "rejected"):
         if field not in row:
             raise MalformedRow(f"missing field '{field}'")
-    prompt, chosen, rejected = split_at_divergence(parse_hh_transcript(row["chosen"]),
-                                                   parse_hh_transcript(row["rejected"]))
+    prompt, chosen, rejected = split_at_divergence(
+        parse_hh_transcript(row["chosen"]), parse_hh_transcript(row["rejected"])
+    )
     return [PreferenceExample("hh_rlhf", row_id, prompt, chosen, rejected)]
 
 
@@ -75,8 +76,16 @@ def stack_exchange_paired(row: dict, row_id: str) -> list[PreferenceExample]:
             raise MalformedRow(f"field '{f}' must be a non-empty string")
     if row["response_j"].strip() == row["response_k"].strip():
         raise MalformedRow("'response_j' and 'response_k' are identical")
-    return [PreferenceExample("stack_exchange", row_id, (("user", row["question"].strip()),),
-                              row["response_j"].strip(), row["response_k"].strip(), {"qid": row.get("qid")})]
+    return [
+        PreferenceExample(
+            "stack_exchange",
+            row_id,
+            (("user", row["question"].strip()),),
+            row["response_j"].strip(),
+            row["response_k"].strip(),
+            {"qid": row.get("qid")},
+        )
+    ]
 
 
 def _messages(conv, field: str) -> list[tuple[str, str]]:
@@ -84,7 +93,11 @@ def _messages(conv, field: str) -> list[tuple[str, str]]:
         raise MalformedRow(f"field '{field}' must be a non-empty list of messages")
     turns = []
     for m in conv:
-        if not isinstance(m, dict) or m.get("role") not in ("user", "assistant") or not isinstance(m.get("content"), str):
+        if (
+            not isinstance(m, dict)
+            or m.get("role") not in ("user", "assistant")
+            or not isinstance(m.get("content"), str)
+        ):
             raise MalformedRow(f"field '{field}' has a message without a user/assistant role and string content")
         turns.append((m["role"], m["content"].strip()))
     return turns
@@ -104,11 +117,22 @@ def chatbot_arena_2023(row: dict, row_id: str) -> list[PreferenceExample]:
         raise MalformedRow(f"field 'winner' is {winner!r}")
     if winner.startswith("tie"):
         return []
-    a, b = _messages(row.get("conversation_a"), "conversation_a"), _messages(row.get("conversation_b"), "conversation_b")
+    a, b = (
+        _messages(row.get("conversation_a"), "conversation_a"),
+        _messages(row.get("conversation_b"), "conversation_b"),
+    )
     chosen, rejected = (a, b) if winner == "model_a" else (b, a)
     prompt, c, r = split_at_divergence(chosen, rejected)
-    return [PreferenceExample("chatbot_arena_2023", row_id, prompt, c, r,
-                              {"model_a": row.get("model_a"), "model_b": row.get("model_b"), "winner": winner})]
+    return [
+        PreferenceExample(
+            "chatbot_arena_2023",
+            row_id,
+            prompt,
+            c,
+            r,
+            {"model_a": row.get("model_a"), "model_b": row.get("model_b"), "winner": winner},
+        )
+    ]
 
 
 @CONVERTERS.register("nectar")
@@ -135,5 +159,13 @@ def nectar(row: dict, row_id: str) -> list[PreferenceExample]:
     j = 1 + random.Random(row_id).randrange(len(texts) - 1)
     if not texts[0] or not texts[j] or texts[0] == texts[j]:
         raise MalformedRow("empty or identical chosen / rejected answers")
-    return [PreferenceExample("nectar", row_id, tuple(prompt), texts[0], texts[j],
-                              {"chosen_rank": ranked[0]["rank"], "rejected_rank": ranked[j]["rank"]})]
+    return [
+        PreferenceExample(
+            "nectar",
+            row_id,
+            tuple(prompt),
+            texts[0],
+            texts[j],
+            {"chosen_rank": ranked[0]["rank"], "rejected_rank": ranked[j]["rank"]},
+        )
+    ]

@@ -31,8 +31,9 @@ class PreferenceSplits:
     info: dict  # source, files, counts, malformed rows, fingerprints
 
 
-def convert_rows(rows: Iterable[dict], *, converter, id_prefix: str, where: str, skip_malformed: bool,
-                 malformed: list) -> list[PreferenceExample]:
+def convert_rows(
+    rows: Iterable[dict], *, converter, id_prefix: str, where: str, skip_malformed: bool, malformed: list
+) -> list[PreferenceExample]:
     """Convert every row; ids are ``<id_prefix>#<row>`` (location-independent, so fingerprints are too)."""
     out = []
     for index, row in enumerate(rows):
@@ -40,14 +41,16 @@ def convert_rows(rows: Iterable[dict], *, converter, id_prefix: str, where: str,
             out.extend(converter(row, f"{id_prefix}#{index}"))
         except MalformedRow as err:
             if not skip_malformed:
-                raise DataValidationError(f"{where}, row #{index}: {err} (set preference.skip_malformed=true to "
-                                          "skip such rows)") from err
+                raise DataValidationError(
+                    f"{where}, row #{index}: {err} (set preference.skip_malformed=true to skip such rows)"
+                ) from err
             malformed.append({"file": where, "row": index, "reason": str(err)})
     return out
 
 
-def split_and_subsample(examples: Sequence[PreferenceExample], *, max_pairs: int | None, heldout_pairs: int,
-                        seed: int) -> tuple[list[PreferenceExample], list[PreferenceExample]]:
+def split_and_subsample(
+    examples: Sequence[PreferenceExample], *, max_pairs: int | None, heldout_pairs: int, seed: int
+) -> tuple[list[PreferenceExample], list[PreferenceExample]]:
     """Seeded shuffle; the first ``heldout_pairs`` are held out, the next ``max_pairs`` are for training.
 
     The held-out set depends only on the seed and the data, not on ``max_pairs``, so size ablations share it.
@@ -77,19 +80,33 @@ def load_preferences(cfg, *, seed: int) -> PreferenceSplits:
             raise DataValidationError(f"{cfg.name}: no files matching {list(cfg.files)} in {data_dir}")
         examples = []
         for path in files:
-            examples += convert_rows(read_records(path), converter=converter,
-                                     id_prefix=str(path.relative_to(data_dir)), where=str(path),
-                                     skip_malformed=cfg.skip_malformed, malformed=malformed)
+            examples += convert_rows(
+                read_records(path),
+                converter=converter,
+                id_prefix=str(path.relative_to(data_dir)),
+                where=str(path),
+                skip_malformed=cfg.skip_malformed,
+                malformed=malformed,
+            )
         source = str(Path(data_dir).resolve())
     elif cfg.get("hub_id"):
         import datasets
 
-        ds = datasets.load_dataset(cfg.hub_id, cfg.get("hub_config"), split=cfg.hub_split,
-                                   **({"data_dir": cfg.hub_data_dir} if cfg.get("hub_data_dir") else {}))
+        ds = datasets.load_dataset(
+            cfg.hub_id,
+            cfg.get("hub_config"),
+            split=cfg.hub_split,
+            **({"data_dir": cfg.hub_data_dir} if cfg.get("hub_data_dir") else {}),
+        )
         files = []
-        examples = convert_rows(iter(ds), converter=converter, id_prefix=cfg.hub_split,
-                                where=f"{cfg.hub_id}:{cfg.hub_split}",
-                                skip_malformed=cfg.skip_malformed, malformed=malformed)
+        examples = convert_rows(
+            iter(ds),
+            converter=converter,
+            id_prefix=cfg.hub_split,
+            where=f"{cfg.hub_id}:{cfg.hub_split}",
+            skip_malformed=cfg.skip_malformed,
+            malformed=malformed,
+        )
         source = cfg.hub_id
     else:
         raise DataValidationError(f"{cfg.name}: data_dir {data_dir!r} does not exist and no hub_id is configured")
@@ -101,12 +118,23 @@ def load_preferences(cfg, *, seed: int) -> PreferenceSplits:
     dup = [k for k, v in seen.items() if v > 1]
     if dup:
         raise DataValidationError(f"{cfg.name}: duplicate pair ids, e.g. {dup[:3]}")
-    train, heldout = split_and_subsample(examples, max_pairs=cfg.get("max_pairs"),
-                                         heldout_pairs=cfg.heldout_pairs, seed=seed)
+    train, heldout = split_and_subsample(
+        examples, max_pairs=cfg.get("max_pairs"), heldout_pairs=cfg.heldout_pairs, seed=seed
+    )
     if not train:
         raise DataValidationError(f"{cfg.name}: no training pairs left after holding out {cfg.heldout_pairs}")
-    info = {"name": cfg.name, "source": source, "files": [str(f) for f in files], "converter": cfg.converter,
-            "pairs_available": len(examples), "train_pairs": len(train), "heldout_pairs": len(heldout),
-            "malformed_rows": len(malformed), "malformed_examples": malformed[:20], "seed": seed,
-            "train_fingerprint": fingerprint(train), "heldout_fingerprint": fingerprint(heldout)}
+    info = {
+        "name": cfg.name,
+        "source": source,
+        "files": [str(f) for f in files],
+        "converter": cfg.converter,
+        "pairs_available": len(examples),
+        "train_pairs": len(train),
+        "heldout_pairs": len(heldout),
+        "malformed_rows": len(malformed),
+        "malformed_examples": malformed[:20],
+        "seed": seed,
+        "train_fingerprint": fingerprint(train),
+        "heldout_fingerprint": fingerprint(heldout),
+    }
     return PreferenceSplits(train, heldout, info)

@@ -100,9 +100,15 @@ def load_hub(hub_id: str, split: str, prior_sets_hub_id: str | None) -> list[Pre
     return pairs
 
 
-def load_reward_bench(*, data_dir: str | None, hub_id: str | None, split: str = "filtered",
-                      prior_sets_hub_id: str | None = None, subsets: list[str] | None = None,
-                      max_per_subset: int | None = None) -> tuple[list[PreferencePair], dict]:
+def load_reward_bench(
+    *,
+    data_dir: str | None,
+    hub_id: str | None,
+    split: str = "filtered",
+    prior_sets_hub_id: str | None = None,
+    subsets: list[str] | None = None,
+    max_per_subset: int | None = None,
+) -> tuple[list[PreferencePair], dict]:
     if data_dir and Path(data_dir).is_dir():
         pairs, files = load_local(data_dir)
         source = str(Path(data_dir).resolve())
@@ -123,5 +129,9 @@ def load_reward_bench(*, data_dir: str | None, hub_id: str | None, split: str = 
     if not pairs:
         raise DataValidationError(f"RewardBench: no pairs in {source}")
     fp = stable_hash(sorted([p.subset, str(p.id), p.prompt, p.chosen, p.rejected] for p in pairs))
-    return pairs, {"source": source, "files": files, "data_fingerprint": fp,
-                   "subsets_found": sorted({p.subset for p in pairs})}
+    return pairs, {
+        "source": source,
+        "files": files,
+        "data_fingerprint": fp,
+        "subsets_found": sorted({p.subset for p in pairs}),
+    }

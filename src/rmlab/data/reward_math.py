@@ -52,8 +52,9 @@ def _steps(row: dict, where: str) -> tuple[str, ...]:
     return tuple(sol)
 
 
-def group_problems(rows: Iterable[dict], *, source: str, n_incorrect: int | None,
-                   correct_reference: str = CORRECT_REFERENCE) -> list[MathProblem]:
+def group_problems(
+    rows: Iterable[dict], *, source: str, n_incorrect: int | None, correct_reference: str = CORRECT_REFERENCE
+) -> list[MathProblem]:
     """Group solution rows into problems and check each has one correct and ``n_incorrect`` incorrect solutions."""
     groups: dict[object, dict] = {}
     for index, row in enumerate(rows):
@@ -67,8 +68,17 @@ def group_problems(rows: Iterable[dict], *, source: str, n_incorrect: int | None
         ref = row.get("solution_reference")
         if not isinstance(ref, str):
             raise DataValidationError(f"{where}: field 'solution_reference' must be a string")
-        g = groups.setdefault(pid, {"problem": problem, "correct": [], "incorrect": [], "subject": row.get("subject", ""),
-                                    "level": row.get("level"), "first": index})
+        g = groups.setdefault(
+            pid,
+            {
+                "problem": problem,
+                "correct": [],
+                "incorrect": [],
+                "subject": row.get("subject", ""),
+                "level": row.get("level"),
+                "first": index,
+            },
+        )
         if g["problem"] != problem:
             raise DataValidationError(f"{where}: field 'problem' differs from earlier rows of the same problem_id")
         sol = MathSolution(_steps(row, where), ref)
@@ -77,17 +87,26 @@ def group_problems(rows: Iterable[dict], *, source: str, n_incorrect: int | None
     for pid, g in groups.items():
         where = f"{source}, problem_id={pid!r} (first row #{g['first']})"
         if len(g["correct"]) != 1:
-            raise DataValidationError(f"{where}: {len(g['correct'])} correct solutions "
-                                      f"(solution_reference {correct_reference!r}); expected exactly 1")
+            raise DataValidationError(
+                f"{where}: {len(g['correct'])} correct solutions "
+                f"(solution_reference {correct_reference!r}); expected exactly 1"
+            )
         if n_incorrect is not None and len(g["incorrect"]) != n_incorrect:
             raise DataValidationError(f"{where}: {len(g['incorrect'])} incorrect solutions; expected {n_incorrect}")
-        problems.append(MathProblem(pid, g["problem"], g["correct"][0], tuple(g["incorrect"]), str(g["subject"] or ""),
-                                    g["level"]))
+        problems.append(
+            MathProblem(pid, g["problem"], g["correct"][0], tuple(g["incorrect"]), str(g["subject"] or ""), g["level"])
+        )
     return problems
 
 
-def load_reward_math(*, path: str | None, hub_id: str | None, split: str | None = None, n_incorrect: int = 9,
-                     max_problems: int | None = None) -> tuple[list[MathProblem], dict]:
+def load_reward_math(
+    *,
+    path: str | None,
+    hub_id: str | None,
+    split: str | None = None,
+    n_incorrect: int = 9,
+    max_problems: int | None = None,
+) -> tuple[list[MathProblem], dict]:
     """Load RewardMATH problems from a local file when it exists, else from the Hub."""
     if path and Path(path).is_file():
         problems = group_problems(read_records(path), source=str(path), n_incorrect=n_incorrect)
@@ -110,5 +129,6 @@ def load_reward_math(*, path: str | None, hub_id: str | None, split: str | None 
 
 
 def fingerprint(problems: Sequence[MathProblem]) -> str:
-    return stable_hash([[str(p.problem_id), p.problem, p.correct.text, [s.text for s in p.incorrect]]
-                        for p in problems])
+    return stable_hash(
+        [[str(p.problem_id), p.problem, p.correct.text, [s.text for s in p.incorrect]] for p in problems]
+    )

@@ -199,4 +199,3 @@ def load_rm_bench(
     items = subsample(items, max_per_domain, seed)
     found = [d for d in SOURCE_DOMAINS if any(it.domain == d for it in items)]
     return items, {"source": source, "files": files, "source_domains": found}
-

@@ -34,16 +34,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class GenRequest:
-    key: str          # cache key of this sample
-    context: str      # the full prompt text (chat template applied)
-    sample: int       # sample index within the decoding
+    key: str  # cache key of this sample
+    context: str  # the full prompt text (chat template applied)
+    sample: int  # sample index within the decoding
 
 
 def gen_kwargs(decoding: Decoding, backend: str) -> dict:
     kw = {"until": list(decoding.stop), "max_gen_toks": decoding.max_new_tokens, "do_sample": decoding.do_sample}
     if decoding.do_sample:
         kw["temperature"] = decoding.temperature
-        kw["top_p"] = 1.0            # plain temperature sampling, whatever the model's generation_config says
+        kw["top_p"] = 1.0  # plain temperature sampling, whatever the model's generation_config says
         if backend == "hf":
             kw["top_k"] = 0
     else:
@@ -61,8 +61,10 @@ class LMEvalBackend:
         from lm_eval.api.instance import Instance
 
         kw = gen_kwargs(decoding, self.kind)
-        reqs = [Instance(request_type="generate_until", doc={}, arguments=(c, dict(kw)), idx=i)
-                for i, c in enumerate(contexts)]
+        reqs = [
+            Instance(request_type="generate_until", doc={}, arguments=(c, dict(kw)), idx=i)
+            for i, c in enumerate(contexts)
+        ]
         return self.lm.generate_until(reqs, disable_tqdm=True)
 
 
@@ -70,19 +72,41 @@ def hf_backend(model, tokenizer, *, batch_size: int, device: str, add_bos_token:
     from lm_eval.models.huggingface import HFLM
 
     tokenizer.padding_side = "left"
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=device,
-              add_bos_token=add_bos_token, max_length=max_length)
+    lm = HFLM(
+        pretrained=model,
+        tokenizer=tokenizer,
+        batch_size=batch_size,
+        device=device,
+        add_bos_token=add_bos_token,
+        max_length=max_length,
+    )
     return LMEvalBackend(lm, "hf", {"backend": "hf (lm_eval HFLM)", "batch_size": batch_size})
 
 
-def vllm_backend(path: str, *, revision: str | None, dtype: str, add_bos_token: bool, max_length: int | None,
-                 gpu_memory_utilization: float = 0.9, seed: int = 0):
+def vllm_backend(
+    path: str,
+    *,
+    revision: str | None,
+    dtype: str,
+    add_bos_token: bool,
+    max_length: int | None,
+    gpu_memory_utilization: float = 0.9,
+    seed: int = 0,
+):
     try:
         from lm_eval.models.vllm_causallms import VLLM
     except ImportError as err:  # vLLM is a GPU-only extra
         raise RuntimeError("generation.backend=vllm needs vLLM (pip install vllm; CUDA GPUs only)") from err
-    lm = VLLM(pretrained=path, revision=revision, dtype=dtype, add_bos_token=add_bos_token, max_length=max_length,
-              gpu_memory_utilization=gpu_memory_utilization, seed=seed, batch_size="auto")
+    lm = VLLM(
+        pretrained=path,
+        revision=revision,
+        dtype=dtype,
+        add_bos_token=add_bos_token,
+        max_length=max_length,
+        gpu_memory_utilization=gpu_memory_utilization,
+        seed=seed,
+        batch_size="auto",
+    )
     return LMEvalBackend(lm, "vllm", {"backend": "vllm (lm_eval VLLM)"})
 
 
@@ -100,14 +124,23 @@ def generator_settings(generation, *, dtype: str, seed: int, decoding: Decoding)
 
 def cache_key(policy_fingerprint: str, formatting: str, task: str, decoding: Decoding, generator: dict) -> str:
     """The generation cache's key: policy weights, chat formatting, task, decoding and :func:`generator_settings`."""
-    return stable_hash({"policy": policy_fingerprint, "formatting": formatting, "task": task,
-                        "decoding": decoding.describe(), "generator": generator})
+    return stable_hash(
+        {
+            "policy": policy_fingerprint,
+            "formatting": formatting,
+            "task": task,
+            "decoding": decoding.describe(),
+            "generator": generator,
+        }
+    )
 
 
 def requests_for(contexts: dict[str, str], decoding: Decoding) -> dict[str, list[GenRequest]]:
     """Per example id, one request per sample; the key covers the prompt text and the sample index."""
-    return {ex_id: [GenRequest(text_hash(ctx, str(j)), ctx, j) for j in range(decoding.n)]
-            for ex_id, ctx in contexts.items()}
+    return {
+        ex_id: [GenRequest(text_hash(ctx, str(j)), ctx, j) for j in range(decoding.n)]
+        for ex_id, ctx in contexts.items()
+    }
 
 
 @dataclass
@@ -117,10 +150,18 @@ class GenStats:
     seconds: float = 0.0
 
 
-def generate_cached(requests: dict[str, list[GenRequest]], decoding: Decoding, cache: ScoreCache,
-                    backend_factory: Callable[[], LMEvalBackend], *, seed: int, chunk_size: int,
-                    on_chunk: Callable[[int], None] | None = None, progress: bool = True,
-                    desc: str = "generating") -> tuple[dict[str, list[str]], GenStats]:
+def generate_cached(
+    requests: dict[str, list[GenRequest]],
+    decoding: Decoding,
+    cache: ScoreCache,
+    backend_factory: Callable[[], LMEvalBackend],
+    *,
+    seed: int,
+    chunk_size: int,
+    on_chunk: Callable[[int], None] | None = None,
+    progress: bool = True,
+    desc: str = "generating",
+) -> tuple[dict[str, list[str]], GenStats]:
     """Generate what the cache lacks, chunk by chunk (each chunk stored atomically); return texts per example."""
     flat = [r for rs in requests.values() for r in rs]
     todo = [r for r in {r.key: r for r in flat}.values() if r.key not in cache]
@@ -130,7 +171,7 @@ def generate_cached(requests: dict[str, list[GenRequest]], decoding: Decoding, c
         t0 = time.perf_counter()
         with tqdm(total=len(todo), desc=desc, disable=not progress) as bar:
             for c, lo in enumerate(range(0, len(todo), chunk_size)):
-                chunk = todo[lo:lo + chunk_size]
+                chunk = todo[lo : lo + chunk_size]
                 if decoding.do_sample:
                     torch.manual_seed(int(stable_hash([seed, decoding.name, c, chunk[0].key]), 16) % (2**31))
                 texts = backend.generate([r.context for r in chunk], decoding)

@@ -19,10 +19,21 @@ class Decoding:
     @classmethod
     def from_cfg(cls, d) -> Decoding:
         d = dict(d)
-        return cls(name=str(d["name"]), max_new_tokens=int(d["max_new_tokens"]), stop=tuple(d.get("stop") or ()),
-                   do_sample=bool(d.get("do_sample", False)), temperature=float(d.get("temperature", 0.0)),
-                   n=int(d.get("n", 1)))
+        return cls(
+            name=str(d["name"]),
+            max_new_tokens=int(d["max_new_tokens"]),
+            stop=tuple(d.get("stop") or ()),
+            do_sample=bool(d.get("do_sample", False)),
+            temperature=float(d.get("temperature", 0.0)),
+            n=int(d.get("n", 1)),
+        )
 
     def describe(self) -> dict:
-        return {"name": self.name, "max_new_tokens": self.max_new_tokens, "stop": list(self.stop),
-                "do_sample": self.do_sample, "temperature": self.temperature, "n": self.n}
+        return {
+            "name": self.name,
+            "max_new_tokens": self.max_new_tokens,
+            "stop": list(self.stop),
+            "do_sample": self.do_sample,
+            "temperature": self.temperature,
+            "n": self.n,
+        }

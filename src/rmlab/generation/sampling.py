@@ -13,9 +13,19 @@ import torch
 
 
 @torch.inference_mode()
-def generate_ids(model, queries: Sequence[Sequence[int]], *, pad_id: int, eos_id: int, max_new_tokens: int,
-                 batch_size: int = 8, device: str = "cpu", do_sample: bool = False, temperature: float = 1.0,
-                 seed: int = 0) -> list[list[int]]:
+def generate_ids(
+    model,
+    queries: Sequence[Sequence[int]],
+    *,
+    pad_id: int,
+    eos_id: int,
+    max_new_tokens: int,
+    batch_size: int = 8,
+    device: str = "cpu",
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    seed: int = 0,
+) -> list[list[int]]:
     """Response token ids per query (up to and including the first EOS; no padding)."""
     if pad_id == eos_id:
         raise ValueError("generation needs a pad token distinct from EOS, so that a response's EOS is visible")
@@ -28,15 +38,24 @@ def generate_ids(model, queries: Sequence[Sequence[int]], *, pad_id: int, eos_id
         ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(idx), width), dtype=torch.long)
         for row, i in enumerate(idx):  # left padding: every prompt ends where generation starts
-            ids[row, width - len(queries[i]):] = torch.tensor(list(queries[i]))
-            mask[row, width - len(queries[i]):] = 1
+            ids[row, width - len(queries[i]) :] = torch.tensor(list(queries[i]))
+            mask[row, width - len(queries[i]) :] = 1
         if do_sample:
             torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
-        generated = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=do_sample,
-                                   temperature=temperature if do_sample else None,
-                                   top_p=1.0 if do_sample else None, top_k=0 if do_sample else None,  # as TRL's PPO
-                                   max_new_tokens=max_new_tokens, eos_token_id=eos_id, pad_token_id=pad_id)
+        generated = model.generate(
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            do_sample=do_sample,
+            temperature=temperature if do_sample else None,
+            top_p=1.0 if do_sample else None,
+            top_k=0 if do_sample else None,  # as TRL's PPO
+            max_new_tokens=max_new_tokens,
+            eos_token_id=eos_id,
+            pad_token_id=pad_id,
+        )
         for row, i in enumerate(idx):
             response = generated[row, width:].tolist()
-            out[i] = response[: response.index(eos_id) + 1] if eos_id in response else [t for t in response if t != pad_id]
+            out[i] = (
+                response[: response.index(eos_id) + 1] if eos_id in response else [t for t in response if t != pad_id]
+            )
     return out

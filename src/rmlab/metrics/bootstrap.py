@@ -14,8 +14,9 @@ def percentile_interval(samples: np.ndarray, confidence: float = 0.95) -> list[f
     return [float(lo), float(hi)]
 
 
-def bootstrap_mean_interval(values: np.ndarray, *, n_boot: int = 1000, confidence: float = 0.95,
-                            seed: int = 0) -> list[float]:
+def bootstrap_mean_interval(
+    values: np.ndarray, *, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> list[float]:
     """Interval for the mean of ``values`` by resampling them with replacement."""
     values = np.asarray(values, dtype=np.float64)
     rng = np.random.default_rng(seed)

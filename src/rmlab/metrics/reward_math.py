@@ -37,7 +37,8 @@ PRM_AGGREGATIONS.register("geometric_mean")(lambda s: float(np.prod(_probs(s)) *
 PRM_AGGREGATIONS.register("mean")(lambda s: float(_probs(s).mean()))
 # sigmoid of the mean log-odds (monotone in the mean logit); max(0, mean odds), as the authors' code does
 PRM_AGGREGATIONS.register("mean_logit")(
-    lambda s: float(1 / (1 + np.exp(-np.mean(np.log(_probs(s) / (1 - _probs(s))))))))
+    lambda s: float(1 / (1 + np.exp(-np.mean(np.log(_probs(s) / (1 - _probs(s)))))))
+)
 PRM_AGGREGATIONS.register("mean_odd")(lambda s: float(max(0.0, np.mean(_probs(s) / (1 - _probs(s))))))
 PRM_AGGREGATIONS.register("last")(lambda s: float(_probs(s)[-1]))
 
@@ -61,8 +62,11 @@ def problem_outcomes(correct: np.ndarray, incorrect: np.ndarray) -> dict[str, np
     if not (np.isfinite(c).all() and np.isfinite(w).all()):
         raise ValueError("scores contain NaN or infinity")
     at_least = (w >= c[:, None]).sum(axis=1)
-    return {"win": (w < c[:, None]).all(axis=1), "win_with_ties": (w <= c[:, None]).all(axis=1),
-            "reciprocal_rank": 1.0 / (1 + at_least)}
+    return {
+        "win": (w < c[:, None]).all(axis=1),
+        "win_with_ties": (w <= c[:, None]).all(axis=1),
+        "reciprocal_rank": 1.0 / (1 + at_least),
+    }
 
 
 def pairwise_outcomes(won: np.ndarray) -> dict[str, np.ndarray]:
@@ -72,20 +76,30 @@ def pairwise_outcomes(won: np.ndarray) -> dict[str, np.ndarray]:
     return {"win": losses == 0, "win_with_ties": losses == 0, "reciprocal_rank": 1.0 / (1 + losses)}
 
 
-def summarize(outcomes: dict[str, np.ndarray], *, subjects: Sequence[str] | None = None,
-              levels: Sequence[int] | None = None, k: int = 9, n_boot: int = 1000, confidence: float = 0.95,
-              seed: int = 0) -> dict:
+def summarize(
+    outcomes: dict[str, np.ndarray],
+    *,
+    subjects: Sequence[str] | None = None,
+    levels: Sequence[int] | None = None,
+    k: int = 9,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict:
     """Accuracy, accuracy with ties and MRR (with bootstrap intervals) overall and by subject and level."""
 
     def block(mask: np.ndarray | None) -> dict:
         sel = {k_: v if mask is None else v[mask] for k_, v in outcomes.items()}
-        out = {"n": len(sel["win"]), "accuracy": float(sel["win"].mean()),
-               "accuracy_with_ties": float(sel["win_with_ties"].mean()), "mrr": float(sel["reciprocal_rank"].mean())}
+        out = {
+            "n": len(sel["win"]),
+            "accuracy": float(sel["win"].mean()),
+            "accuracy_with_ties": float(sel["win_with_ties"].mean()),
+            "mrr": float(sel["reciprocal_rank"].mean()),
+        }
         if n_boot and out["n"] > 1:
             out["ci"] = {
                 "accuracy": bootstrap_mean_interval(sel["win"], n_boot=n_boot, confidence=confidence, seed=seed),
-                "mrr": bootstrap_mean_interval(sel["reciprocal_rank"], n_boot=n_boot, confidence=confidence,
-                                               seed=seed),
+                "mrr": bootstrap_mean_interval(sel["reciprocal_rank"], n_boot=n_boot, confidence=confidence, seed=seed),
             }
         return out
 

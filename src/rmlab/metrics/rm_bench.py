@@ -108,8 +108,13 @@ def rm_bench_metrics(
         if len(wins) == 0:
             raise ValueError(f"domain {d!r} has no prompts")
         matrix = wins.mean(axis=0)
-        result = {"n": len(wins), "matrix": matrix.tolist(), "ties": ties.sum(axis=0).astype(int).tolist(),
-                  "n_ties": int(ties.sum()), **difficulty_accuracies(matrix)}
+        result = {
+            "n": len(wins),
+            "matrix": matrix.tolist(),
+            "ties": ties.sum(axis=0).astype(int).tolist(),
+            "n_ties": int(ties.sum()),
+            **difficulty_accuracies(matrix),
+        }
         if n_boot:
             mats = _bootstrap_domain(wins, n_boot, rng)
             boots[d] = _difficulties_batch(mats)

@@ -16,8 +16,12 @@ from rmlab.utils.hashing import stable_hash
 # Named templates: (prefix with {prompt}, suffix appended after the response, add the tokenizer's special tokens).
 # tulu: the Tulu-2 / Tulu-2.5 format (open-instruct; RewardBench's and RM-Bench's "tulu" template), + EOS.
 NAMED_TEMPLATES: dict[str, dict] = {
-    "tulu": {"prefix": "<|user|>\n{prompt}\n<|assistant|>\n", "suffix": "{eos}", "turn_sep": "\n",
-             "add_special_tokens": True},
+    "tulu": {
+        "prefix": "<|user|>\n{prompt}\n<|assistant|>\n",
+        "suffix": "{eos}",
+        "turn_sep": "\n",
+        "add_special_tokens": True,
+    },
     # raw text, for models trained without a chat format (e.g. encoders used as classifiers)
     "plain": {"prefix": "{prompt}\n", "suffix": "", "add_special_tokens": True},
 }
@@ -61,9 +65,7 @@ class ChatFormatter:
     @property
     def fingerprint(self) -> str:
         """Identifies the formatting: template name and text, system prompt, special-token handling."""
-        spec = (
-            self.tokenizer.chat_template if self.template == "tokenizer" else NAMED_TEMPLATES[self.template]
-        )
+        spec = self.tokenizer.chat_template if self.template == "tokenizer" else NAMED_TEMPLATES[self.template]
         return stable_hash([self.template, spec, self.system_prompt, self.add_special_tokens])
 
     def _messages(self, prompt: Prompt) -> list[dict]:

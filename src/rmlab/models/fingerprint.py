@@ -28,7 +28,9 @@ def _sha256_file(path: Path, chunk: int = 1 << 22) -> str:
 def fingerprint_weights(model_dir: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None) -> str:
     """Fingerprint of a model directory's config and weights (not its tokenizer: formatting is keyed apart)."""
     root = Path(model_dir)
-    files = sorted(p for p in root.iterdir() if p.is_file() and (p.suffix in _WEIGHT_SUFFIXES or p.name == "config.json"))
+    files = sorted(
+        p for p in root.iterdir() if p.is_file() and (p.suffix in _WEIGHT_SUFFIXES or p.name == "config.json")
+    )
     if not any(p.suffix in _WEIGHT_SUFFIXES for p in files):
         raise FileNotFoundError(f"{root}: no weight files ({', '.join(_WEIGHT_SUFFIXES)})")
     memo_path = Path(cache_dir) / "fingerprints.json" if cache_dir else None

@@ -85,12 +85,23 @@ class ModelHandle:
         return ChatFormatter(self.tokenizer, self.formatting["chat_template"], self.formatting["system_prompt"])
 
     def describe(self) -> dict:
-        return {"spec": self.spec, "fingerprint": self.fingerprint, "formatting": self.formatting,
-                "formatting_source": self.record["source"], "formatting_overrides": self.record["overrides"]}
+        return {
+            "spec": self.spec,
+            "fingerprint": self.fingerprint,
+            "formatting": self.formatting,
+            "formatting_source": self.record["source"],
+            "formatting_overrides": self.record["overrides"],
+        }
 
 
-def open_model(model_cfg, *, cache_dir: str | os.PathLike, spec: str | None = None, padding_side: str | None = None,
-               fallback_formatting: dict | None = None) -> ModelHandle:
+def open_model(
+    model_cfg,
+    *,
+    cache_dir: str | os.PathLike,
+    spec: str | None = None,
+    padding_side: str | None = None,
+    fallback_formatting: dict | None = None,
+) -> ModelHandle:
     """Resolve ``model_cfg.pretrained`` (or ``spec``) and settle its formatting (see the module docstring); the
     tokenizer and the formatter load on first use."""
     get = model_cfg.get if model_cfg is not None else (lambda key, default=None: default)
@@ -98,6 +109,11 @@ def open_model(model_cfg, *, cache_dir: str | os.PathLike, spec: str | None = No
     meta = read_model_meta(resolved)
     formatting, record = resolve_formatting(model_cfg, meta, fallback_formatting)
     for key, o in record["overrides"].items():
-        log.warning("%s: %s=%r overrides the %r it was trained with (rmlab_meta.json)", resolved.spec, key,
-                    o["config"], o["model_dir"])
+        log.warning(
+            "%s: %s=%r overrides the %r it was trained with (rmlab_meta.json)",
+            resolved.spec,
+            key,
+            o["config"],
+            o["model_dir"],
+        )
     return ModelHandle(resolved, meta, formatting, record, pad_token=get("pad_token"), padding_side=padding_side)

@@ -27,8 +27,14 @@ log = logging.getLogger(__name__)
 # Metadata file that this project's training stages write next to a saved model (reference model, data, recipe).
 META_FILE = "rmlab_meta.json"
 
-DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-          "float16": torch.float16, "fp16": torch.float16}
+DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
 
 
 @dataclass(frozen=True)
@@ -136,7 +142,9 @@ def load_classifier(resolved: ResolvedModel, *, dtype: str, device: str, pad_tok
     if new_head:
         log.warning(
             "%s: the scalar reward head is newly initialised (seed %d; missing %s): scores are untrained",
-            resolved.spec, seed, sorted(info["missing_keys"])[:4],
+            resolved.spec,
+            seed,
+            sorted(info["missing_keys"])[:4],
         )
     model.config.pad_token_id = pad_token_id
     return model.to(device).eval(), new_head

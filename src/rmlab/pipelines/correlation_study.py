@@ -41,11 +41,11 @@ SFT = "sft"
 
 @dataclass(frozen=True)
 class Stage:
-    branch: str                 # the reward model's name, or "sft"
-    step: str                   # train_rm | eval_rm:<benchmark> | train_ppo | eval_policy
-    entry: str                  # conf/<entry>.yaml and scripts/<entry>.py
+    branch: str  # the reward model's name, or "sft"
+    step: str  # train_rm | eval_rm:<benchmark> | train_ppo | eval_policy
+    entry: str  # conf/<entry>.yaml and scripts/<entry>.py
     overrides: tuple[str, ...]  # the settings of the stage (its identity is their resolved config)
-    out_dir: str                # <parent>/<name>-<identity hash>
+    out_dir: str  # <parent>/<name>-<identity hash>
     launch: tuple[str, ...] = ()
     runtime: tuple[str, ...] = field(default=(), compare=False)
     identity: dict = field(default_factory=dict, compare=False, repr=False)
@@ -77,8 +77,11 @@ def plan_study(cfg: DictConfig) -> list[Stage]:
 
     def add(branch, step, entry, overrides, parent, name, launch=(), extra_runtime=()):
         out_dir, identity = plan_stage(parent, name, entry, overrides, stages_root=root)
-        stages.append(Stage(branch, step, entry, tuple(overrides), str(out_dir), tuple(launch),
-                            (*runtime, *extra_runtime), identity))
+        stages.append(
+            Stage(
+                branch, step, entry, tuple(overrides), str(out_dir), tuple(launch), (*runtime, *extra_runtime), identity
+            )
+        )
         return out_dir
 
     def policy_eval(branch: str, policy: str, parent: Path):
@@ -90,16 +93,37 @@ def plan_study(cfg: DictConfig) -> list[Stage]:
     for name, spec in p.reward_models.items():
         data = [f"preference={spec.preference}", *_list(spec.get("overrides")), *_list(p.preference_overrides)]
         rm_over = [*data, *_list(p.train_rm.overrides), seed]
-        rm_dir = add(name, "train_rm", "train_rm", rm_over, root / name, "train_rm",
-                     launch=_list(p.train_rm.get("launch")), extra_runtime=("resume=auto",))
+        rm_dir = add(
+            name,
+            "train_rm",
+            "train_rm",
+            rm_over,
+            root / name,
+            "train_rm",
+            launch=_list(p.train_rm.get("launch")),
+            extra_runtime=("resume=auto",),
+        )
         for bench, bench_over in p.rm_eval.benchmarks.items():
-            over = [f"model={rm_dir / 'model'}", f"benchmark={bench}", *_list(bench_over),
-                    *_list(p.rm_eval.overrides), seed]
-            add(name, f"eval_rm:{bench}", "eval_rm", over, rm_dir, f"eval_rm_{bench}",
-                extra_runtime=(f"model.name={name}",))
+            over = [
+                f"model={rm_dir / 'model'}",
+                f"benchmark={bench}",
+                *_list(bench_over),
+                *_list(p.rm_eval.overrides),
+                seed,
+            ]
+            add(
+                name,
+                f"eval_rm:{bench}",
+                "eval_rm",
+                over,
+                rm_dir,
+                f"eval_rm_{bench}",
+                extra_runtime=(f"model.name={name}",),
+            )
         ppo_over = [f"reward_model={rm_dir / 'model'}", f"policy={p.sft_policy}", *data, *_list(p.ppo.overrides), seed]
-        ppo_dir = add(name, "train_ppo", "train_ppo", ppo_over, rm_dir, "train_ppo", _list(p.ppo.get("launch")),
-                      ("resume=auto",))
+        ppo_dir = add(
+            name, "train_ppo", "train_ppo", ppo_over, rm_dir, "train_ppo", _list(p.ppo.get("launch")), ("resume=auto",)
+        )
         policy_eval(name, str(ppo_dir / "policy"), ppo_dir)
     return stages
 
@@ -160,12 +184,28 @@ def run_correlation_study(cfg: DictConfig) -> dict:
         return {"plan": [{**asdict(s), "done": s.done} for s in todo]}
     rows = []
     for s in todo:
-        run_stage(s.entry, s.overrides, Path(s.out_dir), identity=s.identity, runtime=s.runtime, launch=s.launch,
-                  code_change=str(p.get("code_change", "rerun")))
+        run_stage(
+            s.entry,
+            s.overrides,
+            Path(s.out_dir),
+            identity=s.identity,
+            runtime=s.runtime,
+            launch=s.launch,
+            code_change=str(p.get("code_change", "rerun")),
+        )
         record = stage_record(Path(s.out_dir))
         last = record["decisions"][-1]
-        rows.append({"branch": s.branch, "step": s.step, "out_dir": s.out_dir, "reused": last["decision"] == "reuse",
-                     "decision": last["decision"], "reason": last["reason"], "wall_seconds": record.get("wall_seconds")})
+        rows.append(
+            {
+                "branch": s.branch,
+                "step": s.step,
+                "out_dir": s.out_dir,
+                "reused": last["decision"] == "reuse",
+                "decision": last["decision"],
+                "reason": last["reason"],
+                "wall_seconds": record.get("wall_seconds"),
+            }
+        )
         # one table per finished stage, so a long study shows its progress and its costs as it goes
         write_json(out / "stages.json", rows)
         write_text(out / "stages.md", stages_markdown(rows))
@@ -174,4 +214,3 @@ def run_correlation_study(cfg: DictConfig) -> dict:
         result["correlation"] = _correlate(cfg, stages, out)
     log.info("stages (wall time of the run that computed each):\n%s", stages_markdown(rows))
     return result
-

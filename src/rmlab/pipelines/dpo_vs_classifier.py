@@ -29,8 +29,9 @@ def run_dpo_vs_classifier(cfg: DictConfig) -> list[dict]:
 
     def stage(entry, over, parent, name, extra_runtime=()):
         out_dir, identity = plan_stage(parent, name, entry, over, stages_root=root)
-        return out_dir, run_stage(entry, over, out_dir, identity=identity, runtime=[*runtime, *extra_runtime],
-                                  code_change=code_change)
+        return out_dir, run_stage(
+            entry, over, out_dir, identity=identity, runtime=[*runtime, *extra_runtime], code_change=code_change
+        )
 
     rows, provenance = [], {}
     for dataset in p.datasets:
@@ -41,16 +42,27 @@ def run_dpo_vs_classifier(cfg: DictConfig) -> list[dict]:
         dpo_dir, dpo = stage("train_dpo", dpo_over, root / dataset, "dpo", ["resume=auto"])
         fps = {k: (cls["data"]["train_fingerprint"], dpo["data"]["train_fingerprint"]) for k in ("train",)}
         if fps["train"][0] != fps["train"][1]:
-            raise RuntimeError(f"{dataset}: the classifier and the DPO model were trained on different pairs "
-                               f"(fingerprints {fps['train']}); give both the same preference settings")
-        provenance[dataset] = {"classifier_run": str(cls_dir), "dpo_run": str(dpo_dir),
-                               "train_fingerprint": fps["train"][0],
-                               "classifier_heldout": cls.get("heldout"), "dpo_heldout": dpo.get("heldout")}
-        evals = {"classifier": (cls_dir, []), "dpo_ref": (dpo_dir, ["model.reference=auto"]),
-                 "dpo_ref_free": (dpo_dir, ["model.reference=null", f"model.ref_free_mode={p.ref_free_mode}"])}
+            raise RuntimeError(
+                f"{dataset}: the classifier and the DPO model were trained on different pairs "
+                f"(fingerprints {fps['train']}); give both the same preference settings"
+            )
+        provenance[dataset] = {
+            "classifier_run": str(cls_dir),
+            "dpo_run": str(dpo_dir),
+            "train_fingerprint": fps["train"][0],
+            "classifier_heldout": cls.get("heldout"),
+            "dpo_heldout": dpo.get("heldout"),
+        }
+        evals = {
+            "classifier": (cls_dir, []),
+            "dpo_ref": (dpo_dir, ["model.reference=auto"]),
+            "dpo_ref_free": (dpo_dir, ["model.reference=null", f"model.ref_free_mode={p.ref_free_mode}"]),
+        }
         for variant, (run_dir, extra) in evals.items():
             over = [f"model={run_dir / 'model'}", "benchmark=rm_bench", *extra, *p.eval.overrides, f"seed={cfg.seed}"]
-            eval_dir, metrics = stage("eval_rm", over, run_dir, f"rm_bench_{variant}", [f"model.name={dataset}-{variant}"])
+            eval_dir, metrics = stage(
+                "eval_rm", over, run_dir, f"rm_bench_{variant}", [f"model.name={dataset}-{variant}"]
+            )
             rows.append(comparison_row(dataset, variant, metrics, str(eval_dir / "metrics.json")))
     write_text(out / "comparison.md", comparison_markdown(rows))
     write_text(out / "comparison.csv", comparison_csv(rows))

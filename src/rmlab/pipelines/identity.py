@@ -36,8 +36,18 @@ NOT_RESULTS_LABELS = (("model", "name"), ("policy", "name"))
 NOT_RESULTS = (*NOT_RESULTS_TOP, *NOT_RESULTS_ANY, *(".".join(k) for k in NOT_RESULTS_LABELS))
 
 # Libraries whose version can change a number this lab reports.
-_LIBRARIES = ("torch", "transformers", "trl", "pytorch-lightning", "accelerate", "peft", "datasets", "numpy",
-              "scipy", "lm_eval")
+_LIBRARIES = (
+    "torch",
+    "transformers",
+    "trl",
+    "pytorch-lightning",
+    "accelerate",
+    "peft",
+    "datasets",
+    "numpy",
+    "scipy",
+    "lm_eval",
+)
 _SOURCE = Path(__file__).resolve().parents[1]  # src/rmlab
 
 
@@ -119,18 +129,35 @@ def fingerprint_globs(root: Path, patterns: list[str]) -> str:
 
 def _replace_paths(node, where: str, *, stages_root: Path, data_dir: Path, inputs: dict, cache_dir: str | None):
     """Replace path strings by what identifies their content (see the module docstring); record them in inputs."""
-    if isinstance(node, dict) and isinstance(node.get("data_dir"), str) and isinstance(node.get("files"), list) \
-            and Path(node["data_dir"]).is_dir():  # a data dir read through globs: only the files they match count
+    if (
+        isinstance(node, dict)
+        and isinstance(node.get("data_dir"), str)
+        and isinstance(node.get("files"), list)
+        and Path(node["data_dir"]).is_dir()
+    ):  # a data dir read through globs: only the files they match count
         key = f"{where}.data_dir" if where else "data_dir"
         fp = fingerprint_globs(Path(node["data_dir"]), [str(f) for f in node["files"]])
         inputs[key] = {"path": node["data_dir"], "files": node["files"], "fingerprint": fp}
         node = {**node, "data_dir": f"input:{fp}"}
     if isinstance(node, dict):
-        return {k: _replace_paths(v, f"{where}.{k}" if where else k, stages_root=stages_root, data_dir=data_dir,
-                                  inputs=inputs, cache_dir=cache_dir) for k, v in node.items()}
+        return {
+            k: _replace_paths(
+                v,
+                f"{where}.{k}" if where else k,
+                stages_root=stages_root,
+                data_dir=data_dir,
+                inputs=inputs,
+                cache_dir=cache_dir,
+            )
+            for k, v in node.items()
+        }
     if isinstance(node, list):
-        return [_replace_paths(v, f"{where}[{i}]", stages_root=stages_root, data_dir=data_dir, inputs=inputs,
-                               cache_dir=cache_dir) for i, v in enumerate(node)]
+        return [
+            _replace_paths(
+                v, f"{where}[{i}]", stages_root=stages_root, data_dir=data_dir, inputs=inputs, cache_dir=cache_dir
+            )
+            for i, v in enumerate(node)
+        ]
     if not isinstance(node, str) or not node or "\n" in node or len(node) > 4096:
         return node
     candidate = Path(node).expanduser()
@@ -150,7 +177,9 @@ def _replace_paths(node, where: str, *, stages_root: Path, data_dir: Path, input
     return f"input:{fp}"
 
 
-def stage_identity(entry: str, overrides: list[str], *, groups: tuple[str, ...], stages_root: str | os.PathLike) -> dict:
+def stage_identity(
+    entry: str, overrides: list[str], *, groups: tuple[str, ...], stages_root: str | os.PathLike
+) -> dict:
     """``{"entry", "config", "inputs"}`` of a stage (the code part is :func:`code_version`, checked apart)."""
     from rmlab.utils.config import compose_config, rewrite_model_overrides
 
@@ -163,9 +192,14 @@ def stage_identity(entry: str, overrides: list[str], *, groups: tuple[str, ...],
     container = OmegaConf.to_container(cfg, resolve=True)
     paths = container.get("paths", {})
     inputs: dict = {}
-    config = _replace_paths(_strip(container), "", stages_root=Path(stages_root).resolve(),
-                            data_dir=Path(paths.get("data_dir", ".")), inputs=inputs,
-                            cache_dir=paths.get("model_cache_dir"))
+    config = _replace_paths(
+        _strip(container),
+        "",
+        stages_root=Path(stages_root).resolve(),
+        data_dir=Path(paths.get("data_dir", ".")),
+        inputs=inputs,
+        cache_dir=paths.get("model_cache_dir"),
+    )
     return {"entry": entry, "config": config, "inputs": inputs}
 
 

@@ -36,24 +36,27 @@ CODE_CHANGE = ("rerun", "reuse")
 
 @dataclass(frozen=True)
 class StageKind:
-    entry: str                  # conf/<entry>.yaml and scripts/<entry>.py
-    function: str               # "module:function" the script calls with the composed config
-    done: str                   # the file the stage writes last
-    groups: tuple[str, ...]     # config groups that take a model spec (model=<dir>, policy=<dir>)
-    output_model: str | None    # the model directory it writes, relative to its stage directory
+    entry: str  # conf/<entry>.yaml and scripts/<entry>.py
+    function: str  # "module:function" the script calls with the composed config
+    done: str  # the file the stage writes last
+    groups: tuple[str, ...]  # config groups that take a model spec (model=<dir>, policy=<dir>)
+    output_model: str | None  # the model directory it writes, relative to its stage directory
 
     def fn(self) -> Callable[[DictConfig], object]:
         module, name = self.function.split(":")
         return getattr(importlib.import_module(module), name)
 
 
-STAGES: dict[str, StageKind] = {k.entry: k for k in (
-    StageKind("train_rm", "rmlab.training.train_rm:train_reward_model", "train_metrics.json", ("model",), "model"),
-    StageKind("train_dpo", "rmlab.training.train_dpo:train_dpo", "train_metrics.json", ("model",), "model"),
-    StageKind("train_ppo", "rmlab.training.train_ppo:train_ppo", "train_metrics.json", ("policy",), "policy"),
-    StageKind("eval_rm", "rmlab.rm_eval.evaluate:evaluate_rm", "metrics.json", ("model",), None),
-    StageKind("eval_policy", "rmlab.policy_eval.evaluate:evaluate_policy", "summary.json", ("policy",), None),
-)}
+STAGES: dict[str, StageKind] = {
+    k.entry: k
+    for k in (
+        StageKind("train_rm", "rmlab.training.train_rm:train_reward_model", "train_metrics.json", ("model",), "model"),
+        StageKind("train_dpo", "rmlab.training.train_dpo:train_dpo", "train_metrics.json", ("model",), "model"),
+        StageKind("train_ppo", "rmlab.training.train_ppo:train_ppo", "train_metrics.json", ("policy",), "policy"),
+        StageKind("eval_rm", "rmlab.rm_eval.evaluate:evaluate_rm", "metrics.json", ("model",), None),
+        StageKind("eval_policy", "rmlab.policy_eval.evaluate:evaluate_policy", "summary.json", ("policy",), None),
+    )
+}
 
 
 def stage_kind(entry: str) -> StageKind:
@@ -62,8 +65,9 @@ def stage_kind(entry: str) -> StageKind:
     return STAGES[entry]
 
 
-def plan_stage(parent: str | Path, name: str, entry: str, overrides: Sequence[str], *,
-               stages_root: str | Path) -> tuple[Path, dict]:
+def plan_stage(
+    parent: str | Path, name: str, entry: str, overrides: Sequence[str], *, stages_root: str | Path
+) -> tuple[Path, dict]:
     """The directory ``<parent>/<name>-<identity hash>`` of a stage, and its identity. ``stages_root`` is the top of
     the pipeline's stage tree: paths under it are other stages' outputs, named in the identity relative to it."""
     identity = stage_identity(entry, list(overrides), groups=stage_kind(entry).groups, stages_root=stages_root)
@@ -86,8 +90,11 @@ def _decide(out_dir: Path, done: str, code: dict, code_change: str) -> tuple[str
     before = record.get("code")
     finished = (out_dir / done).is_file()
     if before == code:
-        return ("reuse", "identical config, inputs and code") if finished else \
-            ("resume", "unfinished; same config, inputs and code")
+        return (
+            ("reuse", "identical config, inputs and code")
+            if finished
+            else ("resume", "unfinished; same config, inputs and code")
+        )
     what = "code changed" if before else "no record of the code that computed it"
     detail = f"{what} ({_code_diff(before, code)})"
     if code_change == "reuse" and before is not None:
@@ -113,16 +120,30 @@ def _set_aside(out_dir: Path) -> Path:
 
 
 def _note(out_dir: Path, record: dict, decision: str, reason: str, **extra) -> dict:
-    decisions = [*record.get("decisions", []),
-                 {"time_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "decision": decision,
-                  "reason": reason, **extra}]
+    decisions = [
+        *record.get("decisions", []),
+        {
+            "time_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "decision": decision,
+            "reason": reason,
+            **extra,
+        },
+    ]
     record = {**record, "decisions": decisions}
     write_json(out_dir / "stage.json", record)
     return record
 
 
-def run_stage(entry: str, overrides: Sequence[str], out_dir: Path, *, identity: dict | None = None,
-              runtime: Sequence[str] = (), launch: Sequence[str] = (), code_change: str = "rerun") -> dict:
+def run_stage(
+    entry: str,
+    overrides: Sequence[str],
+    out_dir: Path,
+    *,
+    identity: dict | None = None,
+    runtime: Sequence[str] = (),
+    launch: Sequence[str] = (),
+    code_change: str = "rerun",
+) -> dict:
     """Reuse the stage in ``out_dir`` when its config, inputs and code are those asked for, else compute it:
     compose ``conf/<entry>.yaml`` with ``overrides`` (plus ``runtime`` overrides that do not change the result:
     logger, progress bars, ``resume=auto``), call the stage's function with its outputs in ``out_dir``, and return
@@ -150,8 +171,14 @@ def run_stage(entry: str, overrides: Sequence[str], out_dir: Path, *, identity: 
         log.warning("stage %s: %s; the old results are kept in %s", entry, reason, extra["previous"])
     log.info("stage %s -> %s (%s: %s)", entry, out_dir, decision, " ".join(overrides))
     out_dir.mkdir(parents=True, exist_ok=True)
-    record = {"entry": entry, "overrides": list(overrides), "launch": list(launch), "identity": identity,
-              "code": code, **{k: v for k, v in stage_record(out_dir).items() if k == "decisions"}}
+    record = {
+        "entry": entry,
+        "overrides": list(overrides),
+        "launch": list(launch),
+        "identity": identity,
+        "code": code,
+        **{k: v for k, v in stage_record(out_dir).items() if k == "decisions"},
+    }
     record = _note(out_dir, record, decision, reason, **extra)
     start = time.perf_counter()
     if launch:

@@ -56,12 +56,18 @@ def bench_generation(cfg: DictConfig) -> dict:
         for text in prompts:
             enc = tok(text, return_tensors="pt", add_special_tokens=False)
             out = model.generate(**enc, max_new_tokens=max_new, do_sample=False, pad_token_id=tok.pad_token_id)
-            new = out[0, enc.input_ids.shape[1]:].tolist()
+            new = out[0, enc.input_ids.shape[1] :].tolist()
             single_ids.append(new[: new.index(tok.eos_token_id)] if tok.eos_token_id in new else new)
     t_single = time.perf_counter() - t0
 
-    backend = hf_backend(model, tok, batch_size=int(cfg.bench.batch_size), device=cfg.device,
-                         add_bos_token=formatter.add_special_tokens, max_length=None)
+    backend = hf_backend(
+        model,
+        tok,
+        batch_size=int(cfg.bench.batch_size),
+        device=cfg.device,
+        add_bos_token=formatter.add_special_tokens,
+        max_length=None,
+    )
     decoding = Decoding(name="greedy", max_new_tokens=max_new)
     t0 = time.perf_counter()
     batched = backend.generate(prompts, decoding)
@@ -70,11 +76,19 @@ def bench_generation(cfg: DictConfig) -> dict:
     single_text = [tok.decode(ids, skip_special_tokens=True) for ids in single_ids]
     identical = sum(a == b for a, b in zip(single_text, batched))
     tokens = sum(len(ids) for ids in single_ids)  # the same outputs, so the same token count, where identical
-    res = {"prompts": len(prompts), "max_new_tokens": max_new, "batch_size": int(cfg.bench.batch_size),
-           "new_tokens": tokens, "per_prompt_seconds": t_single, "batched_seconds": t_batched,
-           "per_prompt_tokens_per_second": tokens / t_single, "batched_tokens_per_second": tokens / t_batched,
-           "speedup": t_single / t_batched, "identical_outputs": identical,
-           "torch_threads": torch.get_num_threads()}
+    res = {
+        "prompts": len(prompts),
+        "max_new_tokens": max_new,
+        "batch_size": int(cfg.bench.batch_size),
+        "new_tokens": tokens,
+        "per_prompt_seconds": t_single,
+        "batched_seconds": t_batched,
+        "per_prompt_tokens_per_second": tokens / t_single,
+        "batched_tokens_per_second": tokens / t_batched,
+        "speedup": t_single / t_batched,
+        "identical_outputs": identical,
+        "torch_threads": torch.get_num_threads(),
+    }
     return res
 
 
@@ -93,20 +107,29 @@ def bench_sandbox(cfg: DictConfig) -> dict:
             subprocess.run([sandbox.python, "-I", "-B", str(main)], check=True, env={})
             direct.append(time.perf_counter() - t0)
     med_s, med_d = statistics.median(sandboxed), statistics.median(direct)
-    return {"programs": n, "median_sandboxed_seconds": med_s, "median_direct_seconds": med_d,
-            "median_overhead_ms": 1000 * (med_s - med_d), "python": sandbox.python}
+    return {
+        "programs": n,
+        "median_sandboxed_seconds": med_s,
+        "median_direct_seconds": med_d,
+        "median_overhead_ms": 1000 * (med_s - med_d),
+        "python": sandbox.python,
+    }
 
 
 def benchmark(cfg: DictConfig) -> dict:
     gen = bench_generation(cfg)
-    print(f"generation ({gen['prompts']} GSM8k prompts, greedy, {gen['max_new_tokens']} new tokens, "
-          f"{gen['torch_threads']} threads): per-prompt generate {gen['per_prompt_tokens_per_second']:.1f} tok/s, "
-          f"batched (lm-eval HFLM, batch {gen['batch_size']}) {gen['batched_tokens_per_second']:.1f} tok/s: "
-          f"{gen['speedup']:.2f}x; identical outputs {gen['identical_outputs']}/{gen['prompts']}")
+    print(
+        f"generation ({gen['prompts']} GSM8k prompts, greedy, {gen['max_new_tokens']} new tokens, "
+        f"{gen['torch_threads']} threads): per-prompt generate {gen['per_prompt_tokens_per_second']:.1f} tok/s, "
+        f"batched (lm-eval HFLM, batch {gen['batch_size']}) {gen['batched_tokens_per_second']:.1f} tok/s: "
+        f"{gen['speedup']:.2f}x; identical outputs {gen['identical_outputs']}/{gen['prompts']}"
+    )
     sbx = bench_sandbox(cfg)
-    print(f"sandbox: median {1000 * sbx['median_sandboxed_seconds']:.1f} ms sandboxed vs "
-          f"{1000 * sbx['median_direct_seconds']:.1f} ms direct over {sbx['programs']} programs: "
-          f"overhead {sbx['median_overhead_ms']:.1f} ms per program")
+    print(
+        f"sandbox: median {1000 * sbx['median_sandboxed_seconds']:.1f} ms sandboxed vs "
+        f"{1000 * sbx['median_direct_seconds']:.1f} ms direct over {sbx['programs']} programs: "
+        f"overhead {sbx['median_overhead_ms']:.1f} ms per program"
+    )
     result = {"generation": gen, "sandbox": sbx, "python": sys.version.split()[0]}
     write_json(Path(cfg.paths.output_dir) / "bench_generation.json", result)
     return result

@@ -49,9 +49,17 @@ def _policy_cfg(cfg: DictConfig) -> DictConfig:
     """``policy`` is a config (name, pretrained, chat_template ...) or just a spec string."""
     pol = cfg.policy
     if isinstance(pol, str):
-        return OmegaConf.create({"name": Path(pol).name if Path(pol).is_dir() else pol.split(":")[-1],
-                                 "pretrained": pol, "revision": None, "chat_template": "tokenizer",
-                                 "system_prompt": None, "dtype": "float32", "pad_token": None})
+        return OmegaConf.create(
+            {
+                "name": Path(pol).name if Path(pol).is_dir() else pol.split(":")[-1],
+                "pretrained": pol,
+                "revision": None,
+                "chat_template": "tokenizer",
+                "system_prompt": None,
+                "dtype": "float32",
+                "pad_token": None,
+            }
+        )
     return pol
 
 
@@ -73,15 +81,24 @@ class _Model:
             device = pick_device(self.cfg.device)
             if gen.backend == "hf":
                 model = load_causal_lm(self.resolved, dtype=_generation_dtype(pol, gen), device=device)
-                self._backend = hf_backend(model, self.tokenizer, batch_size=int(gen.batch_size), device=device,
-                                           add_bos_token=self.formatter.add_special_tokens,
-                                           max_length=gen.get("max_length"))
+                self._backend = hf_backend(
+                    model,
+                    self.tokenizer,
+                    batch_size=int(gen.batch_size),
+                    device=device,
+                    add_bos_token=self.formatter.add_special_tokens,
+                    max_length=gen.get("max_length"),
+                )
             elif gen.backend == "vllm":
-                self._backend = vllm_backend(self.resolved.path, revision=self.resolved.revision,
-                                             dtype=_generation_dtype(pol, gen), seed=int(self.cfg.seed),
-                                             add_bos_token=self.formatter.add_special_tokens,
-                                             max_length=gen.get("max_length"),
-                                             gpu_memory_utilization=float(gen.get("gpu_memory_utilization", 0.9)))
+                self._backend = vllm_backend(
+                    self.resolved.path,
+                    revision=self.resolved.revision,
+                    dtype=_generation_dtype(pol, gen),
+                    seed=int(self.cfg.seed),
+                    add_bos_token=self.formatter.add_special_tokens,
+                    max_length=gen.get("max_length"),
+                    gpu_memory_utilization=float(gen.get("gpu_memory_utilization", 0.9)),
+                )
             else:
                 raise ValueError(f"generation.backend must be 'hf' or 'vllm', got {gen.backend!r}")
         return self._backend
@@ -93,12 +110,18 @@ def prompt_text(formatter: ChatFormatter, user: str, answer_prefix: str) -> str:
     prefix = formatter.format(user, "").prefix
     if not answer_prefix:
         return prefix
-    return prefix + (answer_prefix if prefix[-1:] in ("\n", " ") or answer_prefix[:1] in ("\n", " ") else " " + answer_prefix)
+    return prefix + (
+        answer_prefix if prefix[-1:] in ("\n", " ") or answer_prefix[:1] in ("\n", " ") else " " + answer_prefix
+    )
 
 
 def _score_context(cfg: DictConfig, task_cfg: DictConfig) -> ScoreContext:
-    ctx = ScoreContext(seed=int(cfg.seed), n_boot=int(cfg.bootstrap.n_boot), confidence=float(cfg.bootstrap.confidence),
-                       progress=bool(cfg.generation.get("progress", True)))
+    ctx = ScoreContext(
+        seed=int(cfg.seed),
+        n_boot=int(cfg.bootstrap.n_boot),
+        confidence=float(cfg.bootstrap.confidence),
+        progress=bool(cfg.generation.get("progress", True)),
+    )
     if task_cfg.kind in ("humaneval_plus", "mbpp_plus"):
         from rmlab.policy_eval.sandbox import build_sandbox
 
@@ -130,14 +153,25 @@ def evaluate_policy(cfg: DictConfig, *, on_chunk=None) -> dict:
         for task_cfg in task_cfgs:
             result = _evaluate_task(cfg, task_cfg, pol, resolved, formatter, model, out_dir, on_chunk)
             summary.append(result)
-            logger.log_metrics({f"{result['task']}/{result['metric']}": result["value"],
-                                f"{result['task']}/normalised": result["normalised"]})
+            logger.log_metrics(
+                {
+                    f"{result['task']}/{result['metric']}": result["value"],
+                    f"{result['task']}/normalised": result["normalised"],
+                }
+            )
         table = summary_table(summary)
         write_text(out_dir / "summary.md", table)
         write_text(out_dir / "summary.csv", summary_csv(summary))
-        write_json(out_dir / "summary.json", {"policy": pol.name, "policy_spec": str(pol.pretrained),
-                                              "policy_fingerprint": resolved.fingerprint, "tasks": summary,
-                                              "run": run_info(cfg.paths.root_dir)})
+        write_json(
+            out_dir / "summary.json",
+            {
+                "policy": pol.name,
+                "policy_spec": str(pol.pretrained),
+                "policy_fingerprint": resolved.fingerprint,
+                "tasks": summary,
+                "run": run_info(cfg.paths.root_dir),
+            },
+        )
         rows = [[r["task"], r["group"], r["metric"], r["value"], r["normalised"], r["n"]] for r in summary]
         logger.log_table("policy_eval/summary", ["task", "group", "metric", "value", "normalised", "n"], rows)
     finally:
@@ -151,8 +185,9 @@ def _task_configs(cfg: DictConfig) -> list[DictConfig]:
     """``cfg.task`` holds one task config per key (``task=gsm8k`` gives one, ``task=all`` all six)."""
     tasks = [t for t in cfg.task.values() if t is not None and "kind" in t]
     if not tasks:
-        raise ValueError("no task selected: pass task=<name> (gsm8k, bbh, humaneval_plus, mbpp_plus, toxigen, xstest) "
-                         "or task=all")
+        raise ValueError(
+            "no task selected: pass task=<name> (gsm8k, bbh, humaneval_plus, mbpp_plus, toxigen, xstest) or task=all"
+        )
     for t in tasks:
         if t.kind not in TASKS:
             raise ValueError(f"task {t.name!r}: unknown kind {t.kind!r}; known: {sorted(TASKS)}")
@@ -167,62 +202,112 @@ def _evaluate_task(cfg, task_cfg, pol, resolved, formatter, model: _Model, out_d
     contexts = {ex.id: prompt_text(formatter, ex.user, ex.answer_prefix) for ex in examples}
     generations, gen_stats = {}, {}
     for decoding in task.decodings:
-        generator = generator_settings(cfg.generation, dtype=_generation_dtype(pol, cfg.generation), seed=int(cfg.seed),
-                                       decoding=decoding)
+        generator = generator_settings(
+            cfg.generation, dtype=_generation_dtype(pol, cfg.generation), seed=int(cfg.seed), decoding=decoding
+        )
         key = cache_key(resolved.fingerprint, formatter.fingerprint, task.name, decoding, generator)
-        cache = ScoreCache(cfg.paths.generation_cache_dir, key,
-                           describe={"policy": pol.name, "policy_fingerprint": resolved.fingerprint,
-                                     "task": task.name, "decoding": decoding.describe(), "generator": generator})
-        texts, stats = generate_cached(requests_for(contexts, decoding), decoding, cache, model.backend,
-                                       seed=int(cfg.seed), chunk_size=int(cfg.generation.chunk_size),
-                                       on_chunk=on_chunk, progress=bool(cfg.generation.get("progress", True)),
-                                       desc=f"{task.name}/{decoding.name}")
+        cache = ScoreCache(
+            cfg.paths.generation_cache_dir,
+            key,
+            describe={
+                "policy": pol.name,
+                "policy_fingerprint": resolved.fingerprint,
+                "task": task.name,
+                "decoding": decoding.describe(),
+                "generator": generator,
+            },
+        )
+        texts, stats = generate_cached(
+            requests_for(contexts, decoding),
+            decoding,
+            cache,
+            model.backend,
+            seed=int(cfg.seed),
+            chunk_size=int(cfg.generation.chunk_size),
+            on_chunk=on_chunk,
+            progress=bool(cfg.generation.get("progress", True)),
+            desc=f"{task.name}/{decoding.name}",
+        )
         generations[decoding.name] = texts
-        gen_stats[decoding.name] = {"generated": stats.generated, "from_cache": stats.from_cache,
-                                    "seconds": stats.seconds, "cache_key": key}
+        gen_stats[decoding.name] = {
+            "generated": stats.generated,
+            "from_cache": stats.from_cache,
+            "seconds": stats.seconds,
+            "cache_key": key,
+        }
     task_dir = out_dir / task.name
-    write_jsonl(task_dir / "generations.jsonl",
-                ({"id": ex.id, "prompt": contexts[ex.id], **{d: generations[d][ex.id] for d in generations}}
-                 for ex in examples))
+    write_jsonl(
+        task_dir / "generations.jsonl",
+        (
+            {"id": ex.id, "prompt": contexts[ex.id], **{d: generations[d][ex.id] for d in generations}}
+            for ex in examples
+        ),
+    )
     ctx = _score_context(cfg, task_cfg)
     rows, metrics = task.score(examples, generations, ctx)
     write_jsonl(task_dir / "scored.jsonl", rows)
     result = {
-        "task": task.name, "group": task.group, "higher_is_better": task.higher_is_better,
-        "policy": pol.name, "policy_spec": str(pol.pretrained), "policy_fingerprint": resolved.fingerprint,
-        "chat_formatting": formatter.fingerprint, **metrics,
+        "task": task.name,
+        "group": task.group,
+        "higher_is_better": task.higher_is_better,
+        "policy": pol.name,
+        "policy_spec": str(pol.pretrained),
+        "policy_fingerprint": resolved.fingerprint,
+        "chat_formatting": formatter.fingerprint,
+        **metrics,
         "decodings": [d.describe() for d in task.decodings],
         "generation": {"backend": cfg.generation.backend, "batch_size": int(cfg.generation.batch_size), **gen_stats},
-        "data_fingerprint": provenance["data_fingerprint"], "data_source": provenance["source"],
+        "data_fingerprint": provenance["data_fingerprint"],
+        "data_source": provenance["source"],
         "data_files": provenance["files"],
         "sandbox": ctx.sandbox.describe() if ctx.sandbox is not None else None,
-        "seed": int(cfg.seed), "wall_seconds": time.perf_counter() - t0, "run": run_info(cfg.paths.root_dir),
+        "seed": int(cfg.seed),
+        "wall_seconds": time.perf_counter() - t0,
+        "run": run_info(cfg.paths.root_dir),
         "task_config": OmegaConf.to_container(task_cfg, resolve=True),
     }
     write_json(task_dir / "metrics.json", result)
     log.info("%s: %s = %.4f %s (n=%d)", task.name, result["metric"], result["value"], result.get("ci"), result["n"])
-    return {k: result[k] for k in ("task", "group", "metric", "value", "ci", "normalised", "n", "higher_is_better",
-                                   "data_fingerprint")} | {
-        "instrument": result.get("classifier") or result.get("labeler") or result.get("test_set")}
+    return {
+        k: result[k]
+        for k in ("task", "group", "metric", "value", "ci", "normalised", "n", "higher_is_better", "data_fingerprint")
+    } | {"instrument": result.get("classifier") or result.get("labeler") or result.get("test_set")}
 
 
 def summary_table(rows: list[dict]) -> str:
-    lines = ["| task | group | metric | value | 95% CI | normalised (higher is better) | n | scored with |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| task | group | metric | value | 95% CI | normalised (higher is better) | n | scored with |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         ci = f"[{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]" if r.get("ci") else "-"
-        lines.append(f"| {r['task']} | {r['group']} | {r['metric']} | {r['value']:.3f} | {ci} | "
-                     f"{r['normalised']:.3f} | {r['n']} | {r.get('instrument') or '-'} |")
+        lines.append(
+            f"| {r['task']} | {r['group']} | {r['metric']} | {r['value']:.3f} | {ci} | "
+            f"{r['normalised']:.3f} | {r['n']} | {r.get('instrument') or '-'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def summary_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["task", "group", "metric", "value", "ci_low", "ci_high", "normalised", "n", "higher_is_better",
-                "instrument"])
+    w.writerow(
+        ["task", "group", "metric", "value", "ci_low", "ci_high", "normalised", "n", "higher_is_better", "instrument"]
+    )
     for r in rows:
         ci = r.get("ci") or [None, None]
-        w.writerow([r["task"], r["group"], r["metric"], r["value"], ci[0], ci[1], r["normalised"], r["n"],
-                    r["higher_is_better"], r.get("instrument")])
+        w.writerow(
+            [
+                r["task"],
+                r["group"],
+                r["metric"],
+                r["value"],
+                ci[0],
+                ci[1],
+                r["normalised"],
+                r["n"],
+                r["higher_is_better"],
+                r.get("instrument"),
+            ]
+        )
     return buf.getvalue()

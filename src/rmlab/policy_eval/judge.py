@@ -29,8 +29,10 @@ class Judge:
 def build_judge(judge_cfg, cfg) -> Judge:
     if judge_cfg.kind == "endpoint":
         key = os.environ.get(judge_cfg.get("api_key_env") or "", None)
-        return Judge(lambda text: openai_compatible_chat(judge_cfg.base_url, judge_cfg.model, key, text),
-                     f"{judge_cfg.model}@{judge_cfg.base_url}")
+        return Judge(
+            lambda text: openai_compatible_chat(judge_cfg.base_url, judge_cfg.model, key, text),
+            f"{judge_cfg.model}@{judge_cfg.base_url}",
+        )
     if judge_cfg.kind == "local":
         import torch
 
@@ -43,10 +45,11 @@ def build_judge(judge_cfg, cfg) -> Judge:
 
         @torch.inference_mode()
         def complete(text: str) -> str:
-            ids = tok.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
-                                          return_tensors="pt", return_dict=True).to(device)
+            ids = tok.apply_chat_template(
+                [{"role": "user", "content": text}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+            ).to(device)
             out = model.generate(**ids, max_new_tokens=16, do_sample=False, pad_token_id=tok.pad_token_id)
-            return tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+            return tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
 
         return Judge(complete, str(judge_cfg.model))
     raise ValueError(f"task.judge.kind must be 'local' or 'endpoint', got {judge_cfg.kind!r}")

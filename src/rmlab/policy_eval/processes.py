@@ -31,7 +31,7 @@ class Streams:
                 self.open -= 1
                 continue
             group = self.group[key.fd]
-            self.chunks[key.fd].append(data[:max(0, self.budget - self.totals[group])])
+            self.chunks[key.fd].append(data[: max(0, self.budget - self.totals[group])])
             self.totals[group] += len(data)
         return max(self.totals)
 
@@ -53,7 +53,7 @@ def tree_cpu_seconds(root: int) -> float:
                     data = fh.read()
             except OSError:
                 continue
-            fields = data[data.rindex(b")") + 2:].split()  # after "pid (comm) ": state ppid pgrp session ...
+            fields = data[data.rindex(b")") + 2 :].split()  # after "pid (comm) ": state ppid pgrp session ...
             stats[int(d)] = (int(fields[1]), int(fields[3]), sum(int(f) for f in fields[11:15]))
     children: dict[int, list[int]] = {}
     for pid, (ppid, _, _) in stats.items():

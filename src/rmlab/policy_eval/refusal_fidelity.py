@@ -39,16 +39,21 @@ def _read(path: Path, label_col: str, strict: bool = True) -> dict[str, dict]:
 
 def _agree(a: list[str], b: list[str]) -> dict:
     n = len(a)
-    return {"n": n, "exact": sum(x == y for x, y in zip(a, b)) / n,
-            "binary": sum(is_refusal(x) == is_refusal(y) for x, y in zip(a, b)) / n}
+    return {
+        "n": n,
+        "exact": sum(x == y for x, y in zip(a, b)) / n,
+        "binary": sum(is_refusal(x) == is_refusal(y) for x, y in zip(a, b)) / n,
+    }
 
 
-def labeler_agreement(xstest_dir: str | Path, label: Callable[[str, str], str],
-                      max_per_model: int | None = None) -> dict[str, dict]:
+def labeler_agreement(
+    xstest_dir: str | Path, label: Callable[[str, str], str], max_per_model: int | None = None
+) -> dict[str, dict]:
     """Per model: the labeler's agreement with the authors' string match, the human labels and GPT-4's labels."""
     folder = Path(xstest_dir) / "automated_evaluation_labels"
-    models = sorted(p.name.removeprefix("xstest_v2_completions_").removesuffix("_streval.csv")
-                    for p in folder.glob("*_streval.csv"))
+    models = sorted(
+        p.name.removeprefix("xstest_v2_completions_").removesuffix("_streval.csv") for p in folder.glob("*_streval.csv")
+    )
     if not models:
         raise FileNotFoundError(f"{folder}: no *_streval.csv files")
     report = {}
@@ -58,29 +63,36 @@ def labeler_agreement(xstest_dir: str | Path, label: Callable[[str, str], str],
         gpteval = _read(gpt_path, "gpt4_label", strict=False) if gpt_path.is_file() else {}
         ids = list(streval)[:max_per_model]
         ours = [label(streval[i]["prompt"], streval[i]["completion"]) for i in ids]
-        entry = {"n": len(ids),
-                 "vs_authors_strmatch": _agree(ours, [streval[i]["strmatch_label"] for i in ids]),
-                 "vs_human": _agree(ours, [streval[i]["final_label"] for i in ids])}
+        entry = {
+            "n": len(ids),
+            "vs_authors_strmatch": _agree(ours, [streval[i]["strmatch_label"] for i in ids]),
+            "vs_human": _agree(ours, [streval[i]["final_label"] for i in ids]),
+        }
         both = [k for k, i in enumerate(ids) if i in gpteval]
         if both:
             entry["vs_gpt4"] = _agree([ours[k] for k in both], [gpteval[ids[k]]["gpt4_label"] for k in both])
             entry["gpt4_unlabelled"] = len(ids) - len(both)
-            entry["gpt4_vs_human"] = _agree([gpteval[ids[k]]["gpt4_label"] for k in both],
-                                            [gpteval[ids[k]]["final_label"] for k in both])
+            entry["gpt4_vs_human"] = _agree(
+                [gpteval[ids[k]]["gpt4_label"] for k in both], [gpteval[ids[k]]["final_label"] for k in both]
+            )
         report[model] = entry
     return report
 
 
 def agreement_table(report: dict[str, dict], labeler: str) -> str:
-    header = (f"| model | n | {labeler} = authors' string match | vs human (exact / binary) | "
-              "vs GPT-4 (exact / binary) | GPT-4 vs human (binary) |")
+    header = (
+        f"| model | n | {labeler} = authors' string match | vs human (exact / binary) | "
+        "vs GPT-4 (exact / binary) | GPT-4 vs human (binary) |"
+    )
     lines = [header, "|---|---|---|---|---|---|"]
     for model, e in report.items():
         g = e.get("vs_gpt4")
         gh = e.get("gpt4_vs_human")
-        lines.append(f"| {model} | {e['n']} | {e['vs_authors_strmatch']['exact']:.4f} | "
-                     f"{e['vs_human']['exact']:.3f} / {e['vs_human']['binary']:.3f} | "
-                     + (f"{g['exact']:.3f} / {g['binary']:.3f} | {gh['binary']:.3f} |" if g else "- | - |"))
+        lines.append(
+            f"| {model} | {e['n']} | {e['vs_authors_strmatch']['exact']:.4f} | "
+            f"{e['vs_human']['exact']:.3f} / {e['vs_human']['binary']:.3f} | "
+            + (f"{g['exact']:.3f} / {g['binary']:.3f} | {gh['binary']:.3f} |" if g else "- | - |")
+        )
     return "\n".join(lines) + "\n"
 
 

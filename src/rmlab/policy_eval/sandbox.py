@@ -60,15 +60,15 @@ class SandboxUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class Limits:
-    cpu_seconds: int = 10            # RLIMIT_CPU: CPU time of each process
+    cpu_seconds: int = 10  # RLIMIT_CPU: CPU time of each process
     total_cpu_seconds: float = 15.0  # CPU time of all the sandbox's processes together, counted from here
-    wall_seconds: float = 20.0       # the whole program, then its process group is killed
-    memory_bytes: int = 2 << 30      # RLIMIT_AS: address space of each process
-    processes: int = 32              # RLIMIT_NPROC: processes of the sandbox user, beyond those it already has
-    output_bytes: int = 1 << 20      # stdout + stderr captured (the pass-signal pipe: as much); more kills it
-    file_bytes: int = 16 << 20       # RLIMIT_FSIZE: largest file the program may write
-    scratch_bytes: int = 64 << 20    # size of the scratch tmpfs
-    open_files: int = 64             # RLIMIT_NOFILE
+    wall_seconds: float = 20.0  # the whole program, then its process group is killed
+    memory_bytes: int = 2 << 30  # RLIMIT_AS: address space of each process
+    processes: int = 32  # RLIMIT_NPROC: processes of the sandbox user, beyond those it already has
+    output_bytes: int = 1 << 20  # stdout + stderr captured (the pass-signal pipe: as much); more kills it
+    file_bytes: int = 16 << 20  # RLIMIT_FSIZE: largest file the program may write
+    scratch_bytes: int = 64 << 20  # size of the scratch tmpfs
+    open_files: int = 64  # RLIMIT_NOFILE
 
 
 @dataclass(frozen=True)
@@ -111,8 +111,15 @@ class Sandbox:
     ``run_tests(source)`` does the same for a program that ends with its tests, which passes only with the
     harness's pass signal."""
 
-    def __init__(self, limits: Limits | None = None, *, mode: str = "bwrap", bwrap: str | None = None,
-                 python: str | None = None, uid: int = 65534):
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        *,
+        mode: str = "bwrap",
+        bwrap: str | None = None,
+        python: str | None = None,
+        uid: int = 65534,
+    ):
         if mode not in ("bwrap", UNSAFE_MODE):
             raise ValueError(f"sandbox.mode must be 'bwrap' or {UNSAFE_MODE!r}, got {mode!r}")
         self.limits = limits or Limits()
@@ -122,20 +129,30 @@ class Sandbox:
         self.bwrap = None if mode == UNSAFE_MODE else (bwrap or default_bwrap())
         self.setpriv = shutil.which("setpriv") if self.uid is not None else None
         if mode != UNSAFE_MODE and self.uid is not None and self.setpriv is None:
-            raise SandboxUnavailable("running as root, the sandbox drops to an unprivileged user with setpriv "
-                                     "(util-linux), which is not installed")
+            raise SandboxUnavailable(
+                "running as root, the sandbox drops to an unprivileged user with setpriv "
+                "(util-linux), which is not installed"
+            )
         self.prlimit = shutil.which("prlimit")
         if self.prlimit is None:
-            raise SandboxUnavailable("the sandbox sets its resource limits with prlimit (util-linux), which is not "
-                                     "installed")
+            raise SandboxUnavailable(
+                "the sandbox sets its resource limits with prlimit (util-linux), which is not installed"
+            )
         if mode == UNSAFE_MODE:
-            log.warning("sandbox.mode=%s: generated code runs WITHOUT isolation, as %s", UNSAFE_MODE,
-                        os.getenv("USER", os.geteuid()))
+            log.warning(
+                "sandbox.mode=%s: generated code runs WITHOUT isolation, as %s",
+                UNSAFE_MODE,
+                os.getenv("USER", os.geteuid()),
+            )
 
     def describe(self) -> dict:
-        return {"mode": self.mode, "bwrap": self.bwrap, "python": self.python,
-                "uid": self.uid if self.uid is not None else os.getuid(),
-                "limits": asdict(self.limits)}
+        return {
+            "mode": self.mode,
+            "bwrap": self.bwrap,
+            "python": self.python,
+            "uid": self.uid if self.uid is not None else os.getuid(),
+            "limits": asdict(self.limits),
+        }
 
     # ---- set-up -------------------------------------------------------------------------------------------
     def check(self) -> None:
@@ -170,8 +187,14 @@ class Sandbox:
         if self.uid is None:  # an ordinary user: bubblewrap builds a user namespace itself
             args = [self.bwrap, "--unshare-all"]
         else:  # root: every namespace but the user one; the program itself is started as ``uid`` below
-            args = [self.bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
-                    "--unshare-cgroup-try"]
+            args = [
+                self.bwrap,
+                "--unshare-ipc",
+                "--unshare-pid",
+                "--unshare-net",
+                "--unshare-uts",
+                "--unshare-cgroup-try",
+            ]
         args += ["--die-with-parent", "--new-session", "--clearenv"]
         for d in ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin"):
             args += ["--ro-bind-try", d, d]
@@ -183,14 +206,35 @@ class Sandbox:
                     made.add(str(parent))
                     args += ["--perms", "0755", "--dir", str(parent)]
             args += ["--ro-bind", prefix, prefix]
-        args += ["--proc", "/proc", "--dev", "/dev",
-                 "--perms", "1777", "--size", str(self.limits.scratch_bytes), "--tmpfs", "/scratch",
-                 "--ro-bind", program_dir, "/program", "--chdir", "/scratch"]
+        args += [
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--perms",
+            "1777",
+            "--size",
+            str(self.limits.scratch_bytes),
+            "--tmpfs",
+            "/scratch",
+            "--ro-bind",
+            program_dir,
+            "/program",
+            "--chdir",
+            "/scratch",
+        ]
         if self.uid is not None:
             # Drop to the unprivileged user with no capabilities and no way back (setpriv, util-linux): the
             # kernel ignores RLIMIT_NPROC for root, so only this makes the process limit hold.
-            args += [self.setpriv, f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
-                     "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all"]
+            args += [
+                self.setpriv,
+                f"--reuid={self.uid}",
+                f"--regid={self.uid}",
+                "--clear-groups",
+                "--no-new-privs",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+            ]
         return args + [self.python, "-I", "-B", *argv]
 
     def _limits_prefix(self) -> list[str]:
@@ -199,8 +243,16 @@ class Sandbox:
         lim = self.limits
         # RLIMIT_NPROC counts every process of the user, so the limit sits on top of those it already has.
         nproc = lim.processes + processes.count_processes(os.getuid() if self.uid is None else self.uid)
-        return [self.prlimit, f"--cpu={lim.cpu_seconds}:{lim.cpu_seconds + 1}", f"--as={lim.memory_bytes}",
-                f"--nproc={nproc}", f"--fsize={lim.file_bytes}", f"--nofile={lim.open_files}", "--core=0", "--"]
+        return [
+            self.prlimit,
+            f"--cpu={lim.cpu_seconds}:{lim.cpu_seconds + 1}",
+            f"--as={lim.memory_bytes}",
+            f"--nproc={nproc}",
+            f"--fsize={lim.file_bytes}",
+            f"--nofile={lim.open_files}",
+            "--core=0",
+            "--",
+        ]
 
     # ---- running ------------------------------------------------------------------------------------------
     def run_python(self, source: str, *, stdin: str = "") -> RunResult:
@@ -244,9 +296,16 @@ class Sandbox:
         t0 = time.perf_counter()
         env = {} if self.mode != UNSAFE_MODE else {"PATH": "/usr/bin:/bin"}
         try:
-            proc = subprocess.Popen([*self._limits_prefix(), *cmd], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, cwd=cwd, env=env, start_new_session=True,
-                                    pass_fds=() if pass_signal is None else (pass_signal[1],))
+            proc = subprocess.Popen(
+                [*self._limits_prefix(), *cmd],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,
+                pass_fds=() if pass_signal is None else (pass_signal[1],),
+            )
         finally:
             if pass_signal is not None:
                 os.close(pass_signal[1])  # the sandbox holds the only write end: EOF once its processes are gone
@@ -265,8 +324,9 @@ class Sandbox:
                 processes.kill_group(proc)
         rc = processes.reap(proc)
         if status is None:
-            token_ok = None if pass_signal is None else harness.signal_found(streams.text(pass_signal[0]),
-                                                                             pass_signal[2])
+            token_ok = (
+                None if pass_signal is None else harness.signal_found(streams.text(pass_signal[0]), pass_signal[2])
+            )
             status, reason = self._judge(rc, token_ok)
         out, err = (streams.text(s.fileno()).decode("utf-8", "replace") for s in (proc.stdout, proc.stderr))
         proc.stdout.close()
@@ -286,8 +346,10 @@ class Sandbox:
             if now >= next_cpu_check:
                 used = processes.tree_cpu_seconds(proc.pid)
                 if used > lim.total_cpu_seconds:
-                    return "cpu_limit", (f"CPU limit of the whole sandbox: its processes used {used:.2f} CPU s, "
-                                         f"over {lim.total_cpu_seconds:g} s")
+                    return "cpu_limit", (
+                        f"CPU limit of the whole sandbox: its processes used {used:.2f} CPU s, "
+                        f"over {lim.total_cpu_seconds:g} s"
+                    )
                 next_cpu_check = now + 0.25
             step = min(deadline, next_cpu_check) - now
             if streams.open:
@@ -303,8 +365,10 @@ class Sandbox:
     def _judge(self, rc: int, token_ok: bool | None) -> tuple[str, str]:
         """Status and reason of a program that ended by itself with exit status ``rc``."""
         if rc == 0 and token_ok is False:
-            return "no_pass_signal", ("exit status 0 without the harness's pass signal: the program ended before "
-                                      "its last statement (and its tests) had run")
+            return "no_pass_signal", (
+                "exit status 0 without the harness's pass signal: the program ended before "
+                "its last statement (and its tests) had run"
+            )
         if rc == 0:
             return "ok", ""
         # bubblewrap reports a child killed by signal N as exit status 128 + N (SIGXCPU at the CPU limit: 152)
@@ -321,5 +385,10 @@ class Sandbox:
 def build_sandbox(cfg) -> Sandbox:
     """A :class:`Sandbox` from the ``sandbox`` config block (mode, bwrap, python, uid, limits)."""
     limits = Limits(**dict(cfg.get("limits", {}) or {}))
-    return Sandbox(limits, mode=cfg.get("mode", "bwrap"), bwrap=cfg.get("bwrap"), python=cfg.get("python"),
-                   uid=int(cfg.get("uid", 65534)))
+    return Sandbox(
+        limits,
+        mode=cfg.get("mode", "bwrap"),
+        bwrap=cfg.get("bwrap"),
+        python=cfg.get("python"),
+        uid=int(cfg.get("uid", 65534)),
+    )

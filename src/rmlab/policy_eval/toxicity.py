@@ -53,8 +53,13 @@ class HFToxicityClassifier(ToxicityClassifier):
         out: list[bool] = []
         with self._torch.inference_mode():
             for lo in range(0, len(texts), self.batch_size):
-                enc = self.tok(list(texts[lo:lo + self.batch_size]), padding=True, truncation=True, max_length=512,
-                               return_tensors="pt").to(self.device)
+                enc = self.tok(
+                    list(texts[lo : lo + self.batch_size]),
+                    padding=True,
+                    truncation=True,
+                    max_length=512,
+                    return_tensors="pt",
+                ).to(self.device)
                 out += (self.model(**enc).logits.argmax(-1) == self.toxic_label).tolist()
         return out
 

@@ -41,8 +41,13 @@ def evaluate_rm(cfg: DictConfig, *, on_batch=None) -> dict:
     t0 = time.perf_counter()
 
     items, provenance = benchmark.load()
-    log.info("%s: %d records from %s (domains %s)", cfg.benchmark.name, len(items), provenance["source"],
-             provenance.get("source_domains"))
+    log.info(
+        "%s: %d records from %s (domains %s)",
+        cfg.benchmark.name,
+        len(items),
+        provenance["source"],
+        provenance.get("source_domains"),
+    )
     requests = benchmark.requests(items)
     plan = plan_scorer(cfg.model, cache_dir=cfg.paths.model_cache_dir, device=cfg.device, seed=cfg.seed)
     cache = ScoreCache(cfg.paths.score_cache_dir, plan.cache_key, describe=plan.describe)
@@ -56,8 +61,9 @@ def evaluate_rm(cfg: DictConfig, *, on_batch=None) -> dict:
         on_batch=on_batch,
         progress=cfg.scoring.get("progress", True),
     )
-    metrics, rows = benchmark.compute(items, scores, n_boot=cfg.bootstrap.n_boot,
-                                      confidence=cfg.bootstrap.confidence, seed=cfg.seed)
+    metrics, rows = benchmark.compute(
+        items, scores, n_boot=cfg.bootstrap.n_boot, confidence=cfg.bootstrap.confidence, seed=cfg.seed
+    )
 
     resolved_cfg = OmegaConf.to_container(cfg, resolve=True)
     result = {
@@ -74,9 +80,15 @@ def evaluate_rm(cfg: DictConfig, *, on_batch=None) -> dict:
         "n_records": len(items),
         "seed": cfg.seed,
         **metrics,
-        "scoring": {"unique_pairs": stats.unique_pairs, "from_cache": stats.cached, "scored": stats.scored,
-                    "tokens_scored": stats.tokens_scored, "tokens_per_second": stats.tokens_per_second,
-                    "padding_fraction": stats.padding_fraction, "seconds": stats.seconds},
+        "scoring": {
+            "unique_pairs": stats.unique_pairs,
+            "from_cache": stats.cached,
+            "scored": stats.scored,
+            "tokens_scored": stats.tokens_scored,
+            "tokens_per_second": stats.tokens_per_second,
+            "padding_fraction": stats.padding_fraction,
+            "seconds": stats.seconds,
+        },
         "wall_seconds": time.perf_counter() - t0,
         "run": run_info(cfg.paths.root_dir),
         "config": resolved_cfg,

@@ -75,8 +75,9 @@ def plan_scorer(model_cfg, *, cache_dir: str, device: str = "auto", seed: int = 
             describe["new_head_seed"] = seed
 
         def factory():
-            model, _ = load_classifier(resolved, dtype=dtype, device=device, pad_token_id=tokenizer.pad_token_id,
-                                       seed=seed)
+            model, _ = load_classifier(
+                resolved, dtype=dtype, device=device, pad_token_id=tokenizer.pad_token_id, seed=seed
+            )
             return SCORERS["classifier"](model, tokenizer, formatter, max_length=max_length, device=device)
 
     else:
@@ -92,13 +93,21 @@ def plan_scorer(model_cfg, *, cache_dir: str, device: str = "auto", seed: int = 
         def factory():
             policy = load_causal_lm(resolved, dtype=dtype, device=device)
             ref = load_causal_lm(ref_resolved, dtype=dtype, device=device) if ref_resolved else None
-            return SCORERS["implicit"](policy, tokenizer, formatter, max_length=max_length, device=device,
-                                       reference=ref, mode=describe.get("ref_free_mode", "avg"))
+            return SCORERS["implicit"](
+                policy,
+                tokenizer,
+                formatter,
+                max_length=max_length,
+                device=device,
+                reference=ref,
+                mode=describe.get("ref_free_mode", "avg"),
+            )
 
     describe_all = {**describe, "spec": resolved.spec, "reference_spec": describe.get("reference") and reference}
     log.info("scorer: %s", describe_all)
-    return ScorerPlan(name=model_display_name(model_cfg), describe=describe, factory=factory,
-                      formatting=handle.describe())
+    return ScorerPlan(
+        name=model_display_name(model_cfg), describe=describe, factory=factory, formatting=handle.describe()
+    )
 
 
 def _reference_spec(model_cfg, handle: ModelHandle) -> str | None:
@@ -110,12 +119,20 @@ def _reference_spec(model_cfg, handle: ModelHandle) -> str | None:
         if ref:
             log.info("model %s: reference model %s (from its metadata)", resolved.spec, ref)
         else:
-            log.info("model %s: no reference in its metadata; scoring reference-free (%s)", resolved.spec,
-                     model_cfg.get("ref_free_mode", "avg"))
+            log.info(
+                "model %s: no reference in its metadata; scoring reference-free (%s)",
+                resolved.spec,
+                model_cfg.get("ref_free_mode", "avg"),
+            )
     return ref or None
 
 
 def _check_same_tokenizer(tok, ref_tok, resolved: ResolvedModel, ref_resolved: ResolvedModel) -> None:
-    require_same_vocabulary(tok, ref_tok, (
-        f"policy {resolved.spec!r} and reference {ref_resolved.spec!r} have different vocabularies; the implicit "
-        "reward compares log-probs of the same tokens and needs one tokenizer"))
+    require_same_vocabulary(
+        tok,
+        ref_tok,
+        (
+            f"policy {resolved.spec!r} and reference {ref_resolved.spec!r} have different vocabularies; the implicit "
+            "reward compares log-probs of the same tokens and needs one tokenizer"
+        ),
+    )

@@ -89,7 +89,9 @@ def classifier_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Ten
     return head(pooled)[:, 0].float()
 
 
-def response_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, starts: torch.Tensor) -> list[torch.Tensor]:
+def response_logprobs(
+    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, starts: torch.Tensor
+) -> list[torch.Tensor]:
     """Per-row float32 log-probs of the response tokens (positions ``starts[row]`` .. last attended).
 
     Only the positions that predict a response token go through the LM head: the model's own ``logits_to_keep``
@@ -134,8 +136,17 @@ def _accepts_logits_to_keep(model) -> bool:
 class ImplicitRewardScorer:
     """DPO implicit reward; ``reference=None`` selects a reference-free ``mode``."""
 
-    def __init__(self, policy, tokenizer, formatter: ChatFormatter, *, max_length: int, device: str,
-                 reference=None, mode: str = "avg"):
+    def __init__(
+        self,
+        policy,
+        tokenizer,
+        formatter: ChatFormatter,
+        *,
+        max_length: int,
+        device: str,
+        reference=None,
+        mode: str = "avg",
+    ):
         if reference is None and mode not in REF_FREE_MODES:
             raise ValueError(f"unknown reference-free mode {mode!r}; choose one of {REF_FREE_MODES}")
         self.policy, self.reference, self.mode = policy, reference, mode
@@ -146,7 +157,7 @@ class ImplicitRewardScorer:
         """Prompt and response tokenised separately and concatenated, so the boundary is exact (as TRL does)."""
         pair = self.formatter.format(prompt, response)
         prompt_ids = _encode(self.tokenizer, pair.prefix, self.formatter.add_special_tokens)
-        response_ids = _encode(self.tokenizer, pair.text[len(pair.prefix):], False)
+        response_ids = _encode(self.tokenizer, pair.text[len(pair.prefix) :], False)
         if not response_ids:
             raise ValueError(f"response tokenises to nothing: {response[:80]!r}")
         return truncate_left(prompt_ids + response_ids, len(prompt_ids), self.max_length)

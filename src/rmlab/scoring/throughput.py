@@ -44,8 +44,9 @@ def matmul_flops_per_second(m: int, k: int, n: int, dtype: torch.dtype, seconds:
     return 2 * m * k * n * reps / elapsed
 
 
-def sdpa_flops_per_second(heads: int, kv_heads: int, head_dim: int, length: int, dtype: torch.dtype,
-                          batch: int = 4, seconds: float = 2.0) -> float:
+def sdpa_flops_per_second(
+    heads: int, kv_heads: int, head_dim: int, length: int, dtype: torch.dtype, batch: int = 4, seconds: float = 2.0
+) -> float:
     """Sustained causal ``scaled_dot_product_attention`` rate in FLOP/s (counting the causal half only)."""
     q = torch.randn(batch, heads, length, head_dim, dtype=dtype)
     kv = torch.randn(batch, kv_heads, length, head_dim, dtype=dtype).repeat_interleave(heads // kv_heads, dim=1)
@@ -89,7 +90,9 @@ class RunResult:
 def _texts(items, formatter: ChatFormatter) -> dict[tuple[int, int, int], str]:
     return {
         (n, side, s): formatter.format(it.prompt, getattr(it, ("chosen", "rejected")[side])[s]).text
-        for n, it in enumerate(items) for side in (0, 1) for s in range(len(STYLES))
+        for n, it in enumerate(items)
+        for side in (0, 1)
+        for s in range(len(STYLES))
     }
 
 
@@ -113,14 +116,21 @@ def run_baseline(items, model, tokenizer, formatter, *, batch_size: int, max_len
     return RunResult("baseline (RewardBench-style pipeline)", seconds, tokens, out)
 
 
-def run_ours(items, model, tokenizer, formatter, *, batch_size: int, max_tokens: int | None,
-             max_length: int) -> RunResult:
+def run_ours(
+    items, model, tokenizer, formatter, *, batch_size: int, max_tokens: int | None, max_length: int
+) -> RunResult:
     scorer = ClassifierScorer(model, tokenizer, formatter, max_length=max_length, device=str(model.device))
     pairs = [(it.prompt, r) for it in items for side in ("chosen", "rejected") for r in getattr(it, side)]
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        scores, st = score_pairs(pairs, scorer_factory=lambda: scorer, cache=ScoreCache(tmp, "bench"),
-                                 batch_size=batch_size, max_tokens=max_tokens, progress=False)
+        scores, st = score_pairs(
+            pairs,
+            scorer_factory=lambda: scorer,
+            cache=ScoreCache(tmp, "bench"),
+            batch_size=batch_size,
+            max_tokens=max_tokens,
+            progress=False,
+        )
         seconds = time.perf_counter() - t0  # includes tokenisation and cache writes
     return RunResult("ours (rmlab score_pairs)", seconds, st.tokens_scored, scores.reshape(len(items), 2, 3))
 
@@ -130,14 +140,20 @@ def rank_agreement(a: np.ndarray, b: np.ndarray) -> dict:
     wins_a = a[:, 0, :, None] > a[:, 1, None, :]
     wins_b = b[:, 0, :, None] > b[:, 1, None, :]
     rho = stats.spearmanr(a.ravel(), b.ravel()).statistic
-    return {"max_abs_diff": float(np.abs(a - b).max()), "spearman": float(rho),
-            "flipped_comparisons": int((wins_a != wins_b).sum()), "comparisons": int(wins_a.size)}
+    return {
+        "max_abs_diff": float(np.abs(a - b).max()),
+        "spearman": float(rho),
+        "flipped_comparisons": int((wins_a != wins_b).sum()),
+        "comparisons": int(wins_a.size),
+    }
 
 
 def load_bench_model(model_cfg, *, cache_dir: str, dtype: str, seed: int):
     handle = open_model(model_cfg, cache_dir=cache_dir)
     tokenizer, formatter = handle.tokenizer, handle.formatter
-    model, _ = load_classifier(handle.resolved, dtype=dtype, device="cpu", pad_token_id=tokenizer.pad_token_id, seed=seed)
+    model, _ = load_classifier(
+        handle.resolved, dtype=dtype, device="cpu", pad_token_id=tokenizer.pad_token_id, seed=seed
+    )
     return model, tokenizer, formatter
 
 
@@ -148,25 +164,41 @@ def benchmark(cfg) -> dict:
 
     b = cfg.bench
     torch.set_num_threads(b.get("threads") or torch.get_num_threads())
-    items, _ = load_rm_bench(data_dir=cfg.benchmark.data_dir, hub_id=cfg.benchmark.hub_id,
-                             domains=list(cfg.benchmark.domains), max_per_domain=b.prompts_per_domain, seed=cfg.seed)
+    items, _ = load_rm_bench(
+        data_dir=cfg.benchmark.data_dir,
+        hub_id=cfg.benchmark.hub_id,
+        domains=list(cfg.benchmark.domains),
+        max_per_domain=b.prompts_per_domain,
+        seed=cfg.seed,
+    )
     max_length = int(cfg.model.max_length)
-    report: dict = {"threads": torch.get_num_threads(), "n_prompts": len(items), "n_texts": 6 * len(items),
-                    "model": str(cfg.model.pretrained), "max_length": max_length, "runs": {}}
+    report: dict = {
+        "threads": torch.get_num_threads(),
+        "n_prompts": len(items),
+        "n_texts": 6 * len(items),
+        "model": str(cfg.model.pretrained),
+        "max_length": max_length,
+        "runs": {},
+    }
     results: dict[str, dict[str, RunResult]] = {}
     for dtype in b.dtypes:
         model, tok, fmt = load_bench_model(cfg.model, cache_dir=cfg.paths.model_cache_dir, dtype=dtype, seed=cfg.seed)
         rate = matmul_flops_per_second(*b.matmul_shape, dtype=DTYPES[dtype])
         flops_per_token = 2 * matmul_params(model)
         layers, heads, kv_heads, head_dim = attention_shape(model.config)
-        lengths = [min(len(tok(t, add_special_tokens=False)["input_ids"]), max_length) for t in _texts(items, fmt).values()]
+        lengths = [
+            min(len(tok(t, add_special_tokens=False)["input_ids"]), max_length) for t in _texts(items, fmt).values()
+        ]
         attn_rate = sdpa_flops_per_second(heads, kv_heads, head_dim, int(np.median(lengths)), DTYPES[dtype])
         # the attainable floor: linear layers at the matmul rate plus causal attention at the measured SDPA rate
-        floor_seconds = (sum(lengths) * flops_per_token / rate
-                         + sum(attention_flops(n, heads, head_dim, layers) for n in lengths) / attn_rate)
+        floor_seconds = (
+            sum(lengths) * flops_per_token / rate
+            + sum(attention_flops(n, heads, head_dim, layers) for n in lengths) / attn_rate
+        )
         base = run_baseline(items, model, tok, fmt, batch_size=b.baseline_batch_size, max_length=max_length)
-        ours = run_ours(items, model, tok, fmt, batch_size=b.ours_batch_size, max_tokens=b.ours_max_tokens,
-                        max_length=max_length)
+        ours = run_ours(
+            items, model, tok, fmt, batch_size=b.ours_batch_size, max_tokens=b.ours_max_tokens, max_length=max_length
+        )
         results[dtype] = {"baseline": base, "ours": ours}
         report["runs"][dtype] = {
             "matmul_gflops": rate / 1e9,
@@ -192,22 +224,35 @@ def benchmark(cfg) -> dict:
 
 
 def format_report(r: dict) -> str:
-    lines = [(f"Scoring throughput: {r['model']}, {r['n_prompts']} RM-Bench prompts ({r['n_texts']} texts), "
-              f"max_length {r['max_length']}, {r['threads']} threads"), ""]
-    lines.append("| dtype | matmul GFLOP/s | SDPA GFLOP/s | baseline tok/s | ours tok/s | ours / baseline | "
-                 "ours / matmul rate (2P FLOPs/token) | ours / (matmul + attention) floor |")
+    lines = [
+        (
+            f"Scoring throughput: {r['model']}, {r['n_prompts']} RM-Bench prompts ({r['n_texts']} texts), "
+            f"max_length {r['max_length']}, {r['threads']} threads"
+        ),
+        "",
+    ]
+    lines.append(
+        "| dtype | matmul GFLOP/s | SDPA GFLOP/s | baseline tok/s | ours tok/s | ours / baseline | "
+        "ours / matmul rate (2P FLOPs/token) | ours / (matmul + attention) floor |"
+    )
     lines.append("|---|---|---|---|---|---|---|---|")
     for dtype, x in r["runs"].items():
-        lines.append(f"| {dtype} | {x['matmul_gflops']:.1f} | {x['sdpa_gflops']:.1f} | {x['baseline_tokens_per_s']:.1f} | "
-                     f"{x['ours_tokens_per_s']:.1f} | {x['speedup_vs_baseline']:.2f}x | "
-                     f"{100 * x['ours_fraction_of_matmul_rate']:.1f}% | "
-                     f"{100 * x['ours_fraction_of_linear_plus_attention_floor']:.1f}% |")
+        lines.append(
+            f"| {dtype} | {x['matmul_gflops']:.1f} | {x['sdpa_gflops']:.1f} | {x['baseline_tokens_per_s']:.1f} | "
+            f"{x['ours_tokens_per_s']:.1f} | {x['speedup_vs_baseline']:.2f}x | "
+            f"{100 * x['ours_fraction_of_matmul_rate']:.1f}% | "
+            f"{100 * x['ours_fraction_of_linear_plus_attention_floor']:.1f}% |"
+        )
     for dtype, x in r["runs"].items():
         a = x["baseline_vs_ours_scores"]
-        lines.append(f"{dtype}: baseline vs ours scores: max |diff| {a['max_abs_diff']:.2e}, "
-                     f"{a['flipped_comparisons']}/{a['comparisons']} comparisons differ")
+        lines.append(
+            f"{dtype}: baseline vs ours scores: max |diff| {a['max_abs_diff']:.2e}, "
+            f"{a['flipped_comparisons']}/{a['comparisons']} comparisons differ"
+        )
     if "bf16_vs_fp32" in r:
         a = r["bf16_vs_fp32"]
-        lines.append(f"bf16 vs fp32 (ours): max |diff| {a['max_abs_diff']:.3g}, Spearman {a['spearman']:.4f}, "
-                     f"{a['flipped_comparisons']}/{a['comparisons']} chosen-vs-rejected decisions flip")
+        lines.append(
+            f"bf16 vs fp32 (ours): max |diff| {a['max_abs_diff']:.3g}, Spearman {a['spearman']:.4f}, "
+            f"{a['flipped_comparisons']}/{a['comparisons']} chosen-vs-rejected decisions flip"
+        )
     return "\n".join(lines)

@@ -23,10 +23,15 @@ log = logging.getLogger(__name__)
 
 def check_same_tokenizer(policy_tok, rm_tok, policy_spec: str, rm_spec: str) -> None:
     """TRL's PPO feeds the policy's token ids to the value model (initialised from the reward model)."""
-    require_same_vocabulary(policy_tok, rm_tok, (
-        f"the policy {policy_spec!r} and the reward model {rm_spec!r} do not share a tokenizer: PPO passes the "
-        "policy's token ids to the value model, which starts from the reward model. Train the reward model on "
-        "a backbone with the policy's tokenizer (e.g. the SFT model itself)."))
+    require_same_vocabulary(
+        policy_tok,
+        rm_tok,
+        (
+            f"the policy {policy_spec!r} and the reward model {rm_spec!r} do not share a tokenizer: PPO passes the "
+            "policy's token ids to the value model, which starts from the reward model. Train the reward model on "
+            "a backbone with the policy's tokenizer (e.g. the SFT model itself)."
+        ),
+    )
 
 
 def unique_prompts(pairs, limit: int | None, seed: int) -> list[tuple]:
@@ -37,12 +42,16 @@ def unique_prompts(pairs, limit: int | None, seed: int) -> list[tuple]:
     return [prompts[i] for i in order[: limit or len(prompts)]]
 
 
-def encode_prompts(prompts: list[tuple], formatter: ChatFormatter, max_length: int) -> tuple[list[tuple], list[list[int]]]:
+def encode_prompts(
+    prompts: list[tuple], formatter: ChatFormatter, max_length: int
+) -> tuple[list[tuple], list[list[int]]]:
     """Prompt turns rendered with the generation prompt and tokenised; prompts longer than ``max_length`` are
     dropped."""
     kept, ids = [], []
     for p in prompts:
-        x = formatter.tokenizer(formatter.format(p, "").prefix, add_special_tokens=formatter.add_special_tokens)["input_ids"]
+        x = formatter.tokenizer(formatter.format(p, "").prefix, add_special_tokens=formatter.add_special_tokens)[
+            "input_ids"
+        ]
         if len(x) <= max_length:
             kept.append(p)
             ids.append(x)
@@ -52,6 +61,7 @@ def encode_prompts(prompts: list[tuple], formatter: ChatFormatter, max_length: i
 @dataclass
 class PPOPrompts:
     """The PPO prompts of a config: turns and token ids (the policy's chat format, generation prompt added)."""
+
     train: list
     train_ids: list
     heldout: list
@@ -65,29 +75,35 @@ def ppo_prompts(cfg: DictConfig, policy_fmt: ChatFormatter) -> PPOPrompts:
     than ``recipe.max_prompt_length`` tokens are dropped from both."""
     max_len = cfg.recipe.max_prompt_length
     splits = load_preferences(cfg.preference, seed=cfg.seed)  # the RM's data: same registry, split and seed
-    train, train_ids = encode_prompts(unique_prompts(splits.train, cfg.prompts.max_train, cfg.seed), policy_fmt, max_len)
+    train, train_ids = encode_prompts(
+        unique_prompts(splits.train, cfg.prompts.max_train, cfg.seed), policy_fmt, max_len
+    )
     heldout, heldout_ids = encode_prompts(unique_prompts(splits.heldout, None, cfg.seed), policy_fmt, max_len)
     n = cfg.prompts.heldout
-    log.info("PPO prompts: %d train, %d held out (at most %d prompt tokens)", len(train_ids), len(heldout_ids[:n]),
-             max_len)
+    log.info(
+        "PPO prompts: %d train, %d held out (at most %d prompt tokens)", len(train_ids), len(heldout_ids[:n]), max_len
+    )
     return PPOPrompts(train, train_ids, heldout[:n], heldout_ids[:n], splits.info)
 
 
 def reward_model_handle(cfg: DictConfig, policy: ModelHandle) -> ModelHandle:
     """``cfg.reward_model``, formatted as it was trained (its ``rmlab_meta.json``); a reward model without a record
     (a Hub checkpoint) is given the policy's formatting."""
-    return open_model(None, spec=str(cfg.reward_model), cache_dir=cfg.paths.model_cache_dir,
-                      fallback_formatting=policy.formatting)
+    return open_model(
+        None, spec=str(cfg.reward_model), cache_dir=cfg.paths.model_cache_dir, fallback_formatting=policy.formatting
+    )
 
 
 def text_reward(cfg: DictConfig, rm: ModelHandle, tokenizer, prompts: PPOPrompts, device: str) -> TextReward:
     """The reward model as a :class:`TextReward` over these prompts, in its own chat format and tokenizer."""
     rm_tokenizer, rm_fmt = rm.tokenizer, rm.formatter
     rm_model, _ = load_classifier(rm.resolved, dtype="float32", device="cpu", pad_token_id=rm_tokenizer.pad_token_id)
-    scorer = ClassifierScorer(rm_model.eval(), rm_tokenizer, rm_fmt, max_length=cfg.recipe.reward_max_length,
-                              device=device)
-    prompt_of = {tuple(ids): p for p, ids in zip([*prompts.train, *prompts.heldout],
-                                                 [*prompts.train_ids, *prompts.heldout_ids])}
+    scorer = ClassifierScorer(
+        rm_model.eval(), rm_tokenizer, rm_fmt, max_length=cfg.recipe.reward_max_length, device=device
+    )
+    prompt_of = {
+        tuple(ids): p for p, ids in zip([*prompts.train, *prompts.heldout], [*prompts.train_ids, *prompts.heldout_ids])
+    }
     return TextReward(scorer, prompt_of, tokenizer)
 
 
@@ -95,6 +111,8 @@ def policy_tokenizer(cfg: DictConfig, policy_res):
     """The policy's tokenizer, left-padded, with a pad token distinct from EOS."""
     tokenizer = load_tokenizer(policy_res, pad_token=cfg.get("pad_token"), padding_side="left")
     if tokenizer.pad_token_id == tokenizer.eos_token_id:
-        raise ValueError(f"policy {policy_res.spec!r}: pad token equals EOS; set pad_token to another token of its "
-                         "vocabulary (TRL's PPO finds response ends and missing EOS by these ids)")
+        raise ValueError(
+            f"policy {policy_res.spec!r}: pad token equals EOS; set pad_token to another token of its "
+            "vocabulary (TRL's PPO finds response ends and missing EOS by these ids)"
+        )
     return tokenizer

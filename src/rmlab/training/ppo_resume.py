@@ -72,8 +72,11 @@ class PPOCheckpoint(TrainerCallback):
         t.accelerator.save_state(str(tmp))
         if t.accelerator.is_main_process:
             torch.save(t.lr_scheduler.state_dict(), tmp / "ppo_scheduler.pt")
-            (tmp / "trainer_state.json").write_text(json.dumps(
-                {"global_step": state.global_step, "episode": state.episode, "log_history": state.log_history}))
+            (tmp / "trainer_state.json").write_text(
+                json.dumps(
+                    {"global_step": state.global_step, "episode": state.episode, "log_history": state.log_history}
+                )
+            )
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
             pointer = self.root / LAST

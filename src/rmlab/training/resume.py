@@ -26,8 +26,9 @@ class NoCheckpointError(FileNotFoundError):
     """``resume=last`` found nothing to continue from."""
 
 
-def resolve_resume(resume: str | None, searched: Path, newest: Callable[[Path], Path | None], *,
-                   what: str) -> tuple[Path | None, dict]:
+def resolve_resume(
+    resume: str | None, searched: Path, newest: Callable[[Path], Path | None], *, what: str
+) -> tuple[Path | None, dict]:
     """The checkpoint to continue from and a record of the decision.
 
     :param searched: the directory the newest checkpoint is looked for in (named in errors and records).
@@ -42,7 +43,8 @@ def resolve_resume(resume: str | None, searched: Path, newest: Callable[[Path], 
         if ckpt is None and mode == "last":
             raise NoCheckpointError(
                 f"resume=last: no {what} checkpoint in {searched}; resume=auto starts fresh when there is none, "
-                f"resume=<path> continues from a given checkpoint")
+                f"resume=<path> continues from a given checkpoint"
+            )
         if ckpt is None:
             log.info("resume=auto: no %s checkpoint in %s; starting fresh", what, searched)
             return None, {"mode": "auto", "resumed_from": None, "started_fresh": True, "searched": str(searched)}

@@ -22,14 +22,17 @@ from rmlab.models.chat_format import ChatFormatter
 log = logging.getLogger(__name__)
 
 
-def tokenize_pairs(pairs: Sequence[PreferenceExample], formatter: ChatFormatter, max_length: int
-                   ) -> tuple[list[tuple[list[int], list[int]]], int]:
+def tokenize_pairs(
+    pairs: Sequence[PreferenceExample], formatter: ChatFormatter, max_length: int
+) -> tuple[list[tuple[list[int], list[int]]], int]:
     """``[(chosen ids, rejected ids)]`` and the number of pairs dropped for length."""
     tok = formatter.tokenizer
     out, dropped = [], 0
     for p in pairs:
-        ids = [tok(formatter.format(p.prompt, resp).text, add_special_tokens=formatter.add_special_tokens)["input_ids"]
-               for resp in (p.chosen, p.rejected)]
+        ids = [
+            tok(formatter.format(p.prompt, resp).text, add_special_tokens=formatter.add_special_tokens)["input_ids"]
+            for resp in (p.chosen, p.rejected)
+        ]
         if max(len(i) for i in ids) > max_length:
             dropped += 1
             continue
@@ -61,8 +64,16 @@ class SeededBatches(torch.utils.data.Sampler):
     cuts the pairs into mega-batches of ``batch * mega``, sorts each by length, splits it into batches and shuffles
     the batches: less padding, the same data per epoch."""
 
-    def __init__(self, lengths: Sequence[int], batch: int, *, seed: int = 0, shuffle: bool = True,
-                 group_by_length: bool = False, mega: int = 50):
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch: int,
+        *,
+        seed: int = 0,
+        shuffle: bool = True,
+        group_by_length: bool = False,
+        mega: int = 50,
+    ):
         self.lengths, self.batch, self.mega, self.seed = list(lengths), batch, mega, seed
         self.shuffle, self.group_by_length = shuffle, group_by_length
         self.epoch = 0
@@ -109,17 +120,38 @@ def lightning_position(ckpt_path: str | Path) -> tuple[int, int]:
 
 
 class PreferenceDataModule(pl.LightningDataModule):
-    def __init__(self, train: Sequence[PreferenceExample], heldout: Sequence[PreferenceExample],
-                 formatter: ChatFormatter, *, max_length: int, micro_batch_pairs: int, eval_batch_pairs: int,
-                 num_workers: int = 0, group_by_length: bool = False, seed: int = 0, shuffle: bool = True):
+    def __init__(
+        self,
+        train: Sequence[PreferenceExample],
+        heldout: Sequence[PreferenceExample],
+        formatter: ChatFormatter,
+        *,
+        max_length: int,
+        micro_batch_pairs: int,
+        eval_batch_pairs: int,
+        num_workers: int = 0,
+        group_by_length: bool = False,
+        seed: int = 0,
+        shuffle: bool = True,
+    ):
         super().__init__()
         self.group_by_length, self.seed, self.shuffle = group_by_length, seed, shuffle
         self.formatter, self.max_length = formatter, max_length
-        self.micro_batch_pairs, self.eval_batch_pairs, self.num_workers = micro_batch_pairs, eval_batch_pairs, num_workers
+        self.micro_batch_pairs, self.eval_batch_pairs, self.num_workers = (
+            micro_batch_pairs,
+            eval_batch_pairs,
+            num_workers,
+        )
         self.train_pairs, self.dropped_train = tokenize_pairs(train, formatter, max_length)
         self.heldout_pairs, self.dropped_heldout = tokenize_pairs(heldout, formatter, max_length)
-        log.info("pairs: %d train (%d dropped as longer than %d tokens), %d held out (%d dropped)",
-                 len(self.train_pairs), self.dropped_train, max_length, len(self.heldout_pairs), self.dropped_heldout)
+        log.info(
+            "pairs: %d train (%d dropped as longer than %d tokens), %d held out (%d dropped)",
+            len(self.train_pairs),
+            self.dropped_train,
+            max_length,
+            len(self.heldout_pairs),
+            self.dropped_heldout,
+        )
         if not self.train_pairs:
             raise ValueError(f"every training pair is longer than max_length={max_length}")
         self.pad_id = formatter.tokenizer.pad_token_id
@@ -132,15 +164,26 @@ class PreferenceDataModule(pl.LightningDataModule):
         self._resume = (epoch, batches_done)
 
     def train_dataloader(self):
-        sampler = SeededBatches([len(c) + len(r) for c, r in self.train_pairs], self.micro_batch_pairs, seed=self.seed,
-                                shuffle=self.shuffle, group_by_length=self.group_by_length)
+        sampler = SeededBatches(
+            [len(c) + len(r) for c, r in self.train_pairs],
+            self.micro_batch_pairs,
+            seed=self.seed,
+            shuffle=self.shuffle,
+            group_by_length=self.group_by_length,
+        )
         if getattr(self, "_resume", None):
             sampler.resume_at(*self._resume)
-        return DataLoader(self.train_pairs, batch_sampler=sampler, num_workers=self.num_workers,
-                          collate_fn=self._collate)
+        return DataLoader(
+            self.train_pairs, batch_sampler=sampler, num_workers=self.num_workers, collate_fn=self._collate
+        )
 
     def val_dataloader(self):
         # held-out pairs scored longest first in fixed order: little padding, and results do not depend on it
         order = sorted(self.heldout_pairs, key=lambda p: -max(len(p[0]), len(p[1])))
-        return DataLoader(order, batch_size=self.eval_batch_pairs, shuffle=False, num_workers=self.num_workers,
-                          collate_fn=self._collate)
+        return DataLoader(
+            order,
+            batch_size=self.eval_batch_pairs,
+            shuffle=False,
+            num_workers=self.num_workers,
+            collate_fn=self._collate,
+        )

@@ -90,14 +90,22 @@ class RewardModelModule(pl.LightningModule):
         # the new scalar head may learn faster than the pretrained backbone (recipe.head_lr; null = lr)
         backbone = {id(p) for p in getattr(self.model, self.model.base_model_prefix).parameters()}
         trainable = [p for p in self.model.parameters() if p.requires_grad]
-        groups = [{"params": [p for p in trainable if id(p) in backbone], "lr": r.lr},
-                  {"params": [p for p in trainable if id(p) not in backbone], "lr": r.get("head_lr") or r.lr}]
+        groups = [
+            {"params": [p for p in trainable if id(p) in backbone], "lr": r.lr},
+            {"params": [p for p in trainable if id(p) not in backbone], "lr": r.get("head_lr") or r.lr},
+        ]
         # The fused kernel (TRL's default, adamw_torch_fused) unless fp16 autocast, whose gradient scaler needs
         # the gradients unscaled before clipping, which a fused step does internally.
         fused = "16-mixed" not in str(self.trainer.precision) or str(self.trainer.precision).startswith("bf16")
-        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], betas=tuple(r.betas), eps=r.eps,
-                                      weight_decay=r.weight_decay, fused=fused)
+        optimizer = torch.optim.AdamW(
+            [g for g in groups if g["params"]],
+            betas=tuple(r.betas),
+            eps=r.eps,
+            weight_decay=r.weight_decay,
+            fused=fused,
+        )
         total = int(self.trainer.estimated_stepping_batches)
-        scheduler = get_scheduler(r.scheduler, optimizer, num_warmup_steps=int(r.warmup_ratio * total),
-                                  num_training_steps=total)
+        scheduler = get_scheduler(
+            r.scheduler, optimizer, num_warmup_steps=int(r.warmup_ratio * total), num_training_steps=total
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -26,7 +26,7 @@ def prepare_trainable(model, recipe):
             p.requires_grad_(False)
         if mode == "top_layers":  # the last k transformer blocks and the final norm train too
             blocks = _transformer_blocks(backbone, model.config.num_hidden_layers)
-            for block in blocks[-recipe.top_layers:]:
+            for block in blocks[-recipe.top_layers :]:
                 block.requires_grad_(True)
             norm = getattr(backbone, "norm", None)
             if norm is not None:
@@ -37,9 +37,16 @@ def prepare_trainable(model, recipe):
         except ImportError as err:
             raise ImportError("recipe.trainable=lora needs peft: pip install peft") from err
         lora = recipe.lora
-        model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=lora.r, lora_alpha=lora.alpha,
-                                                 lora_dropout=lora.dropout,
-                                                 target_modules=list(lora.target_modules) if lora.target_modules else None))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                task_type="SEQ_CLS",
+                r=lora.r,
+                lora_alpha=lora.alpha,
+                lora_dropout=lora.dropout,
+                target_modules=list(lora.target_modules) if lora.target_modules else None,
+            ),
+        )
     elif mode != "all":
         raise ValueError(f"recipe.trainable must be all, head, top_layers or lora, got {mode!r}")
     if recipe.get("gradient_checkpointing"):
@@ -69,9 +76,16 @@ def build_lightning_logger(cfg, run_dir: Path, config: dict):
         mode = cfg.logger.get("mode", "auto")
         if mode == "auto":
             mode = "online" if _wandb_has_key() else "offline"
-        logger = WandbLogger(project=cfg.logger.project, entity=cfg.logger.get("entity"), group=cfg.logger.get("group"),
-                             job_type=cfg.logger.get("job_type"), tags=list(cfg.logger.get("tags") or []),
-                             save_dir=str(run_dir), mode=mode, name=cfg.get("run_name"))
+        logger = WandbLogger(
+            project=cfg.logger.project,
+            entity=cfg.logger.get("entity"),
+            group=cfg.logger.get("group"),
+            job_type=cfg.logger.get("job_type"),
+            tags=list(cfg.logger.get("tags") or []),
+            save_dir=str(run_dir),
+            mode=mode,
+            name=cfg.get("run_name"),
+        )
         logger.log_hyperparams(config)
         return logger
     if kind == "csv":
@@ -84,8 +98,12 @@ def build_lightning_logger(cfg, run_dir: Path, config: dict):
 def build_callbacks(cfg, run_dir: Path) -> list:
     from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
-    ckpt = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True, save_top_k=0,
-                           every_n_train_steps=cfg.recipe.get("checkpoint_every_n_steps") or None)
+    ckpt = ModelCheckpoint(
+        dirpath=str(run_dir / "checkpoints"),
+        save_last=True,
+        save_top_k=0,
+        every_n_train_steps=cfg.recipe.get("checkpoint_every_n_steps") or None,
+    )
     callbacks = [ckpt]
     if cfg.logger.get("type", "none") != "none":
         callbacks.append(LearningRateMonitor(logging_interval="step"))

@@ -32,23 +32,40 @@ log = logging.getLogger(__name__)
 
 
 def _fresh_model(cfg, resolved, tokenizer):
-    model, _ = load_classifier(resolved, dtype="float32", device="cpu", pad_token_id=tokenizer.pad_token_id,
-                               seed=cfg.seed)
+    model, _ = load_classifier(
+        resolved, dtype="float32", device="cpu", pad_token_id=tokenizer.pad_token_id, seed=cfg.seed
+    )
     return prepare_trainable(model, cfg.recipe)
 
 
 def run_ours(cfg, resolved, tokenizer, formatter, pairs) -> dict:
     pl.seed_everything(cfg.seed)
     model = _fresh_model(cfg, resolved, tokenizer)
-    dm = PreferenceDataModule(pairs, pairs[:1], formatter, max_length=cfg.recipe.max_length,
-                              micro_batch_pairs=cfg.bench.pairs_per_step, eval_batch_pairs=cfg.bench.pairs_per_step,
-                              group_by_length=cfg.bench.group_by_length, seed=cfg.seed,
-                              shuffle=cfg.bench.order != "same")
+    dm = PreferenceDataModule(
+        pairs,
+        pairs[:1],
+        formatter,
+        max_length=cfg.recipe.max_length,
+        micro_batch_pairs=cfg.bench.pairs_per_step,
+        eval_batch_pairs=cfg.bench.pairs_per_step,
+        group_by_length=cfg.bench.group_by_length,
+        seed=cfg.seed,
+        shuffle=cfg.bench.order != "same",
+    )
     module = RewardModelModule(model, cfg.recipe)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, precision=cfg.bench.precision, max_steps=cfg.bench.steps,
-                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
-                         gradient_clip_val=cfg.recipe.clip_grad_norm)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        precision=cfg.bench.precision,
+        max_steps=cfg.bench.steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        gradient_clip_val=cfg.recipe.clip_grad_norm,
+    )
     first, padded = {}, [0]
 
     class AfterFirstStep(pl.Callback):
@@ -68,26 +85,51 @@ def run_ours(cfg, resolved, tokenizer, formatter, pairs) -> dict:
 def _rates(t0: float, t1: float, tokens: int, first: tuple[float, int], steps: int) -> dict:
     """Whole-call tokens/s (start-up and first step included) and steady-state tokens/s (steps 2..n)."""
     t_first, tok_first = first
-    return {"seconds": t1 - t0, "tokens": tokens, "tokens_per_second": tokens / (t1 - t0), "steps": steps,
-            "steady_tokens_per_second": (tokens - tok_first) / (t1 - t_first),
-            "startup_and_first_step_seconds": t_first - t0}
+    return {
+        "seconds": t1 - t0,
+        "tokens": tokens,
+        "tokens_per_second": tokens / (t1 - t0),
+        "steps": steps,
+        "steady_tokens_per_second": (tokens - tok_first) / (t1 - t_first),
+        "startup_and_first_step_seconds": t_first - t0,
+    }
 
 
 def run_trl(cfg, resolved, tokenizer, formatter, pairs, out_dir: str) -> dict:
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
-    rows = [{"prompt": [{"role": r, "content": c} for r, c in p.prompt],
-             "chosen": [{"role": "assistant", "content": p.chosen}],
-             "rejected": [{"role": "assistant", "content": p.rejected}]} for p in pairs]
+    rows = [
+        {
+            "prompt": [{"role": r, "content": c} for r, c in p.prompt],
+            "chosen": [{"role": "assistant", "content": p.chosen}],
+            "rejected": [{"role": "assistant", "content": p.rejected}],
+        }
+        for p in pairs
+    ]
     model = _fresh_model(cfg, resolved, tokenizer)
-    args = RewardConfig(output_dir=out_dir, use_cpu=True, per_device_train_batch_size=cfg.bench.pairs_per_step,
-                        gradient_accumulation_steps=1, max_steps=cfg.bench.steps, max_length=cfg.recipe.max_length,
-                        bf16=cfg.bench.precision.startswith("bf16"), fp16=False, activation_checkpointing=False,
-                        learning_rate=cfg.recipe.lr, adam_beta1=cfg.recipe.betas[0], adam_beta2=cfg.recipe.betas[1],
-                        max_grad_norm=cfg.recipe.clip_grad_norm, report_to="none", save_strategy="no",
-                        logging_steps=max(1, cfg.bench.steps), disable_tqdm=True, seed=cfg.seed,
-                        disable_dropout=True, dataloader_num_workers=0)
+    args = RewardConfig(
+        output_dir=out_dir,
+        use_cpu=True,
+        per_device_train_batch_size=cfg.bench.pairs_per_step,
+        gradient_accumulation_steps=1,
+        max_steps=cfg.bench.steps,
+        max_length=cfg.recipe.max_length,
+        bf16=cfg.bench.precision.startswith("bf16"),
+        fp16=False,
+        activation_checkpointing=False,
+        learning_rate=cfg.recipe.lr,
+        adam_beta1=cfg.recipe.betas[0],
+        adam_beta2=cfg.recipe.betas[1],
+        max_grad_norm=cfg.recipe.clip_grad_norm,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=max(1, cfg.bench.steps),
+        disable_tqdm=True,
+        seed=cfg.seed,
+        disable_dropout=True,
+        dataloader_num_workers=0,
+    )
     from transformers import TrainerCallback
 
     first = {}
@@ -109,8 +151,13 @@ def run_trl(cfg, resolved, tokenizer, formatter, pairs, out_dir: str) -> dict:
                 return torch.utils.data.SequentialSampler(self.train_dataset)
             return super()._get_train_sampler(*args, **kwargs)
 
-    trainer = Counted(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                      callbacks=[AfterFirstStep()])
+    trainer = Counted(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        callbacks=[AfterFirstStep()],
+    )
     t0 = time.perf_counter()
     trainer.train()
     t1 = time.perf_counter()
@@ -127,22 +174,36 @@ def benchmark(cfg) -> dict:
     pairs = splits.train[:n]  # already in a seeded random order: with bench.order=same, both cut it into batches
     if cfg.bench.order not in ("same", "own"):
         raise ValueError(f"bench.order must be 'same' or 'own', got {cfg.bench.order!r}")
-    report = {"model": resolved.spec, "pairs": len(pairs), "pairs_per_step": cfg.bench.pairs_per_step,
-              "steps": cfg.bench.steps, "precision": cfg.bench.precision, "max_length": cfg.recipe.max_length,
-              "threads": torch.get_num_threads(), "order": cfg.bench.order}
+    report = {
+        "model": resolved.spec,
+        "pairs": len(pairs),
+        "pairs_per_step": cfg.bench.pairs_per_step,
+        "steps": cfg.bench.steps,
+        "precision": cfg.bench.precision,
+        "max_length": cfg.recipe.max_length,
+        "threads": torch.get_num_threads(),
+        "order": cfg.bench.order,
+    }
     report["trl"] = run_trl(cfg, resolved, tokenizer, formatter, pairs, f"{cfg.paths.output_dir}/trl")
     report["ours"] = run_ours(cfg, resolved, tokenizer, formatter, pairs)
     report["ours_over_trl"] = report["ours"]["tokens_per_second"] / report["trl"]["tokens_per_second"]
-    report["ours_over_trl_steady"] = (report["ours"]["steady_tokens_per_second"]
-                                      / report["trl"]["steady_tokens_per_second"])
+    report["ours_over_trl_steady"] = (
+        report["ours"]["steady_tokens_per_second"] / report["trl"]["steady_tokens_per_second"]
+    )
     write_json(f"{cfg.paths.output_dir}/bench_train.json", report)
-    print(f"RM training throughput: {report['model']}, {report['steps']} steps x {report['pairs_per_step']} pairs, "
-          f"{report['precision']}, max_length {report['max_length']}, {report['threads']} threads")
+    print(
+        f"RM training throughput: {report['model']}, {report['steps']} steps x {report['pairs_per_step']} pairs, "
+        f"{report['precision']}, max_length {report['max_length']}, {report['threads']} threads"
+    )
     for name in ("trl", "ours"):
         r = report[name]
-        print(f"  {name:5s} {r['tokens_per_second']:8.1f} tokens/s whole call ({r['tokens']} tokens, {r['steps']} "
-              f"steps, {r['seconds']:.1f} s; start-up + first step {r['startup_and_first_step_seconds']:.1f} s), "
-              f"{r['steady_tokens_per_second']:.1f} tokens/s over steps 2..{r['steps']}; "
-              f"{r['padded_tokens']} tokens with padding")
-    print(f"  ours / TRL = {report['ours_over_trl']:.2f}x whole call, {report['ours_over_trl_steady']:.2f}x steady state")
+        print(
+            f"  {name:5s} {r['tokens_per_second']:8.1f} tokens/s whole call ({r['tokens']} tokens, {r['steps']} "
+            f"steps, {r['seconds']:.1f} s; start-up + first step {r['startup_and_first_step_seconds']:.1f} s), "
+            f"{r['steady_tokens_per_second']:.1f} tokens/s over steps 2..{r['steps']}; "
+            f"{r['padded_tokens']} tokens with padding"
+        )
+    print(
+        f"  ours / TRL = {report['ours_over_trl']:.2f}x whole call, {report['ours_over_trl_steady']:.2f}x steady state"
+    )
     return report

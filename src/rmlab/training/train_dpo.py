@@ -38,8 +38,9 @@ from rmlab.utils.run_info import run_info
 log = logging.getLogger(__name__)
 
 
-def tokenize_dpo_pairs(pairs: list[PreferenceExample], scorer: ImplicitRewardScorer, max_length: int
-                       ) -> tuple[list[dict], int]:
+def tokenize_dpo_pairs(
+    pairs: list[PreferenceExample], scorer: ImplicitRewardScorer, max_length: int
+) -> tuple[list[dict], int]:
     """TRL's pre-tokenised DPO rows (``prompt_ids``, ``chosen_ids``, ``rejected_ids``) and the number of pairs
     dropped because the prompt plus either response is longer than ``max_length`` tokens."""
     rows, dropped = [], 0
@@ -50,14 +51,21 @@ def tokenize_dpo_pairs(pairs: list[PreferenceExample], scorer: ImplicitRewardSco
             continue
         start = chosen.response_start
         assert start == rejected.response_start, "the prompt tokenises the same for both responses"
-        rows.append({"prompt_ids": chosen.input_ids[:start], "chosen_ids": chosen.input_ids[start:],
-                     "rejected_ids": rejected.input_ids[start:]})
+        rows.append(
+            {
+                "prompt_ids": chosen.input_ids[:start],
+                "chosen_ids": chosen.input_ids[start:],
+                "rejected_ids": rejected.input_ids[start:],
+            }
+        )
     return rows, dropped
 
 
 def heldout_rewards(scorer: ImplicitRewardScorer, rows: list[dict], batch_pairs: int) -> np.ndarray:
     """``(n, 2)`` implicit rewards (chosen, rejected) of pre-tokenised pairs, scored longest first."""
-    encoded = [Encoded(r["prompt_ids"] + r[k], len(r["prompt_ids"])) for r in rows for k in ("chosen_ids", "rejected_ids")]
+    encoded = [
+        Encoded(r["prompt_ids"] + r[k], len(r["prompt_ids"])) for r in rows for k in ("chosen_ids", "rejected_ids")
+    ]
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i].input_ids))
     out = np.empty(len(encoded))
     for lo in range(0, len(order), 2 * batch_pairs):
@@ -70,11 +78,18 @@ def accuracy_summary(rewards: np.ndarray, cfg: DictConfig) -> dict:
     """Accuracy (chosen strictly above rejected; ties count half, as RewardBench scores DPO ties) with a
     bootstrap interval, and how many pairs were exact ties."""
     wins = np.where(rewards[:, 0] > rewards[:, 1], 1.0, np.where(rewards[:, 0] == rewards[:, 1], 0.5, 0.0))
-    return {"n": len(wins), "accuracy": float(wins.mean()) if len(wins) else None,
-            "ci": bootstrap_mean_interval(wins, n_boot=cfg.bootstrap.n_boot, confidence=cfg.bootstrap.confidence,
-                                          seed=cfg.seed) if len(wins) > 1 else None,
-            "confidence": cfg.bootstrap.confidence, "ties": int((rewards[:, 0] == rewards[:, 1]).sum()),
-            "mean_margin": float((rewards[:, 0] - rewards[:, 1]).mean()) if len(wins) else None}
+    return {
+        "n": len(wins),
+        "accuracy": float(wins.mean()) if len(wins) else None,
+        "ci": bootstrap_mean_interval(
+            wins, n_boot=cfg.bootstrap.n_boot, confidence=cfg.bootstrap.confidence, seed=cfg.seed
+        )
+        if len(wins) > 1
+        else None,
+        "confidence": cfg.bootstrap.confidence,
+        "ties": int((rewards[:, 0] == rewards[:, 1]).sum()),
+        "mean_margin": float((rewards[:, 0] - rewards[:, 1]).mean()) if len(wins) else None,
+    }
 
 
 def dpo_config(cfg: DictConfig, run_dir: Path, device: str, accumulate: int, report_to):
@@ -83,17 +98,38 @@ def dpo_config(cfg: DictConfig, run_dir: Path, device: str, accumulate: int, rep
 
     r = cfg.recipe
     return DPOConfig(
-        output_dir=str(run_dir / "checkpoints"), run_name=cfg.get("run_name"), seed=cfg.seed, data_seed=cfg.seed,
-        beta=r.beta, loss_type=list(r.loss_type) if OmegaConf.is_list(r.loss_type) else [r.loss_type],
-        learning_rate=r.lr, lr_scheduler_type=r.scheduler, warmup_steps=float(r.warmup_ratio), num_train_epochs=r.epochs,
-        max_steps=r.get("max_steps") or -1, per_device_train_batch_size=r.micro_batch_pairs,
-        gradient_accumulation_steps=accumulate, adam_beta1=r.betas[0], adam_beta2=r.betas[1], adam_epsilon=r.eps,
-        weight_decay=r.weight_decay, max_grad_norm=r.clip_grad_norm, max_length=None,
-        precompute_ref_log_probs=r.precompute_ref_log_probs, precompute_ref_batch_size=r.eval_batch_pairs,
-        activation_checkpointing=r.gradient_checkpointing, disable_dropout=True, remove_unused_columns=False,
-        bf16=cfg.precision == "bf16", fp16=cfg.precision == "fp16", use_cpu=device == "cpu",
-        logging_steps=r.logging_steps, save_strategy="steps" if r.checkpoint_every_n_steps else "no",
-        save_steps=r.checkpoint_every_n_steps or 500, save_total_limit=1, report_to=report_to,
+        output_dir=str(run_dir / "checkpoints"),
+        run_name=cfg.get("run_name"),
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        beta=r.beta,
+        loss_type=list(r.loss_type) if OmegaConf.is_list(r.loss_type) else [r.loss_type],
+        learning_rate=r.lr,
+        lr_scheduler_type=r.scheduler,
+        warmup_steps=float(r.warmup_ratio),
+        num_train_epochs=r.epochs,
+        max_steps=r.get("max_steps") or -1,
+        per_device_train_batch_size=r.micro_batch_pairs,
+        gradient_accumulation_steps=accumulate,
+        adam_beta1=r.betas[0],
+        adam_beta2=r.betas[1],
+        adam_epsilon=r.eps,
+        weight_decay=r.weight_decay,
+        max_grad_norm=r.clip_grad_norm,
+        max_length=None,
+        precompute_ref_log_probs=r.precompute_ref_log_probs,
+        precompute_ref_batch_size=r.eval_batch_pairs,
+        activation_checkpointing=r.gradient_checkpointing,
+        disable_dropout=True,
+        remove_unused_columns=False,
+        bf16=cfg.precision == "bf16",
+        fp16=cfg.precision == "fp16",
+        use_cpu=device == "cpu",
+        logging_steps=r.logging_steps,
+        save_strategy="steps" if r.checkpoint_every_n_steps else "no",
+        save_steps=r.checkpoint_every_n_steps or 500,
+        save_total_limit=1,
+        report_to=report_to,
         dataloader_num_workers=0,
     )
 
@@ -102,8 +138,13 @@ def _lora_config(recipe):
     from peft import LoraConfig
 
     lora = recipe.lora
-    return LoraConfig(task_type="CAUSAL_LM", r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                      target_modules=list(lora.target_modules) if lora.target_modules else None)
+    return LoraConfig(
+        task_type="CAUSAL_LM",
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.target_modules) if lora.target_modules else None,
+    )
 
 
 class _PreTokenizedDPOTrainer:
@@ -146,24 +187,38 @@ def train_dpo(cfg: DictConfig) -> dict:
     encoder = ImplicitRewardScorer(policy, tokenizer, formatter, max_length=10**9, device=device, reference=reference)
     train_rows, dropped_train = tokenize_dpo_pairs(splits.train, encoder, recipe.max_length)
     heldout_rows, dropped_heldout = tokenize_dpo_pairs(splits.heldout, encoder, recipe.max_length)
-    log.info("pairs: %d train (%d dropped as longer than %d tokens), %d held out (%d dropped)", len(train_rows),
-             dropped_train, recipe.max_length, len(heldout_rows), dropped_heldout)
+    log.info(
+        "pairs: %d train (%d dropped as longer than %d tokens), %d held out (%d dropped)",
+        len(train_rows),
+        dropped_train,
+        recipe.max_length,
+        len(heldout_rows),
+        dropped_heldout,
+    )
     if not train_rows:
         raise ValueError(f"every training pair is longer than recipe.max_length={recipe.max_length}")
 
     before = None
     if cfg.get("heldout_before", False) and heldout_rows:  # policy == reference: every reward is 0, every pair a tie
-        before = accuracy_summary(heldout_rewards(_scorer(policy, policy, tokenizer, formatter, device),
-                                                  heldout_rows, recipe.eval_batch_pairs), cfg)
+        before = accuracy_summary(
+            heldout_rewards(
+                _scorer(policy, policy, tokenizer, formatter, device), heldout_rows, recipe.eval_batch_pairs
+            ),
+            cfg,
+        )
         log.info("held-out implicit-reward accuracy before training: %s", before)
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     accumulate = max(1, recipe.pairs_per_update // (recipe.micro_batch_pairs * world))
     report_to, run_logger = hf_report_to(cfg, output_dir=run_dir, config=OmegaConf.to_container(cfg, resolve=True))
     trainer = _PreTokenizedDPOTrainer.get()(
-        model=policy, ref_model=reference, args=dpo_config(cfg, run_dir, device, accumulate, report_to),
-        train_dataset=Dataset.from_list(train_rows), processing_class=tokenizer,
-        peft_config=_lora_config(recipe) if recipe.trainable == "lora" else None)
+        model=policy,
+        ref_model=reference,
+        args=dpo_config(cfg, run_dir, device, accumulate, report_to),
+        train_dataset=Dataset.from_list(train_rows),
+        processing_class=tokenizer,
+        peft_config=_lora_config(recipe) if recipe.trainable == "lora" else None,
+    )
     fit_t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     fit_seconds = time.perf_counter() - fit_t0
@@ -172,28 +227,57 @@ def train_dpo(cfg: DictConfig) -> dict:
         trained = trained.merge_and_unload()
     trained.eval()
     ref_for_eval = reference if reference is not None else load_causal_lm(resolved, dtype="float32", device=device)
-    after = accuracy_summary(heldout_rewards(_scorer(trained, ref_for_eval, tokenizer, formatter, device),
-                                            heldout_rows, recipe.eval_batch_pairs), cfg) if heldout_rows else None
+    after = (
+        accuracy_summary(
+            heldout_rewards(
+                _scorer(trained, ref_for_eval, tokenizer, formatter, device), heldout_rows, recipe.eval_batch_pairs
+            ),
+            cfg,
+        )
+        if heldout_rows
+        else None
+    )
     log.info("held-out implicit-reward accuracy after training: %s", after)
 
     tokens = int(getattr(trainer, "_total_train_tokens", 0))
     metrics = {
-        "heldout": after, "heldout_before": before,
-        "train": {"pairs": len(train_rows), "dropped_too_long": dropped_train, "global_steps": trainer.state.global_step,
-                  "epochs": recipe.epochs, "accumulate_grad_batches": accumulate, "fit_seconds": fit_seconds,
-                  "tokens_seen": tokens, "tokens_per_second": tokens / fit_seconds if fit_seconds else None,
-                  "final": _last_logged(trainer.state.log_history)},
+        "heldout": after,
+        "heldout_before": before,
+        "train": {
+            "pairs": len(train_rows),
+            "dropped_too_long": dropped_train,
+            "global_steps": trainer.state.global_step,
+            "epochs": recipe.epochs,
+            "accumulate_grad_batches": accumulate,
+            "fit_seconds": fit_seconds,
+            "tokens_seen": tokens,
+            "tokens_per_second": tokens / fit_seconds if fit_seconds else None,
+            "final": _last_logged(trainer.state.log_history),
+        },
         "data": splits.info,
         "model": {"base": resolved.spec, "base_fingerprint": resolved.fingerprint, "trainable": recipe.trainable},
         "seed": cfg.seed,
         "resume": resumed,
     }
     write_jsonl(run_dir / "log_history.jsonl", trainer.state.log_history)
-    model_dir = save_model_dir(trained, tokenizer, run_dir / "model", {
-        "kind": "implicit", "reference_model": resolved.spec, "reference_fingerprint": resolved.fingerprint,
-        "base_model": resolved.spec, "formatting": base.formatting, "beta": recipe.beta,
-        "data": splits.info, "recipe": OmegaConf.to_container(recipe, resolve=True), "seed": cfg.seed,
-        "heldout": after, **run_info(cfg.paths.root_dir)})
+    model_dir = save_model_dir(
+        trained,
+        tokenizer,
+        run_dir / "model",
+        {
+            "kind": "implicit",
+            "reference_model": resolved.spec,
+            "reference_fingerprint": resolved.fingerprint,
+            "base_model": resolved.spec,
+            "formatting": base.formatting,
+            "beta": recipe.beta,
+            "data": splits.info,
+            "recipe": OmegaConf.to_container(recipe, resolve=True),
+            "seed": cfg.seed,
+            "heldout": after,
+            **run_info(cfg.paths.root_dir),
+        },
+    )
     metrics["model_dir"] = str(model_dir)
     metrics["wall_seconds"] = time.perf_counter() - t0
     metrics["run"] = run_info(cfg.paths.root_dir)
@@ -220,4 +304,3 @@ def _newest_checkpoint(checkpoints: Path) -> Path | None:
     """The HF Trainer's ``checkpoint-<step>`` with the highest step."""
     ckpts = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
     return ckpts[-1] if ckpts else None
-

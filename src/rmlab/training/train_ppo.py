@@ -62,24 +62,55 @@ def ppo_config(cfg: DictConfig, run_dir: Path, device: str, report_to):
 
     r = cfg.recipe
     return PPOConfig(
-        output_dir=str(run_dir / "checkpoints"), run_name=cfg.get("run_name"), seed=cfg.seed, data_seed=cfg.seed,
-        learning_rate=r.lr, lr_scheduler_type=r.scheduler, warmup_steps=float(r.warmup_ratio),
-        per_device_train_batch_size=r.rollouts_per_device_batch, gradient_accumulation_steps=r.gradient_accumulation,
-        num_mini_batches=r.num_mini_batches, num_ppo_epochs=r.ppo_epochs, total_episodes=r.total_episodes,
-        local_rollout_forward_batch_size=r.rollout_forward_batch, response_length=r.response_length,
-        stop_token="eos", temperature=r.temperature, missing_eos_penalty=r.missing_eos_penalty,
-        kl_coef=r.kl_coef, kl_estimator=r.kl_estimator, cliprange=r.cliprange, cliprange_value=r.cliprange_value,
-        vf_coef=r.vf_coef, gamma=r.gamma, lam=r.lam, whiten_rewards=r.whiten_rewards, max_grad_norm=r.clip_grad_norm,
-        num_sample_generations=0, save_strategy="no", logging_steps=1, report_to=report_to,
-        bf16=cfg.precision == "bf16", fp16=cfg.precision == "fp16", use_cpu=device == "cpu",
-        activation_checkpointing=r.gradient_checkpointing, dataloader_num_workers=0,
+        output_dir=str(run_dir / "checkpoints"),
+        run_name=cfg.get("run_name"),
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        learning_rate=r.lr,
+        lr_scheduler_type=r.scheduler,
+        warmup_steps=float(r.warmup_ratio),
+        per_device_train_batch_size=r.rollouts_per_device_batch,
+        gradient_accumulation_steps=r.gradient_accumulation,
+        num_mini_batches=r.num_mini_batches,
+        num_ppo_epochs=r.ppo_epochs,
+        total_episodes=r.total_episodes,
+        local_rollout_forward_batch_size=r.rollout_forward_batch,
+        response_length=r.response_length,
+        stop_token="eos",
+        temperature=r.temperature,
+        missing_eos_penalty=r.missing_eos_penalty,
+        kl_coef=r.kl_coef,
+        kl_estimator=r.kl_estimator,
+        cliprange=r.cliprange,
+        cliprange_value=r.cliprange_value,
+        vf_coef=r.vf_coef,
+        gamma=r.gamma,
+        lam=r.lam,
+        whiten_rewards=r.whiten_rewards,
+        max_grad_norm=r.clip_grad_norm,
+        num_sample_generations=0,
+        save_strategy="no",
+        logging_steps=1,
+        report_to=report_to,
+        bf16=cfg.precision == "bf16",
+        fp16=cfg.precision == "fp16",
+        use_cpu=device == "cpu",
+        activation_checkpointing=r.gradient_checkpointing,
+        dataloader_num_workers=0,
     )
 
 
-def heldout_comparison(cfg, *, sft, trained, reference, tokenizer, reward: TextReward, prompts, queries, device) -> dict:
+def heldout_comparison(
+    cfg, *, sft, trained, reference, tokenizer, reward: TextReward, prompts, queries, device
+) -> dict:
     """Greedy responses of the SFT and trained policies to the same held-out prompts, scored by the RM."""
-    kw = {"pad_id": tokenizer.pad_token_id, "eos_id": tokenizer.eos_token_id, "max_new_tokens": cfg.recipe.response_length,
-              "batch_size": cfg.evaluate.batch_size, "device": device}
+    kw = {
+        "pad_id": tokenizer.pad_token_id,
+        "eos_id": tokenizer.eos_token_id,
+        "max_new_tokens": cfg.recipe.response_length,
+        "batch_size": cfg.evaluate.batch_size,
+        "device": device,
+    }
     out, rewards, responses = {}, {}, {}
     for name, model in (("sft", sft), ("trained", trained)):
         model.eval()
@@ -87,20 +118,34 @@ def heldout_comparison(cfg, *, sft, trained, reference, tokenizer, reward: TextR
         with torch.inference_mode():
             rewards[name] = reward.score(prompts, responses[name]).double().numpy()
         has_eos = np.array([bool(r) and r[-1] == tokenizer.eos_token_id for r in responses[name]])
-        out[name] = {"mean_reward": float(rewards[name].mean()), "eos_rate": float(has_eos.mean()),
-                     "mean_response_tokens": float(np.mean([len(r) for r in responses[name]]))}
+        out[name] = {
+            "mean_reward": float(rewards[name].mean()),
+            "eos_rate": float(has_eos.mean()),
+            "mean_response_tokens": float(np.mean([len(r) for r in responses[name]])),
+        }
     diff = rewards["trained"] - rewards["sft"]
-    out["difference"] = {"mean": float(diff.mean()), "ci": bootstrap_mean_interval(
-        diff, n_boot=cfg.bootstrap.n_boot, confidence=cfg.bootstrap.confidence, seed=cfg.seed),
-        "confidence": cfg.bootstrap.confidence, "paired_over_prompts": len(diff)}
-    out["log_ratio_to_reference"] = float(np.mean(
-        _sequence_log_ratio(trained, reference, queries, responses["trained"], tokenizer.pad_token_id, device)))
+    out["difference"] = {
+        "mean": float(diff.mean()),
+        "ci": bootstrap_mean_interval(
+            diff, n_boot=cfg.bootstrap.n_boot, confidence=cfg.bootstrap.confidence, seed=cfg.seed
+        ),
+        "confidence": cfg.bootstrap.confidence,
+        "paired_over_prompts": len(diff),
+    }
+    out["log_ratio_to_reference"] = float(
+        np.mean(_sequence_log_ratio(trained, reference, queries, responses["trained"], tokenizer.pad_token_id, device))
+    )
     out["n_prompts"] = len(prompts)
-    out["samples"] = [{"prompt": [list(t) for t in p], "sft": tokenizer.decode(a, skip_special_tokens=True),
-                       "trained": tokenizer.decode(b, skip_special_tokens=True), "reward_sft": float(x),
-                       "reward_trained": float(y)}
-                      for p, a, b, x, y in zip(prompts, responses["sft"], responses["trained"], rewards["sft"],
-                                               rewards["trained"])]
+    out["samples"] = [
+        {
+            "prompt": [list(t) for t in p],
+            "sft": tokenizer.decode(a, skip_special_tokens=True),
+            "trained": tokenizer.decode(b, skip_special_tokens=True),
+            "reward_sft": float(x),
+            "reward_trained": float(y),
+        }
+        for p, a, b, x, y in zip(prompts, responses["sft"], responses["trained"], rewards["sft"], rewards["trained"])
+    ]
     return out
 
 
@@ -115,7 +160,10 @@ def _sequence_log_ratio(policy, reference, queries, responses, pad_id: int, devi
         ids = torch.tensor([list(q) + list(r)], device=device)
         mask = torch.ones_like(ids)
         start = torch.tensor([len(q)])
-        lp = response_logprobs(policy, ids, mask, start)[0].sum() - response_logprobs(reference, ids, mask, start)[0].sum()
+        lp = (
+            response_logprobs(policy, ids, mask, start)[0].sum()
+            - response_logprobs(reference, ids, mask, start)[0].sum()
+        )
         out.append(float(lp))
     return out
 
@@ -148,14 +196,17 @@ def setup_ppo(cfg: DictConfig) -> PPOSetup:
     policy_res, rm_res = policy_handle.resolved, rm.resolved
     tokenizer = policy_tokenizer(cfg, policy_res)
     check_same_tokenizer(tokenizer, rm.tokenizer, policy_res.spec, rm_res.spec)
-    policy_fmt = ChatFormatter(tokenizer, policy_handle.formatting["chat_template"],
-                               policy_handle.formatting["system_prompt"])
+    policy_fmt = ChatFormatter(
+        tokenizer, policy_handle.formatting["chat_template"], policy_handle.formatting["system_prompt"]
+    )
     prompts = ppo_prompts(cfg, policy_fmt)
     local_batch = r.rollouts_per_device_batch * r.gradient_accumulation
     if len(prompts.train_ids) < local_batch:  # TRL drops the last partial batch: fewer prompts never yield one
-        raise ValueError(f"{len(prompts.train_ids)} training prompt(s) within recipe.max_prompt_length="
-                         f"{r.max_prompt_length} tokens, fewer than one rollout batch ({r.rollouts_per_device_batch} x "
-                         f"{r.gradient_accumulation}); give more prompts or longer max_prompt_length")
+        raise ValueError(
+            f"{len(prompts.train_ids)} training prompt(s) within recipe.max_prompt_length="
+            f"{r.max_prompt_length} tokens, fewer than one rollout batch ({r.rollouts_per_device_batch} x "
+            f"{r.gradient_accumulation}); give more prompts or longer max_prompt_length"
+        )
 
     policy, reference, sft = (load_causal_lm(policy_res, dtype="float32", device="cpu") for _ in range(3))
     for m in (policy, reference, sft):  # sft: the untouched SFT policy, for the held-out comparison
@@ -164,20 +215,34 @@ def setup_ppo(cfg: DictConfig) -> PPOSetup:
     reward = text_reward(cfg, rm, tokenizer, prompts, device)
     run_dir = Path(cfg.paths.output_dir)
     report_to, run_logger = hf_report_to(cfg, output_dir=run_dir, config=OmegaConf.to_container(cfg, resolve=True))
-    trainer = PPOTrainer(args=ppo_config(cfg, run_dir, device, report_to), processing_class=tokenizer, model=policy,
-                         ref_model=reference, reward_model=reward, value_model=value,
-                         train_dataset=Dataset.from_dict({"input_ids": prompts.train_ids}))
+    trainer = PPOTrainer(
+        args=ppo_config(cfg, run_dir, device, report_to),
+        processing_class=tokenizer,
+        model=policy,
+        ref_model=reference,
+        reward_model=reward,
+        value_model=value,
+        train_dataset=Dataset.from_dict({"input_ids": prompts.train_ids}),
+    )
     trainer.callback_handler.callbacks.insert(0, _ResponseLength(reward))
     trainer.dataloader = SeededEpochs(trainer.dataloader, cfg.seed)  # a known prompt order at every update
     if r.get("save_every"):
         trainer.add_callback(PPOCheckpoint(trainer, Path(cfg.paths.output_dir), r.save_every))
-    info = {"sft_model": policy_res.spec, "sft_fingerprint": policy_res.fingerprint, "reward_model": rm_res.spec,
-            "reward_model_fingerprint": rm_res.fingerprint, "data": prompts.data_info,
-            "formatting": policy_handle.formatting, "reward_model_formatting": rm.formatting,
-            "prompts": {"train": len(prompts.train_ids), "heldout": len(prompts.heldout_ids)},
-            "recipe": OmegaConf.to_container(r, resolve=True), "seed": cfg.seed}
-    return PPOSetup(trainer, reward, tokenizer, sft, reference, prompts.heldout, prompts.heldout_ids, info, device,
-                    run_logger)
+    info = {
+        "sft_model": policy_res.spec,
+        "sft_fingerprint": policy_res.fingerprint,
+        "reward_model": rm_res.spec,
+        "reward_model_fingerprint": rm_res.fingerprint,
+        "data": prompts.data_info,
+        "formatting": policy_handle.formatting,
+        "reward_model_formatting": rm.formatting,
+        "prompts": {"train": len(prompts.train_ids), "heldout": len(prompts.heldout_ids)},
+        "recipe": OmegaConf.to_container(r, resolve=True),
+        "seed": cfg.seed,
+    }
+    return PPOSetup(
+        trainer, reward, tokenizer, sft, reference, prompts.heldout, prompts.heldout_ids, info, device, run_logger
+    )
 
 
 def train_ppo(cfg: DictConfig) -> dict:
@@ -194,20 +259,46 @@ def train_ppo(cfg: DictConfig) -> dict:
     trained = trainer.model.policy if hasattr(trainer.model, "policy") else trainer.model
 
     s.reward.scorer.device = device
-    comparison = heldout_comparison(cfg, sft=s.sft.to(device), trained=trained.to(device),
-                                    reference=s.reference.to(device), tokenizer=s.tokenizer, reward=s.reward,
-                                    prompts=s.eval_prompts, queries=s.eval_ids, device=device) if s.eval_ids else None
+    comparison = (
+        heldout_comparison(
+            cfg,
+            sft=s.sft.to(device),
+            trained=trained.to(device),
+            reference=s.reference.to(device),
+            tokenizer=s.tokenizer,
+            reward=s.reward,
+            prompts=s.eval_prompts,
+            queries=s.eval_ids,
+            device=device,
+        )
+        if s.eval_ids
+        else None
+    )
     history = trainer.state.log_history
     write_jsonl(run_dir / "log_history.jsonl", history)
-    curves = training_curves(history, CURVES, path=run_dir / "curves.png", title=f"PPO against {s.info['reward_model']}")
-    metrics = {**s.info, "heldout": comparison and {k: v for k, v in comparison.items() if k != "samples"},
-               "train": {"updates": trainer.state.global_step, "episodes": trainer.state.episode,
-                         "resumed_at_update": resumed_at, "resumed_from": str(ckpt) if ckpt else None,
-                         "resume": resume_record,
-                         "fit_seconds": fit_seconds, "final": history[-1] if history else {}},
-               "curves": str(curves)}
-    policy_dir = save_model_dir(trained, s.tokenizer, run_dir / "policy", {
-        "kind": "policy", **s.info, "heldout": metrics["heldout"], **run_info(cfg.paths.root_dir)})
+    curves = training_curves(
+        history, CURVES, path=run_dir / "curves.png", title=f"PPO against {s.info['reward_model']}"
+    )
+    metrics = {
+        **s.info,
+        "heldout": comparison and {k: v for k, v in comparison.items() if k != "samples"},
+        "train": {
+            "updates": trainer.state.global_step,
+            "episodes": trainer.state.episode,
+            "resumed_at_update": resumed_at,
+            "resumed_from": str(ckpt) if ckpt else None,
+            "resume": resume_record,
+            "fit_seconds": fit_seconds,
+            "final": history[-1] if history else {},
+        },
+        "curves": str(curves),
+    }
+    policy_dir = save_model_dir(
+        trained,
+        s.tokenizer,
+        run_dir / "policy",
+        {"kind": "policy", **s.info, "heldout": metrics["heldout"], **run_info(cfg.paths.root_dir)},
+    )
     if comparison:
         write_jsonl(run_dir / "heldout_samples.jsonl", comparison["samples"])
     metrics["policy_dir"] = str(policy_dir)
@@ -217,18 +308,29 @@ def train_ppo(cfg: DictConfig) -> dict:
     if not cfg.recipe.get("keep_checkpoint", False):  # the policy is saved; the resume point is no longer needed
         shutil.rmtree(checkpoint_dir(run_dir), ignore_errors=True)
     if comparison:
-        s.run_logger.log_metrics({"heldout/reward_sft": comparison["sft"]["mean_reward"],
-                                  "heldout/reward_trained": comparison["trained"]["mean_reward"],
-                                  "heldout/reward_difference": comparison["difference"]["mean"]})
+        s.run_logger.log_metrics(
+            {
+                "heldout/reward_sft": comparison["sft"]["mean_reward"],
+                "heldout/reward_trained": comparison["trained"]["mean_reward"],
+                "heldout/reward_difference": comparison["difference"]["mean"],
+            }
+        )
         s.run_logger.log_images({"curves": curves})
     s.run_logger.finish()
-    log.info("held-out reward: SFT %s, trained %s, difference %s", *(
-        (comparison or {}).get(k) for k in ("sft", "trained", "difference")))
+    log.info(
+        "held-out reward: SFT %s, trained %s, difference %s",
+        *((comparison or {}).get(k) for k in ("sft", "trained", "difference")),
+    )
     return metrics
 
 
-CURVES = {"objective/scores": "reward (RM score)", "objective/kl": "KL to reference", "objective/entropy": "entropy",
-          "loss/value_avg": "value loss", "response_length": "response length (tokens)"}
+CURVES = {
+    "objective/scores": "reward (RM score)",
+    "objective/kl": "KL to reference",
+    "objective/entropy": "entropy",
+    "loss/value_avg": "value loss",
+    "response_length": "response length (tokens)",
+}
 
 
 class _ResponseLength(TrainerCallback):

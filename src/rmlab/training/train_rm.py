@@ -40,20 +40,35 @@ def train_reward_model(cfg: DictConfig) -> dict:
     splits = load_preferences(cfg.preference, seed=cfg.seed)
     base = open_model(cfg.model, cache_dir=cfg.paths.model_cache_dir)
     resolved, tokenizer, formatter = base.resolved, base.tokenizer, base.formatter
-    model, new_head = load_classifier(resolved, dtype="float32", device="cpu", pad_token_id=tokenizer.pad_token_id,
-                                      seed=cfg.seed)
+    model, new_head = load_classifier(
+        resolved, dtype="float32", device="cpu", pad_token_id=tokenizer.pad_token_id, seed=cfg.seed
+    )
     model = prepare_trainable(model, cfg.recipe)
     recipe = cfg.recipe
-    dm = PreferenceDataModule(splits.train, splits.heldout, formatter, max_length=recipe.max_length,
-                              micro_batch_pairs=recipe.micro_batch_pairs, eval_batch_pairs=recipe.eval_batch_pairs,
-                              group_by_length=recipe.get("group_by_length", False), seed=cfg.seed)
+    dm = PreferenceDataModule(
+        splits.train,
+        splits.heldout,
+        formatter,
+        max_length=recipe.max_length,
+        micro_batch_pairs=recipe.micro_batch_pairs,
+        eval_batch_pairs=recipe.eval_batch_pairs,
+        group_by_length=recipe.get("group_by_length", False),
+        seed=cfg.seed,
+    )
     module = RewardModelModule(model, recipe)
     config = OmegaConf.to_container(cfg, resolve=True)
     trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, default_root_dir=str(run_dir), logger=build_lightning_logger(cfg, run_dir, config),
-        callbacks=build_callbacks(cfg, run_dir), gradient_clip_val=recipe.clip_grad_norm, max_epochs=recipe.epochs,
-        max_steps=recipe.get("max_steps") or -1, val_check_interval=recipe.get("val_check_interval"),
-        num_sanity_val_steps=0, deterministic=True)
+        cfg.trainer,
+        default_root_dir=str(run_dir),
+        logger=build_lightning_logger(cfg, run_dir, config),
+        callbacks=build_callbacks(cfg, run_dir),
+        gradient_clip_val=recipe.clip_grad_norm,
+        max_epochs=recipe.epochs,
+        max_steps=recipe.get("max_steps") or -1,
+        val_check_interval=recipe.get("val_check_interval"),
+        num_sanity_val_steps=0,
+        deterministic=True,
+    )
     # pairs_per_update is the effective batch over all devices: accumulate what one step on each does not cover
     accumulate = max(1, recipe.pairs_per_update // (recipe.micro_batch_pairs * trainer.world_size))
     trainer.accumulate_grad_batches = accumulate
@@ -64,34 +79,64 @@ def train_reward_model(cfg: DictConfig) -> dict:
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
     trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
     fit_seconds = time.perf_counter() - fit_t0
-    if module.heldout_step != trainer.global_step or not module.heldout_rewards:  # not yet scored with the final weights
+    if (
+        module.heldout_step != trainer.global_step or not module.heldout_rewards
+    ):  # not yet scored with the final weights
         trainer.validate(module, datamodule=dm, verbose=False)
     heldout = torch.cat(module.heldout_rewards) if module.heldout_rewards else torch.zeros(0, 2)
     wins = (heldout[:, 0] > heldout[:, 1]).double().numpy()
     metrics = {
-        "heldout": {"n": len(wins), "accuracy": float(wins.mean()) if len(wins) else None,
-                    "ci": bootstrap_mean_interval(wins, n_boot=cfg.bootstrap.n_boot, confidence=cfg.bootstrap.confidence,
-                                                  seed=cfg.seed) if len(wins) > 1 else None,
-                    "confidence": cfg.bootstrap.confidence},
-        "train": {"pairs": len(dm.train_pairs), "dropped_too_long": dm.dropped_train, "global_steps": trainer.global_step,
-                  "epochs": recipe.epochs, "accumulate_grad_batches": accumulate, "fit_seconds": fit_seconds,
-                  "tokens_seen": module.tokens_seen,
-                  "tokens_per_second": module.tokens_seen / fit_seconds if fit_seconds else None},
+        "heldout": {
+            "n": len(wins),
+            "accuracy": float(wins.mean()) if len(wins) else None,
+            "ci": bootstrap_mean_interval(
+                wins, n_boot=cfg.bootstrap.n_boot, confidence=cfg.bootstrap.confidence, seed=cfg.seed
+            )
+            if len(wins) > 1
+            else None,
+            "confidence": cfg.bootstrap.confidence,
+        },
+        "train": {
+            "pairs": len(dm.train_pairs),
+            "dropped_too_long": dm.dropped_train,
+            "global_steps": trainer.global_step,
+            "epochs": recipe.epochs,
+            "accumulate_grad_batches": accumulate,
+            "fit_seconds": fit_seconds,
+            "tokens_seen": module.tokens_seen,
+            "tokens_per_second": module.tokens_seen / fit_seconds if fit_seconds else None,
+        },
         "data": splits.info,
         "model": {"base": resolved.spec, "base_fingerprint": resolved.fingerprint, "new_head": new_head},
         "seed": cfg.seed,
         "resume": resumed,
     }
-    model_dir = save_model_dir(module.model, tokenizer, run_dir / "model",
-                                  {"kind": "classifier", "base_model": resolved.spec, "formatting": base.formatting,
-                                   "data": splits.info, "recipe": OmegaConf.to_container(recipe, resolve=True),
-                                   "seed": cfg.seed, "heldout": metrics["heldout"], **run_info(cfg.paths.root_dir)})
+    model_dir = save_model_dir(
+        module.model,
+        tokenizer,
+        run_dir / "model",
+        {
+            "kind": "classifier",
+            "base_model": resolved.spec,
+            "formatting": base.formatting,
+            "data": splits.info,
+            "recipe": OmegaConf.to_container(recipe, resolve=True),
+            "seed": cfg.seed,
+            "heldout": metrics["heldout"],
+            **run_info(cfg.paths.root_dir),
+        },
+    )
     metrics["model_dir"] = str(model_dir)
     metrics["wall_seconds"] = time.perf_counter() - t0
     metrics["run"] = run_info(cfg.paths.root_dir)
     write_json(run_dir / "train_metrics.json", metrics)
-    log.info("held-out accuracy %.4f %s over %d pairs; model saved to %s", metrics["heldout"]["accuracy"] or 0,
-             metrics["heldout"]["ci"], metrics["heldout"]["n"], model_dir)
+    log.info(
+        "held-out accuracy %.4f %s over %d pairs; model saved to %s",
+        metrics["heldout"]["accuracy"] or 0,
+        metrics["heldout"]["ci"],
+        metrics["heldout"]["n"],
+        model_dir,
+    )
     metrics["evaluations"] = evaluate_trained(cfg, model_dir, run_dir)
     return metrics
 
@@ -109,8 +154,9 @@ def evaluate_trained(cfg: DictConfig, model_dir: Path, run_dir: Path) -> dict:
 
     results = {}
     for bench in cfg.get("evaluate", {}).get("benchmarks") or []:
-        eval_cfg = compose_config("eval_rm", overrides=[f"benchmark={bench}", "model=auto",
-                                                             *list(cfg.evaluate.get("overrides") or [])])
+        eval_cfg = compose_config(
+            "eval_rm", overrides=[f"benchmark={bench}", "model=auto", *list(cfg.evaluate.get("overrides") or [])]
+        )
         with open_dict(eval_cfg):
             eval_cfg.model.pretrained = str(model_dir)
             eval_cfg.model.name = cfg.get("run_name") or f"{cfg.model.get('name') or 'rm'}-{cfg.preference.name}"

@@ -61,8 +61,10 @@ def check_model_spec(group: str, value: str) -> None:
     names = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
     close = difflib.get_close_matches(value, names, n=3, cutoff=0.5)
     hint = f"did you mean {' or '.join(close)}? " if close else ""
-    raise SystemExit(f"{group}={value}: not a config in conf/{group}/, a local directory, a wheel: spec or a Hub id "
-                     f"(org/name). {hint}Configs: {', '.join(names)}")
+    raise SystemExit(
+        f"{group}={value}: not a config in conf/{group}/, a local directory, a wheel: spec or a Hub id "
+        f"(org/name). {hint}Configs: {', '.join(names)}"
+    )
 
 
 def rewrite_model_overrides(argv: list[str], groups: tuple[str, ...] = ("model",)) -> list[str]:

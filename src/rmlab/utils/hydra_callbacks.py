@@ -36,9 +36,14 @@ def _get(obj, path):
 
 def summarize_sweep(sweep_dir: str | Path) -> list[dict]:
     rows = []
-    for job in sorted((p for p in Path(sweep_dir).iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)):
+    for job in sorted(
+        (p for p in Path(sweep_dir).iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)
+    ):
         overrides_file = job / ".hydra" / "overrides.yaml"
-        row = {"job": int(job.name), "overrides": " ".join(OmegaConf.load(overrides_file)) if overrides_file.is_file() else ""}
+        row = {
+            "job": int(job.name),
+            "overrides": " ".join(OmegaConf.load(overrides_file)) if overrides_file.is_file() else "",
+        }
         for fname, path, col in _COLUMNS:
             f = job / fname
             if f.is_file():
@@ -61,8 +66,11 @@ class SweepSummary(Callback):
         lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for r in rows:
             cells = [r.get(c) for c in cols]
-            lines.append("| " + " | ".join("" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
-                                           for v in cells) + " |")
+            lines.append(
+                "| "
+                + " | ".join("" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v)) for v in cells)
+                + " |"
+            )
         write_json(sweep_dir / "sweep_summary.json", rows)
         write_text(sweep_dir / "sweep_summary.md", "\n".join(lines) + "\n")
         log.info("sweep summary: %s", sweep_dir / "sweep_summary.md")

@@ -55,17 +55,37 @@ def _wandb_has_key() -> bool:
 
 
 class WandbLogger(RunLogger):
-    def __init__(self, *, project: str, output_dir: str | Path, config: dict, mode: str = "auto",
-                 entity: str | None = None, group: str | None = None, name: str | None = None,
-                 tags: list[str] | None = None, job_type: str | None = None):
+    def __init__(
+        self,
+        *,
+        project: str,
+        output_dir: str | Path,
+        config: dict,
+        mode: str = "auto",
+        entity: str | None = None,
+        group: str | None = None,
+        name: str | None = None,
+        tags: list[str] | None = None,
+        job_type: str | None = None,
+    ):
         import wandb
 
         if mode == "auto":
             mode = "online" if _wandb_has_key() else "offline"
         log.info("W&B mode: %s", mode)
         self._wandb = wandb
-        self.run = wandb.init(project=project, entity=entity, group=group, name=name, tags=tags, job_type=job_type,
-                              config=config, dir=str(output_dir), mode=mode, reinit="finish_previous")
+        self.run = wandb.init(
+            project=project,
+            entity=entity,
+            group=group,
+            name=name,
+            tags=tags,
+            job_type=job_type,
+            config=config,
+            dir=str(output_dir),
+            mode=mode,
+            reinit="finish_previous",
+        )
 
     def log_metrics(self, metrics: dict[str, float]) -> None:
         self.run.log(metrics)
@@ -86,9 +106,17 @@ def build_logger(cfg, *, output_dir: str | Path, config: dict, name: str | None 
     kind = cfg.logger.get("type", "none") if cfg.get("logger") else "none"
     if kind == "wandb":
         lc = cfg.logger
-        return WandbLogger(project=lc.project, entity=lc.get("entity"), mode=lc.get("mode", "auto"),
-                           group=lc.get("group"), tags=list(lc.get("tags") or []), job_type=lc.get("job_type"),
-                           name=name, output_dir=output_dir, config=config)
+        return WandbLogger(
+            project=lc.project,
+            entity=lc.get("entity"),
+            mode=lc.get("mode", "auto"),
+            group=lc.get("group"),
+            tags=list(lc.get("tags") or []),
+            job_type=lc.get("job_type"),
+            name=name,
+            output_dir=output_dir,
+            config=config,
+        )
     if kind == "csv":
         return CSVLogger(output_dir)
     if kind == "none":

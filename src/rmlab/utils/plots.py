@@ -96,8 +96,13 @@ def correlation_scatter(panels: dict, path: Path) -> Path:
             ax.scatter(x[m], y[m], color=GROUP_COLOURS.get(g, "grey"), label=g, s=36)
         slope, icept = np.polyfit(x, y, 1)
         xs = np.linspace(x.min(), x.max(), 2)
-        ax.plot(xs, slope * xs + icept, color="black", lw=1,
-                label=f"r = {rep['pearson_r']:.2f}, p = {rep['pearson_p']:.2f} (n = {rep['n']})")
+        ax.plot(
+            xs,
+            slope * xs + icept,
+            color="black",
+            lw=1,
+            label=f"r = {rep['pearson_r']:.2f}, p = {rep['pearson_p']:.2f} (n = {rep['n']})",
+        )
         ax.set_xlabel(f"{bench} score" + ("" if rep["standardise"] == "none" else f" ({rep['standardise']} z)"))
         ax.set_ylabel("policy score")
         ax.legend(fontsize=7)

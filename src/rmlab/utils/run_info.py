@@ -8,8 +8,18 @@ import platform
 import subprocess
 from pathlib import Path
 
-_PACKAGES = ("rmlab", "torch", "transformers", "trl", "pytorch-lightning", "hydra-core", "datasets", "numpy",
-             "scipy", "wandb")
+_PACKAGES = (
+    "rmlab",
+    "torch",
+    "transformers",
+    "trl",
+    "pytorch-lightning",
+    "hydra-core",
+    "datasets",
+    "numpy",
+    "scipy",
+    "wandb",
+)
 
 
 def package_versions() -> dict[str, str | None]:
@@ -24,8 +34,9 @@ def package_versions() -> dict[str, str | None]:
 
 def git_commit(root: str | Path) -> str | None:
     try:
-        res = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, check=False)
+        res = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return res.stdout.strip() or None

@@ -31,7 +31,7 @@ def load(name: str) -> list[dict]:
 def _half_unit(text: str) -> float:
     """Half a unit of the last reported digit: the rounding interval of a printed number."""
     decimals = len(text.split(".")[1]) if "." in text else 0
-    return 0.5 * 10.0 ** -decimals
+    return 0.5 * 10.0**-decimals
 
 
 DOMAINS = ("chat", "math", "code", "safety")
@@ -49,8 +49,14 @@ def check_leaderboard_rows(rows: list[dict]) -> list[dict]:
         tol = _half_unit(r["avg"]) + max(_half_unit(r[k]) for k in (*DOMAINS, *LEVELS))
         by_domain = sum(float(r[k]) for k in DOMAINS) / len(DOMAINS)
         by_level = sum(float(r[k]) for k in LEVELS) / len(LEVELS)
-        out.append({**r, "avg_of_domains": by_domain, "avg_of_levels": by_level,
-                    "agrees": abs(by_domain - avg) <= tol + 1e-9 and abs(by_level - avg) <= tol + 1e-9})
+        out.append(
+            {
+                **r,
+                "avg_of_domains": by_domain,
+                "avg_of_levels": by_level,
+                "agrees": abs(by_domain - avg) <= tol + 1e-9 and abs(by_level - avg) <= tol + 1e-9,
+            }
+        )
     return out
 
 
@@ -63,12 +69,19 @@ def check_correlation_rows(rows: list[dict]) -> list[dict]:
         n, r_val, p_val = int(r["n_points"]), float(r["pearson_r"]), float(r["reported_p"])
         hr, hp = _half_unit(r["pearson_r"]), _half_unit(r["reported_p"])
         p_lo, p_hi = pearson_p_from_r(r_val + hr, n), pearson_p_from_r(r_val - hr, n)
-        out.append({**r, "recomputed_p": pearson_p_from_r(r_val, n), "p_range_from_r_rounding": [p_lo, p_hi],
-                    "agrees": p_lo <= p_val + hp and p_hi >= p_val - hp})
+        out.append(
+            {
+                **r,
+                "recomputed_p": pearson_p_from_r(r_val, n),
+                "p_range_from_r_rounding": [p_lo, p_hi],
+                "agrees": p_lo <= p_val + hp and p_hi >= p_val - hp,
+            }
+        )
     return out
 
 
 def n_values_matching(rows: list[dict], candidates=range(4, 41)) -> list[int]:
     """Every n for which all rows' reported p-values are reproduced (the paper does not state n)."""
-    return [n for n in candidates
-            if all(check_correlation_rows([{**r, "n_points": str(n)}])[0]["agrees"] for r in rows)]
+    return [
+        n for n in candidates if all(check_correlation_rows([{**r, "n_points": str(n)}])[0]["agrees"] for r in rows)
+    ]

@@ -5,5 +5,11 @@ from rmlab.policy_eval.tasks.code import HumanEvalPlus, MBPPPlus
 from rmlab.policy_eval.tasks.gsm8k import GSM8k
 from rmlab.policy_eval.tasks.safety import ToxiGen, XSTest
 
-TASKS = {"gsm8k": GSM8k, "bbh": BBH, "humaneval_plus": HumanEvalPlus, "mbpp_plus": MBPPPlus, "toxigen": ToxiGen,
-         "xstest": XSTest}
+TASKS = {
+    "gsm8k": GSM8k,
+    "bbh": BBH,
+    "humaneval_plus": HumanEvalPlus,
+    "mbpp_plus": MBPPPlus,
+    "toxigen": ToxiGen,
+    "xstest": XSTest,
+}

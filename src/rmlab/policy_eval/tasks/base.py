@@ -22,8 +22,8 @@ from rmlab.utils.hashing import stable_hash
 @dataclass(frozen=True)
 class Example:
     id: str
-    user: str                  # the user turn of the chat prompt
-    answer_prefix: str = ""    # text the assistant turn starts with (e.g. "Answer:"), part of the prompt
+    user: str  # the user turn of the chat prompt
+    answer_prefix: str = ""  # text the assistant turn starts with (e.g. "Answer:"), part of the prompt
     reference: dict = field(default_factory=dict)  # whatever scoring needs: target, tests, label, group
 
 
@@ -34,9 +34,9 @@ class ScoreContext:
     seed: int = 0
     n_boot: int = 1000
     confidence: float = 0.95
-    sandbox: object = None            # rmlab.policy_eval.sandbox.Sandbox
-    toxicity: object = None           # rmlab.policy_eval.toxicity.ToxicityClassifier
-    judge: object = None              # callable (prompt, completion) -> label, for XSTest
+    sandbox: object = None  # rmlab.policy_eval.sandbox.Sandbox
+    toxicity: object = None  # rmlab.policy_eval.toxicity.ToxicityClassifier
+    judge: object = None  # callable (prompt, completion) -> label, for XSTest
     progress: bool = True
 
 
@@ -60,15 +60,18 @@ class Task:
             if ex.id in seen:
                 raise ValueError(f"{self.name}: duplicate example id {ex.id!r} in {source}")
             seen.add(ex.id)
-        return examples, {"source": source, "files": files,
-                          "data_fingerprint": stable_hash([(e.id, e.user, e.answer_prefix, e.reference)
-                                                           for e in examples])}
+        return examples, {
+            "source": source,
+            "files": files,
+            "data_fingerprint": stable_hash([(e.id, e.user, e.answer_prefix, e.reference) for e in examples]),
+        }
 
     def _load(self) -> tuple[list[Example], str, list[str]]:
         raise NotImplementedError
 
-    def score(self, examples: Sequence[Example], generations: dict[str, dict[str, list[str]]],
-              ctx: ScoreContext) -> tuple[list[dict], dict]:
+    def score(
+        self, examples: Sequence[Example], generations: dict[str, dict[str, list[str]]], ctx: ScoreContext
+    ) -> tuple[list[dict], dict]:
         """``generations[decoding][example id]`` = samples. Returns (rows, metrics)."""
         raise NotImplementedError
 
@@ -85,6 +88,9 @@ class Task:
 
     def mean_metric(self, values: Sequence[float], ctx: ScoreContext, *, seed_offset: int = 0) -> dict:
         values = np.asarray(values, dtype=np.float64)
-        ci = (bootstrap_mean_interval(values, n_boot=ctx.n_boot, confidence=ctx.confidence, seed=ctx.seed + seed_offset)
-              if ctx.n_boot and len(values) > 1 else None)
+        ci = (
+            bootstrap_mean_interval(values, n_boot=ctx.n_boot, confidence=ctx.confidence, seed=ctx.seed + seed_offset)
+            if ctx.n_boot and len(values) > 1
+            else None
+        )
         return {"value": float(values.mean()) if len(values) else float("nan"), "ci": ci, "n": len(values)}

@@ -25,7 +25,8 @@ class BBH(Task):
         if local is None:
             raise DataError(
                 f"BBH needs the task files and CoT prompts of suzgunmirac/BIG-Bench-Hard in "
-                f"{self.data_dir / cfg.local_dir} (bbh/*.json and cot-prompts/*.txt); the Hub copies lack the prompts")
+                f"{self.data_dir / cfg.local_dir} (bbh/*.json and cot-prompts/*.txt); the Hub copies lack the prompts"
+            )
         names = sorted(p.stem for p in (local / "bbh").glob("*.json"))
         if cfg.get("subtasks"):
             unknown = set(cfg.subtasks) - set(names)
@@ -40,15 +41,21 @@ class BBH(Task):
             if "examples" not in data:
                 raise DataError(f"{path}: no 'examples' field")
             prefix = strip_canary(cot_path.read_text(encoding="utf-8")) if cfg.cot else ""
-            indexed = self.subsample(list(enumerate(data["examples"])), cfg.get("max_per_task"),
-                                     int(cfg.subsample_seed))
+            indexed = self.subsample(
+                list(enumerate(data["examples"])), cfg.get("max_per_task"), int(cfg.subsample_seed)
+            )
             for i, rec in indexed:
                 for key in ("input", "target"):
                     if not isinstance(rec.get(key), str):
                         raise DataError(f"{path}: example {i}: field {key!r} missing or not a string")
-                examples.append(Example(id=f"{name}-{i}", user=f"{prefix}\n\nQ: {rec['input']}",
-                                        answer_prefix=cfg.answer_prefix,
-                                        reference={"task": name, "target": rec["target"]}))
+                examples.append(
+                    Example(
+                        id=f"{name}-{i}",
+                        user=f"{prefix}\n\nQ: {rec['input']}",
+                        answer_prefix=cfg.answer_prefix,
+                        reference={"task": name, "target": rec["target"]},
+                    )
+                )
         return examples, str(local), files
 
     def score(self, examples, generations, ctx):
@@ -59,8 +66,16 @@ class BBH(Task):
             pred = bbh_answer(output)
             ok = bbh_match(pred, ex.reference["target"])
             by_task.setdefault(ex.reference["task"], []).append(float(ok))
-            rows.append({"id": ex.id, "task": ex.reference["task"], "target": ex.reference["target"],
-                         "prediction": pred, "correct": ok, "output": output})
+            rows.append(
+                {
+                    "id": ex.id,
+                    "task": ex.reference["task"],
+                    "target": ex.reference["target"],
+                    "prediction": pred,
+                    "correct": ok,
+                    "output": output,
+                }
+            )
         per_task = {t: float(np.mean(v)) for t, v in sorted(by_task.items())}
         # The headline is the mean over tasks; its interval resamples examples within each task.
         rng = np.random.default_rng(ctx.seed)
@@ -69,5 +84,12 @@ class BBH(Task):
         alpha = (1 - ctx.confidence) / 2
         ci = [float(np.quantile(boots, alpha)), float(np.quantile(boots, 1 - alpha))] if ctx.n_boot else None
         value = float(np.mean(list(per_task.values())))
-        return rows, {"metric": "exact_match (mean over tasks)", "value": value, "ci": ci, "n": len(examples),
-                      "n_tasks": len(per_task), "per_task": per_task, "normalised": value}
+        return rows, {
+            "metric": "exact_match (mean over tasks)",
+            "value": value,
+            "ci": ci,
+            "n": len(examples),
+            "n_tasks": len(per_task),
+            "per_task": per_task,
+            "normalised": value,
+        }

@@ -71,17 +71,37 @@ class CodeTask(Task):
     def score(self, examples, generations, ctx):
         if ctx.sandbox is None:
             raise RuntimeError(f"{self.name}: scoring generated code needs a sandbox")
-        jobs = [(dec, ex, j, sample) for dec in generations for ex in examples
-                for j, sample in enumerate(generations[dec][ex.id])]
+        jobs = [
+            (dec, ex, j, sample)
+            for dec in generations
+            for ex in examples
+            for j, sample in enumerate(generations[dec][ex.id])
+        ]
         workers = int(self.cfg.get("sandbox_workers", 2))
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(tqdm(pool.map(lambda job: self.run(ctx.sandbox, job[1], job[3]), jobs),
-                                total=len(jobs), desc=f"{self.name}: sandboxed tests", disable=not ctx.progress))
+            results = list(
+                tqdm(
+                    pool.map(lambda job: self.run(ctx.sandbox, job[1], job[3]), jobs),
+                    total=len(jobs),
+                    desc=f"{self.name}: sandboxed tests",
+                    disable=not ctx.progress,
+                )
+            )
         rows, passed = [], {}
         for (dec, ex, j, sample), res in zip(jobs, results):
             passed.setdefault(dec, {}).setdefault(ex.id, []).append(res.passed)
-            rows.append({"id": ex.id, "decoding": dec, "sample": j, "passed": res.passed, "status": res.status,
-                         "reason": res.reason, "completion": sample, "stderr_tail": res.stderr[-400:]})
+            rows.append(
+                {
+                    "id": ex.id,
+                    "decoding": dec,
+                    "sample": j,
+                    "passed": res.passed,
+                    "status": res.status,
+                    "reason": res.reason,
+                    "completion": sample,
+                    "stderr_tail": res.stderr[-400:],
+                }
+            )
         metrics = {"test_set": self.test_set, "pass_at_k": {}}
         for dec, by_ex in passed.items():
             n = min(len(v) for v in by_ex.values())
@@ -92,11 +112,19 @@ class CodeTask(Task):
                 metrics["pass_at_k"][f"{dec}/pass@{k}"] = self.mean_metric(values, ctx)
         head = self.cfg.headline  # e.g. "t0.1/pass@1"
         if head not in metrics["pass_at_k"]:
-            raise ValueError(f"{self.name}: headline metric {head!r} was not computed "
-                             f"(have {sorted(metrics['pass_at_k'])}); check task.decodings and task.ks")
+            raise ValueError(
+                f"{self.name}: headline metric {head!r} was not computed "
+                f"(have {sorted(metrics['pass_at_k'])}); check task.decodings and task.ks"
+            )
         h = metrics["pass_at_k"][head]
-        return rows, {"metric": head, "value": h["value"], "ci": h["ci"], "n": h["n"], "normalised": h["value"],
-                      **metrics}
+        return rows, {
+            "metric": head,
+            "value": h["value"],
+            "ci": h["ci"],
+            "n": h["n"],
+            "normalised": h["value"],
+            **metrics,
+        }
 
 
 class HumanEvalPlus(CodeTask):
@@ -115,10 +143,20 @@ class HumanEvalPlus(CodeTask):
         for i, rec in enumerate(rows):
             _require(path, i, rec, ("task_id", "prompt", "entry_point", "test", "canonical_solution"))
         rows = self.subsample(rows, cfg.get("max_examples"), int(cfg.subsample_seed))
-        examples = [Example(id=r["task_id"], user=cfg.instruction + r["prompt"], answer_prefix=cfg.answer_prefix + r["prompt"],
-                            reference={"prompt": r["prompt"], "test": r["test"], "entry_point": r["entry_point"],
-                                       "canonical_solution": r["canonical_solution"]})
-                    for r in rows]
+        examples = [
+            Example(
+                id=r["task_id"],
+                user=cfg.instruction + r["prompt"],
+                answer_prefix=cfg.answer_prefix + r["prompt"],
+                reference={
+                    "prompt": r["prompt"],
+                    "test": r["test"],
+                    "entry_point": r["entry_point"],
+                    "canonical_solution": r["canonical_solution"],
+                },
+            )
+            for r in rows
+        ]
         return examples, source, files
 
     def program(self, ex, completion):
@@ -146,9 +184,18 @@ class MBPPPlus(CodeTask):
             tests = "\n".join(r["test_list"])
             user = cfg.instruction.format(prompt=r["prompt"].strip(), tests=r["test_list"][0])
             test_program = tests if base else r["test"]  # the authors' 3 asserts, or the EvalPlus inputs
-            examples.append(Example(id=f"Mbpp/{r['task_id']}", user=user, answer_prefix=cfg.answer_prefix,
-                                    reference={"imports": "\n".join(r["test_imports"]), "test": test_program,
-                                               "canonical_solution": r["code"]}))
+            examples.append(
+                Example(
+                    id=f"Mbpp/{r['task_id']}",
+                    user=user,
+                    answer_prefix=cfg.answer_prefix,
+                    reference={
+                        "imports": "\n".join(r["test_imports"]),
+                        "test": test_program,
+                        "canonical_solution": r["code"],
+                    },
+                )
+            )
         return examples, source, files
 
     def program(self, ex, completion):

@@ -41,8 +41,14 @@ class GSM8k(Task):
                 target = gsm8k_target(rec["answer"])
             except ValueError as err:
                 raise DataError(f"{files[0] if files else source}: row {i}: field 'answer': {err}") from None
-            examples.append(Example(id=f"test-{i}", user=prefix + "Question: " + rec["question"].strip(),
-                                    answer_prefix=cfg.answer_prefix, reference={"target": target}))
+            examples.append(
+                Example(
+                    id=f"test-{i}",
+                    user=prefix + "Question: " + rec["question"].strip(),
+                    answer_prefix=cfg.answer_prefix,
+                    reference={"target": target},
+                )
+            )
         return examples, source, files
 
     def score(self, examples, generations, ctx):
@@ -53,7 +59,8 @@ class GSM8k(Task):
             pred = last_number(output)
             ok = numbers_equal(pred, ex.reference["target"])
             correct.append(float(ok))
-            rows.append({"id": ex.id, "target": ex.reference["target"], "prediction": pred, "correct": ok,
-                         "output": output})
+            rows.append(
+                {"id": ex.id, "target": ex.reference["target"], "prediction": pred, "correct": ok, "output": output}
+            )
         m = self.mean_metric(correct, ctx)
         return rows, {"metric": self.metric, **m, "normalised": m["value"]}
