@@ -130,7 +130,7 @@ def test_cpu_study_end_to_end_resumes_and_fans_out(tmp_path, tiny_classifier_dir
         "recipe.max_steps=1",
         "recipe.pairs_per_update=2",
         "recipe.micro_batch_pairs=2",
-        "recipe.max_length=256",
+        "recipe.max_pair_tokens=256",
         "recipe.lr=1e-3",
         "bootstrap.n_boot=20",
     ]

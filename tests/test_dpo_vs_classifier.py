@@ -59,7 +59,7 @@ def test_pipeline_end_to_end_and_reuse(tmp_path, tiny_classifier_dir, tiny_lm_di
         "recipe.max_steps=1",
         "recipe.pairs_per_update=2",
         "recipe.micro_batch_pairs=2",
-        "recipe.max_length=256",
+        "recipe.max_pair_tokens=256",
         "recipe.lr=1e-3",
     ]
     cmd = [

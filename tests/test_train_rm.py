@@ -55,7 +55,7 @@ def _tiny_overrides(model_dir, extra=()):
         "preference.heldout_pairs=8",
         "recipe.pairs_per_update=4",
         "recipe.micro_batch_pairs=2",
-        "recipe.max_length=256",
+        "recipe.max_pair_tokens=256",
         "recipe.lr=1e-3",
         "recipe.checkpoint_every_n_steps=1",
         "bootstrap.n_boot=50",
@@ -189,7 +189,7 @@ def test_throughput_benchmark_runs_both_trainers_on_the_same_work(tmp_path, tiny
                 "bench.steps=3",
                 "bench.pairs_per_step=2",
                 "preference.max_pairs=12",
-                "recipe.max_length=256",
+                "recipe.max_pair_tokens=256",
             ]
         ),
     )

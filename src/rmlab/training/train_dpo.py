@@ -185,18 +185,18 @@ def train_dpo(cfg: DictConfig) -> dict:
     policy = load_causal_lm(resolved, dtype="float32", device="cpu")
     reference = None if recipe.trainable == "lora" else load_causal_lm(resolved, dtype="float32", device="cpu")
     encoder = ImplicitRewardScorer(policy, tokenizer, formatter, max_length=10**9, device=device, reference=reference)
-    train_rows, dropped_train = tokenize_dpo_pairs(splits.train, encoder, recipe.max_length)
-    heldout_rows, dropped_heldout = tokenize_dpo_pairs(splits.heldout, encoder, recipe.max_length)
+    train_rows, dropped_train = tokenize_dpo_pairs(splits.train, encoder, recipe.max_pair_tokens)
+    heldout_rows, dropped_heldout = tokenize_dpo_pairs(splits.heldout, encoder, recipe.max_pair_tokens)
     log.info(
         "pairs: %d train (%d dropped as longer than %d tokens), %d held out (%d dropped)",
         len(train_rows),
         dropped_train,
-        recipe.max_length,
+        recipe.max_pair_tokens,
         len(heldout_rows),
         dropped_heldout,
     )
     if not train_rows:
-        raise ValueError(f"every training pair is longer than recipe.max_length={recipe.max_length}")
+        raise ValueError(f"every training pair is longer than recipe.max_pair_tokens={recipe.max_pair_tokens}")
 
     before = None
     if cfg.get("heldout_before", False) and heldout_rows:  # policy == reference: every reward is 0, every pair a tie

@@ -49,7 +49,7 @@ def train_reward_model(cfg: DictConfig) -> dict:
         splits.train,
         splits.heldout,
         formatter,
-        max_length=recipe.max_length,
+        max_length=recipe.max_pair_tokens,
         micro_batch_pairs=recipe.micro_batch_pairs,
         eval_batch_pairs=recipe.eval_batch_pairs,
         group_by_length=recipe.get("group_by_length", False),
