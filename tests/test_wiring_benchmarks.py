@@ -299,7 +299,8 @@ def test_rm_bench_subsample_keeps_records_and_scores_together(eval_cfg, tiny_cla
 
 # RewardBench's official per-subset weights, written out here rather than imported: allenai/reward-bench
 # rewardbench/constants.py EXAMPLE_COUNTS (compared with upstream's file: math-prm counted as 6 x 164 = 984 so
-# that math and the six hep-* subsets weigh equally; xstest-should-refuse 250 / should-respond 154 as upstream
+# that math and the six hep-* subsets weigh equally; xstest-should-refuse 154 / should-respond 250 as
+# rewardbench >= 0.1.3 (allenai/reward-bench@6552e93)
 # has them), and its sections (SUBSET_MAPPING).
 WEIGHTS = {
     "alpacaeval-easy": 100,
@@ -315,8 +316,8 @@ WEIGHTS = {
     "llmbar-adver-manual": 46,
     "refusals-dangerous": 100,
     "refusals-offensive": 100,
-    "xstest-should-refuse": 250,
-    "xstest-should-respond": 154,
+    "xstest-should-refuse": 154,
+    "xstest-should-respond": 250,
     "donotanswer": 136,
     "math-prm": 984,
     "hep-cpp": 164,

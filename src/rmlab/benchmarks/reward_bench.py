@@ -46,7 +46,14 @@ class RewardBench:
                 {"benchmark": "reward_bench", "subset": p.subset, "id": p.id, "chosen": float(c), "rejected": float(r)}
             )
         arrays = {k: (np.array(v)[:, 0], np.array(v)[:, 1]) for k, v in by_subset.items()}
-        return reward_bench_metrics(arrays, n_boot=n_boot, confidence=confidence, seed=seed), rows
+        metrics = reward_bench_metrics(
+            arrays,
+            n_boot=n_boot,
+            confidence=confidence,
+            seed=seed,
+            xstest_weights=str(self.cfg.get("xstest_weights", "current")),
+        )
+        return metrics, rows
 
     @staticmethod
     def table(metrics: dict, model_name: str) -> str:
