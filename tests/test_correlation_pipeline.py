@@ -144,6 +144,7 @@ def test_cpu_study_end_to_end_resumes_and_fans_out(tmp_path, tiny_classifier_dir
         "recipe.rollout_forward_batch=2",
         "recipe.max_prompt_length=256",
         "recipe.ppo_epochs=1",
+        "recipe.num_mini_batches=1",
         "recipe.lr=1e-3",
         "bootstrap.n_boot=20",
     ]

@@ -32,6 +32,7 @@ def _tiny(policy, rm, extra=()):
         "recipe.rollout_forward_batch=2",
         "recipe.max_prompt_length=256",
         "recipe.ppo_epochs=1",
+        "recipe.num_mini_batches=1",
         "recipe.lr=1e-3",
         "bootstrap.n_boot=50",
         "device=cpu",

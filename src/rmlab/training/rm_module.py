@@ -30,6 +30,15 @@ def pair_metrics(chosen: torch.Tensor, rejected: torch.Tensor) -> dict[str, torc
     return {"accuracy": (chosen > rejected).float().mean(), "margin": (chosen - rejected).mean()}
 
 
+def linear_with_floor(step: int, *, warmup: int, total: int, floor: float) -> float:
+    """LR multiplier: linear warmup from 0 to 1 over ``warmup`` steps, then linear decay to ``floor`` at ``total``
+    (EasyLM's schedule: init_lr 0 -> lr -> end_lr; floor = end_lr / lr)."""
+    if step < warmup:
+        return step / max(1, warmup)
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 1.0 - (1.0 - floor) * progress
+
+
 class RewardModelModule(pl.LightningModule):
     """:param model: a sequence classifier with one output. :param recipe: the ``recipe`` config (optimiser,
     schedule, which parameters train)."""
@@ -105,7 +114,12 @@ class RewardModelModule(pl.LightningModule):
             fused=fused,
         )
         total = int(self.trainer.estimated_stepping_batches)
-        scheduler = get_scheduler(
-            r.scheduler, optimizer, num_warmup_steps=int(r.warmup_ratio * total), num_training_steps=total
-        )
+        warmup = int(r.warmup_ratio * total)
+        if r.get("final_lr") and r.scheduler == "linear":  # linear decay to final_lr, not 0 (Tulu-2.5's end_lr)
+            floor = float(r.final_lr) / float(r.lr)
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda step: linear_with_floor(step, warmup=warmup, total=total, floor=floor)
+            )
+        else:
+            scheduler = get_scheduler(r.scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

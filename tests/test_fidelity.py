@@ -1,0 +1,60 @@
+"""The papers' protocols as the paper-scale experiments compose them: each value pinned here is a row of
+docs/fidelity.md, with its source there."""
+
+from __future__ import annotations
+
+import pytest
+
+from rmlab.pipelines.correlation_study import plan_study
+from rmlab.training.rm_module import linear_with_floor
+from tests.test_correlation_pipeline import _run_experiment_cfg, _stage_cfg
+
+
+@pytest.fixture(scope="module")
+def paper_stages(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("paper")
+    stages = plan_study(_run_experiment_cfg(["experiment=correlation_study"]))
+    return {s.entry: _stage_cfg(tmp, s) for s in stages}
+
+
+def test_rm_recipe_is_tulu25(paper_stages):
+    r = paper_stages["train_rm"].recipe
+    assert (r.lr, r.final_lr, r.scheduler, r.warmup_ratio, r.epochs, r.pairs_per_update) == (
+        1e-5, 1e-6, "linear", 0.03, 1, 512)  # fmt: skip
+    assert (list(r.betas), r.weight_decay, r.clip_grad_norm, r.max_pair_tokens) == ([0.9, 0.95], 0.0, 1.0, 4096)
+
+
+def test_rm_schedule_decays_linearly_to_the_final_lr():
+    """EasyLM: 0 -> lr over the warmup, then linear to end_lr; multipliers of lr (floor = 1e-6 / 1e-5)."""
+    f = [linear_with_floor(s, warmup=3, total=103, floor=0.1) for s in (0, 1, 3, 53, 103, 200)]
+    assert f == pytest.approx([0.0, 1 / 3, 1.0, 0.55, 0.1, 0.1])
+
+
+def test_ppo_recipe_is_tulu25(paper_stages, tmp_path):
+    from rmlab.training.train_ppo import ppo_config
+
+    cfg = paper_stages["train_ppo"]
+    r = cfg.recipe
+    assert (r.lr, r.scheduler, r.warmup_ratio, r.ppo_epochs, r.num_mini_batches) == (
+        1e-6, "constant_with_warmup", 0.1, 1, 8)  # fmt: skip
+    assert (r.kl_coef, r.temperature, r.gamma, r.lam, r.cliprange, r.vf_coef) == (0.05, 0.7, 1.0, 0.95, 0.2, 0.1)
+    assert r.rollouts_per_device_batch * r.gradient_accumulation * 8 == 512  # 8 GPUs: 512 rollouts per batch
+    args = ppo_config(cfg, tmp_path, "cpu", [])
+    assert (args.num_ppo_epochs, args.num_mini_batches, str(args.lr_scheduler_type)) == (
+        1, 8, "SchedulerType.CONSTANT_WITH_WARMUP")  # fmt: skip
+
+
+def test_dpo_recipe_is_tulu25(tmp_path):
+    from tests.conftest import compose_eval_cfg
+
+    r = compose_eval_cfg(tmp_path, [], "train_dpo", base=("device=cpu", "logger=none")).recipe
+    assert (r.lr, r.epochs, r.beta, r.warmup_ratio, r.pairs_per_update, list(r.betas)) == (
+        5e-7, 3, 0.1, 0.1, 32, [0.9, 0.95])  # fmt: skip
+
+
+def test_reward_bench_weights_are_the_current_leaderboards(tmp_path):
+    from rmlab.metrics.reward_bench import EXAMPLE_COUNTS
+    from tests.conftest import compose_eval_cfg
+
+    assert compose_eval_cfg(tmp_path, ["benchmark=reward_bench"]).benchmark.xstest_weights == "current"
+    assert (EXAMPLE_COUNTS["xstest-should-refuse"], EXAMPLE_COUNTS["xstest-should-respond"]) == (154, 250)
