@@ -58,3 +58,23 @@ def test_reward_bench_weights_are_the_current_leaderboards(tmp_path):
 
     assert compose_eval_cfg(tmp_path, ["benchmark=reward_bench"]).benchmark.xstest_weights == "current"
     assert (EXAMPLE_COUNTS["xstest-should-refuse"], EXAMPLE_COUNTS["xstest-should-respond"]) == (154, 250)
+
+
+def test_task_decodings_as_open_instruct(paper_stages):
+    from rmlab.generation.backends import gen_kwargs
+    from rmlab.generation.decoding import Decoding
+
+    task = paper_stages["eval_policy"].task
+    code = [Decoding.from_cfg(d) for d in task.humaneval_plus.decodings]
+    assert [(d.temperature, d.top_p, d.n, d.max_new_tokens) for d in code] == [
+        (0.1, 0.95, 20, 512),
+        (0.8, 0.95, 20, 512),
+    ]
+    assert gen_kwargs(code[0], "vllm")["top_p"] == 0.95 and gen_kwargs(code[0], "hf")["top_k"] == 0
+    mbpp = [Decoding.from_cfg(d) for d in task.mbpp_plus.decodings]
+    assert [d.top_p for d in mbpp] == [1.0, 1.0]  # open-instruct's MBPP sampling sets no top_p
+    assert task.xstest.decodings[0].max_new_tokens == 2048
+    assert (task.gsm8k.max_examples, task.gsm8k.n_shot, task.bbh.max_per_task) == (200, 8, 40)
+    assert (task.toxigen.max_per_group, task.toxigen.decodings[0].max_new_tokens) == (500, 512)
+    # a decoding without top_p keeps its cache key; one with top_p gets its own
+    assert "top_p" not in mbpp[0].describe() and code[0].describe()["top_p"] == 0.95

@@ -43,7 +43,7 @@ def gen_kwargs(decoding: Decoding, backend: str) -> dict:
     kw = {"until": list(decoding.stop), "max_gen_toks": decoding.max_new_tokens, "do_sample": decoding.do_sample}
     if decoding.do_sample:
         kw["temperature"] = decoding.temperature
-        kw["top_p"] = 1.0  # plain temperature sampling, whatever the model's generation_config says
+        kw["top_p"] = decoding.top_p  # 1.0: plain temperature sampling, whatever the model's generation_config says
         if backend == "hf":
             kw["top_k"] = 0
     else:
