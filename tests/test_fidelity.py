@@ -78,3 +78,31 @@ def test_task_decodings_as_open_instruct(paper_stages):
     assert (task.toxigen.max_per_group, task.toxigen.decodings[0].max_new_tokens) == (500, 512)
     # a decoding without top_p keeps its cache key; one with top_p gets its own
     assert "top_p" not in mbpp[0].describe() and code[0].describe()["top_p"] == 0.95
+
+
+def test_paper_scale_reward_model_evaluations_read_the_whole_benchmarks(tmp_path):
+    stages = [s for s in plan_study(_run_experiment_cfg(["experiment=correlation_study"])) if s.entry == "eval_rm"]
+    for s in stages:
+        b = _stage_cfg(tmp_path, s).benchmark
+        assert b.data_dir is None and b.require_complete is True and b.hub_id, s.step
+
+
+def test_partial_data_is_an_error_when_the_whole_benchmark_is_asked_for(tmp_path, tiny_classifier_dir, rm_bench_dir):
+    """The local RM-Bench has no math file: with require_complete the run stops before scoring; without, the
+    outputs say what is missing."""
+    from pathlib import Path
+
+    from rmlab.rm_eval.evaluate import IncompleteBenchmarkError, evaluate_rm
+    from tests.conftest import compose_eval_cfg
+
+    over = [f"model={tiny_classifier_dir}", "benchmark.max_per_domain=1", "bootstrap.n_boot=0"]
+    cfg = compose_eval_cfg(tmp_path / "strict", [*over, "benchmark.require_complete=true"])
+    with pytest.raises(
+        IncompleteBenchmarkError,
+        match=r"rm_bench: the data from .* \(missing: domain math, "
+        r"max_per_domain=1\); this run asks for the whole benchmark",
+    ):
+        evaluate_rm(cfg)
+    assert not Path(cfg.paths.output_dir, "metrics.json").exists()
+    m = evaluate_rm(compose_eval_cfg(tmp_path / "lenient", over))
+    assert m["complete"] is False and m["incomplete_because"] == ["domain math", "max_per_domain=1"]

@@ -23,6 +23,8 @@ class Benchmark(Protocol):
 
     def requests(self, items: list) -> list[ScoreRequest]: ...
 
+    def missing(self, items: list) -> list[str]: ...  # what the loaded data lack of the whole benchmark
+
     def compute(
         self, items: list, scores: np.ndarray, *, n_boot: int, confidence: float, seed: int
     ) -> tuple[dict, list[dict]]: ...  # metrics, per-sample rows

@@ -9,7 +9,7 @@ import numpy as np
 
 from rmlab.benchmarks.base import BENCHMARKS, ScoreRequest
 from rmlab.data.reward_bench import PreferencePair, load_reward_bench
-from rmlab.metrics.reward_bench import SECTIONS, reward_bench_metrics
+from rmlab.metrics.reward_bench import EXAMPLE_COUNTS, SECTIONS, reward_bench_metrics
 
 
 @BENCHMARKS.register("reward_bench")
@@ -27,6 +27,12 @@ class RewardBench:
             subsets=list(c.subsets) if c.get("subsets") else None,
             max_per_subset=c.get("max_per_subset"),
         )
+
+    def missing(self, items: Sequence[PreferencePair]) -> list[str]:
+        """Subsets of the whole benchmark absent from ``items``, and a subsample if one was taken."""
+        present = {p.subset for p in items}
+        out = [f"subset {s}" for s in EXAMPLE_COUNTS if s not in present]
+        return out + ([f"max_per_subset={self.cfg.max_per_subset}"] if self.cfg.get("max_per_subset") else [])
 
     @staticmethod
     def requests(items: Sequence[PreferencePair]) -> list[ScoreRequest]:

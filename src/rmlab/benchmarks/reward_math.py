@@ -27,6 +27,10 @@ class RewardMath:
             max_problems=c.get("max_problems"),
         )
 
+    def missing(self, items: Sequence[MathProblem]) -> list[str]:
+        """A subsample, if one was taken (the loader already refuses problems without their nine solutions)."""
+        return [f"max_problems={self.cfg.max_problems}"] if self.cfg.get("max_problems") else []
+
     @staticmethod
     def requests(items: Sequence[MathProblem]) -> list[ScoreRequest]:
         out = []

@@ -32,6 +32,12 @@ class RMBench:
         provenance["data_fingerprint"] = data_fingerprint(items)
         return items, provenance
 
+    def missing(self, items: Sequence[RMBenchItem]) -> list[str]:
+        """Domains of the whole benchmark absent from ``items``, and a subsample if one was taken."""
+        present = {it.domain.split("-")[0] for it in items}
+        out = [f"domain {d}" for d in METRIC_DOMAINS if d not in present]
+        return out + ([f"max_per_domain={self.cfg.max_per_domain}"] if self.cfg.get("max_per_domain") else [])
+
     @staticmethod
     def requests(items: Sequence[RMBenchItem]) -> list[ScoreRequest]:
         """Six requests per item, in the order chosen[0..2], rejected[0..2]."""

@@ -30,6 +30,10 @@ from rmlab.utils.run_info import run_info
 log = logging.getLogger(__name__)
 
 
+class IncompleteBenchmarkError(ValueError):
+    """A run that asks for the whole benchmark found partial data."""
+
+
 def evaluate_rm(cfg: DictConfig, *, on_batch=None) -> dict:
     """Score ``cfg.model`` on ``cfg.benchmark`` and write the run's outputs to ``cfg.paths.output_dir``.
 
@@ -48,6 +52,15 @@ def evaluate_rm(cfg: DictConfig, *, on_batch=None) -> dict:
         provenance["source"],
         provenance.get("source_domains"),
     )
+    missing = benchmark.missing(items)
+    if missing and cfg.benchmark.get("require_complete"):
+        raise IncompleteBenchmarkError(
+            f"{cfg.benchmark.name}: the data from {provenance['source']} are not the whole benchmark (missing: "
+            f"{', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}); this run asks for the whole benchmark "
+            f"(benchmark.require_complete=true, as the paper-scale experiments do). Read it from the Hub "
+            f"(benchmark.data_dir=null, hub id {cfg.benchmark.get('hub_id')}), or set "
+            f"benchmark.require_complete=false to score the partial data (the outputs then list what is missing)"
+        )
     requests = benchmark.requests(items)
     plan = plan_scorer(cfg.model, cache_dir=cfg.paths.model_cache_dir, device=cfg.device, seed=cfg.seed)
     cache = ScoreCache(cfg.paths.score_cache_dir, plan.cache_key, describe=plan.describe)
@@ -78,6 +91,8 @@ def evaluate_rm(cfg: DictConfig, *, on_batch=None) -> dict:
         "data_source": provenance["source"],
         "data_files": provenance.get("files", []),
         "n_records": len(items),
+        "complete": not missing,
+        "incomplete_because": missing,
         "seed": cfg.seed,
         **metrics,
         "scoring": {
