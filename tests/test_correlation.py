@@ -56,17 +56,18 @@ def test_report_equals_scipy_on_hand_made_points():
 def test_global_standardisation_keeps_r_within_group_changes_it():
     pts = _points()
     none, glob, within = (
-        correlation_report(pts, standardise=s, n_boot=0, n_perm=0)["pearson_r"]
+        correlation_report(pts, standardise_x=s, standardise_y=s, n_boot=0, n_perm=0)["pearson_r"]
         for s in ("none", "global", "within_group")
     )
     assert glob == pytest.approx(none)  # one affine rescaling of x and y: Pearson is invariant
     assert abs(within - none) > 0.05  # group means differ a lot here: removing them changes r
-    x, _ = standardised(pts, "within_group")
+    x, y = standardised(pts, "within_group", "none")
+    assert list(y) == [p.y for p in pts]  # x and y are standardised independently
     for g in ("math", "code", "safety"):
         xs = x[[p.group == g for p in pts]]
         assert xs.mean() == pytest.approx(0, abs=1e-12) and xs.std() == pytest.approx(1)
     with pytest.raises(ValueError, match="standardise must be one of"):
-        standardised(pts, "per_model")
+        standardised(pts, "per_model", "none")
 
 
 def test_constant_scores_give_an_undefined_r_not_nan():
@@ -75,5 +76,5 @@ def test_constant_scores_give_an_undefined_r_not_nan():
     assert rep["pearson_r"] is None and rep["pearson_p"] is None and rep["pearson_ci"] == [None, None]
     assert rep["undefined"] == "the policy scores (y) are the same at every point: r is undefined"
     pts = [Point(f"rm{i}", g, 0.5 + 0.1 * i, 0.1 * i + (g == "code")) for i in range(3) for g in ("code", "safety")]
-    rep = correlation_report(pts, standardise="none", n_boot=20, n_perm=20)
+    rep = correlation_report(pts, standardise_x="none", n_boot=20, n_perm=20)
     assert rep["pearson_r"] == pytest.approx(stats.pearsonr([p.x for p in pts], [p.y for p in pts]).statistic)

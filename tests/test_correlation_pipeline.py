@@ -171,7 +171,11 @@ def test_cpu_study_end_to_end_resumes_and_fans_out(tmp_path, tiny_classifier_dir
     stages = json.loads((run / "stages.json").read_text())
     assert len(stages) == 1 + 2 * 5 and not any(s["reused"] for s in stages)
     assert all(s["wall_seconds"] > 0 for s in stages)
-    result = json.loads((run / "correlation" / "correlation.json").read_text())
+    headline = json.loads((run / "correlation" / "correlation.json").read_text())  # the paper's reading
+    assert (headline["policy_score"], headline["standardise_x"], headline["standardise_y"]) == (
+        "improvement", "within_group", "none")  # fmt: skip
+    assert headline["benchmarks"]["rm_bench"]["n"] == 4
+    result = json.loads((run / "correlation_absolute_raw" / "correlation.json").read_text())  # scores as they are
     rmb = result["benchmarks"]["rm_bench"]
     # 2 reward models x 2 task groups (RM-Bench's math file is not local), each traced to the files it came from
     assert rmb["n"] == 4 and set(rmb["reward_models"]) == {"helpful_base", "harmless_base"}
@@ -193,10 +197,9 @@ def test_cpu_study_end_to_end_resumes_and_fans_out(tmp_path, tiny_classifier_dir
     rwb = result["benchmarks"]["reward_bench"]
     assert {p["group"] for p in rwb["points"]} == {"math", "code"} and rwb["n"] == 4
     assert (run / "correlation" / "correlation.md").is_file()
-    improvement = json.loads((run / "correlation_improvement" / "correlation.json").read_text())
-    assert improvement["policy_score"] == "improvement" and improvement["benchmarks"]["rm_bench"]["n"] == 4
-    within = json.loads((run / "correlation_within_group" / "correlation.json").read_text())
-    assert within["standardise"] == "within_group"
+    assert (result["policy_score"], result["standardise_x"]) == ("absolute", "none")
+    x_global = json.loads((run / "correlation_x_global" / "correlation.json").read_text())
+    assert x_global["standardise_x"] == "global" and x_global["benchmarks"]["rm_bench"]["n"] == 4
     assert "| helpful_base |" in (run / "tables" / "rm_bench.md").read_text()
     policies = (run / "tables" / "policies.csv").read_text()
     assert policies.count("\n") == 1 + 3 and "ppo-helpful_base" in policies  # SFT + two PPO policies

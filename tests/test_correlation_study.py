@@ -116,7 +116,7 @@ def _cfg(tmp_path, runs, **kw):
 
 def test_points_and_statistics(tmp_path, runs, monkeypatch):
     monkeypatch.setenv("RMLAB_ROOT", str(ROOT))
-    res = correlate(_cfg(tmp_path, runs))
+    res = correlate(_cfg(tmp_path, runs, policy_score="absolute", standardise_x="none"))
     rmb = res["benchmarks"]["rm_bench"]
     assert rmb["n"] == 12 and sorted(rmb["reward_models"]) == sorted(RMB)
     xs = [p["x"] for p in rmb["points"]]
@@ -132,7 +132,7 @@ def test_points_and_statistics(tmp_path, runs, monkeypatch):
     out = tmp_path / "out"
     assert (out / "correlation.png").stat().st_size > 0
     first = (out / "correlation.md").read_bytes()
-    correlate(_cfg(tmp_path, runs))
+    correlate(_cfg(tmp_path, runs, policy_score="absolute", standardise_x="none"))
     assert (out / "correlation.md").read_bytes() == first  # byte-identical when regenerated
 
 
@@ -146,9 +146,12 @@ def test_improvement_over_the_sft_policy(tmp_path, runs):
 
 
 def test_within_group_standardisation_differs_from_global(tmp_path, runs):
-    g = correlate(_cfg(tmp_path, runs, standardise="global"))["benchmarks"]["rm_bench"]
-    w = correlate(_cfg(tmp_path, runs, standardise="within_group"))["benchmarks"]["rm_bench"]
-    n = correlate(_cfg(tmp_path, runs, standardise="none"))["benchmarks"]["rm_bench"]
+    def rmb(**kw):
+        return correlate(_cfg(tmp_path, runs, policy_score="absolute", **kw))["benchmarks"]["rm_bench"]
+
+    g = rmb(standardise_x="global", standardise_y="global")
+    w = rmb(standardise_x="within_group", standardise_y="within_group")
+    n = rmb(standardise_x="none", standardise_y="none")
     assert g["pearson_r"] == pytest.approx(n["pearson_r"])  # one affine map of x and y: r unchanged
     assert abs(w["pearson_r"] - g["pearson_r"]) > 0.05  # per-group rescaling changes it
 
@@ -158,7 +161,7 @@ def test_toxigen_direction_and_group_tasks_are_choices(tmp_path, runs):
     picks which tasks make a group's score."""
 
     def safety_y(**kw):
-        res = correlate(_cfg(tmp_path, runs, **kw))
+        res = correlate(_cfg(tmp_path, runs, policy_score="absolute", **kw))
         return {p["reward_model"]: p["y"] for p in res["benchmarks"]["rm_bench"]["points"] if p["group"] == "safety"}
 
     s = {rm: scores[2] for rm, scores in POLICY.items()}
@@ -220,3 +223,26 @@ def test_policy_runs_on_different_tasks_are_an_error(tmp_path, runs, monkeypatch
     _write(runs / "eval_policy/rm-a-gsm8k-only/summary.json", summary)
     with pytest.raises(ValueError, match=r"policy .*ppo/rm-a/policy: its runs were evaluated on different data"):
         correlate(_cfg(tmp_path, runs))
+
+
+def test_the_paper_reading_by_hand(tmp_path, runs):
+    """RM-Bench Sec. 5.2 as the defaults read it: y = each policy's group score minus the SFT model's, x = the
+    reward model's group accuracy z-scored over the four reward models within each group; r by the textbook
+    formula, in a loop of its own."""
+    res = correlate(_cfg(tmp_path, runs))
+    rmb = res["benchmarks"]["rm_bench"]
+    assert (res["policy_score"], res["standardise_x"], res["standardise_y"]) == ("improvement", "within_group", "none")
+    xs, ys = [], []
+    for g, col in (("math", 0), ("code", 1), ("safety", 2)):
+        raw = [RMB[rm][col] for rm in sorted(RMB)]
+        mean = sum(raw) / 4
+        sd = (sum((v - mean) ** 2 for v in raw) / 4) ** 0.5
+        for rm, v in zip(sorted(RMB), raw):
+            xs.append((v - mean) / sd)
+            ys.append(POLICY[rm][col] - SFT[col])  # safety: (s - .05 + s + .05) / 2 = s for policy and SFT alike
+    mx, my = sum(xs) / 12, sum(ys) / 12
+    r = (
+        sum((a - mx) * (b - my) for a, b in zip(xs, ys))
+        / (sum((a - mx) ** 2 for a in xs) * sum((b - my) ** 2 for b in ys)) ** 0.5
+    )
+    assert rmb["n"] == 12 and rmb["pearson_r"] == pytest.approx(r, abs=1e-12)

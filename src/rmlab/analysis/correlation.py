@@ -42,43 +42,51 @@ def pearson_p_from_r(r: float, n: int) -> float:
     return float(2 * stats.t.sf(abs(t), n - 2))
 
 
-def standardised(points: Sequence[Point], how: str) -> tuple[np.ndarray, np.ndarray]:
-    """x and y, z-scored over all points (``global``), within each task group (``within_group``), or as they are."""
+def zscored(values: np.ndarray, groups: Sequence[str], how: str) -> np.ndarray:
+    """``values`` z-scored over all points (``global``), within each task group (``within_group``), or as they are."""
     if how not in STANDARDISE:
         raise ValueError(f"standardise must be one of {STANDARDISE}, got {how!r}")
-    x = np.array([p.x for p in points], dtype=float)
-    y = np.array([p.y for p in points], dtype=float)
+    v = np.array(values, dtype=float)
     if how == "none":
-        return x, y
-    groups = np.array([p.group for p in points]) if how == "within_group" else np.zeros(len(points))
-    for g in np.unique(groups):
-        m = groups == g
-        for v in (x, y):
-            sd = v[m].std()
-            v[m] = (v[m] - v[m].mean()) / sd if sd > 0 else 0.0
+        return v
+    keys = np.array(groups) if how == "within_group" else np.zeros(len(v))
+    for g in np.unique(keys):
+        m = keys == g
+        sd = v[m].std()
+        v[m] = (v[m] - v[m].mean()) / sd if sd > 0 else 0.0
+    return v
+
+
+def standardised(points: Sequence[Point], x_how: str, y_how: str) -> tuple[np.ndarray, np.ndarray]:
+    """x (benchmark scores) and y (policy scores), each standardised its own way (:func:`zscored`)."""
+    groups = [p.group for p in points]
+    x = zscored(np.array([p.x for p in points], dtype=float), groups, x_how)
+    y = zscored(np.array([p.y for p in points], dtype=float), groups, y_how)
     return x, y
 
 
 def correlation_report(
     points: Sequence[Point],
     *,
-    standardise: str = "none",
+    standardise_x: str = "none",
+    standardise_y: str = "none",
     n_boot: int = 2000,
     n_perm: int = 10000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> dict:
     """Pearson r and p, Spearman, Kendall, a bootstrap interval of r over points, a permutation p-value of r, and
-    r with each reward model left out."""
+    r with each reward model left out; x and y standardised independently (:func:`zscored`)."""
     if len(points) < 3:
         raise ValueError(f"need at least 3 points, got {len(points)}")
-    x, y = standardised(points, standardise)
+    x, y = standardised(points, standardise_x, standardise_y)
     constant = [name for name, v in (("benchmark scores (x)", x), ("policy scores (y)", y)) if np.ptp(v) == 0]
     if constant:  # no correlation is defined; say so rather than report NaN
         return {
             "n": len(points),
             "reward_models": sorted({p.reward_model for p in points}),
-            "standardise": standardise,
+            "standardise_x": standardise_x,
+            "standardise_y": standardise_y,
             "pearson_r": None,
             "pearson_p": None,
             "spearman": None,
@@ -105,12 +113,13 @@ def correlation_report(
     for m in models:
         keep = [i for i, p in enumerate(points) if p.reward_model != m]
         if len(keep) >= 3:
-            xs, ys = standardised([points[i] for i in keep], standardise)
+            xs, ys = standardised([points[i] for i in keep], standardise_x, standardise_y)
             loo[m] = float(stats.pearsonr(xs, ys).statistic) if np.ptp(xs) > 0 and np.ptp(ys) > 0 else None
     return {
         "n": len(points),
         "reward_models": models,
-        "standardise": standardise,
+        "standardise_x": standardise_x,
+        "standardise_y": standardise_y,
         "pearson_r": r,
         "pearson_p": float(pearson.pvalue),
         "spearman": float(stats.spearmanr(x, y).statistic),
@@ -130,7 +139,11 @@ def correlation_figure(panels: dict, path) -> object:
 
     return correlation_scatter(
         {
-            bench: (*standardised(points, rep["standardise"]), [p.group for p in points], rep)
+            bench: (
+                *standardised(points, rep["standardise_x"], rep["standardise_y"]),
+                [p.group for p in points],
+                rep,
+            )
             for bench, (points, rep) in panels.items()
         },
         path,

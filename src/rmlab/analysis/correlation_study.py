@@ -200,7 +200,8 @@ def correlate(cfg) -> dict:
     result = {
         "runs": runs,
         "policy_score": cfg.policy_score,
-        "standardise": cfg.standardise,
+        "standardise_x": cfg.standardise_x,
+        "standardise_y": cfg.standardise_y,
         "lower_is_better": cfg.get("lower_is_better", "invert"),
         "group_tasks": OmegaConf.to_container(cfg.group_tasks) if cfg.get("group_tasks") else None,
         "benchmarks": {},
@@ -222,7 +223,8 @@ def correlate(cfg) -> dict:
             entry.update(
                 correlation_report(
                     points,
-                    standardise=cfg.standardise,
+                    standardise_x=cfg.standardise_x,
+                    standardise_y=cfg.standardise_y,
                     n_boot=int(cfg.n_boot),
                     n_perm=int(cfg.n_perm),
                     seed=int(cfg.seed),
@@ -246,7 +248,8 @@ def correlate(cfg) -> dict:
 
 def correlation_markdown(result: dict) -> str:
     setting = (
-        f"Policy score: {result['policy_score']}; standardisation: {result['standardise']}; lower-is-better "
+        f"Policy score: {result['policy_score']}; standardisation of benchmark scores (x): {result['standardise_x']}, "
+        f"of policy scores (y): {result['standardise_y']}; lower-is-better "
         f"tasks: {result.get('lower_is_better', 'invert')}; group tasks: {result.get('group_tasks') or 'all'}."
     )
     lines = [

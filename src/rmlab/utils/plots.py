@@ -103,7 +103,7 @@ def correlation_scatter(panels: dict, path: Path) -> Path:
             lw=1,
             label=f"r = {rep['pearson_r']:.2f}, p = {rep['pearson_p']:.2f} (n = {rep['n']})",
         )
-        ax.set_xlabel(f"{bench} score" + ("" if rep["standardise"] == "none" else f" ({rep['standardise']} z)"))
+        ax.set_xlabel(f"{bench} score" + ("" if rep["standardise_x"] == "none" else f" ({rep['standardise_x']} z)"))
         ax.set_ylabel("policy score")
         ax.legend(fontsize=7)
     fig.tight_layout()
