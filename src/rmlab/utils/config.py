@@ -42,8 +42,18 @@ if not OmegaConf.has_resolver("native_bf16"):  # ${native_bf16:bf16-mixed,32-tru
     OmegaConf.register_new_resolver("native_bf16", lambda yes, no: yes if native_bf16() else no)
 
 
+# Every group that takes a model holds configs of conf/model/: ``model`` itself, and ``policy`` (placed at the key
+# ``policy`` by ``model@policy`` in the defaults lists of train_ppo, eval_policy, reward_signal, bench_generation).
+MODEL_GROUP = "model"
+
+
 def _is_config(group: str, name: str) -> bool:
-    return (CONF_DIR / group / f"{name}.yaml").is_file()
+    return (CONF_DIR / MODEL_GROUP / f"{name}.yaml").is_file()
+
+
+def _choice(group: str) -> str:
+    """How to override the config choice of ``group`` on the command line."""
+    return group if group == MODEL_GROUP else f"{MODEL_GROUP}@{group}"
 
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -58,17 +68,18 @@ def check_model_spec(group: str, value: str) -> None:
         return
     if _HUB_ID.match(value):
         return
-    names = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    names = sorted(p.stem for p in (CONF_DIR / MODEL_GROUP).glob("*.yaml"))
     close = difflib.get_close_matches(value, names, n=3, cutoff=0.5)
     hint = f"did you mean {' or '.join(close)}? " if close else ""
     raise SystemExit(
-        f"{group}={value}: not a config in conf/{group}/, a local directory, a wheel: spec or a Hub id "
+        f"{group}={value}: not a config in conf/{MODEL_GROUP}/, a local directory, a wheel: spec or a Hub id "
         f"(org/name). {hint}Configs: {', '.join(names)}"
     )
 
 
 def rewrite_model_overrides(argv: list[str], groups: tuple[str, ...] = ("model",)) -> list[str]:
-    """Turn ``model=<spec>`` into ``model=auto model.pretrained=<spec>`` when ``<spec>`` is not a config name.
+    """Turn ``model=<spec>`` into ``model=auto model.pretrained=<spec>`` when ``<spec>`` is not a config name, and
+    ``policy=<name>`` into ``model@policy=<name>`` (policies are configs of conf/model/ too).
 
     A comma-separated sweep must be all config names or all specs.
     """
@@ -81,13 +92,14 @@ def rewrite_model_overrides(argv: list[str], groups: tuple[str, ...] = ("model",
             continue
         values = value.split(",")
         is_cfg = [_is_config(group, v) for v in values]
+        prefix = key[: len(key) - len(group)]
         if all(is_cfg):
-            out.append(arg)
+            out.append(f"{prefix}{_choice(group)}={value}")
         elif not any(is_cfg):
             for v in values:
                 check_model_spec(group, v)
             quoted = ",".join(f"'{v}'" for v in values)
-            out += [f"{group}=auto", f"{group}.pretrained={quoted}"]
+            out += [f"{prefix}{_choice(group)}=auto", f"{group}.pretrained={quoted}"]
         else:
             raise SystemExit(f"{arg}: mix of config names and model specs in one sweep; use one kind")
     return out
