@@ -23,11 +23,17 @@ def test_published_leaderboard(results_dir, capsys):
     rb = {(r["model"], r["aggregation"]): r for r in rows if r["benchmark"] == "reward_bench_math"}
     models = {m for m, _ in rm if not m.endswith("_pairwise")}
     assert len(models) == 22  # 9 classifiers, 9 direct judges, 4 PRMs (plus 9 pairwise judge files)
-    assert all(r["n"] == 483 for r in rm.values()) and all(r["n"] == 447 for r in rb.values())
+    # rows as the authors' eval.py counts them: the three 485-row judge files repeat their last two problems
+    assert all(r["n"] == (485 if r["duplicate_rows"] else 483) for r in rm.values())
+    assert all(r["n"] == 447 for r in rb.values())
     # internlm2-7b: 180 of 483 problems won outright (the authors' own strict rule)
     assert rm[("internlm2", None)]["accuracy"] == pytest.approx(180 / 483)
-    # the three 485-row judge files: 2 exact duplicate rows dropped, 483 problems left
-    assert {m for (m, _), r in rm.items() if r["duplicates_dropped"] == 2} == {"chatgpt", "gpt4", "gpt4o"}
+    # the three 485-row judge files: 2 exact repeats, counted by default; the de-duplicated reading beside it
+    assert {m for (m, _), r in rm.items() if r["duplicate_rows"] == 2} == {"chatgpt", "gpt4", "gpt4o"}
+    gpt4 = rm[("gpt4", None)]
+    assert gpt4["accuracy"] == pytest.approx(109 / 485) and gpt4["other_reading"]["n"] == 483
+    assert gpt4["other_reading"]["accuracy"] == pytest.approx(108 / 483)  # 22.47 vs 22.36: both printed
+    assert "gpt4_reward.json (2 repeated rows): keep: n 485, accuracy 22.47" in leaderboard_markdown(rows)
     # 1-10 judge ratings tie a lot: the tie variants differ there
     assert rm[("gpt4", None)]["accuracy_with_ties"] > 2 * rm[("gpt4", None)]["accuracy"]
     assert {agg for (m, agg) in rm if m == "Math_Shepherd"} == {
@@ -71,6 +77,11 @@ def test_bad_dumps_name_file_and_row(tmp_path):
         load_dump(_write(tmp_path, clash))
 
 
-def test_exact_duplicates_are_dropped_and_counted(tmp_path):
-    dump = load_dump(_write(tmp_path, [_row(), _row()]))
-    assert dump.duplicates_dropped == 1 and len(dump.problems) == 1 and dump.kind == "scalar"
+def test_exact_duplicates_are_counted_as_the_authors_do_or_dropped(tmp_path):
+    path = _write(tmp_path, [_row(), _row()])
+    kept = load_dump(path)
+    assert kept.duplicate_rows == 1 and kept.duplicates_dropped == 0 and len(kept.problems) == 2
+    dropped = load_dump(path, duplicates="drop")
+    assert dropped.duplicates_dropped == 1 and len(dropped.problems) == 1 and dropped.kind == "scalar"
+    with pytest.raises(ValueError, match="duplicates='once'; valid values: keep, drop"):
+        load_dump(path, duplicates="once")

@@ -21,7 +21,8 @@ _COLUMNS = [
     "accuracy",
     "accuracy_with_ties",
     "mrr",
-    "duplicates_dropped",
+    "duplicates",
+    "duplicate_rows",
     "file",
 ]
 
@@ -42,13 +43,19 @@ def leaderboard_markdown(rows: list[dict]) -> str:
                 f"{100 * r['accuracy_with_ties']:.2f} | {100 * r['mrr']:.2f} |"
             )
         lines.append("")
-    dropped = [r for r in rows if r["duplicates_dropped"]]
-    if dropped:
-        lines.append(
-            "Exact duplicate rows dropped: "
-            + ", ".join(f"{r['file']} ({r['duplicates_dropped']})" for r in {r["file"]: r for r in dropped}.values())
-            + "."
-        )
+    repeated = {r["file"]: r for r in rows if r.get("other_reading")}
+    if repeated:
+        how = "counted, as the authors' eval.py counts them" if rows[0]["duplicates"] == "keep" else "dropped"
+        lines.append(f"Files that repeat rows exactly (repeats {how}; `duplicates=keep|drop`), both readings:")
+        lines.append("")
+        for r in repeated.values():
+            o = r["other_reading"]
+            lines.append(
+                f"- {r['file']} ({r['duplicate_rows']} repeated rows): {r['duplicates']}: n {r['n']}, accuracy "
+                f"{100 * r['accuracy']:.2f}, MRR {100 * r['mrr']:.2f}; {o['duplicates']}: n {o['n']}, accuracy "
+                f"{100 * o['accuracy']:.2f}, MRR {100 * o['mrr']:.2f}"
+            )
+        lines.append("")
     lines.append(
         "Accuracy: the correct solution strictly above every incorrect one (ties count: >=). MRR ranks "
         "ties pessimistically. Random: accuracy 10.00, MRR 29.29 (RewardMATH); 50.00 (RewardBench math)."
@@ -57,7 +64,7 @@ def leaderboard_markdown(rows: list[dict]) -> str:
 
 
 def write_leaderboard(cfg) -> list[dict]:
-    rows = leaderboard(cfg.dumps_dir, n_boot=cfg.n_boot)
+    rows = leaderboard(cfg.dumps_dir, n_boot=cfg.n_boot, duplicates=str(cfg.get("duplicates", "keep")))
     out = Path(cfg.paths.output_dir)
     write_json(out / "leaderboard.json", rows)
     buf = io.StringIO()

@@ -38,6 +38,7 @@ class Dump:
     incorrect: list = field(default_factory=list)  # per problem: list of the same
     won: np.ndarray | None = None  # pairwise: (n, k) verdicts for the correct solution
     duplicates_dropped: int = 0
+    duplicate_rows: int = 0  # exact repeats of an earlier row in the file (counted or dropped, see load_dump)
 
 
 def _dedupe(rows: list[dict], path: Path) -> tuple[list[dict], int]:
@@ -70,8 +71,19 @@ def _split_correct(refs: list, where: str) -> int:
     return idx[0]
 
 
-def load_dump(path: str | Path) -> Dump:
-    """Read one published score file, validating every row."""
+DUPLICATES = ("keep", "drop")
+
+
+def load_dump(path: str | Path, *, duplicates: str = "keep") -> Dump:
+    """Read one published score file, validating every row.
+
+    ``duplicates``: what to do with rows that repeat an earlier row exactly (three of the RewardMATH authors'
+    judge files repeat their last two problems). ``keep`` counts them as the authors' ``eval.py`` does
+    (kimsh0507/RewardMATH_official@cde06ab:src/evaluation/eval.py:365-376 iterates every row), which is how their
+    published numbers were computed; ``drop`` scores each problem once. RewardBench-math PRM rows are grouped by
+    problem id either way (the authors' grouping overwrites a repeated row)."""
+    if duplicates not in DUPLICATES:
+        raise ValueError(f"duplicates={duplicates!r}; valid values: {', '.join(DUPLICATES)}")
     path = Path(path)
     try:
         rows = json.loads(path.read_text())
@@ -79,15 +91,18 @@ def load_dump(path: str | Path) -> Dump:
         raise DataValidationError(f"{path}: not valid JSON ({err})") from err
     if not isinstance(rows, list) or not rows:
         raise DataValidationError(f"{path}: expected a non-empty JSON list of rows")
-    rows, dropped = _dedupe(rows, path)
+    deduped, repeats = _dedupe(rows, path)
     if "solution_type" in rows[0]:
-        return _load_prm_rows(rows, path, dropped)
+        dump = _load_prm_rows(deduped, path, repeats)
+        dump.duplicate_rows = repeats
+        return dump
+    rows, dropped = (deduped, repeats) if duplicates == "drop" else (rows, 0)
     kind = (
         "pairwise"
         if "chosen_position" in rows[0]
         else ("prm" if isinstance(rows[0].get("score", [None])[0], list) else "scalar")
     )
-    dump = Dump(path, kind, "", [], duplicates_dropped=dropped)
+    dump = Dump(path, kind, "", [], duplicates_dropped=dropped, duplicate_rows=repeats)
     sizes, won = set(), []
     for i, row in enumerate(rows):
         where = f"{path}, row #{i}"
@@ -166,6 +181,7 @@ def dump_metrics(dump: Dump, *, n_boot: int = 0) -> list[dict]:
         "kind": dump.kind,
         "n": len(dump.problems),
         "duplicates_dropped": dump.duplicates_dropped,
+        "duplicate_rows": dump.duplicate_rows,
         "file": dump.path.name,
     }
     k = 9 if dump.benchmark == "reward_math" else 1
@@ -187,10 +203,25 @@ def _strip(summary: dict) -> dict:
     return {k: summary[k] for k in ("accuracy", "accuracy_with_ties", "mrr", "ci") if k in summary}
 
 
-def leaderboard(dumps_dir: str | Path, *, n_boot: int = 0) -> list[dict]:
-    """Every ``*.json`` under ``dumps_dir`` (recursively), scored; sorted by benchmark then accuracy."""
+def leaderboard(dumps_dir: str | Path, *, n_boot: int = 0, duplicates: str = "keep") -> list[dict]:
+    """Every ``*.json`` under ``dumps_dir`` (recursively), scored; sorted by benchmark then accuracy. A file with
+    repeated rows is also scored the other way (``other_reading``), so both numbers are printed."""
     files = sorted(Path(dumps_dir).rglob("*.json"))
     if not files:
         raise DataValidationError(f"{dumps_dir}: no score files (*.json)")
-    rows = [r for f in files for r in dump_metrics(load_dump(f), n_boot=n_boot)]
+    rows = []
+    for f in files:
+        dump = load_dump(f, duplicates=duplicates)
+        main = dump_metrics(dump, n_boot=n_boot)
+        if dump.duplicate_rows and dump.benchmark == "reward_math":
+            other = "drop" if duplicates == "keep" else "keep"
+            for r, o in zip(main, dump_metrics(load_dump(f, duplicates=other), n_boot=0)):
+                r["other_reading"] = {
+                    "duplicates": other,
+                    "n": o["n"],
+                    "accuracy": o["accuracy"],
+                    "accuracy_with_ties": o["accuracy_with_ties"],
+                    "mrr": o["mrr"],
+                }
+        rows += [{**r, "duplicates": duplicates} for r in main]
     return sorted(rows, key=lambda r: (r["benchmark"], -r["accuracy"], r["model"], r["aggregation"] or ""))
