@@ -106,3 +106,25 @@ def test_partial_data_is_an_error_when_the_whole_benchmark_is_asked_for(tmp_path
     assert not Path(cfg.paths.output_dir, "metrics.json").exists()
     m = evaluate_rm(compose_eval_cfg(tmp_path / "lenient", over))
     assert m["complete"] is False and m["incomplete_because"] == ["domain math", "max_per_domain=1"]
+
+
+def test_mbpp_plus_prompts_and_split_as_open_instruct(paper_stages, data_dir):
+    """open-instruct (eval/mbpp/run_eval.py): problems 100.. of evalplus/mbppplus, the chat prompt
+    "Complete the following python function.\n\n\n" + problem + the reference code up to its first colon."""
+    import gzip
+    import json
+
+    from rmlab.policy_eval.tasks import TASKS
+
+    cfg = paper_stages["eval_policy"].task.mbpp_plus
+    assert [list(d.stop) for d in cfg.decodings] == [["```"], ["```"]] and cfg.holdout_first == 100
+    with gzip.open(data_dir / "mbpp-plus" / cfg.file, "rt") as fh:
+        raw = [json.loads(line) for line in fh]
+    examples, _ = TASKS[cfg.kind](cfg, data_dir).load()
+    assert [e.id for e in examples] == [f"Mbpp/{r['task_id']}" for r in raw[100:]]
+    first = raw[100]
+    assert (
+        examples[0].user
+        == "Complete the following python function.\n\n\n" + first["prompt"] + first["code"].split(":")[0]
+    )
+    assert examples[0].answer_prefix == "Here is the completed function:\n\n\n```python\n"

@@ -217,7 +217,10 @@ def test_real_humaneval_plus_and_mbpp_plus_problems(policy_cfg, sandbox, data_di
     for sample, ok in zip(samples, [1, 0, 0]):  # canonical, wrong answer, syntax error
         _, m = he.score([ex], {"t0.1": {ex.id: [sample]}}, _ctx(sandbox=sandbox))
         assert m["value"] == ok, sample
-    mbpp = _task(policy_cfg, "mbpp_plus", data_dir)
+    from omegaconf import OmegaConf
+
+    mbpp_cfg = OmegaConf.merge(policy_cfg.task.mbpp_plus, {"holdout_first": 0})  # Mbpp/2 is in the held-out 100
+    mbpp = TASKS[mbpp_cfg.kind](mbpp_cfg, data_dir)
     examples, _ = mbpp.load()
     (ex,) = [e for e in examples if e.id == "Mbpp/2"]  # similar_elements: the shared elements of two tuples
     union = "def similar_elements(a, b):\n  return tuple(set(a) | set(b))\n"

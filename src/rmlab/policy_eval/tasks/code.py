@@ -178,11 +178,13 @@ class MBPPPlus(CodeTask):
             rows, source, files = list(load_dataset(cfg.hub_id, split="test")), f"hub:{cfg.hub_id}", []
         for i, rec in enumerate(rows):
             _require(path, i, rec, ("task_id", "prompt", "code", "test_list", "test", "test_imports"))
+        rows = rows[int(cfg.get("holdout_first") or 0) :]  # open-instruct holds out the first 100 problems
         rows = self.subsample(rows, cfg.get("max_examples"), int(cfg.subsample_seed))
         examples = []
         for r in rows:
             tests = "\n".join(r["test_list"])
-            user = cfg.instruction.format(prompt=r["prompt"].strip(), tests=r["test_list"][0])
+            header = r["code"].split(":")[0]  # open-instruct: the reference code up to its first colon
+            user = cfg.instruction.format(prompt=r["prompt"], header=header, tests=r["test_list"][0])
             test_program = tests if base else r["test"]  # the authors' 3 asserts, or the EvalPlus inputs
             examples.append(
                 Example(
