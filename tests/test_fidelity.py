@@ -128,3 +128,33 @@ def test_mbpp_plus_prompts_and_split_as_open_instruct(paper_stages, data_dir):
         == "Complete the following python function.\n\n\n" + first["prompt"] + first["code"].split(":")[0]
     )
     assert examples[0].answer_prefix == "Here is the completed function:\n\n\n```python\n"
+
+
+def test_rm_bench_sec_4_2_scores_the_released_tulu25_checkpoints(tmp_path, data_dir):
+    """experiments/rmbench_dpo_vs_classifier_tulu25.yaml: per dataset, the released classifier, the released DPO
+    model with tulu-2-13b as reference, and reference-free (avg); tulu format, whole benchmark from the Hub."""
+    import csv
+
+    from rmlab.pipelines.dpo_vs_classifier import released_evals
+    from tests.conftest import compose_eval_cfg
+
+    cfg = _run_experiment_cfg(["experiment=rmbench_dpo_vs_classifier_tulu25"])
+    rows = [r for r in csv.DictReader(
+        line for line in (data_dir.parent / "reference" / "tulu25-model-ids.csv").open() if not line.startswith("#")
+    )]  # fmt: skip
+    assert list(cfg.pipeline.datasets) == [r["split"] for r in rows]
+    for r in rows:
+        evals, prov = released_evals(cfg, r["split"])
+        assert prov["released"] == {"classifier": r["reward_model_seq_classifier"], "dpo": r["dpo_model"],
+                                    "reference": r["sft_start_and_dpo_reference"]}  # fmt: skip
+        for variant, over in evals.items():
+            m = compose_eval_cfg(tmp_path, over)
+            assert m.model.chat_template == "tulu" and m.model.dtype == "bfloat16" and m.device == "cuda"
+            assert m.benchmark.data_dir is None and m.benchmark.require_complete is True
+            if variant == "classifier":
+                assert (m.model.pretrained, m.model.kind) == (r["reward_model_seq_classifier"], "classifier")
+            else:
+                assert (m.model.pretrained, m.model.kind) == (r["dpo_model"], "implicit")
+                want = r["sft_start_and_dpo_reference"] if variant == "dpo_ref" else None
+                assert m.model.reference == want
+                assert variant == "dpo_ref" or m.model.ref_free_mode == "avg"

@@ -5,6 +5,10 @@ on the same split, then score on RM-Bench (``eval_rm``) the classifier, the DPO 
 DPO model reference-free. Writes ``comparison.md``, ``comparison.csv`` and ``comparison.png`` to the run
 directory. Both trainings read the same ``preference`` settings and seed, so their pairs are the same; the table
 records both data fingerprints and the pipeline fails if they differ.
+
+With ``pipeline.released`` (dataset -> ``classifier``, ``dpo``, ``reference`` model specs) a dataset's models are
+not trained: the released checkpoints are scored as they are (the paper's own setting: RM-Bench Sec. 4.2 evaluates
+the Tulu-2.5 classifiers and DPO models, with tulu-2-13b as the DPO reference).
 """
 
 from __future__ import annotations
@@ -34,7 +38,16 @@ def run_dpo_vs_classifier(cfg: DictConfig) -> list[dict]:
         )
 
     rows, provenance = [], {}
+    released = p.get("released") or {}
     for dataset in p.datasets:
+        if dataset in released:
+            evals, provenance[dataset] = released_evals(cfg, dataset)
+            for variant, over in evals.items():
+                eval_dir, metrics = stage(
+                    "eval_rm", over, root / dataset, f"rm_bench_{variant}", [f"model.name={dataset}-{variant}"]
+                )
+                rows.append(comparison_row(dataset, variant, metrics, str(eval_dir / "metrics.json")))
+            continue
         shared = [f"preference={dataset}", *p.preference_overrides, f"seed={cfg.seed}"]
         cls_over = [*shared, *p.classifier.overrides]
         dpo_over = [*shared, *p.dpo.overrides]
@@ -70,3 +83,24 @@ def run_dpo_vs_classifier(cfg: DictConfig) -> list[dict]:
     write_json(out / "comparison.json", {"rows": rows, "runs": provenance})
     log.info("wrote %s\n%s", out, comparison_markdown(rows))
     return rows
+
+
+def released_evals(cfg: DictConfig, dataset: str) -> tuple[dict[str, list[str]], dict]:
+    """The eval_rm overrides of the three scorings of a dataset's released checkpoints, and their provenance."""
+    p = cfg.pipeline
+    spec, ref_free_mode = p.released[dataset], p.ref_free_mode
+    for key in ("classifier", "dpo", "reference"):
+        if not spec.get(key):
+            raise ValueError(f"pipeline.released: each dataset needs classifier, dpo and reference; {key!r} is missing")
+    models = {
+        "classifier": [f"model={spec.classifier}", "model.kind=classifier"],
+        "dpo_ref": [f"model={spec.dpo}", "model.kind=implicit", f"model.reference={spec.reference}"],
+        "dpo_ref_free": [
+            f"model={spec.dpo}",
+            "model.kind=implicit",
+            "model.reference=null",
+            f"model.ref_free_mode={ref_free_mode}",
+        ],
+    }
+    evals = {v: ["benchmark=rm_bench", *m, *p.eval.overrides, f"seed={cfg.seed}"] for v, m in models.items()}
+    return evals, {"released": {k: str(spec[k]) for k in ("classifier", "dpo", "reference")}}
