@@ -75,7 +75,7 @@ def compose_eval_cfg(
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import open_dict
 
-    from rmlab.cli import rewrite_model_overrides
+    from rmlab.utils.config import rewrite_model_overrides
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):

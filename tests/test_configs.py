@@ -7,8 +7,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from rmlab.benchmarks import BENCHMARKS
-from rmlab.cli import rewrite_model_overrides
 from rmlab.scoring.scorers import SCORERS
+from rmlab.utils.config import rewrite_model_overrides
 from tests.conftest import ROOT, compose_eval_cfg
 
 MODELS = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml"))
@@ -58,8 +58,8 @@ def test_experiments_compose(tmp_path, experiment):
 def _check_pipeline(tmp_path, experiment):
     from hydra.core.global_hydra import GlobalHydra
 
-    from rmlab.cli import compose_config
     from rmlab.pipelines.registry import PIPELINES
+    from rmlab.utils.config import compose_config
 
     GlobalHydra.instance().clear()
     cfg = compose_config("run_experiment", [f"experiment={experiment}"])

@@ -13,8 +13,8 @@ import pytest
 from omegaconf import OmegaConf
 from scipy import stats
 
-from rmlab.cli import rewrite_model_overrides
 from rmlab.pipelines.correlation_study import plan_study
+from rmlab.utils.config import rewrite_model_overrides
 from tests.conftest import ROOT, compose_eval_cfg
 from tests.test_eval_policy import TINY as TINY_TASKS
 

@@ -105,7 +105,7 @@ def make_study_runs(tmp_path: Path) -> Path:
 
 
 def _cfg(tmp_path, runs, **kw):
-    from rmlab.cli import compose_config
+    from rmlab.utils.config import compose_config
 
     cfg = compose_config("correlate", [f"runs={runs}", *(f"{k}={v}" for k, v in kw.items())])
     OmegaConf.set_struct(cfg, False)

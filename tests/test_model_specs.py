@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from rmlab.cli import rewrite_model_overrides
 from rmlab.models.loading import pick_device, torch_dtype
+from rmlab.utils.config import rewrite_model_overrides
 
 
 @pytest.mark.parametrize(

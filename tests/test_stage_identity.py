@@ -32,13 +32,11 @@ def _moved(a: dict, b: dict) -> set:
 @pytest.fixture
 def conf_copy(tmp_path, monkeypatch):
     """A copy of conf/ (and experiments/, which conf/experiment links to) that the test may edit."""
-    import sys
-
-    from rmlab.cli import compose_config
+    from rmlab.utils import config
 
     shutil.copytree(ROOT / "conf", tmp_path / "conf", symlinks=True)
     shutil.copytree(ROOT / "experiments", tmp_path / "experiments")
-    monkeypatch.setattr(sys.modules[compose_config.__module__], "CONF_DIR", tmp_path / "conf")
+    monkeypatch.setattr(config, "CONF_DIR", tmp_path / "conf")
     return tmp_path / "conf"
 
 

@@ -7,14 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from rmlab.utils.config import (  # noqa: F401  (re-exported: the entry points' names for them)
-    CONF_DIR,
-    ROOT,
-    check_model_spec,
-    compose_config,
-    native_bf16,
-    rewrite_model_overrides,
-)
+from rmlab.utils.config import ROOT, rewrite_model_overrides
 
 
 def run(main: Callable[[], object], groups: tuple[str, ...] = ("model",)) -> None:

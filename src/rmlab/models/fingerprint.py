@@ -6,23 +6,14 @@ absolute path, size and modification time, so a retrained model in the same dire
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
-from rmlab.utils.hashing import stable_hash
+from rmlab.utils.hashing import file_sha256, stable_hash
 from rmlab.utils.io import write_json
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
-
-
-def _sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def fingerprint_weights(model_dir: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None) -> str:
@@ -45,7 +36,7 @@ def fingerprint_weights(model_dir: str | os.PathLike, *, cache_dir: str | os.Pat
         st = p.stat()
         key = f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}"
         if key not in memo:
-            memo[key] = _sha256_file(p)
+            memo[key] = file_sha256(p)
             changed = True
         digests.append((p.name, memo[key]))
     if memo_path and changed:

@@ -4,7 +4,8 @@ Three parts, recorded in the stage's ``stage.json``:
 
 - **config**: the stage's config as its entry point composes it (``conf/<entry>.yaml`` + the stage's overrides),
   fully resolved, so that an edited default in ``conf/recipe/*.yaml`` or ``conf/task/*.yaml`` changes it, minus
-  the keys that cannot change a result (:data:`NOT_RESULTS`: where outputs go, loggers, progress bars, labels);
+  the keys that cannot change a result (:data:`NOT_RESULTS_TOP`, :data:`NOT_RESULTS_ANY`, :data:`NOT_RESULTS_LABELS`: where outputs
+  go, loggers, progress bars, labels);
 - **inputs**: a content fingerprint of every local file or directory the config points at (data files, a local
   model directory), in place of its path, so an edited data file changes the identity and a moved copy of the
   same data does not. Paths inside the pipeline's stage directory are other stages' outputs: they stay as
@@ -25,7 +26,7 @@ from pathlib import Path
 from omegaconf import OmegaConf, open_dict
 
 from rmlab.models.fingerprint import fingerprint_weights
-from rmlab.utils.hashing import stable_hash
+from rmlab.utils.hashing import file_sha256, stable_hash
 
 # Top-level keys that decide where things go or how they are shown, never what is computed.
 NOT_RESULTS_TOP = ("paths", "logger", "hydra", "task_name", "run_name", "resume")
@@ -33,7 +34,6 @@ NOT_RESULTS_TOP = ("paths", "logger", "hydra", "task_name", "run_name", "resume"
 NOT_RESULTS_ANY = ("progress", "enable_progress_bar", "enable_model_summary")
 # Labels inside model groups: the name shown in tables.
 NOT_RESULTS_LABELS = (("model", "name"), ("policy", "name"))
-NOT_RESULTS = (*NOT_RESULTS_TOP, *NOT_RESULTS_ANY, *(".".join(k) for k in NOT_RESULTS_LABELS))
 
 # Libraries whose version can change a number this lab reports.
 _LIBRARIES = (
@@ -71,12 +71,17 @@ def code_version() -> dict:
 
 
 @functools.lru_cache(maxsize=4096)
-def _file_digest(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
+def _memo_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return file_sha256(path)  # size and mtime are in the key: an edited file is hashed again
+
+
+def _files_digest(root: Path, files) -> str:
+    """One hash over the relative paths and contents of ``files`` under ``root``."""
+    digests = []
+    for p in sorted(files):
+        st = p.stat()
+        digests.append((str(p.relative_to(root)), _memo_sha256(str(p.resolve()), st.st_size, st.st_mtime_ns)))
+    return stable_hash(digests)
 
 
 def fingerprint_path(path: str | os.PathLike, *, cache_dir: str | None = None) -> str:
@@ -85,17 +90,12 @@ def fingerprint_path(path: str | os.PathLike, *, cache_dir: str | None = None) -
     path = Path(path)
     if path.is_file():
         st = path.stat()
-        return "file:" + _file_digest(str(path.resolve()), st.st_size, st.st_mtime_ns)[:16]
+        return "file:" + _memo_sha256(str(path.resolve()), st.st_size, st.st_mtime_ns)[:16]
     try:
         return "weights:" + fingerprint_weights(path, cache_dir=cache_dir)
     except FileNotFoundError:  # not a model directory: every file counts
         pass
-    files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-    digests = []
-    for p in files:
-        st = p.stat()
-        digests.append((str(p.relative_to(path)), _file_digest(str(p.resolve()), st.st_size, st.st_mtime_ns)))
-    return "tree:" + stable_hash(digests)
+    return "tree:" + _files_digest(path, (p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")))
 
 
 def _is_dir_key(key: str) -> bool:
@@ -119,12 +119,7 @@ def _strip(node, top: bool = True):
 
 def fingerprint_globs(root: Path, patterns: list[str]) -> str:
     """Fingerprint of the files of ``root`` that match ``patterns`` (a data dir read through ``files`` globs)."""
-    files = sorted({p for pattern in patterns for p in root.glob(pattern) if p.is_file()})
-    digests = []
-    for p in files:
-        st = p.stat()
-        digests.append((str(p.relative_to(root)), _file_digest(str(p.resolve()), st.st_size, st.st_mtime_ns)))
-    return "files:" + stable_hash(digests)
+    return "files:" + _files_digest(root, {p for pattern in patterns for p in root.glob(pattern) if p.is_file()})
 
 
 def _replace_paths(node, where: str, *, stages_root: Path, data_dir: Path, inputs: dict, cache_dir: str | None):

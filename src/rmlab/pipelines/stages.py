@@ -84,10 +84,9 @@ def _decide(out_dir: Path, done: str, code: dict, code_change: str) -> tuple[str
     """``(decision, reason)``: ``reuse``, ``resume`` (unfinished, same code), ``run`` (new) or ``rerun``."""
     if code_change not in CODE_CHANGE:
         raise ValueError(f"code_change={code_change!r}; valid values: {', '.join(CODE_CHANGE)}")
-    record = stage_record(out_dir)
     if not out_dir.exists():
         return "run", "new stage"
-    before = record.get("code")
+    before = stage_record(out_dir).get("code")
     finished = (out_dir / done).is_file()
     if before == code:
         return (
@@ -99,7 +98,7 @@ def _decide(out_dir: Path, done: str, code: dict, code_change: str) -> tuple[str
     detail = f"{what} ({_code_diff(before, code)})"
     if code_change == "reuse" and before is not None:
         return ("reuse" if finished else "resume"), f"{detail}; reused: code_change=reuse"
-    return "rerun", f"{detail}; rerun: code_change={code_change}" + (" (no record)" if before is None else "")
+    return "rerun", f"{detail}; rerun: code_change={code_change}"
 
 
 def _code_diff(before: dict | None, now: dict) -> str:
@@ -177,7 +176,7 @@ def run_stage(
         "launch": list(launch),
         "identity": identity,
         "code": code,
-        **{k: v for k, v in stage_record(out_dir).items() if k == "decisions"},
+        "decisions": stage_record(out_dir).get("decisions", []),  # a resumed stage keeps its history
     }
     record = _note(out_dir, record, decision, reason, **extra)
     start = time.perf_counter()

@@ -38,14 +38,14 @@ class ScoreCache:
         if describe is not None and not (self.dir / "key.json").is_file():
             write_json(self.dir / "key.json", describe)  # same content from every writer; the rename is atomic
         self.scores: dict = {}
+        self._read: set[str] = set()  # shard names already read
         self.refresh()
 
     def refresh(self) -> int:
         """Read shards written since the last read (by this or another process); return how many were new."""
-        seen = getattr(self, "_read", set())
         new = 0
         for shard in sorted(self.dir.glob("shard-*.json")):
-            if shard.name in seen:
+            if shard.name in self._read:
                 continue
             try:
                 entries = json.loads(shard.read_text())
@@ -54,9 +54,8 @@ class ScoreCache:
                 continue
             for k, v in entries.items():
                 self.scores.setdefault(k, v)
-            seen.add(shard.name)
+            self._read.add(shard.name)
             new += 1
-        self._read = seen
         return new
 
     def __contains__(self, key: str) -> bool:

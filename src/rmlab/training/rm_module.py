@@ -115,7 +115,9 @@ class RewardModelModule(pl.LightningModule):
         )
         total = int(self.trainer.estimated_stepping_batches)
         warmup = int(r.warmup_ratio * total)
-        if r.get("final_lr") and r.scheduler == "linear":  # linear decay to final_lr, not 0 (Tulu-2.5's end_lr)
+        if r.get("final_lr") and r.scheduler != "linear":
+            raise ValueError(f"recipe.final_lr={r.final_lr} needs recipe.scheduler=linear, not {r.scheduler!r}")
+        if r.get("final_lr"):  # linear decay to final_lr, not 0 (Tulu-2.5's end_lr); transformers has no such schedule
             floor = float(r.final_lr) / float(r.lr)
             scheduler = torch.optim.lr_scheduler.LambdaLR(
                 optimizer, lambda step: linear_with_floor(step, warmup=warmup, total=total, floor=floor)

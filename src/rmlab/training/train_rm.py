@@ -75,9 +75,10 @@ def train_reward_model(cfg: DictConfig) -> dict:
     fit_t0 = time.perf_counter()
     if ckpt is not None:  # the batches the checkpoint had consumed are skipped, not trained on again
         dm.resume_at(*lightning_position(ckpt))
+    with warnings.catch_warnings():
         # Lightning warns that a plain DataLoader cannot resume mid-epoch; ours skips what the checkpoint consumed
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
-    trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
+        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
     fit_seconds = time.perf_counter() - fit_t0
     if (
         module.heldout_step != trainer.global_step or not module.heldout_rewards

@@ -12,6 +12,15 @@ def stable_hash(obj: object, length: int = 16) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:length]
 
 
+def file_sha256(path, chunk: int = 1 << 22) -> str:
+    """SHA-256 of a file's bytes, read in chunks (multi-GB checkpoints)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
 def text_hash(*parts: str) -> str:
     """Hash of a tuple of strings, unambiguous about where one part ends."""
     h = hashlib.sha256()
