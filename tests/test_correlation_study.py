@@ -1,5 +1,6 @@
-"""The correlation study over run outputs: reward models linked to their policies by fingerprint, one point per
-(reward model, task group), the statistics equal scipy's on the same points."""
+"""The correlation study over run outputs: reward models linked to their policies by fingerprint (our PPO
+policies' rmlab_meta.json) or by spec (``policy_links``, for released policies), one point per (reward model, task
+group), the statistics equal scipy's on the same points."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ POLICY = {
     "rm-d": (0.18, 0.08, 0.70),
 }
 SFT = (0.15, 0.05, 0.75)
+# the released layout (make_study_runs(released=True)): Hub-like specs, no rmlab_meta.json, links in the config
+RELEASED_LINKS = {f"org/policy-{rm}": {"reward_model": f"org/{rm}", "sft_model": "org/sft"} for rm in RMB}
 
 
 def _write(path: Path, obj: dict) -> None:
@@ -50,16 +53,20 @@ def runs(tmp_path) -> Path:
     return make_study_runs(tmp_path)
 
 
-def make_study_runs(tmp_path: Path) -> Path:
-    """Evaluations of 4 reward models (RM-Bench, RewardBench), their PPO policies and the SFT policy."""
+def make_study_runs(tmp_path: Path, *, released: bool = False) -> Path:
+    """Evaluations of 4 reward models (RM-Bench, RewardBench), their PPO policies and the SFT policy: as our
+    training writes them (model directories, each PPO policy's rmlab_meta.json naming its reward model and SFT
+    model), or ``released``: the same scores under Hub-like specs, linked only by :data:`RELEASED_LINKS`."""
     root = tmp_path / "runs"
     for rm, (math_hard, code_normal, safety_hard) in RMB.items():
         run = {"time_utc": "2026-11-28T00:00:00+00:00"}
+        rm_spec = f"org/{rm}" if released else str(tmp_path / f"train/{rm}/model")
         _write(
             root / f"eval_rm/{rm}-rmb/metrics.json",
             {
                 "benchmark": "rm_bench",
                 "model": rm,
+                "model_spec": rm_spec,
                 "scorer": {"model": f"fp-{rm}"},
                 "run": run,
                 "domains": {
@@ -80,6 +87,7 @@ def make_study_runs(tmp_path: Path) -> Path:
             {
                 "benchmark": "reward_bench",
                 "model": rm,
+                "model_spec": rm_spec,
                 "scorer": {"model": f"fp-{rm}"},
                 "run": run,
                 "sections": sections,
@@ -87,20 +95,23 @@ def make_study_runs(tmp_path: Path) -> Path:
                 "overall": None,
             },
         )
-        policy_dir = tmp_path / f"ppo/{rm}/policy"
+        policy_spec = f"org/policy-{rm}" if released else tmp_path / f"ppo/{rm}/policy"
+        if not released:
+            _write(
+                policy_spec / "rmlab_meta.json",
+                {
+                    "reward_model": rm,
+                    "reward_model_fingerprint": f"fp-{rm}",
+                    "sft_model": "sft",
+                    "sft_fingerprint": "fp-sft",
+                },
+            )
         _write(
-            policy_dir / "rmlab_meta.json",
-            {
-                "reward_model": rm,
-                "reward_model_fingerprint": f"fp-{rm}",
-                "sft_model": "sft",
-                "sft_fingerprint": "fp-sft",
-            },
+            root / f"eval_policy/{rm}/summary.json",
+            _summary(f"policy-{rm}", f"fp-policy-{rm}", policy_spec, POLICY[rm]),
         )
-        _write(
-            root / f"eval_policy/{rm}/summary.json", _summary(f"policy-{rm}", f"fp-policy-{rm}", policy_dir, POLICY[rm])
-        )
-    _write(root / "eval_policy/sft/summary.json", _summary("sft", "fp-sft", tmp_path / "sft", SFT))
+    sft_spec = "org/sft" if released else tmp_path / "sft"
+    _write(root / "eval_policy/sft/summary.json", _summary("sft", "fp-sft", sft_spec, SFT))
     return root
 
 
@@ -246,3 +257,66 @@ def test_the_paper_reading_by_hand(tmp_path, runs):
         / (sum((a - mx) ** 2 for a in xs) * sum((b - my) ** 2 for b in ys)) ** 0.5
     )
     assert rmb["n"] == 12 and rmb["pearson_r"] == pytest.approx(r, abs=1e-12)
+
+
+def _points(res: dict, bench: str) -> list[tuple]:
+    return [(p["reward_model"], p["group"], p["x"], p["y"]) for p in res["benchmarks"][bench]["points"]]
+
+
+@pytest.mark.parametrize("policy_score", ["improvement", "absolute"])
+def test_policy_links_give_the_points_of_rmlab_meta(tmp_path, runs, policy_score):
+    """Released policies (no rmlab_meta.json) linked by ``policy_links`` to their reward models' and the SFT
+    model's evaluations by spec: the same points and r as the same scores linked by rmlab_meta.json."""
+    by_meta = correlate(_cfg(tmp_path / "meta", runs, policy_score=policy_score))
+    released = make_study_runs(tmp_path / "released", released=True)
+    cfg = _cfg(tmp_path / "links", released, policy_score=policy_score)
+    cfg.policy_links = RELEASED_LINKS
+    by_links = correlate(cfg)
+    assert by_links["policy_links"] == RELEASED_LINKS
+    for bench in ("rm_bench", "reward_bench"):
+        assert _points(by_links, bench) == _points(by_meta, bench) and len(_points(by_meta, bench)) == 12
+        assert by_links["benchmarks"][bench]["pearson_r"] == pytest.approx(by_meta["benchmarks"][bench]["pearson_r"])
+    # without the links nothing ties a released policy to its reward model: no points
+    assert correlate(_cfg(tmp_path / "none", released))["benchmarks"]["rm_bench"]["points"] == []
+
+
+def test_policy_links_as_a_command_line_override(tmp_path):
+    """Hub ids (slashes, dots) are keys the override grammar takes as they are."""
+    released = make_study_runs(tmp_path, released=True)
+    links = ",".join(
+        f"{p}: {{reward_model: {v['reward_model']}, sft_model: {v['sft_model']}}}" for p, v in RELEASED_LINKS.items()
+    )
+    res = correlate(_cfg(tmp_path, released, policy_links="{" + links + "}"))
+    assert res["policy_links"] == RELEASED_LINKS and res["benchmarks"]["rm_bench"]["n"] == 12
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        (
+            "reward_model",
+            "org/rm-z",
+            r"policy org/policy-rm-b: its reward model org/rm-z has no evaluation among the runs",
+        ),
+        ("sft_model", "org/sft-z", r"policy org/policy-rm-b: its SFT model org/sft-z has no evaluation among the runs"),
+    ],
+)
+def test_a_link_to_a_model_without_evaluation_is_an_error(tmp_path, field, value, message):
+    released = make_study_runs(tmp_path, released=True)
+    cfg = _cfg(tmp_path, released)
+    cfg.policy_links = {**RELEASED_LINKS, "org/policy-rm-b": {**RELEASED_LINKS["org/policy-rm-b"], field: value}}
+    with pytest.raises(ValueError, match=message):
+        correlate(cfg)
+    assert not (tmp_path / "out" / "correlation.json").exists()
+
+
+def test_a_link_that_contradicts_rmlab_meta_is_an_error(tmp_path, runs):
+    """A policy with rmlab_meta.json may be linked in the config too, but only to the same models."""
+    policy = str(tmp_path / "ppo/rm-a/policy")
+    sft = str(tmp_path / "sft")
+    cfg = _cfg(tmp_path, runs, policy_score="absolute")
+    cfg.policy_links = {policy: {"reward_model": str(tmp_path / "train/rm-a/model"), "sft_model": sft}}
+    assert correlate(cfg)["benchmarks"]["rm_bench"]["n"] == 12  # agrees: the same points
+    cfg.policy_links = {policy: {"reward_model": str(tmp_path / "train/rm-b/model"), "sft_model": sft}}
+    with pytest.raises(ValueError, match=rf"policy {policy}: its rmlab_meta.json links it to reward model rm-a"):
+        correlate(cfg)

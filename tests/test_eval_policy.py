@@ -42,6 +42,9 @@ TINY = [
     "bootstrap.n_boot=50",
 ]
 
+# HumanEval+'s T=0.8 decoding is prompted with HumanEvalPack's instructions, which are not in the local data
+NO_HUMANEVALPACK = "task.humaneval_plus.decodings.1.prompt_style=plain"
+
 
 def _cfg(tmp_path: Path, policy: Path, overrides: list[str]):
     cfg = compose_eval_cfg(
@@ -141,7 +144,12 @@ def test_resume_after_a_kill_gives_the_same_metrics(tmp_path, tiny_lm_dir, data_
 
 
 def test_loaders_on_real_data(tmp_path, data_dir):
-    cfg = compose_eval_cfg(tmp_path, ["task=all"], "eval_policy", base=("device=cpu", "logger=none"))
+    cfg = compose_eval_cfg(
+        tmp_path,
+        ["task=all", NO_HUMANEVALPACK],
+        "eval_policy",
+        base=("device=cpu", "logger=none"),
+    )
     sizes = {}
     for name, tcfg in cfg.task.items():
         examples, prov = TASKS[tcfg.kind](tcfg, data_dir).load()
@@ -196,7 +204,7 @@ def test_code_tasks_fall_back_to_the_base_tests_and_say_so(tmp_path, data_dir, m
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     cfg = compose_eval_cfg(
         tmp_path,
-        ["task=humaneval_plus", "task.humaneval_plus.max_examples=3"],
+        ["task=humaneval_plus", "task.humaneval_plus.max_examples=3", NO_HUMANEVALPACK],
         "eval_policy",
         base=("device=cpu", "logger=none"),
     )

@@ -31,6 +31,7 @@ def test_rm_schedule_decays_linearly_to_the_final_lr():
 
 
 def test_ppo_recipe_is_tulu25(paper_stages, tmp_path):
+    from rmlab.training.ppo_parts import missing_eos_treatment
     from rmlab.training.train_ppo import ppo_config
 
     cfg = paper_stages["train_ppo"]
@@ -42,6 +43,9 @@ def test_ppo_recipe_is_tulu25(paper_stages, tmp_path):
     args = ppo_config(cfg, tmp_path, "cpu", [])
     assert (args.num_ppo_epochs, args.num_mini_batches, str(args.lr_scheduler_type)) == (
         1, 8, "SchedulerType.CONSTANT_WITH_WARMUP")  # fmt: skip
+    # a rollout without EOS gets reward -10 (replaced, EasyLM llama_train_ppo.py:254-258), so TRL subtracts nothing
+    assert missing_eos_treatment(r) == {"replace_by": -10.0, "penalty": None}
+    assert args.missing_eos_penalty is None
 
 
 def test_dpo_recipe_is_tulu25(tmp_path):
@@ -158,3 +162,39 @@ def test_rm_bench_sec_4_2_scores_the_released_tulu25_checkpoints(tmp_path, data_
                 want = r["sft_start_and_dpo_reference"] if variant == "dpo_ref" else None
                 assert m.model.reference == want
                 assert variant == "dpo_ref" or m.model.ref_free_mode == "avg"
+
+
+def test_rm_bench_sec_5_2_evaluates_the_released_tulu25_checkpoints(tmp_path, data_dir):
+    """experiments/rmbench_correlation_tulu25.yaml: the four released classifier RMs on the whole RM-Bench and
+    RewardBench, their four released PPO policies and tulu-2-13b on the six tasks (vLLM), all in the tulu format;
+    nothing trained; each policy linked to its RM and to tulu-2-13b for the correlate step."""
+    import csv
+
+    from rmlab.pipelines.correlation_study import released_links
+
+    rows = [r for r in csv.DictReader(
+        line for line in (data_dir.parent / "reference" / "tulu25-model-ids.csv").open() if not line.startswith("#")
+    )]  # fmt: skip
+    (sft,) = {r["sft_start_and_dpo_reference"] for r in rows}
+    cfg = _run_experiment_cfg(["experiment=rmbench_correlation_tulu25"])
+    stages = plan_study(cfg)
+    planned = []
+    for s in stages:
+        c = _stage_cfg(tmp_path, s)
+        if s.entry == "eval_rm":
+            assert (c.model.kind, c.model.chat_template, c.model.dtype, c.device) == (
+                "classifier", "tulu", "bfloat16", "cuda")  # fmt: skip
+            assert c.benchmark.data_dir is None and c.benchmark.require_complete is True and c.benchmark.hub_id
+            planned.append((s.step, c.model.pretrained))
+        else:
+            assert s.entry == "eval_policy", s  # no train_rm, no train_ppo
+            assert (c.policy.chat_template, c.policy.dtype, c.device, c.generation.backend) == (
+                "tulu", "bfloat16", "cuda", "vllm")  # fmt: skip
+            assert set(c.task) == {"gsm8k", "bbh", "humaneval_plus", "mbpp_plus", "toxigen", "xstest"}
+            planned.append((s.step, c.policy.pretrained))
+    want = [(f"eval_rm:{b}", r["reward_model_seq_classifier"]) for r in rows for b in ("rm_bench", "reward_bench")]
+    want += [("eval_policy", r["ppo_policy"]) for r in rows] + [("eval_policy", sft)]
+    assert sorted(planned) == sorted(want)
+    assert released_links(cfg) == {
+        r["ppo_policy"]: {"reward_model": r["reward_model_seq_classifier"], "sft_model": sft} for r in rows
+    }

@@ -109,3 +109,99 @@ def test_left_truncation_keeps_the_response(tiny_lm_dir, tok):
     f = full.encode("long prompt " * 50, "short answer")
     assert e.input_ids == f.input_ids[-24:]
     assert len(e.input_ids) - e.response_start == len(f.input_ids) - f.response_start
+
+
+# allenai/tulu-v2.5-dpo-13b-nectar-60k@766f5da tokenizer_config.json: the Tulu-2.5 models' own chat template
+TULU25_TEMPLATE = (
+    "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\\n' + message['content'] }}\n"
+    "{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\\n' + message['content'] + eos_token }}\n"
+    "{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}"
+)
+TRIPLES = [(p, r, "I would rather not say.") for p, r in PAIRS]
+
+
+def _rewardbench_dpo():
+    """rewardbench 0.1.4's ``rewardbench/dpo.py``, loaded from the installed package by path: the package's
+    ``__init__`` imports its model zoo, which needs transformers 4; this module needs only torch and numpy."""
+    import importlib.metadata
+    import importlib.util
+
+    try:
+        path = importlib.metadata.distribution("rewardbench").locate_file("rewardbench/dpo.py")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.fail("rewardbench 0.1.4 is not installed; `make setup` installs it (pip install --no-deps)")
+    spec = importlib.util.spec_from_file_location("rewardbench_dpo", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rewardbench_rewards(dpo_module, policy, ref, tok, mode: str, prompt: str, chosen: str, rejected: str):
+    """The (chosen, rejected) rewards and token rows rewardbench computes, its dataset built as
+    ``rewardbench/utils.py:prepare_dialogue_from_tokenizer`` builds a single-turn example."""
+    from types import SimpleNamespace
+
+    user = [{"role": "user", "content": prompt}]
+    feature = {
+        "prompt": tok.apply_chat_template(user, tokenize=False),
+        "text_chosen": tok.apply_chat_template(user + [{"role": "assistant", "content": chosen}], tokenize=False),
+        "text_rejected": tok.apply_chat_template(user + [{"role": "assistant", "content": rejected}], tokenize=False),
+    }
+    inference = dpo_module.DPOInference(policy, ref, tok, SimpleNamespace(device="cpu"), ref_free_norm=mode)
+    row = inference.tokenize_row(feature)
+    batch = {k: torch.tensor([v]) for k, v in row.items() if k.startswith(("chosen_", "rejected_"))}
+    with torch.no_grad():
+        c, r = inference.inference_step(batch, ref_free=ref is None)
+    return (c.item(), r.item()), row
+
+
+@pytest.mark.parametrize("template", ["smollm2", "tulu25", "tulu_named"])
+@pytest.mark.parametrize("mode", ["with_reference", "avg", "sum", "norm"])
+def test_rewardbench_token_set_gives_rewardbenchs_own_rewards(template, mode, tiny_lm_dir, tiny_ref_dir):
+    """The oracle is the peer's code itself: rewardbench's DPO scorer (which RM-Bench runs) on the same pairs gives
+    the same token ids, the same response start and the same rewards in every mode."""
+    dpo_module = _rewardbench_dpo()
+    tok = AutoTokenizer.from_pretrained(tiny_lm_dir)
+    if template != "smollm2":
+        tok.chat_template = TULU25_TEMPLATE  # rewardbench applies a model's own template; ours, as named or as its own
+    if tok.bos_token is None:  # as RM-Bench's scripts/run_dpo.py sets it
+        tok.bos_token = tok.eos_token
+    policy = _lm(tiny_lm_dir)
+    ref = _lm(tiny_ref_dir) if mode == "with_reference" else None
+    fmt = ChatFormatter(tok, "tulu" if template == "tulu_named" else "tokenizer")
+    ours = ImplicitRewardScorer(
+        policy,
+        tok,
+        fmt,
+        max_length=2048,
+        device="cpu",
+        reference=ref,
+        mode="avg" if ref else mode,
+        tokens="rewardbench",
+    )
+    for prompt, chosen, rejected in TRIPLES:
+        theirs, row = _rewardbench_rewards(
+            dpo_module, policy, ref, tok, "avg" if ref else mode, prompt, chosen, rejected
+        )
+        for side, response, want in (("chosen", chosen, theirs[0]), ("rejected", rejected, theirs[1])):
+            e = ours.encode(prompt, response)
+            assert e.input_ids == row[f"{side}_input_ids"]
+            assert e.response_start == sum(1 for label in row[f"{side}_labels"] if label == -100)
+            assert ours([e])[0] == pytest.approx(want, abs=1e-4)
+
+
+def test_the_two_token_sets(tiny_lm_dir, tok):
+    """rewardbench's set = the assistant header + the response + the template's end + one EOS; ``response`` = the
+    response as rendered after the generation prompt. With a reference the header's terms cancel in a comparison;
+    reference-free ``avg`` changes."""
+    policy = _lm(tiny_lm_dir)
+    tulu = ChatFormatter(tok, "tulu")
+    eos = tok.eos_token
+    rb = ImplicitRewardScorer(policy, tok, tulu, max_length=2048, device="cpu", tokens="rewardbench")
+    plain = ImplicitRewardScorer(policy, tok, tulu, max_length=2048, device="cpu", tokens="response")
+    e_rb, e_plain = rb.encode("Say hi", "Hello!"), plain.encode("Say hi", "Hello!")
+    assert tok.decode(e_rb.input_ids[e_rb.response_start :]) == f"<|assistant|>\nHello!{eos}\n{eos}"
+    assert tok.decode(e_plain.input_ids[e_plain.response_start :]) == f"Hello!{eos}"
+    assert rb([e_rb])[0] != pytest.approx(plain([e_plain])[0], abs=1e-4)
+    with pytest.raises(ValueError, match="token set"):
+        ImplicitRewardScorer(policy, tok, tulu, max_length=2048, device="cpu", tokens="header")

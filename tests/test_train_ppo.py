@@ -7,12 +7,12 @@ import sys
 
 import pytest
 import torch
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 from transformers import TrainerCallback
 
 from rmlab.models.chat_format import ChatFormatter
 from rmlab.scoring.scorers import ClassifierScorer
-from rmlab.training.ppo_parts import check_same_tokenizer, unique_prompts
+from rmlab.training.ppo_parts import check_same_tokenizer, missing_eos_treatment, unique_prompts
 from rmlab.training.ppo_reward import TextReward, text_rewards
 from rmlab.training.train_ppo import setup_ppo
 from tests.conftest import ROOT, compose_ppo_cfg
@@ -96,11 +96,53 @@ def test_text_reward_is_the_evaluators_score(tiny_classifier_dir, tokenizer):
         reward(torch.tensor([[*tokenizer("other")["input_ids"], *response]]), pad, context_length=1)
 
 
+def test_text_reward_replaces_the_reward_of_a_rollout_without_eos(tiny_classifier_dir, tokenizer):
+    """Tulu-2.5's missing-EOS rule: the reward of a rollout cut before EOS *becomes* -10 (EasyLM); one that ends
+    with EOS keeps the reward model's score."""
+    from transformers import AutoModelForSequenceClassification
+
+    rm = AutoModelForSequenceClassification.from_pretrained(tiny_classifier_dir).eval()
+    fmt = ChatFormatter(tokenizer)
+    scorer = ClassifierScorer(rm, tokenizer, fmt, max_length=512, device="cpu")
+    prompt = (("user", "Name a colour."),)
+    query = tokenizer(fmt.format(prompt, "").prefix)["input_ids"]
+    reward = TextReward(scorer, {tuple(query): prompt}, tokenizer, missing_eos_reward=-10.0)
+    pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    blue = tokenizer("Blue.", add_special_tokens=False)["input_ids"]
+    ended = [*query, *blue, tokenizer.eos_token_id, pad]
+    red = tokenizer(" Red and green", add_special_tokens=False)["input_ids"]
+    cut = [*query, *blue, *red][: len(ended)]  # as long as the other row, no EOS: cut at the length limit
+    got = reward(torch.tensor([ended, cut]), pad, context_length=len(query))
+    assert got[0].item() == pytest.approx(scorer([scorer.encode(prompt, "Blue.")])[0], abs=1e-5)
+    assert got[1].item() == -10.0
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ({"mode": "replace", "value": -10}, {"replace_by": -10.0, "penalty": None}),
+        ({"mode": "subtract", "value": 1}, {"replace_by": None, "penalty": 1.0}),
+        ({"mode": "none"}, {"replace_by": None, "penalty": None}),
+    ],
+)
+def test_missing_eos_modes(setting, expected):
+    assert missing_eos_treatment(OmegaConf.create({"missing_eos": setting})) == expected
+
+
+def test_missing_eos_mode_must_be_known():
+    with pytest.raises(ValueError, match="recipe.missing_eos.mode='clip'"):
+        missing_eos_treatment(OmegaConf.create({"missing_eos": {"mode": "clip", "value": 1}}))
+    with pytest.raises(ValueError, match="needs recipe.missing_eos.value"):
+        missing_eos_treatment(OmegaConf.create({"missing_eos": {"mode": "replace", "value": None}}))
+
+
 @pytest.mark.slow
-def test_missing_eos_penalty_applies_to_responses_without_eos(tmp_path, tiny_lm_dir, tiny_classifier_dir, data_dir):
-    cfg = compose_ppo_cfg(
-        tmp_path, _tiny(tiny_lm_dir, tiny_classifier_dir, ["recipe.total_episodes=4", "recipe.missing_eos_penalty=3.0"])
-    )
+@pytest.mark.parametrize("mode", ["subtract", "replace"])
+def test_missing_eos_treatment_applies_to_responses_without_eos(
+    mode, tmp_path, tiny_lm_dir, tiny_classifier_dir, data_dir
+):
+    over = ["recipe.total_episodes=4", f"recipe.missing_eos.mode={mode}", "recipe.missing_eos.value=3.0"]
+    cfg = compose_ppo_cfg(tmp_path, _tiny(tiny_lm_dir, tiny_classifier_dir, over))
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path / "run")
     s = setup_ppo(cfg)
@@ -127,7 +169,10 @@ def test_missing_eos_penalty_applies_to_responses_without_eos(tmp_path, tiny_lm_
     with text_rewards():
         s.trainer.train()
     assert {has_eos for _, has_eos in seen} == {True, False}  # both kinds of response were scored
-    expected = sum(raw - (0.0 if has_eos else 3.0) for raw, has_eos in seen) / len(seen)
+    if mode == "subtract":  # TRL's missing_eos_penalty
+        expected = sum(raw - (0.0 if has_eos else 3.0) for raw, has_eos in seen) / len(seen)
+    else:  # the reward model's score replaced (Tulu-2.5)
+        expected = sum(raw if has_eos else 3.0 for raw, has_eos in seen) / len(seen)
     logged = [h["objective/scores"] for h in s.trainer.state.log_history if "objective/scores" in h]
     assert logged == [pytest.approx(expected, abs=1e-5)]
 

@@ -20,7 +20,12 @@ from tests.conftest import compose_eval_cfg
 def policy_cfg(tmp_path_factory):
     return compose_eval_cfg(
         tmp_path_factory.mktemp("wiring-tasks"),
-        ["task=all", "task.humaneval_plus.ks=[1,2]", "task.mbpp_plus.ks=[1,2]"],
+        [
+            "task=all",
+            "task.humaneval_plus.ks=[1,2]",
+            "task.mbpp_plus.ks=[1,2]",
+            "task.humaneval_plus.decodings.1.prompt_style=plain",  # HumanEvalPack is not in the local data
+        ],
         "eval_policy",
         base=("device=cpu", "logger=none"),
     )

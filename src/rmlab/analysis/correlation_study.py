@@ -4,9 +4,14 @@ Inputs are run directories, found under ``runs`` (a directory or a glob):
 
 - reward-model evaluations (``scripts/eval_rm.py``): ``metrics.json`` with ``benchmark`` = ``rm_bench`` or
   ``reward_bench``; the reward model is identified by its weights' fingerprint (``scorer.model``);
-- policy evaluations (``scripts/eval_policy.py``): ``summary.json`` with the policy's fingerprint and directory.
-  A PPO policy's directory holds ``rmlab_meta.json`` naming its reward model and SFT model by fingerprint, which
-  links the policy to the reward model's evaluations and to the SFT policy's evaluation.
+- policy evaluations (``scripts/eval_policy.py``): ``summary.json`` with the policy's fingerprint and spec
+  (``policy_spec``: its directory or Hub id).
+  A PPO policy our ``train_ppo`` wrote holds ``rmlab_meta.json`` naming its reward model and SFT model by
+  fingerprint, which links the policy to the reward model's evaluations and to the SFT policy's evaluation. A
+  released policy (a Hub id) has no such file: ``policy_links`` (policy spec -> ``{reward_model, sft_model}``)
+  links it instead, by the specs the evaluations record (``model_spec`` of an RM evaluation, ``policy_spec`` of
+  the SFT model's). A link to a model with no evaluation, or one that contradicts ``rmlab_meta.json``, is an
+  error: a silently dropped policy would change r.
 
 One point per (reward model, task group): x = the reward model's benchmark score for the group
 (``benchmarks.<name>.groups``: RM-Bench hard accuracy for math and safety, normal accuracy for code; RewardBench
@@ -75,10 +80,11 @@ def _read(marker: Path) -> dict:
         raise ValueError(f"{marker}: unreadable run output ({err})") from err
 
 
-def collect(runs) -> tuple[dict[str, dict[str, dict]], dict[str, dict], dict]:
-    """Reward-model evaluations by fingerprint and benchmark; policy evaluations by policy (its directory or spec);
-    and which file was chosen for each (:func:`rmlab.analysis.runs.choose_runs`: the newest run of each model on
-    one data fingerprint; runs of a model on different data are an error)."""
+def collect(runs, links=None) -> tuple[dict[str, dict[str, dict]], dict[str, dict], dict]:
+    """Reward-model evaluations by fingerprint and benchmark; policy evaluations by policy (its directory or spec),
+    each linked to its reward model and SFT model (``_link``, :func:`link_policies`, with ``links`` as
+    ``policy_links``); and which file was chosen for each (:func:`rmlab.analysis.runs.choose_runs`: the newest run
+    of each model on one data fingerprint; runs of a model on different data are an error)."""
     rm_candidates = []
     for run in find_runs(runs):
         m = _read(run / "metrics.json")
@@ -104,11 +110,84 @@ def collect(runs) -> tuple[dict[str, dict[str, dict]], dict[str, dict], dict]:
         data_of=lambda s: sorted((t["task"], t.get("data_fingerprint")) for t in s["tasks"]),
     )
     policies = {spec: c["doc"] for spec, c in chosen_pols.items()}
+    link_policies(rms, policies, links or {})
     chosen = {
         "reward_models": {k: {kk: vv for kk, vv in c.items() if kk != "doc"} for k, c in chosen_rms.items()},
         "policies": {k: {kk: vv for kk, vv in c.items() if kk != "doc"} for k, c in chosen_pols.items()},
     }
     return rms, policies, chosen
+
+
+def link_policies(rms: dict, policies: dict, links) -> None:
+    """Set each policy's ``_link``: its reward model (``reward_model_fingerprint``) and the key of its SFT model's
+    evaluation in ``policies`` (``sft``, None when not among the runs), from its ``rmlab_meta.json`` or from
+    ``links`` (policy spec -> ``{reward_model, sft_model}`` specs); None for a policy with neither (the SFT model
+    itself). A policy with both must get the same link from each."""
+    for spec in links:
+        if spec not in policies:
+            log.warning("policy_links: policy %s has no evaluation among the runs", spec)
+    linked = {k for k, q in policies.items() if k in links or q["_meta"].get("reward_model_fingerprint")}
+    for spec, pol in policies.items():
+        meta = pol["_meta"]
+        from_meta = None
+        if meta.get("reward_model_fingerprint"):
+            sft = next(
+                (
+                    k
+                    for k, q in policies.items()
+                    if q["policy_fingerprint"] == meta.get("sft_fingerprint") and k not in linked
+                ),
+                None,
+            )
+            from_meta = {
+                "reward_model": meta.get("reward_model"),
+                "reward_model_fingerprint": meta["reward_model_fingerprint"],
+                "sft_model": meta.get("sft_model"),
+                "sft_fingerprint": meta.get("sft_fingerprint"),
+                "sft": sft,
+            }
+        from_links = _config_link(spec, links[spec], rms, policies) if spec in links else None
+        fields = ("reward_model_fingerprint", "sft_fingerprint")
+        if from_meta and from_links and [from_meta[f] for f in fields] != [from_links[f] for f in fields]:
+            raise ValueError(
+                f"policy {spec}: its rmlab_meta.json links it to reward model {from_meta['reward_model']} and SFT "
+                f"model {from_meta['sft_model']} (fingerprints {[from_meta[f] for f in fields]}), policy_links to "
+                f"{from_links['reward_model']} and {from_links['sft_model']} ({[from_links[f] for f in fields]}); "
+                f"correct the link or remove it"
+            )
+        pol["_link"] = from_meta or from_links
+
+
+def _config_link(policy: str, link, rms: dict, policies: dict) -> dict:
+    """A ``policy_links`` entry resolved against the runs: the reward model by the spec its evaluations record
+    (``model_spec``), the SFT model by its evaluation's ``policy_spec``."""
+    rm, sft = (link or {}).get("reward_model"), (link or {}).get("sft_model")
+    if not rm or not sft:
+        raise ValueError(f"policy_links: policy {policy} needs reward_model and sft_model (model specs), got {link}")
+    fps = sorted({fp for fp, by_bench in rms.items() for m in by_bench.values() if m.get("model_spec") == str(rm)})
+    if not fps:
+        evaluated = sorted({str(m.get("model_spec")) for by_bench in rms.values() for m in by_bench.values()})
+        raise ValueError(
+            f"policy_links: policy {policy}: its reward model {rm} has no evaluation among the runs "
+            f"(evaluated reward models: {', '.join(evaluated) or 'none'})"
+        )
+    if len(fps) > 1:
+        raise ValueError(
+            f"policy_links: policy {policy}: its reward model {rm} names evaluations of different weights "
+            f"(fingerprints {fps}); pass runs= that select one"
+        )
+    if str(sft) not in policies:
+        raise ValueError(
+            f"policy_links: policy {policy}: its SFT model {sft} has no evaluation among the runs "
+            f"(evaluated policies: {', '.join(sorted(policies))})"
+        )
+    return {
+        "reward_model": str(rm),
+        "reward_model_fingerprint": fps[0],
+        "sft_model": str(sft),
+        "sft_fingerprint": policies[str(sft)]["policy_fingerprint"],
+        "sft": str(sft),
+    }
 
 
 def rm_names(rms: dict, benchmark: str) -> dict[str, str]:
@@ -135,37 +214,28 @@ def build_points(
     points, trace = [], []
     names = rm_names(rms, benchmark)
     for _, pol in sorted(policies.items(), key=lambda kv: (kv[1]["policy"], kv[0])):
-        meta = pol["_meta"]
-        rm_fp = meta.get("reward_model_fingerprint")
-        if rm_fp is None:
+        link = pol["_link"]
+        if link is None:
             continue  # not a PPO policy (e.g. the SFT model itself)
+        rm_fp = link["reward_model_fingerprint"]
         rm_eval = rms.get(rm_fp, {}).get(benchmark)
         if rm_eval is None:
             log.warning(
                 "policy %s: its reward model %s has no %s evaluation among the runs",
                 pol["policy"],
-                meta.get("reward_model"),
+                link["reward_model"],
                 benchmark,
             )
             continue
         y_all = policy_group_scores(pol, lower_is_better=lower_is_better, group_tasks=group_tasks)
         base = None
         if policy_score == "improvement":
-            sft = next(
-                (
-                    q
-                    for q in policies.values()
-                    if q["policy_fingerprint"] == meta.get("sft_fingerprint")
-                    and not q["_meta"].get("reward_model_fingerprint")
-                ),
-                None,
-            )
-            if sft is None:
+            if link["sft"] is None:
                 raise ValueError(
                     f"policy_score=improvement, but the SFT model of {pol['policy']} "
-                    f"({meta.get('sft_model')}) has no evaluation among the runs"
+                    f"({link['sft_model']}) has no evaluation among the runs"
                 )
-            base = policy_group_scores(sft, lower_is_better=lower_is_better, group_tasks=group_tasks)
+            base = policy_group_scores(policies[link["sft"]], lower_is_better=lower_is_better, group_tasks=group_tasks)
         for group in GROUPS:
             if group not in y_all or group not in groups_spec:
                 continue
@@ -195,7 +265,8 @@ def correlate(cfg) -> dict:
 
     out = Path(cfg.paths.output_dir)
     runs = runs_value(cfg.runs)
-    rms, policies, chosen = collect(runs)
+    links = OmegaConf.to_container(cfg.policy_links) if cfg.get("policy_links") else None
+    rms, policies, chosen = collect(runs, links)
     log.info("found %d evaluated reward models and %d evaluated policies under %s", len(rms), len(policies), runs)
     result = {
         "runs": runs,
@@ -204,6 +275,7 @@ def correlate(cfg) -> dict:
         "standardise_y": cfg.standardise_y,
         "lower_is_better": cfg.get("lower_is_better", "invert"),
         "group_tasks": OmegaConf.to_container(cfg.group_tasks) if cfg.get("group_tasks") else None,
+        "policy_links": links,
         "benchmarks": {},
         "chosen_runs": chosen,
     }

@@ -26,6 +26,12 @@ NAMED_TEMPLATES: dict[str, dict] = {
     "plain": {"prefix": "{prompt}\n", "suffix": "", "add_special_tokens": True},
 }
 
+# How the named templates render as rewardbench's DPO scorer sees them (:meth:`ChatFormatter.format_user_only`):
+# (the assistant header at the end of the prefix, the text the template writes after the suffix). For tulu these
+# are the Tulu-2.5 tokenizers' own chat template ("<|assistant|>\n" + content + eos_token + "\n"), which
+# rewardbench applies to those models.
+USER_ONLY_RENDERING: dict[str, tuple[str, str]] = {"tulu": ("<|assistant|>\n", "\n"), "plain": ("", "")}
+
 
 Prompt = str | tuple  # a user message, or a tuple of (role, content) turns ending with the user's
 
@@ -111,3 +117,24 @@ class ChatFormatter:
         prefix = self._named_prefix(prompt)
         eos = self.tokenizer.eos_token or ""
         return FormattedPair(prefix=prefix, text=prefix + response + spec["suffix"].format(eos=eos))
+
+    def format_user_only(self, prompt: Prompt, response: str) -> FormattedPair:
+        """The split rewardbench's DPO scorer makes (allenai/reward-bench@v0.1.4 ``rewardbench/utils.py``
+        ``prepare_dialogue_from_tokenizer``, used by RM-Bench's ``scripts/run_dpo.py``): ``prefix`` is the prompt
+        rendered on its own, *without* the assistant header (no ``add_generation_prompt``), and ``text`` the whole
+        conversation, so the header and whatever the template writes after the response fall on the response side."""
+        if self.template == "tokenizer":
+            msgs = self._messages(prompt)
+            prefix = self.tokenizer.apply_chat_template(msgs, tokenize=False)
+            text = self.tokenizer.apply_chat_template(
+                msgs + [{"role": "assistant", "content": response}], tokenize=False
+            )
+            if not text.startswith(prefix):
+                raise ValueError(
+                    f"the chat template of {self.tokenizer.name_or_path!r} does not render the user turn as a prefix "
+                    "of the conversation, so the response side cannot be located"
+                )
+            return FormattedPair(prefix=prefix, text=text)
+        header, trailer = USER_ONLY_RENDERING[self.template]
+        pair = self.format(prompt, response)
+        return FormattedPair(prefix=pair.prefix[: len(pair.prefix) - len(header)], text=pair.text + trailer)

@@ -7,7 +7,11 @@ For each reward model in ``pipeline.reward_models`` (a preference dataset and it
 3. ``train_ppo``: a policy PPO-trained from the SFT model against it, on prompts from the same split (Tulu-2.5);
 4. ``eval_policy``: that policy on the downstream tasks;
 
-plus ``eval_policy`` of the SFT model itself (the baseline of ``policy_score=improvement``). Then the correlation
+plus ``eval_policy`` of the SFT model itself (the baseline of ``policy_score=improvement``). A branch of
+``pipeline.released`` (name -> ``reward_model`` and ``policy`` model specs) trains nothing: its released reward
+model (a classifier) is evaluated on each benchmark and its released PPO policy on the tasks (the paper's own
+setting: the Tulu-2.5 checkpoints); a study may mix trained and released branches. A released policy carries no
+``rmlab_meta.json``, so the correlate step gets its links (``policy_links``) from here. Then the correlation
 (:mod:`rmlab.analysis.correlation_study`) over exactly these runs, its headline and each variant in
 ``pipeline.correlate.variants``, and the tables (:mod:`rmlab.analysis.tables`).
 
@@ -66,10 +70,17 @@ def _list(node) -> list[str]:
 def plan_study(cfg: DictConfig) -> list[Stage]:
     """Every stage of the study, in an order that respects their dependencies."""
     p = cfg.pipeline
-    if not p.reward_models:
-        raise ValueError("pipeline.reward_models is empty: name at least one reward model (a preference dataset)")
-    if SFT in p.reward_models:
-        raise ValueError(f"pipeline.reward_models: {SFT!r} names the SFT policy's branch; pick another name")
+    trained, released = p.get("reward_models") or {}, p.get("released") or {}
+    if not trained and not released:
+        raise ValueError(
+            "pipeline.reward_models and pipeline.released are empty: name at least one reward model (a preference "
+            "dataset to train on, or released checkpoints)"
+        )
+    for key, branches in (("reward_models", trained), ("released", released)):
+        if SFT in branches:
+            raise ValueError(f"pipeline.{key}: {SFT!r} names the SFT policy's branch; pick another name")
+    if both := sorted(set(trained) & set(released)):
+        raise ValueError(f"pipeline.reward_models and pipeline.released both name {both}: a branch is one or the other")
     root = Path(p.stages_dir).resolve()
     seed = f"seed={cfg.seed}"
     runtime = (f"logger={p.stage_logger}",)
@@ -89,8 +100,13 @@ def plan_study(cfg: DictConfig) -> list[Stage]:
         name = () if branch == SFT else (f"policy.name=ppo-{branch}",)
         add(branch, "eval_policy", "eval_policy", over, parent, "eval_policy", _list(p.policy_eval.get("launch")), name)
 
+    def rm_evals(branch: str, model: list[str], parent: Path):
+        for bench, bench_over in p.rm_eval.benchmarks.items():
+            over = [*model, f"benchmark={bench}", *_list(bench_over), *_list(p.rm_eval.overrides), seed]
+            add(branch, f"eval_rm:{bench}", "eval_rm", over, parent, f"eval_rm_{bench}", (), (f"model.name={branch}",))
+
     policy_eval(SFT, str(p.sft_policy), root / SFT)
-    for name, spec in p.reward_models.items():
+    for name, spec in trained.items():
         data = [f"preference={spec.preference}", *_list(spec.get("overrides")), *_list(p.preference_overrides)]
         rm_over = [*data, *_list(p.train_rm.overrides), seed]
         rm_dir = add(
@@ -103,29 +119,47 @@ def plan_study(cfg: DictConfig) -> list[Stage]:
             launch=_list(p.train_rm.get("launch")),
             extra_runtime=("resume=auto",),
         )
-        for bench, bench_over in p.rm_eval.benchmarks.items():
-            over = [
-                f"model={rm_dir / 'model'}",
-                f"benchmark={bench}",
-                *_list(bench_over),
-                *_list(p.rm_eval.overrides),
-                seed,
-            ]
-            add(
-                name,
-                f"eval_rm:{bench}",
-                "eval_rm",
-                over,
-                rm_dir,
-                f"eval_rm_{bench}",
-                extra_runtime=(f"model.name={name}",),
-            )
+        rm_evals(name, [f"model={rm_dir / 'model'}"], rm_dir)
         ppo_over = [f"reward_model={rm_dir / 'model'}", f"policy={p.sft_policy}", *data, *_list(p.ppo.overrides), seed]
         ppo_dir = add(
             name, "train_ppo", "train_ppo", ppo_over, rm_dir, "train_ppo", _list(p.ppo.get("launch")), ("resume=auto",)
         )
         policy_eval(name, str(ppo_dir / "policy"), ppo_dir)
+    for name, spec in released.items():
+        _check_released(name, spec)
+        rm_evals(name, [f"model={spec.reward_model}", "model.kind=classifier"], root / name)
+        policy_eval(name, str(spec.policy), root / name)
     return stages
+
+
+def _check_released(name: str, spec) -> None:
+    for key in ("reward_model", "policy"):
+        if not spec.get(key):
+            raise ValueError(
+                f"pipeline.released.{name}: needs reward_model and policy (model specs); {key!r} is missing"
+            )
+
+
+def _recorded_spec(entry: str, group: str, spec: str) -> str:
+    """The spec an evaluation of ``spec`` records (``model_spec``, ``policy_spec``: ``<group>.pretrained``), so
+    that a config name (``policy=tulu2_13b``) becomes the Hub id or directory it stands for."""
+    from rmlab.utils.config import compose_config, rewrite_model_overrides
+
+    return str(compose_config(entry, rewrite_model_overrides([f"{group}={spec}"], (group,)))[group].pretrained)
+
+
+def released_links(cfg: DictConfig) -> dict[str, dict[str, str]]:
+    """``policy_links`` (conf/correlate.yaml) of the released branches: each released policy -> its released reward
+    model and the SFT model, as their evaluations record them."""
+    p = cfg.pipeline
+    sft = _recorded_spec("eval_policy", "policy", str(p.sft_policy))
+    return {
+        _recorded_spec("eval_policy", "policy", str(spec.policy)): {
+            "reward_model": _recorded_spec("eval_rm", "model", str(spec.reward_model)),
+            "sft_model": sft,
+        }
+        for spec in (p.get("released") or {}).values()
+    }
 
 
 def _selected(stages: list[Stage], only) -> list[Stage]:
@@ -143,12 +177,16 @@ def _correlate(cfg: DictConfig, stages: list[Stage], out: Path) -> dict:
     from rmlab.utils.config import compose_config
 
     runs = [s.out_dir for s in stages if s.entry in ("eval_rm", "eval_policy")]
+    links = released_links(cfg)
     variants = {"headline": [], **{k: _list(v) for k, v in (cfg.pipeline.correlate.variants or {}).items()}}
     results = {}
     for name, extra in variants.items():
         ccfg = compose_config("correlate", [*_list(cfg.pipeline.correlate.overrides), *extra, f"seed={cfg.seed}"])
         with open_dict(ccfg):
             ccfg.runs = runs
+            if links:  # beside any the overrides give
+                given = OmegaConf.to_container(ccfg.policy_links) if ccfg.policy_links else {}
+                ccfg.policy_links = {**given, **links}
             ccfg.paths.output_dir = str(out / ("correlation" if name == "headline" else f"correlation_{name}"))
         results[name] = correlate(ccfg)
     if cfg.pipeline.tables:

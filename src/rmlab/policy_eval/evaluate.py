@@ -2,7 +2,8 @@
 
 Per task, in ``<run dir>/<task>/`` (all written atomically):
 
-- ``generations.jsonl``: one row per example (prompt id, the prompt text, every sample),
+- ``generations.jsonl``: one row per example (prompt id, the prompt text, every sample; ``prompts``, by decoding,
+  in place of ``prompt`` where the task prompts its decodings differently),
 - ``scored.jsonl``: one row per scored sample (prediction, correctness / test status / toxicity / refusal label),
 - ``metrics.json``: task, group, policy and its fingerprint, n, the headline metric with a bootstrap interval,
   ``normalised`` (higher is better, for the correlation study), decodings, data fingerprint and source,
@@ -115,6 +116,15 @@ def prompt_text(formatter: ChatFormatter, user: str, answer_prefix: str) -> str:
     )
 
 
+def _prompt_fields(ex_id: str, contexts: dict[str, dict[str, str]]) -> dict:
+    """An example's prompt text for ``generations.jsonl``: ``prompt`` when every decoding sampled from the same
+    text, else ``prompts`` by decoding name."""
+    texts = {dec: by_id[ex_id] for dec, by_id in contexts.items()}
+    if len(set(texts.values())) > 1:
+        return {"prompts": texts}
+    return {"prompt": next(iter(texts.values()))}
+
+
 def _score_context(cfg: DictConfig, task_cfg: DictConfig) -> ScoreContext:
     ctx = ScoreContext(
         seed=int(cfg.seed),
@@ -199,7 +209,9 @@ def _evaluate_task(cfg, task_cfg, pol, resolved, formatter, model: _Model, out_d
     task = TASKS[task_cfg.kind](task_cfg, cfg.paths.data_dir)
     examples, provenance = task.load()
     log.info("%s: %d examples from %s", task.name, len(examples), provenance["source"])
-    contexts = {ex.id: prompt_text(formatter, ex.user, ex.answer_prefix) for ex in examples}
+    contexts = {  # per decoding: a task may prompt its decodings differently (Example.by_decoding)
+        d.name: {ex.id: prompt_text(formatter, *ex.turns(d.name)) for ex in examples} for d in task.decodings
+    }
     generations, gen_stats = {}, {}
     for decoding in task.decodings:
         generator = generator_settings(
@@ -218,7 +230,7 @@ def _evaluate_task(cfg, task_cfg, pol, resolved, formatter, model: _Model, out_d
             },
         )
         texts, stats = generate_cached(
-            requests_for(contexts, decoding),
+            requests_for(contexts[decoding.name], decoding),
             decoding,
             cache,
             model.backend,
@@ -239,7 +251,7 @@ def _evaluate_task(cfg, task_cfg, pol, resolved, formatter, model: _Model, out_d
     write_jsonl(
         task_dir / "generations.jsonl",
         (
-            {"id": ex.id, "prompt": contexts[ex.id], **{d: generations[d][ex.id] for d in generations}}
+            {"id": ex.id, **_prompt_fields(ex.id, contexts), **{d: generations[d][ex.id] for d in generations}}
             for ex in examples
         ),
     )

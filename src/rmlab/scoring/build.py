@@ -25,7 +25,7 @@ from rmlab.models.loading import (
     resolve_model,
     torch_dtype,
 )
-from rmlab.scoring.scorers import SCORERS
+from rmlab.scoring.scorers import SCORERS, TOKEN_SETS
 from rmlab.utils.hashing import stable_hash
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,9 @@ def plan_scorer(model_cfg, *, cache_dir: str, device: str = "auto", seed: int = 
             describe["reference"] = ref_resolved.fingerprint
         else:
             describe["ref_free_mode"] = str(model_cfg.get("ref_free_mode", "avg"))
+        describe["tokens"] = str(model_cfg.get("implicit_tokens", "rewardbench"))
+        if describe["tokens"] not in TOKEN_SETS:
+            raise ValueError(f"model.implicit_tokens={describe['tokens']!r}: choose one of {TOKEN_SETS}")
 
         def factory():
             policy = load_causal_lm(resolved, dtype=dtype, device=device)
@@ -101,6 +104,7 @@ def plan_scorer(model_cfg, *, cache_dir: str, device: str = "auto", seed: int = 
                 device=device,
                 reference=ref,
                 mode=describe.get("ref_free_mode", "avg"),
+                tokens=describe["tokens"],
             )
 
     describe_all = {**describe, "spec": resolved.spec, "reference_spec": describe.get("reference") and reference}

@@ -11,6 +11,21 @@ whatever device the config names; nothing here is CUDA-specific.
   normalisation). Without a reference, RewardBench's reference-free modes (allenai/reward-bench,
   ``rewardbench/dpo.py``): ``sum`` = sum of response log-probs, ``avg`` = their mean, ``norm`` = minus the L2 norm
   of the response log-prob vector.
+
+Which tokens are the "response" (``tokens``):
+
+- ``rewardbench``: as rewardbench's DPO scorer counts them (``rewardbench/dpo.py`` ``tokenize_row`` and
+  ``build_tokenized_answer`` at v0.1.4, which RM-Bench's ``scripts/run_dpo.py`` runs): the prompt rendered without
+  the assistant header, BOS prepended (EOS when the tokenizer has no BOS, as RM-Bench sets it); everything after it
+  (the assistant header, the response, the template's end-of-turn text) tokenised jointly with the prompt and
+  split where the prompt's own tokens end (one token earlier if the last one merged); one EOS appended. The
+  published RM-Bench and RewardBench DPO numbers are computed this way. With a reference the header's terms are
+  equal for every response to a prompt, but reference-free ``avg`` and ``norm`` depend on them.
+- ``response``: the response as the chat template renders it after the generation prompt, tokenised on its own
+  (the tokens TRL's DPO trainer, and :mod:`rmlab.training.train_dpo`, optimise).
+
+Truncation is ours in both (the last ``max_length`` tokens); rewardbench cuts prompts to 128 tokens when a pair
+exceeds 2048 tokens, which changes only such long pairs.
 """
 
 from __future__ import annotations
@@ -26,6 +41,7 @@ from rmlab.utils.registry import Registry
 
 SCORERS: Registry[type] = Registry("scorer")
 REF_FREE_MODES = ("avg", "sum", "norm")
+TOKEN_SETS = ("rewardbench", "response")
 
 
 @dataclass(frozen=True)
@@ -146,21 +162,38 @@ class ImplicitRewardScorer:
         device: str,
         reference=None,
         mode: str = "avg",
+        tokens: str = "response",
     ):
         if reference is None and mode not in REF_FREE_MODES:
             raise ValueError(f"unknown reference-free mode {mode!r}; choose one of {REF_FREE_MODES}")
-        self.policy, self.reference, self.mode = policy, reference, mode
+        if tokens not in TOKEN_SETS:
+            raise ValueError(f"unknown implicit-reward token set {tokens!r}; choose one of {TOKEN_SETS}")
+        self.policy, self.reference, self.mode, self.tokens = policy, reference, mode, tokens
         self.tokenizer, self.formatter = tokenizer, formatter
         self.max_length, self.device = max_length, device
 
     def encode(self, prompt: str, response: str) -> Encoded:
-        """Prompt and response tokenised separately and concatenated, so the boundary is exact (as TRL does)."""
+        """The ids of the conversation and where its scored part starts (``tokens``, see the module docstring)."""
+        if self.tokens == "rewardbench":
+            return self._encode_rewardbench(prompt, response)
+        # prompt and response tokenised separately and concatenated, so the boundary is exact (as TRL does)
         pair = self.formatter.format(prompt, response)
         prompt_ids = _encode(self.tokenizer, pair.prefix, self.formatter.add_special_tokens)
         response_ids = _encode(self.tokenizer, pair.text[len(pair.prefix) :], False)
         if not response_ids:
             raise ValueError(f"response tokenises to nothing: {response[:80]!r}")
         return truncate_left(prompt_ids + response_ids, len(prompt_ids), self.max_length)
+
+    def _encode_rewardbench(self, prompt: str, response: str) -> Encoded:
+        tok = self.tokenizer
+        pair = self.formatter.format_user_only(prompt, response)
+        answer = pair.text[len(pair.prefix) :]
+        full = _encode(tok, pair.prefix + answer, False)
+        prompt_ids = _encode(tok, pair.prefix, False)
+        start = len(prompt_ids) if full[: len(prompt_ids)] == prompt_ids else len(prompt_ids) - 1  # a merged token
+        bos = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        ids = [bos, *full, tok.eos_token_id]
+        return truncate_left(ids, 1 + start, self.max_length)
 
     @torch.inference_mode()
     def __call__(self, batch: list[Encoded]) -> np.ndarray:

@@ -104,7 +104,26 @@ def text_reward(cfg: DictConfig, rm: ModelHandle, tokenizer, prompts: PPOPrompts
     prompt_of = {
         tuple(ids): p for p, ids in zip([*prompts.train, *prompts.heldout], [*prompts.train_ids, *prompts.heldout_ids])
     }
-    return TextReward(scorer, prompt_of, tokenizer)
+    missing_eos = missing_eos_treatment(cfg.recipe)
+    return TextReward(scorer, prompt_of, tokenizer, missing_eos["replace_by"])
+
+
+MISSING_EOS_MODES = ("replace", "subtract", "none")
+
+
+def missing_eos_treatment(recipe: DictConfig) -> dict:
+    """``recipe.missing_eos`` as the two mechanisms that apply it: ``replace_by`` (the reward a rollout without EOS
+    gets, set by :class:`TextReward`) and ``penalty`` (TRL's ``missing_eos_penalty``, subtracted by TRL)."""
+    spec = recipe.missing_eos
+    mode = str(spec.mode)
+    if mode not in MISSING_EOS_MODES:
+        raise ValueError(f"recipe.missing_eos.mode={mode!r}: choose one of {MISSING_EOS_MODES}")
+    if mode != "none" and spec.get("value") is None:
+        raise ValueError(f"recipe.missing_eos.mode={mode} needs recipe.missing_eos.value")
+    return {
+        "replace_by": float(spec.value) if mode == "replace" else None,
+        "penalty": float(spec.value) if mode == "subtract" else None,
+    }
 
 
 def policy_tokenizer(cfg: DictConfig, policy_res):

@@ -21,12 +21,21 @@ from rmlab.scoring.scorers import ClassifierScorer
 
 class TextReward(torch.nn.Module):
     """:param scorer: the reward model's :class:`ClassifierScorer`. :param prompts: each training or held-out
-    query (its token ids, no padding) -> the prompt turns it was built from. :param tokenizer: the policy's."""
+    query (its token ids, no padding) -> the prompt turns it was built from. :param tokenizer: the policy's.
+    :param missing_eos_reward: the reward of a rollout without the policy's EOS token (None: the reward model's
+    score, whatever the ending)."""
 
-    def __init__(self, scorer: ClassifierScorer, prompts: dict[tuple[int, ...], tuple], tokenizer):
+    def __init__(
+        self,
+        scorer: ClassifierScorer,
+        prompts: dict[tuple[int, ...], tuple],
+        tokenizer,
+        missing_eos_reward: float | None = None,
+    ):
         super().__init__()
         self.model = scorer.model  # a submodule, so that .to(device) moves it
         self.scorer, self.prompts, self.tokenizer = scorer, prompts, tokenizer
+        self.missing_eos_reward = missing_eos_reward
         self.response_lengths: list[int] = []  # of every scored response, for the response-length curve
 
     def score(self, prompts: Sequence[tuple], responses: Sequence[Sequence[int]]) -> torch.Tensor:
@@ -47,7 +56,11 @@ class TextReward(torch.nn.Module):
             prompts.append(self.prompts[key])
             response = row[context_length:]
             responses.append(response[: response.index(pad_token_id)] if pad_token_id in response else response)
-        return self.score(prompts, responses).to(query_responses.device)
+        rewards = self.score(prompts, responses)
+        if self.missing_eos_reward is not None:  # TRL keeps the EOS token in the rollouts it scores
+            no_eos = torch.tensor([self.tokenizer.eos_token_id not in r for r in responses])
+            rewards[no_eos] = float(self.missing_eos_reward)
+        return rewards.to(query_responses.device)
 
 
 @contextmanager

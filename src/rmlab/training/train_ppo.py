@@ -42,6 +42,7 @@ from rmlab.models.loading import (
 from rmlab.scoring.scorers import response_logprobs
 from rmlab.training.ppo_parts import (
     check_same_tokenizer,
+    missing_eos_treatment,
     policy_tokenizer,
     ppo_prompts,
     reward_model_handle,
@@ -78,7 +79,7 @@ def ppo_config(cfg: DictConfig, run_dir: Path, device: str, report_to):
         response_length=r.response_length,
         stop_token="eos",
         temperature=r.temperature,
-        missing_eos_penalty=r.missing_eos_penalty,
+        missing_eos_penalty=missing_eos_treatment(r)["penalty"],
         kl_coef=r.kl_coef,
         kl_estimator=r.kl_estimator,
         cliprange=r.cliprange,
@@ -190,6 +191,7 @@ def setup_ppo(cfg: DictConfig) -> PPOSetup:
 
     set_seed(cfg.seed)
     r = cfg.recipe
+    missing_eos_treatment(r)  # a bad setting fails before any model is loaded
     device = pick_device(cfg.get("device", "auto"))
     policy_handle = open_model(cfg.policy, cache_dir=cfg.paths.model_cache_dir)
     rm = reward_model_handle(cfg, policy_handle)

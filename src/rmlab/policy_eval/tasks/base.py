@@ -25,6 +25,21 @@ class Example:
     user: str  # the user turn of the chat prompt
     answer_prefix: str = ""  # text the assistant turn starts with (e.g. "Answer:"), part of the prompt
     reference: dict = field(default_factory=dict)  # whatever scoring needs: target, tests, label, group
+    # (user, answer_prefix) by decoding name, for decodings sampled from another prompt than the one above: the
+    # source may prompt its decodings differently (open-instruct's HumanEval+ T=0.8 job used HumanEvalPack's
+    # instructions, its T=0.1 job did not)
+    by_decoding: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def turns(self, decoding: str) -> tuple[str, str]:
+        """The user turn and the answer prefix that the decoding named ``decoding`` samples from."""
+        return self.by_decoding.get(decoding, (self.user, self.answer_prefix))
+
+
+def _fingerprinted(e: Example) -> tuple:
+    """What the data fingerprint covers of an example; ``by_decoding`` only where set, so that the examples of
+    tasks without per-decoding prompts keep the fingerprints they had."""
+    row = (e.id, e.user, e.answer_prefix, e.reference)
+    return (*row, e.by_decoding) if e.by_decoding else row
 
 
 @dataclass
@@ -63,7 +78,7 @@ class Task:
         return examples, {
             "source": source,
             "files": files,
-            "data_fingerprint": stable_hash([(e.id, e.user, e.answer_prefix, e.reference) for e in examples]),
+            "data_fingerprint": stable_hash([_fingerprinted(e) for e in examples]),
         }
 
     def _load(self) -> tuple[list[Example], str, list[str]]:

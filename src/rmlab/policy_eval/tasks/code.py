@@ -1,8 +1,24 @@
-"""HumanEval+ and MBPP+: instruction prompts in the chat format, programs run in the sandbox, unbiased pass@k.
+r"""HumanEval+ and MBPP+: instruction prompts in the chat format, programs run in the sandbox, unbiased pass@k.
 
 Test sets: the EvalPlus "+" tests (the ``*-OriginFmt`` files: self-contained ``check`` programs over the base and
 extra inputs) when ``test_set: plus``; the original HumanEval / MBPP tests with ``test_set: base`` (the same
 problems, the authors' tests). ``metrics.json`` names the test set used.
+
+HumanEval+ prompts, exactly as open-instruct ran them for Tulu 2.5 (allenai/open-instruct@4c0e9e8,
+``eval/codex_humaneval/run_eval.py:33-63``), chosen per decoding by its ``prompt_style`` because open-instruct's
+two jobs differ (``scripts/submit_eval_jobs.py:318-346``):
+
+- ``plain`` (the ``codex_evalplus_temp_0.1`` job, pass@1, which ran without HumanEvalPack): the user turn is
+  "Complete the following python function.\n\n\n" + the problem's prompt, the assistant turn starts with
+  "Here is the completed function:\n\n\n```python\n", and the model writes the whole function;
+- ``humanevalpack`` (the ``codex_evalplus_temp_0.8`` job, pass@10): the user turn is HumanEvalPack's
+  ``instruction`` for the problem, the assistant turn starts with "Here is the function:\n\n```python\n" + the
+  problem's prompt, and the model writes the body. HumanEvalPack comes from a local copy or the Hub; without
+  either such a decoding is an error that names the key switching it to ``plain``, never a silent fallback.
+
+In both styles the program checked is the problem's prompt + the completion + the tests, as open-instruct
+(human-eval's ``check_correctness``) builds it; in the plain style the completion's function redefines the
+prompt's. ``metrics.json`` records each decoding's ``prompt_style``.
 
 A sample passes only on a positive signal from the test harness, never on an exit status alone: the program
 (prompt, completion, tests) runs under :mod:`rmlab.policy_eval.harness` in the sandbox (``Sandbox.run_tests``),
@@ -20,6 +36,7 @@ import gzip
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -29,6 +46,9 @@ from rmlab.metrics.pass_at_k import pass_at_k
 from rmlab.policy_eval.tasks.base import Example, Task
 
 log = logging.getLogger(__name__)
+
+# HumanEval+ prompt styles, one per decoding (the module docstring says what each is)
+PROMPT_STYLES = ("plain", "humanevalpack")
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -128,6 +148,68 @@ class CodeTask(Task):
 
 
 class HumanEvalPlus(CodeTask):
+    """HumanEval+ with each decoding's prompt style (``prompt_style`` in its decoding config, see the module
+    docstring): ``plain``, the default, or ``humanevalpack``."""
+
+    def __init__(self, cfg, data_dir):
+        super().__init__(cfg, data_dir)
+        self.prompt_styles = {str(d["name"]): str(d.get("prompt_style", "plain")) for d in cfg.decodings}
+        for i, (dec, style) in enumerate(self.prompt_styles.items()):
+            if style not in PROMPT_STYLES:
+                raise ValueError(
+                    f"{self.name}: decoding {dec!r} (task.{self.name}.decodings.{i}.prompt_style) is {style!r}; "
+                    f"use one of {list(PROMPT_STYLES)}"
+                )
+
+    def _load(self):
+        """The problems with the plain prompt, and HumanEvalPack's for the decodings that ask for it (never the
+        plain one in its place: a missing HumanEvalPack is an error, see :meth:`_instructions`)."""
+        examples, source, files = super()._load()
+        hep = [dec for dec, style in self.prompt_styles.items() if style == "humanevalpack"]
+        if not hep:
+            return examples, source, files
+        instructions, hep_source, hep_files = self._instructions(hep)
+        missing = [ex.id for ex in examples if ex.id not in instructions]
+        if missing:
+            raise DataError(f"{hep_source}: no instruction for {missing[:5]} ({len(missing)} problems)")
+        prefix = self.cfg.hep_answer_prefix
+        examples = [
+            replace(ex, by_decoding={dec: (instructions[ex.id], prefix + ex.reference["prompt"]) for dec in hep})
+            for ex in examples
+        ]
+        return examples, f"{source}; instructions: {hep_source}", files + hep_files
+
+    def _instructions(self, decodings: list[str]) -> tuple[dict[str, str], str, list[str]]:
+        """HumanEvalPack's instruction by HumanEval task id (open-instruct's mapping: ``Python/i`` is
+        ``HumanEval/i``), from the local copy, else the Hub."""
+        cfg = self.cfg
+        path = self.data_dir / cfg.hep_local_dir / cfg.hep_file
+        if path.is_file():
+            rows, source, files = _read_jsonl(path), str(path), [str(path)]
+        else:
+            try:
+                from datasets import load_dataset
+
+                rows = list(load_dataset(cfg.hep_hub_id, cfg.hep_hub_config, split="test"))
+            except Exception as err:  # no local copy and no Hub: say which decodings need it, and the way out
+                index = {str(d["name"]): i for i, d in enumerate(cfg.decodings)}
+                switch = ", ".join(f"task.{self.name}.decodings.{index[dec]}.prompt_style=plain" for dec in decodings)
+                raise FileNotFoundError(
+                    f"{self.name}: decoding(s) {decodings} have prompt_style humanevalpack (open-instruct's "
+                    f"codex_evalplus_temp_0.8 job), but HumanEvalPack is neither at {path} nor on the Hub "
+                    f"({cfg.hep_hub_id}, config {cfg.hep_hub_config}, split test: {type(err).__name__}: {err}). "
+                    f"Put bigcode/humanevalpack's data/python/data/humanevalpack.jsonl at {path}, or prompt those "
+                    f"decodings without it (open-instruct's T=0.1 prompt, a deviation): {switch}"
+                ) from err
+            source, files = f"hub:{cfg.hep_hub_id}/{cfg.hep_hub_config}", []
+        for i, rec in enumerate(rows):
+            _require(source, i, rec, ("task_id", "instruction"))
+            if not str(rec["task_id"]).startswith("Python/"):
+                raise DataError(f"{source}: row {i}: field 'task_id' is {rec['task_id']!r}, expected Python/<n>")
+            if not isinstance(rec["instruction"], str) or not rec["instruction"].strip():
+                raise DataError(f"{source}: row {i}: field 'instruction' is empty or not a string")
+        return {r["task_id"].replace("Python", "HumanEval"): r["instruction"] for r in rows}, source, files
+
     def _load_set(self, plus: bool):
         cfg = self.cfg
         base = not plus
@@ -146,8 +228,8 @@ class HumanEvalPlus(CodeTask):
         examples = [
             Example(
                 id=r["task_id"],
-                user=cfg.instruction + r["prompt"],
-                answer_prefix=cfg.answer_prefix + r["prompt"],
+                user=cfg.instruction + r["prompt"],  # the plain style: the model writes the whole function
+                answer_prefix=cfg.answer_prefix,
                 reference={
                     "prompt": r["prompt"],
                     "test": r["test"],
@@ -159,7 +241,15 @@ class HumanEvalPlus(CodeTask):
         ]
         return examples, source, files
 
+    def score(self, examples, generations, ctx):
+        """As :meth:`CodeTask.score`, plus each decoding's ``prompt_style``: a run that prompts a decoding other
+        than open-instruct did (e.g. T=0.8 without HumanEvalPack) says so in its outputs."""
+        rows, metrics = super().score(examples, generations, ctx)
+        return rows, {**metrics, "prompt_style": dict(self.prompt_styles)}
+
     def program(self, ex, completion):
+        """The problem's prompt, the completion and the tests, in both prompt styles (as open-instruct checks
+        them): in the plain style the completion is a whole function, which redefines the prompt's."""
         ref = ex.reference
         return f"{ref['prompt']}{completion}\n\n{ref['test']}\n\ncheck({ref['entry_point']})\n"
 
