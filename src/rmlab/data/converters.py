@@ -169,3 +169,49 @@ def nectar(row: dict, row_id: str) -> list[PreferenceExample]:
             {"chosen_rank": ranked[0]["rank"], "rejected_rank": ranked[j]["rank"]},
         )
     ]
+
+
+def with_answer_prefix(answer_prefix: str, sample: str) -> str:
+    """A sampled continuation as the assistant's whole turn: the task's answer prefix (part of the prompt when it
+    was sampled), then the sample, a space between unless one is there."""
+    if not answer_prefix:
+        return sample
+    return answer_prefix + (sample if sample[:1] in (" ", "\n") else " " + sample)
+
+
+@CONVERTERS.register("policy_samples")
+def policy_samples(row: dict, row_id: str) -> list[PreferenceExample]:
+    """A policy's own samples with gold scores: a row of a ``best_of_n`` run's ``samples.jsonl``
+    (``{id, prompt, answer_prefix, samples, gold}``).
+
+    Rule (ours): the samples are ordered by gold score, best first (ties in sampling order); the k-th best is
+    paired with the k-th worst while the first scores higher, so every pair prefers the sample the gold check
+    prefers and no sample is in two pairs. A prompt whose samples all score the same gives no pair.
+    """
+    prompt, samples, gold = row.get("prompt"), row.get("samples"), row.get("gold")
+    if not isinstance(prompt, str) or not prompt:
+        raise MalformedRow("field 'prompt' must be a non-empty string")
+    if not isinstance(samples, list) or not isinstance(gold, list) or len(samples) != len(gold):
+        raise MalformedRow("fields 'samples' and 'gold' must be lists of the same length")
+    try:
+        scores = [float(g) for g in gold]
+    except (TypeError, ValueError) as err:
+        raise MalformedRow(f"field 'gold' must hold numbers ({err})") from None
+    prefix = row.get("answer_prefix") or ""
+    order = sorted(range(len(samples)), key=lambda i: -scores[i])
+    pairs = []
+    for k in range(len(order) // 2):
+        good, bad = order[k], order[-1 - k]
+        if scores[good] <= scores[bad]:
+            break
+        pairs.append(
+            PreferenceExample(
+                "policy_samples",
+                f"{row_id}:{k}",
+                (("user", prompt),),
+                with_answer_prefix(prefix, samples[good]),
+                with_answer_prefix(prefix, samples[bad]),
+                {"prompt_id": row.get("id"), "gold": (scores[good], scores[bad])},
+            )
+        )
+    return pairs

@@ -4,7 +4,8 @@ Schema (:class:`PreferenceExample`): ``prompt`` is the conversation before the c
 content)`` turns ending with the user's; ``chosen`` and ``rejected`` are the final assistant turns; ``source``
 and ``id`` say where the pair came from. Converters live in :mod:`rmlab.data.converters`, registered by source
 name; a malformed row raises :class:`MalformedRow`, which the loader either re-raises naming file and row, or
-counts and skips when ``skip_malformed`` is set.
+counts and skips when ``skip_malformed`` is set. ``label_noise`` (a fraction) swaps chosen and rejected in that
+share of the training pairs, seeded; held-out pairs are never flipped.
 """
 
 from __future__ import annotations
@@ -62,6 +63,24 @@ def split_and_subsample(
     if max_pairs is not None:
         train = train[:max_pairs]
     return train, heldout
+
+
+def flip_labels(
+    examples: Sequence[PreferenceExample], fraction: float, *, seed: int
+) -> tuple[list[PreferenceExample], int]:
+    """Swap chosen and rejected in a seeded ``fraction`` of the pairs (exactly ``round(fraction * n)`` of them):
+    label noise of a known rate, for reward models of graded quality (a best-of-n study's positive control)."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"label_noise must be in [0, 1], got {fraction}")
+    k = round(fraction * len(examples))
+    flipped = set(random.Random(f"{seed}:label-noise").sample(range(len(examples)), k))
+    out = [
+        PreferenceExample(e.source, e.id, e.prompt, e.rejected, e.chosen, {**e.meta, "label_flipped": True})
+        if i in flipped
+        else e
+        for i, e in enumerate(examples)
+    ]
+    return out, k
 
 
 def fingerprint(examples: Sequence[PreferenceExample]) -> str:
@@ -123,6 +142,8 @@ def load_preferences(cfg, *, seed: int) -> PreferenceSplits:
     )
     if not train:
         raise DataValidationError(f"{cfg.name}: no training pairs left after holding out {cfg.heldout_pairs}")
+    noise = float(cfg.get("label_noise") or 0.0)
+    train, flipped = flip_labels(train, noise, seed=seed) if noise else (train, 0)  # held-out pairs stay clean
     info = {
         "name": cfg.name,
         "source": source,
@@ -134,6 +155,8 @@ def load_preferences(cfg, *, seed: int) -> PreferenceSplits:
         "malformed_rows": len(malformed),
         "malformed_examples": malformed[:20],
         "seed": seed,
+        "label_noise": noise,
+        "labels_flipped": flipped,
         "train_fingerprint": fingerprint(train),
         "heldout_fingerprint": fingerprint(heldout),
     }

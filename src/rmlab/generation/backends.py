@@ -12,7 +12,8 @@ What we add, because lm-eval lacks it:
   sample index). lm-eval's own request cache keys on (prompt, generation kwargs) only, so n samples of one prompt
   at temperature 0.8 would collapse into one; ours keeps them apart. Entries are written atomically after every
   chunk, so a killed run resumes from what it finished and a finished one re-runs for free;
-- deterministic sampling: the torch seed is set from (seed, decoding, chunk) before every chunk.
+- deterministic sampling: the torch seed is set from (seed, decoding, the chunk's first request) before every
+  chunk, so a resumed run samples exactly what an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -172,8 +173,8 @@ def generate_cached(
         with tqdm(total=len(todo), desc=desc, disable=not progress) as bar:
             for c, lo in enumerate(range(0, len(todo), chunk_size)):
                 chunk = todo[lo : lo + chunk_size]
-                if decoding.do_sample:
-                    torch.manual_seed(int(stable_hash([seed, decoding.name, c, chunk[0].key]), 16) % (2**31))
+                if decoding.do_sample:  # seeded by the chunk's content, so a resumed run draws what the first would
+                    torch.manual_seed(int(stable_hash([seed, decoding.name, chunk[0].key]), 16) % (2**31))
                 texts = backend.generate([r.context for r in chunk], decoding)
                 cache.add({r.key: t for r, t in zip(chunk, texts)})
                 stats.generated += len(chunk)

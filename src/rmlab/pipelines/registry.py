@@ -19,3 +19,10 @@ def _correlation_study(cfg):
     from rmlab.pipelines.correlation_study import run_correlation_study
 
     return run_correlation_study(cfg)
+
+
+@PIPELINES.register("bon_study")
+def _bon_study(cfg):
+    from rmlab.pipelines.bon_study import run_bon_study
+
+    return run_bon_study(cfg)

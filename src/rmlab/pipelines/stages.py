@@ -55,6 +55,7 @@ STAGES: dict[str, StageKind] = {
         StageKind("train_ppo", "rmlab.training.train_ppo:train_ppo", "train_metrics.json", ("policy",), "policy"),
         StageKind("eval_rm", "rmlab.rm_eval.evaluate:evaluate_rm", "metrics.json", ("model",), None),
         StageKind("eval_policy", "rmlab.policy_eval.evaluate:evaluate_policy", "summary.json", ("policy",), None),
+        StageKind("best_of_n", "rmlab.policy_eval.best_of_n:best_of_n", "bon.json", ("policy",), None),
     )
 }
 

@@ -46,7 +46,7 @@ from rmlab.utils.run_info import run_info
 log = logging.getLogger(__name__)
 
 
-def _policy_cfg(cfg: DictConfig) -> DictConfig:
+def policy_config(cfg: DictConfig) -> DictConfig:
     """``policy`` is a config (name, pretrained, chat_template ...) or just a spec string."""
     pol = cfg.policy
     if isinstance(pol, str):
@@ -69,7 +69,7 @@ def _generation_dtype(pol: DictConfig, generation: DictConfig) -> str:
     return str(pol.get("dtype") or ("auto" if generation.backend == "vllm" else "float32"))
 
 
-class _Model:
+class PolicyModel:
     """The policy, loaded on first use (a fully cached re-run never loads it)."""
 
     def __init__(self, cfg: DictConfig, resolved, tokenizer, formatter: ChatFormatter):
@@ -78,7 +78,7 @@ class _Model:
 
     def backend(self):
         if self._backend is None:
-            gen, pol = self.cfg.generation, _policy_cfg(self.cfg)
+            gen, pol = self.cfg.generation, policy_config(self.cfg)
             device = pick_device(self.cfg.device)
             if gen.backend == "hf":
                 model = load_causal_lm(self.resolved, dtype=_generation_dtype(pol, gen), device=device)
@@ -125,7 +125,7 @@ def _prompt_fields(ex_id: str, contexts: dict[str, dict[str, str]]) -> dict:
     return {"prompt": next(iter(texts.values()))}
 
 
-def _score_context(cfg: DictConfig, task_cfg: DictConfig) -> ScoreContext:
+def score_context(cfg: DictConfig, task_cfg: DictConfig) -> ScoreContext:
     ctx = ScoreContext(
         seed=int(cfg.seed),
         n_boot=int(cfg.bootstrap.n_boot),
@@ -151,10 +151,10 @@ def _score_context(cfg: DictConfig, task_cfg: DictConfig) -> ScoreContext:
 def evaluate_policy(cfg: DictConfig, *, on_chunk=None) -> dict:
     """Evaluate ``cfg.policy`` on every task under ``cfg.task``; return the summary (also written to disk)."""
     out_dir = Path(cfg.paths.output_dir)
-    pol = _policy_cfg(cfg)
+    pol = policy_config(cfg)
     handle = open_model(pol, cache_dir=cfg.paths.model_cache_dir, padding_side="left")
     resolved, tokenizer, formatter = handle.resolved, handle.tokenizer, handle.formatter
-    model = _Model(cfg, resolved, tokenizer, formatter)
+    model = PolicyModel(cfg, resolved, tokenizer, formatter)
     task_cfgs = _task_configs(cfg)
     resolved_cfg = OmegaConf.to_container(cfg, resolve=True)
     logger = build_logger(cfg, output_dir=out_dir, config=resolved_cfg, name=f"{pol.name}-policy-eval")
@@ -204,7 +204,7 @@ def _task_configs(cfg: DictConfig) -> list[DictConfig]:
     return tasks
 
 
-def _evaluate_task(cfg, task_cfg, pol, resolved, formatter, model: _Model, out_dir: Path, on_chunk) -> dict:
+def _evaluate_task(cfg, task_cfg, pol, resolved, formatter, model: PolicyModel, out_dir: Path, on_chunk) -> dict:
     t0 = time.perf_counter()
     task = TASKS[task_cfg.kind](task_cfg, cfg.paths.data_dir)
     examples, provenance = task.load()
@@ -255,7 +255,7 @@ def _evaluate_task(cfg, task_cfg, pol, resolved, formatter, model: _Model, out_d
             for ex in examples
         ),
     )
-    ctx = _score_context(cfg, task_cfg)
+    ctx = score_context(cfg, task_cfg)
     rows, metrics = task.score(examples, generations, ctx)
     write_jsonl(task_dir / "scored.jsonl", rows)
     result = {

@@ -90,6 +90,12 @@ class Task:
         """``generations[decoding][example id]`` = samples. Returns (rows, metrics)."""
         raise NotImplementedError
 
+    def gold(self, example: Example, completion: str, ctx: ScoreContext) -> float:
+        """The gold score of one sample (1.0 right, 0.0 wrong), for best-of-n; tasks with an exact check have one."""
+        raise NotImplementedError(
+            f"task {self.name!r} has no per-sample gold check; use a gold reward model (gold.kind=reward_model)"
+        )
+
     # helpers ------------------------------------------------------------------------------------------
     def local_dir(self) -> Path | None:
         path = self.data_dir / str(self.cfg.local_dir)

@@ -88,6 +88,11 @@ class CodeTask(Task):
         harness's signal, see the module docstring)."""
         return sandbox.run_tests(self.program(ex, completion))
 
+    def gold(self, example, completion, ctx) -> float:
+        if ctx.sandbox is None:
+            raise RuntimeError(f"{self.name}: checking generated code needs a sandbox")
+        return float(self.run(ctx.sandbox, example, completion).passed)
+
     def score(self, examples, generations, ctx):
         if ctx.sandbox is None:
             raise RuntimeError(f"{self.name}: scoring generated code needs a sandbox")

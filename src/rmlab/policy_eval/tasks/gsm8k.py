@@ -51,6 +51,9 @@ class GSM8k(Task):
             )
         return examples, source, files
 
+    def gold(self, example, completion, ctx) -> float:
+        return float(numbers_equal(last_number(completion), example.reference["target"]))
+
     def score(self, examples, generations, ctx):
         (decoding,) = generations
         rows, correct = [], []

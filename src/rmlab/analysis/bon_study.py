@@ -1,0 +1,154 @@
+"""Do reward-model benchmarks predict best-of-n gains? The analysis of a best-of-n study (RewardMATH's design).
+
+Inputs: one ``best_of_n`` run (``bon.json``: per reward model, the expected gold score of the best-of-n pick at
+every n and the pairwise accuracy on the policy's own samples), and per reward model its ``eval_rm`` runs
+(``metrics.json``) and, optionally, its ``train_rm`` run (``train_metrics.json``: held-out accuracy on pairs of the
+training prompts). One point per reward model: x = a benchmark's accuracy, y = the best-of-N gold gain
+(gold@N - gold@1). The statistics are those of the correlation study (:func:`correlation_report`: Pearson r and p,
+a bootstrap interval of r, a permutation p-value, Spearman, Kendall, leave-one-out).
+
+The first x is the positive control: the reward model's pairwise accuracy on the best-of-n prompts' own samples
+measures exactly what best-of-n rewards, so with reward models of graded quality its r must be clearly positive;
+if its interval does not lie above 0, something upstream is broken and the benchmark r's mean nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rmlab.analysis.correlation import Point, correlation_report
+
+# benchmark -> (how its headline accuracy is read from eval_rm's metrics.json, label)
+BENCHMARK_ACCURACY = {
+    "rm_bench": "mean of the scored domains' accuracies (overall when complete)",
+    "reward_bench": "mean of the scored sections (partial where a section is incomplete)",
+    "reward_math": "accuracy (one correct solution above all nine incorrect ones)",
+}
+
+
+def benchmark_accuracy(metrics: dict) -> float | None:
+    """The headline accuracy of one ``eval_rm`` run, on whatever part of the benchmark was scored."""
+    bench = metrics["benchmark"]
+    if bench == "rm_bench":
+        value = metrics.get("overall")
+        return float(value if value is not None else metrics["partial_overall"]["value"])
+    if bench == "reward_bench":
+        scores = [
+            s["score"] if s.get("score") is not None else s.get("partial_score") for s in metrics["sections"].values()
+        ]
+        scores = [float(s) for s in scores if s is not None]
+        return sum(scores) / len(scores) if scores else None
+    if bench == "reward_math":
+        return float(metrics["accuracy"])
+    raise ValueError(f"no headline accuracy for benchmark {bench!r}")
+
+
+def study_rows(bon: dict, evals: Mapping[str, Mapping[str, dict]], trained: Mapping[str, dict], n: int) -> list[dict]:
+    """One row per reward model: its quality measures and its best-of-n gold scores."""
+    rows = []
+    for name, r in bon["reward_models"].items():
+        per_n = r["per_n"]
+        if str(n) not in per_n:
+            raise ValueError(f"best-of-{n} was not computed (ns: {bon['ns']})")
+        heldout = (trained.get(name) or {}).get("heldout") or {}
+        rows.append(
+            {
+                "reward_model": name,
+                "pairwise_accuracy": r["pairwise_accuracy"],
+                "train_heldout_accuracy": heldout.get("accuracy"),
+                "train_heldout_ci": heldout.get("ci"),
+                "benchmarks": {b: benchmark_accuracy(m) for b, m in evals.get(name, {}).items()},
+                "gold": {k: v["gold"]["value"] for k, v in per_n.items()},
+                "gain": per_n[str(n)]["gain"],
+            }
+        )
+    return rows
+
+
+def study_correlations(rows: list[dict], *, n_boot: int, n_perm: int, seed: int) -> dict:
+    """x = each quality measure in turn, y = the best-of-N gold gain, one point per reward model."""
+    measures: dict[str, list[Point]] = {"pairwise_accuracy (positive control)": [], "train_heldout_accuracy": []}
+    for row in rows:
+        y = row["gain"]["value"]
+        if row["pairwise_accuracy"] is not None:
+            measures["pairwise_accuracy (positive control)"].append(
+                Point(row["reward_model"], "bon", row["pairwise_accuracy"]["value"], y)
+            )
+        if row["train_heldout_accuracy"] is not None:
+            measures["train_heldout_accuracy"].append(
+                Point(row["reward_model"], "bon", row["train_heldout_accuracy"], y)
+            )
+        for bench, acc in row["benchmarks"].items():
+            if acc is not None:
+                measures.setdefault(bench, []).append(Point(row["reward_model"], "bon", acc, y))
+    out = {}
+    for name, points in measures.items():
+        if len(points) >= 3:
+            out[name] = correlation_report(points, n_boot=n_boot, n_perm=n_perm, seed=seed)
+        elif points:
+            out[name] = {"n": len(points), "note": "fewer than 3 reward models: no correlation"}
+    return out
+
+
+def positive_control(correlations: dict) -> dict:
+    """Whether the positive control passed: r's bootstrap interval lies above 0."""
+    c = correlations.get("pairwise_accuracy (positive control)") or {}
+    lo = (c.get("pearson_ci") or [None])[0]
+    return {"r": c.get("pearson_r"), "ci": c.get("pearson_ci"), "passed": lo is not None and lo > 0}
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.1f}"
+
+
+def _pct_ci(entry) -> str:
+    if not entry:
+        return "-"
+    ci = entry.get("ci")
+    return _pct(entry["value"]) + (f" [{_pct(ci[0])}, {_pct(ci[1])}]" if ci else "")
+
+
+def study_markdown(rows: list[dict], correlations: dict, control: dict, ns: list[int], n: int) -> str:
+    benches = sorted({b for r in rows for b in r["benchmarks"]})
+    show = [k for k in (1, 4, 16) if k in ns] or ns
+    head = [
+        "reward model",
+        "pairwise acc. on BoN samples",
+        "held-out acc. (train split)",
+        *benches,
+        *[f"gold@{k}" for k in show],
+        f"gain@{n}",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        held = r["train_heldout_accuracy"]
+        held_txt = "-" if held is None else _pct(held)
+        if r["train_heldout_ci"]:
+            held_txt += f" [{_pct(r['train_heldout_ci'][0])}, {_pct(r['train_heldout_ci'][1])}]"
+        cells = [
+            r["reward_model"],
+            _pct_ci(r["pairwise_accuracy"]),
+            held_txt,
+            *[_pct(r["benchmarks"].get(b)) for b in benches],
+            *[_pct(r["gold"].get(str(k))) for k in show],
+            _pct_ci(r["gain"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"Correlation with the best-of-{n} gold gain (one point per reward model):", ""]
+    lines += [
+        "| x | n | Pearson r [95% CI] | p | permutation p | Spearman | Kendall |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, c in correlations.items():
+        if c.get("pearson_r") is None:
+            lines.append(f"| {name} | {c.get('n')} | {c.get('note') or c.get('undefined')} | | | | |")
+            continue
+        lo, hi = c["pearson_ci"]
+        ci = f" [{lo:.2f}, {hi:.2f}]" if lo is not None else ""
+        lines.append(
+            f"| {name} | {c['n']} | {c['pearson_r']:.2f}{ci} | {c['pearson_p']:.3g} | {c['permutation_p']:.3g} | "
+            f"{c['spearman']:.2f} | {c['kendall']:.2f} |"
+        )
+    verdict = "PASSED" if control["passed"] else "FAILED: the benchmark r's above cannot be trusted"
+    lines += ["", f"Positive control (pairwise accuracy vs gain, interval above 0): {verdict}"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,172 @@
+"""The best-of-n study as one experiment, end to end on tiny models: samples, reward models of graded label noise,
+their benchmark evaluations, best-of-n with every one of them, the study table; a rerun reuses every stage."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rmlab.analysis.bon_study import benchmark_accuracy, positive_control, study_correlations
+from tests.conftest import ROOT
+from tests.test_correlation_pipeline import _quoted_list, _run_experiment_cfg
+
+
+def test_cpu_study_composes_with_eleven_graded_reward_models():
+    cfg = _run_experiment_cfg(["experiment=bon_study_cpu"])
+    p = cfg.pipeline
+    assert p.name == "bon_study" and len(p.reward_models) == 11
+    noise = sorted(float(o[0].split("=")[1]) for o in p.reward_models.values())
+    assert noise[0] == 0.0 and noise[-1] == 0.5
+    assert "task.arithmetic.split=train" in p.samples.overrides and "task.arithmetic.split=test" in p.bon.overrides
+    assert "n_samples=16" in p.bon.overrides and p.gain_n == 16
+
+
+def test_positive_control_needs_an_interval_above_zero():
+    rows = [
+        {
+            "reward_model": f"rm{i}",
+            "pairwise_accuracy": {"value": a, "ci": None},
+            "train_heldout_accuracy": None,
+            "train_heldout_ci": None,
+            "benchmarks": {"rm_bench": 0.5},
+            "gold": {},
+            "gain": {"value": g, "ci": None},
+        }
+        for i, (a, g) in enumerate([(0.5, 0.0), (0.6, 0.05), (0.7, 0.12), (0.8, 0.2), (0.9, 0.31)])
+    ]
+    corr = study_correlations(rows, n_boot=200, n_perm=100, seed=0)
+    assert positive_control(corr)["passed"] and corr["pairwise_accuracy (positive control)"]["pearson_r"] > 0.98
+    assert corr["rm_bench"]["pearson_r"] is None  # the same benchmark score for every model: r undefined, said so
+    for r, g in zip(rows, [0.3, 0.0, 0.2, 0.1, 0.05]):
+        r["gain"]["value"] = g
+    assert not positive_control(study_correlations(rows, n_boot=200, n_perm=100, seed=0))["passed"]
+
+
+def test_benchmark_accuracy_reads_each_benchmark():
+    partial = {"benchmark": "rm_bench", "overall": None, "partial_overall": {"value": 0.6, "domains": ["chat"]}}
+    assert benchmark_accuracy(partial) == 0.6
+    assert benchmark_accuracy({**partial, "overall": 0.7}) == 0.7
+    rb = {
+        "benchmark": "reward_bench",
+        "sections": {"Chat": {"score": None}, "Reasoning": {"score": None, "partial_score": 0.7}},
+    }
+    assert benchmark_accuracy(rb) == pytest.approx(0.7)
+    assert benchmark_accuracy({"benchmark": "reward_math", "accuracy": 0.25}) == 0.25
+
+
+NOISE = [  # replace the experiment's eleven reward models by three
+    "~pipeline.reward_models",
+    (
+        "+pipeline.reward_models={a: ['preference.label_noise=0.0'], b: ['preference.label_noise=0.5'], "
+        "c: ['preference.label_noise=1.0']}"
+    ),
+]
+SPLIT_TRAIN = ["task.arithmetic.split=train", "task.arithmetic.max_examples=8", "n_samples=4"]
+SPLIT_TEST = ["task.arithmetic.split=test", "task.arithmetic.max_examples=6", "n_samples=4"]
+
+
+@pytest.mark.slow
+def test_study_end_to_end_on_tiny_models_and_reused(tmp_path, tiny_lm_dir, tiny_classifier_dir, data_dir):
+    """Gold is a tiny reward model here (a random policy is never right on arithmetic): real-valued gold, pairs by
+    gold order, three reward models with 0%, 50% and 100% of the labels flipped."""
+    env = {
+        **os.environ,
+        "RMLAB_LOG_DIR": str(tmp_path / "logs"),
+        "RMLAB_CACHE_DIR": str(tmp_path / "cache"),
+        "RMLAB_DATA_DIR": str(data_dir),
+        "HF_HUB_OFFLINE": "1",
+    }
+    gold = ["gold.kind=reward_model", f"gold.model={tiny_classifier_dir}", "sampling.max_new_tokens=6"]
+    gen = ["generation.batch_size=8", "generation.chunk_size=16", "generation.progress=false", "scoring.progress=false"]
+    train = [
+        f"model={tiny_classifier_dir}",
+        "trainer=cpu",
+        "trainer.enable_progress_bar=false",
+        "recipe.max_steps=2",
+        "recipe.pairs_per_update=4",
+        "recipe.micro_batch_pairs=4",
+        "recipe.max_pair_tokens=128",
+        "recipe.lr=1e-3",
+        "preference.heldout_pairs=4",
+        "bootstrap.n_boot=20",
+    ]
+    cmd = [
+        sys.executable,
+        "scripts/run_experiment.py",
+        "experiment=bon_study_cpu",
+        "pipeline.stage_logger=none",
+        f"pipeline.policy={tiny_lm_dir}",
+        *NOISE,
+        _quoted_list("pipeline.samples.overrides", [*SPLIT_TRAIN, *gold, *gen]),
+        _quoted_list("pipeline.train_rm.overrides", train),
+        _quoted_list("pipeline.rm_eval.benchmarks.rm_bench", ["benchmark.max_per_domain=1"]),
+        _quoted_list("pipeline.rm_eval.benchmarks.reward_bench", ["benchmark.max_per_subset=2"]),
+        _quoted_list("pipeline.rm_eval.overrides", ["device=cpu", "bootstrap.n_boot=0", "scoring.progress=false"]),
+        _quoted_list("pipeline.bon.overrides", [*SPLIT_TEST, *gold, *gen, "bootstrap.n_boot=50"]),
+        "pipeline.gain_n=4",
+        "pipeline.n_boot=50",
+        "pipeline.n_perm=50",
+    ]
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200, check=False)
+    assert res.returncode == 0, res.stderr[-4000:]
+    (run,) = (tmp_path / "logs" / "bon_study" / "runs").iterdir()
+    study = json.loads((run / "study.json").read_text())
+    assert [r["reward_model"] for r in study["rows"]] == ["a", "b", "c"]
+    for row in study["rows"]:
+        assert set(row["benchmarks"]) == {"rm_bench", "reward_bench", "reward_math_sample"}
+        assert row["train_heldout_accuracy"] is not None
+    assert "pairwise_accuracy (positive control)" in study["correlations"]
+    assert "Positive control" in (run / "study.md").read_text()
+    stages = json.loads((run / "stages.json").read_text())
+    assert len(stages) == 1 + 3 + 3 * 3 + 1 and all(s["decision"] == "run" for s in stages)
+    flipped = [
+        json.loads(p.read_text())["data"]["labels_flipped"]
+        for p in sorted((tmp_path / "logs" / "stages").glob("*/train_rm-*/train_metrics.json"))
+    ]
+    assert min(flipped) == 0 and max(flipped) > 0
+
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200, check=False)
+    assert res.returncode == 0, res.stderr[-4000:]
+    second = max((tmp_path / "logs" / "bon_study" / "runs").iterdir())
+    assert all(s["decision"] == "reuse" for s in json.loads((second / "stages.json").read_text()))
+    assert (second / "study.md").read_text() == (run / "study.md").read_text()
+
+
+def test_paper_scale_study_composes_stage_by_stage(tmp_path, data_dir):
+    """The released Tulu-2.5 reward models (ids as the reference list has them) on the whole benchmarks from the
+    Hub, and best-of-64 on all of GSM8k with tulu-2-13b under vLLM; every stage's config resolves."""
+    import csv
+
+    from omegaconf import OmegaConf
+
+    from rmlab.pipelines.bon_study import bon_overrides, eval_overrides
+    from rmlab.policy_eval.best_of_n import reward_model_cfgs
+    from rmlab.utils.config import rewrite_model_overrides
+    from tests.conftest import compose_eval_cfg
+
+    cfg = _run_experiment_cfg(["experiment=bon_study_tulu25_gsm8k"])
+    p = cfg.pipeline
+    rows = csv.DictReader(
+        line for line in (data_dir.parent / "reference" / "tulu25-model-ids.csv").open() if not line.startswith("#")
+    )
+    assert sorted(p.released.values()) == sorted(r["reward_model_seq_classifier"] for r in rows)
+    assert not p.reward_models
+    for spec in p.released.values():
+        for bench, over in eval_overrides(cfg, spec).items():
+            c = compose_eval_cfg(tmp_path, rewrite_model_overrides(over, ("model",)), "eval_rm", ("logger=none",))
+            assert c.benchmark.name == bench and c.benchmark.require_complete and c.device == "cuda"
+            assert c.model.pretrained == spec and c.model.chat_template == "tulu" and c.model.kind == "classifier"
+            assert c.benchmark.get("data_dir", c.benchmark.get("path")) is None  # the Hub, never a local copy
+    over = bon_overrides(cfg, dict(p.released))
+    c = compose_eval_cfg(tmp_path, rewrite_model_overrides(over, ("policy",)), "best_of_n", ("logger=none",))
+    OmegaConf.resolve(c)
+    assert c.policy.pretrained == "allenai/tulu-2-13b" and c.policy.chat_template == "tulu"
+    assert list(c.task) == ["gsm8k"] and c.task.gsm8k.max_examples is None and c.task.gsm8k.n_shot == 8
+    assert (c.n_samples, c.sampling.temperature, c.generation.backend, c.gold.kind) == (64, 0.7, "vllm", "task")
+    rms = reward_model_cfgs(c.reward_models)
+    assert sorted(m.pretrained for m in rms.values()) == sorted(p.released.values())
+    assert all((m.chat_template, m.dtype, m.kind) == ("tulu", "bfloat16", "classifier") for m in rms.values())
