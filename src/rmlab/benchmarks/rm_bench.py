@@ -1,4 +1,5 @@
-"""RM-Bench as a benchmark: which pairs to score, and how scores become metrics, tables and heatmaps."""
+"""RM-Bench as a benchmark: which pairs to score, and how scores become metrics, tables, heatmaps and the
+style-bias diagnostic (:mod:`rmlab.metrics.style_bias`: ``style_bias.json`` / ``.md`` beside the heatmaps)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import numpy as np
 from rmlab.benchmarks.base import BENCHMARKS, ScoreRequest
 from rmlab.data.rm_bench import METRIC_DOMAINS, STYLES, RMBenchItem, data_fingerprint, load_rm_bench
 from rmlab.metrics.rm_bench import rm_bench_metrics
+from rmlab.metrics.style_bias import rm_bench_style_bias, style_bias_markdown
+from rmlab.utils.io import write_json, write_text
 
 
 @BENCHMARKS.register("rm_bench")
@@ -69,6 +72,7 @@ class RMBench:
             by_domain.setdefault(it.metric_domain, []).append(s)
         arrays = {d: (np.stack(v)[:, 0], np.stack(v)[:, 1]) for d, v in by_domain.items()}
         metrics = rm_bench_metrics(arrays, n_boot=n_boot, confidence=confidence, seed=seed)
+        metrics["style_bias"] = rm_bench_style_bias(items, scores, n_boot=n_boot, confidence=confidence, seed=seed)
         return metrics, rows
 
     @staticmethod
@@ -79,6 +83,8 @@ class RMBench:
     def figures(metrics: dict, model_name: str, out_dir: Path) -> list[Path]:
         from rmlab.utils.plots import style_substance_heatmap
 
+        write_json(out_dir / "style_bias.json", metrics["style_bias"])  # beside the heatmaps (metrics.style_bias)
+        write_text(out_dir / "style_bias.md", style_bias_markdown(metrics["style_bias"], model_name))
         return [
             style_substance_heatmap(
                 np.array(m["matrix"]),
