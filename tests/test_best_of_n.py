@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from rmlab.metrics.best_of_n import bon_curve, bon_expected, bon_kl, pairwise_accuracy
+from rmlab.metrics.best_of_n import bon_curve, bon_expected, bon_first_n, bon_kl, pairwise_accuracy
 
 
 def _brute_force(proxy, gold, n) -> float:
@@ -53,6 +53,13 @@ def test_edges():
         bon_expected([0.0, float("nan")], [1, 0], 1)
     curve = bon_curve(np.array([proxy, proxy]), np.array([gold, [1.0, 0.0, 0.0]]), [1, 3])
     assert curve.shape == (2, 2) and curve[1, 1] == 0.0
+
+
+def test_first_n_reading_is_rewardmaths():
+    """RewardMATH's eval.py takes the first n samples in sampling order and their top-scored one."""
+    proxy, gold = [0.1, 0.9, 0.5, 0.95], [0, 1, 0, 0]
+    assert [bon_first_n(proxy, gold, n) for n in (1, 2, 3, 4)] == [0.0, 1.0, 1.0, 0.0]
+    assert bon_first_n([0.3, 0.3, 0.1], [1, 0, 1], 2) == 0.5  # a tie for the top: the tied samples' mean
 
 
 def test_kl_of_best_of_n():
@@ -127,6 +134,8 @@ def test_stage_end_to_end_against_its_own_samples(tmp_path, tiny_lm_dir, tiny_cl
             want = np.mean([bon_expected(p, g, n) for p, g in zip(proxy, gold)])
             assert result["reward_models"][name]["per_n"][str(n)]["gold"]["value"] == pytest.approx(want)
             assert result["reward_models"][name]["per_n"][str(n)]["kl"] == pytest.approx(bon_kl(n))
+            first = np.mean([bon_first_n(p, g, n) for p, g in zip(proxy, gold)])
+            assert result["reward_models"][name]["per_n"][str(n)]["gold_first_n"] == pytest.approx(first)
         assert result["reward_models"][name]["per_n"]["1"]["gold"]["value"] == pytest.approx(gold.mean())
     assert result["oracle"]["per_n"]["4"]["gold"]["value"] == pytest.approx(np.mean(np.max(gold, axis=1)))
     for f in ("bon.json", "bon.md", "bon.csv", "curves.png", "curves/classifier.png", "curves/implicit.png"):

@@ -8,6 +8,11 @@ broken uniformly at random, so the group contributes its mean gold score. This i
 Nakano et al. (2021, WebGPT App.) and Gao et al. (2023, "Scaling laws for reward model overoptimization"):
 every subset is counted, not one random draw.
 
+RewardMATH's own evaluation (kimsh0507/RewardMATH_official@cde06ab ``src/evaluation/eval.py:220-275``) reads one
+subset instead: the first n samples in sampling order, its top-scored one (ties broken by a majority vote among
+the tied answers). :func:`bon_first_n` gives that reading, with ties broken uniformly (no answer voting), beside
+the unbiased one.
+
 KL between the best-of-n policy and the sampling policy (Stiennon et al. 2020; Gao et al. 2023 Sec. 2):
 ``log n - (n - 1) / n``, exact for continuous proxies (an upper bound with ties).
 """
@@ -50,6 +55,15 @@ def bon_expected(proxy: Sequence[float], gold: Sequence[float], n: int) -> float
             expected += weight * float(g_sorted[lo:hi].mean())
         lo = hi
     return expected
+
+
+def bon_first_n(proxy: Sequence[float], gold: Sequence[float], n: int) -> float:
+    """Gold score of the proxy's pick among the *first* n samples (RewardMATH's reading; a tie for the top proxy
+    score counts the tied samples' mean gold)."""
+    r, g = np.asarray(proxy, dtype=float)[:n], np.asarray(gold, dtype=float)[:n]
+    if not 1 <= n <= len(np.asarray(proxy)):
+        raise ValueError(f"best-of-{n} of {len(np.asarray(proxy))} samples: n must be in 1..{len(np.asarray(proxy))}")
+    return float(g[r == r.max()].mean())
 
 
 def bon_curve(proxy: np.ndarray, gold: np.ndarray, ns: Sequence[int]) -> np.ndarray:

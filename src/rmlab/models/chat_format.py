@@ -99,20 +99,23 @@ class ChatFormatter:
                 raise ValueError(f"template {self.template!r} has no {role!r} turns")
         return text + spec["prefix"].format(prompt=last)
 
+    def _tokenizer_pair(self, prompt: Prompt, response: str, *, generation_prompt: bool) -> FormattedPair:
+        """The tokenizer's template: the prompt alone (with or without the assistant header) and the whole
+        conversation, which must start with it."""
+        msgs = self._messages(prompt)
+        prefix = self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=generation_prompt)
+        text = self.tokenizer.apply_chat_template(msgs + [{"role": "assistant", "content": response}], tokenize=False)
+        if not text.startswith(prefix):
+            raise ValueError(
+                f"the chat template of {self.tokenizer.name_or_path!r} does not render the prompt as a prefix of the "
+                "conversation, so response tokens cannot be located; choose a named template"
+            )
+        return FormattedPair(prefix=prefix, text=text)
+
     def format(self, prompt: Prompt, response: str) -> FormattedPair:
         """Format one conversation: ``prompt`` is a user message or a tuple of ``(role, content)`` turns."""
         if self.template == "tokenizer":
-            msgs = self._messages(prompt)
-            prefix = self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-            text = self.tokenizer.apply_chat_template(
-                msgs + [{"role": "assistant", "content": response}], tokenize=False
-            )
-            if not text.startswith(prefix):
-                raise ValueError(
-                    f"the chat template of {self.tokenizer.name_or_path!r} does not render the prompt as a prefix "
-                    "of the conversation, so response tokens cannot be located; choose a named template"
-                )
-            return FormattedPair(prefix=prefix, text=text)
+            return self._tokenizer_pair(prompt, response, generation_prompt=True)
         spec = NAMED_TEMPLATES[self.template]
         prefix = self._named_prefix(prompt)
         eos = self.tokenizer.eos_token or ""
@@ -124,17 +127,7 @@ class ChatFormatter:
         rendered on its own, *without* the assistant header (no ``add_generation_prompt``), and ``text`` the whole
         conversation, so the header and whatever the template writes after the response fall on the response side."""
         if self.template == "tokenizer":
-            msgs = self._messages(prompt)
-            prefix = self.tokenizer.apply_chat_template(msgs, tokenize=False)
-            text = self.tokenizer.apply_chat_template(
-                msgs + [{"role": "assistant", "content": response}], tokenize=False
-            )
-            if not text.startswith(prefix):
-                raise ValueError(
-                    f"the chat template of {self.tokenizer.name_or_path!r} does not render the user turn as a prefix "
-                    "of the conversation, so the response side cannot be located"
-                )
-            return FormattedPair(prefix=prefix, text=text)
+            return self._tokenizer_pair(prompt, response, generation_prompt=False)
         header, trailer = USER_ONLY_RENDERING[self.template]
         pair = self.format(prompt, response)
         return FormattedPair(prefix=pair.prefix[: len(pair.prefix) - len(header)], text=pair.text + trailer)

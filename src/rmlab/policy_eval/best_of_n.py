@@ -11,7 +11,8 @@ to hurt (Gao et al. 2023). This stage:
    sandbox) or a gold reward model;
 3. scores every sample with each reward model in ``reward_models`` (the score cache of ``eval_rm``);
 4. reports, per reward model and for every n in ``ns``, the expected gold and proxy score of the BoN pick over
-   all n-subsets of the N samples (:mod:`rmlab.metrics.best_of_n`, exact, not one random subset), with bootstrap
+   all n-subsets of the N samples (:mod:`rmlab.metrics.best_of_n`, exact, not one random subset; RewardMATH's
+   first-n reading beside it as ``gold_first_n``), with bootstrap
    intervals over prompts; the gain over n = 1 (a paired interval); KL_BoN; and the reward model's pairwise
    accuracy on these very samples (pairs of one prompt with different gold scores), its held-out accuracy on
    the policy's own distribution. The oracle (gold as proxy) is reported beside them as the ceiling.
@@ -34,12 +35,11 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from rmlab.data.converters import with_answer_prefix
-from rmlab.generation.backends import cache_key, generate_cached, generator_settings, requests_for
 from rmlab.generation.decoding import Decoding
-from rmlab.metrics.best_of_n import bon_curve, bon_kl, pairwise_accuracy
+from rmlab.metrics.best_of_n import bon_curve, bon_first_n, bon_kl, pairwise_accuracy
 from rmlab.metrics.bootstrap import bootstrap_mean_interval
 from rmlab.models.handle import open_model
-from rmlab.policy_eval.evaluate import PolicyModel, policy_config, prompt_text, score_context
+from rmlab.policy_eval.evaluate import PolicyModel, policy_config, prompt_text, sample_cached, score_context
 from rmlab.policy_eval.tasks import TASKS
 from rmlab.scoring.build import plan_scorer
 from rmlab.scoring.cache import ScoreCache
@@ -111,6 +111,8 @@ def bon_report(proxy: np.ndarray, gold: np.ndarray, ns: list[int], cfg: DictConf
             "gold": _interval(gold_curve[:, j], cfg, j),
             "proxy": float(proxy_curve[:, j].mean()),
             "gain": _interval(gold_curve[:, j] - gold_curve[:, 0], cfg, 100 + j),  # paired, per prompt
+            # RewardMATH's reading: the first n samples only (one subset, so noisier than "gold")
+            "gold_first_n": float(np.mean([bon_first_n(p, g, n) for p, g in zip(proxy, gold)])),
         }
     accs = [pairwise_accuracy(p, g) for p, g in zip(proxy, gold)]
     with_pairs = np.array([a for a, k in accs if k])
@@ -147,23 +149,16 @@ def best_of_n(cfg: DictConfig, *, on_chunk=None, on_batch=None) -> dict:
     decoding = sampling_decoding(cfg, task)
     first = task.decodings[0].name
     contexts = {ex.id: prompt_text(handle.formatter, *ex.turns(first)) for ex in examples}
-    generator = generator_settings(
-        cfg.generation, dtype=str(pol.get("dtype") or "float32"), seed=cfg.seed, decoding=decoding
-    )
-    gen_cache = ScoreCache(
-        cfg.paths.generation_cache_dir,
-        cache_key(handle.resolved.fingerprint, handle.formatter.fingerprint, task.name, decoding, generator),
-        describe={"policy": handle.resolved.spec, "task": task.name, "decoding": decoding.describe(), **generator},
-    )
-    samples, gen_stats = generate_cached(
-        requests_for(contexts, decoding),
+    samples, gen_stats, _ = sample_cached(
+        cfg,
+        pol,
+        handle.resolved,
+        handle.formatter,
+        model,
+        task.name,
         decoding,
-        gen_cache,
-        model.backend,
-        seed=int(cfg.seed),
-        chunk_size=int(cfg.generation.chunk_size),
+        contexts,
         on_chunk=on_chunk,
-        progress=bool(cfg.generation.get("progress", True)),
         desc=f"{task.name}: {decoding.n} samples per prompt",
     )
     pairs = [(ex.user, with_answer_prefix(ex.turns(first)[1], s)) for ex in examples for s in samples[ex.id]]

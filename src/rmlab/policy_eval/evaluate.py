@@ -26,6 +26,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from rmlab.generation.backends import (
+    GenStats,
     cache_key,
     generate_cached,
     generator_settings,
@@ -33,6 +34,7 @@ from rmlab.generation.backends import (
     requests_for,
     vllm_backend,
 )
+from rmlab.generation.decoding import Decoding
 from rmlab.models.chat_format import ChatFormatter
 from rmlab.models.handle import open_model
 from rmlab.models.loading import load_causal_lm, pick_device
@@ -204,6 +206,51 @@ def _task_configs(cfg: DictConfig) -> list[DictConfig]:
     return tasks
 
 
+def sample_cached(
+    cfg: DictConfig,
+    pol: DictConfig,
+    resolved,
+    formatter: ChatFormatter,
+    model: PolicyModel,
+    task_name: str,
+    decoding: Decoding,
+    contexts: dict[str, str],
+    *,
+    on_chunk=None,
+    desc: str,
+) -> tuple[dict[str, list[str]], GenStats, str]:
+    """``decoding``'s samples of every prompt in ``contexts`` (example id -> prompt text), the generation stats and
+    the cache key: through the generation cache keyed by policy, formatting, task, decoding and generator settings
+    (shared by every entry point that samples the same way: ``eval_policy`` and ``best_of_n``)."""
+    generator = generator_settings(
+        cfg.generation, dtype=_generation_dtype(pol, cfg.generation), seed=int(cfg.seed), decoding=decoding
+    )
+    key = cache_key(resolved.fingerprint, formatter.fingerprint, task_name, decoding, generator)
+    cache = ScoreCache(
+        cfg.paths.generation_cache_dir,
+        key,
+        describe={
+            "policy": pol.name,
+            "policy_fingerprint": resolved.fingerprint,
+            "task": task_name,
+            "decoding": decoding.describe(),
+            "generator": generator,
+        },
+    )
+    texts, stats = generate_cached(
+        requests_for(contexts, decoding),
+        decoding,
+        cache,
+        model.backend,
+        seed=int(cfg.seed),
+        chunk_size=int(cfg.generation.chunk_size),
+        on_chunk=on_chunk,
+        progress=bool(cfg.generation.get("progress", True)),
+        desc=desc,
+    )
+    return texts, stats, key
+
+
 def _evaluate_task(cfg, task_cfg, pol, resolved, formatter, model: PolicyModel, out_dir: Path, on_chunk) -> dict:
     t0 = time.perf_counter()
     task = TASKS[task_cfg.kind](task_cfg, cfg.paths.data_dir)
@@ -214,30 +261,16 @@ def _evaluate_task(cfg, task_cfg, pol, resolved, formatter, model: PolicyModel, 
     }
     generations, gen_stats = {}, {}
     for decoding in task.decodings:
-        generator = generator_settings(
-            cfg.generation, dtype=_generation_dtype(pol, cfg.generation), seed=int(cfg.seed), decoding=decoding
-        )
-        key = cache_key(resolved.fingerprint, formatter.fingerprint, task.name, decoding, generator)
-        cache = ScoreCache(
-            cfg.paths.generation_cache_dir,
-            key,
-            describe={
-                "policy": pol.name,
-                "policy_fingerprint": resolved.fingerprint,
-                "task": task.name,
-                "decoding": decoding.describe(),
-                "generator": generator,
-            },
-        )
-        texts, stats = generate_cached(
-            requests_for(contexts[decoding.name], decoding),
+        texts, stats, key = sample_cached(
+            cfg,
+            pol,
+            resolved,
+            formatter,
+            model,
+            task.name,
             decoding,
-            cache,
-            model.backend,
-            seed=int(cfg.seed),
-            chunk_size=int(cfg.generation.chunk_size),
+            contexts[decoding.name],
             on_chunk=on_chunk,
-            progress=bool(cfg.generation.get("progress", True)),
             desc=f"{task.name}/{decoding.name}",
         )
         generations[decoding.name] = texts
