@@ -7,6 +7,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from rmlab.benchmarks import BENCHMARKS
+from rmlab.rm_eval.judge import JUDGE_KIND
 from rmlab.scoring.scorers import SCORERS
 from rmlab.utils.config import rewrite_model_overrides
 from tests.conftest import ROOT, compose_eval_cfg
@@ -20,9 +21,10 @@ def test_model_configs_compose(tmp_path, model):
     overrides = [f"model={model}"] + (["model.pretrained=some/hub-id"] if model == "auto" else [])
     cfg = compose_eval_cfg(tmp_path, overrides)
     OmegaConf.resolve(cfg)
-    assert cfg.model.kind in {"auto", *SCORERS.names()}
+    assert cfg.model.kind in {"auto", JUDGE_KIND, *SCORERS.names()}
+    endpoint_judge = cfg.model.kind == JUDGE_KIND and cfg.model.judge.backend == "endpoint"
     assert cfg.model.chat_template in (
-        {"tokenizer", "tulu", "plain", None} if model == "auto" else {"tokenizer", "tulu", "plain"}
+        {"tokenizer", "tulu", "plain", None} if model == "auto" or endpoint_judge else {"tokenizer", "tulu", "plain"}
     )
     assert cfg.benchmark.name in BENCHMARKS
 
@@ -69,6 +71,15 @@ def _check_pipeline(tmp_path, experiment):
         from rmlab.pipelines.correlation_study import plan_study
 
         stages = [(s.entry, list(s.overrides), s.groups) for s in plan_study(cfg)]
+    elif p.name == "bon_study":  # the training samples, each reward model, its evaluations, best-of-n
+        from rmlab.pipelines.bon_study import bon_overrides, eval_overrides
+
+        base = [f"policy={p.policy}", f"task={p.task}"]
+        data = ["preference=policy_samples", "preference.data_dir=/some/samples"]
+        stages = [("best_of_n", [*base, *p.samples.overrides], ("policy",))] if p.reward_models else []
+        stages += [("train_rm", [*data, *o, *p.train_rm.overrides], ("model",)) for o in p.reward_models.values()]
+        stages += [("eval_rm", o, ("model",)) for o in eval_overrides(cfg, "/some/run/model").values()]
+        stages.append(("best_of_n", bon_overrides(cfg, {"rm": "/some/run/model"}), ("policy",)))
     else:
         stages = [
             ("train_rm", [*p.preference_overrides, *p.classifier.overrides], ("model",)),

@@ -1,9 +1,10 @@
-"""Benchmarks as plug-ins: each says which pairs to score and how scores become metrics.
+"""Benchmarks as plug-ins: each says which pairs to score (or compare) and how scores (or a judge's outcomes)
+become metrics.
 
 Importing this package registers the built-in benchmarks in :data:`BENCHMARKS`.
 """
 
 from rmlab.benchmarks import reward_bench, reward_math, rm_bench  # noqa: F401  (register themselves)
-from rmlab.benchmarks.base import BENCHMARKS, ScoreRequest
+from rmlab.benchmarks.base import BENCHMARKS, Comparison, ScoreRequest
 
-__all__ = ["BENCHMARKS", "ScoreRequest"]
+__all__ = ["BENCHMARKS", "Comparison", "ScoreRequest"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -18,6 +19,19 @@ class ScoreRequest:
     label: str  # names the record in error messages, e.g. "chat/id=17/chosen/concise"
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """One chosen-vs-rejected comparison the benchmark's metric counts, for judges that compare two responses (or
+    rate each), with the responses as the benchmark shows them to a judge."""
+
+    prompt: str | tuple
+    chosen: str
+    rejected: str
+    label: str  # e.g. "chat/id=17/chosen=concise/rejected=detailed_plain"
+    chosen_label: str  # the responses' own labels, as in :class:`ScoreRequest`
+    rejected_label: str
+
+
 class Benchmark(Protocol):
     def load(self) -> tuple[list, dict]: ...  # items, provenance (incl. data_fingerprint)
 
@@ -28,6 +42,12 @@ class Benchmark(Protocol):
     def compute(
         self, items: list, scores: np.ndarray, *, n_boot: int, confidence: float, seed: int
     ) -> tuple[dict, list[dict]]: ...  # metrics, per-sample rows
+
+    def comparisons(self, items: list) -> list[Comparison]: ...  # what a judge decides, in a fixed order
+
+    def compute_comparisons(
+        self, items: list, outcomes: Sequence[str], *, n_boot: int, confidence: float, seed: int
+    ) -> tuple[dict, list[dict]]: ...  # the same metrics from one judge outcome per comparison (metrics.judge)
 
     def table(self, metrics: dict, model_name: str) -> str: ...
 

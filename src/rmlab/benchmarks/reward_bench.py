@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rmlab.benchmarks.base import BENCHMARKS, ScoreRequest
+from rmlab.benchmarks.base import BENCHMARKS, Comparison, ScoreRequest
 from rmlab.data.reward_bench import PreferencePair, load_reward_bench
-from rmlab.metrics.reward_bench import EXAMPLE_COUNTS, SECTIONS, reward_bench_metrics
+from rmlab.metrics.judge import wins_and_ties
+from rmlab.metrics.reward_bench import EXAMPLE_COUNTS, SECTIONS, reward_bench_metrics, reward_bench_metrics_from_wins
 
 
 @BENCHMARKS.register("reward_bench")
@@ -54,6 +55,40 @@ class RewardBench:
         arrays = {k: (np.array(v)[:, 0], np.array(v)[:, 1]) for k, v in by_subset.items()}
         metrics = reward_bench_metrics(
             arrays,
+            n_boot=n_boot,
+            confidence=confidence,
+            seed=seed,
+            xstest_weights=str(self.cfg.get("xstest_weights", "current")),
+        )
+        return metrics, rows
+
+    @staticmethod
+    def comparisons(items: Sequence[PreferencePair]) -> list[Comparison]:
+        """One per pair."""
+        return [
+            Comparison(
+                p.prompt,
+                p.chosen,
+                p.rejected,
+                f"{p.subset}/id={p.id}",
+                f"{p.subset}/id={p.id}/chosen",
+                f"{p.subset}/id={p.id}/rejected",
+            )
+            for p in items
+        ]
+
+    def compute_comparisons(
+        self, items, outcomes: Sequence[str], *, n_boot: int, confidence: float, seed: int
+    ) -> tuple[dict, list[dict]]:
+        """Metrics and per-pair rows from one judge outcome per pair (same order as :meth:`comparisons`)."""
+        wins, ties = wins_and_ties(outcomes)
+        by_subset: dict[str, list[int]] = {}
+        rows = []
+        for k, (p, outcome) in enumerate(zip(items, outcomes, strict=True)):
+            by_subset.setdefault(p.subset, []).append(k)
+            rows.append({"benchmark": "reward_bench", "subset": p.subset, "id": p.id, "outcome": outcome})
+        metrics = reward_bench_metrics_from_wins(
+            {name: (wins[idx], ties[idx]) for name, idx in by_subset.items()},
             n_boot=n_boot,
             confidence=confidence,
             seed=seed,

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rmlab.benchmarks.base import BENCHMARKS, ScoreRequest
-from rmlab.data.reward_math import MathProblem, load_reward_math
-from rmlab.metrics.reward_math import problem_outcomes, summarize
+from rmlab.benchmarks.base import BENCHMARKS, Comparison, ScoreRequest
+from rmlab.data.reward_math import MathProblem, MathSolution, load_reward_math
+from rmlab.metrics.judge import wins_and_ties
+from rmlab.metrics.reward_math import pairwise_outcomes, problem_outcomes, summarize
 
 
 @BENCHMARKS.register("reward_math")
@@ -43,15 +44,7 @@ class RewardMath:
         k = len(items[0].incorrect)
         s = np.asarray(scores, dtype=np.float64).reshape(len(items), k + 1)
         outcomes = problem_outcomes(s[:, 0], s[:, 1:])
-        metrics = summarize(
-            outcomes,
-            subjects=[p.subject for p in items],
-            levels=[p.level for p in items],
-            k=k,
-            n_boot=n_boot,
-            confidence=confidence,
-            seed=seed,
-        )
+        metrics = _summarize(items, outcomes, k=k, n_boot=n_boot, confidence=confidence, seed=seed)
         rows = [
             {
                 "benchmark": "reward_math",
@@ -62,6 +55,48 @@ class RewardMath:
                 "score": row.tolist(),
             }
             for p, row in zip(items, s)
+        ]
+        return metrics, rows
+
+    @staticmethod
+    def comparisons(items: Sequence[MathProblem]) -> list[Comparison]:
+        """The correct solution against each incorrect one (``k`` per problem), each solution written as a judge
+        sees it in RewardMATH's judge prompts: its steps as a numbered list (``src/utils/utils.py:16-24``)."""
+        out = []
+        for p in items:
+            where = f"problem_id={p.problem_id}"
+            for j, sol in enumerate(p.incorrect, start=1):
+                out.append(
+                    Comparison(
+                        p.problem,
+                        numbered_steps(p.correct),
+                        numbered_steps(sol),
+                        f"{where}/{p.correct.reference}#0/{sol.reference}#{j}",
+                        f"{where}/{p.correct.reference}#0",
+                        f"{where}/{sol.reference}#{j}",
+                    )
+                )
+        return out
+
+    def compute_comparisons(
+        self, items, outcomes: Sequence[str], *, n_boot: int, confidence: float, seed: int
+    ) -> tuple[dict, list[dict]]:
+        """One-vs-nine from the judge's outcomes: a problem is won only if all ``k`` comparisons are."""
+        k = len(items[0].incorrect)
+        cells = np.asarray(outcomes, dtype=object).reshape(len(items), k)
+        won, tied = wins_and_ties(cells.ravel())
+        per_problem = pairwise_outcomes(won.reshape(cells.shape), tied.reshape(cells.shape))
+        metrics = _summarize(items, per_problem, k=k, n_boot=n_boot, confidence=confidence, seed=seed)
+        rows = [
+            {
+                "benchmark": "reward_math",
+                "problem_id": p.problem_id,
+                "subject": p.subject,
+                "level": p.level,
+                "solution_reference": [x.reference for x in p.incorrect],  # the correct one's opponents
+                "outcome": row.tolist(),
+            }
+            for p, row in zip(items, cells)
         ]
         return metrics, rows
 
@@ -105,3 +140,22 @@ class RewardMath:
             "reward_math/accuracy_with_ties": metrics["accuracy_with_ties"],
             "reward_math/mrr": metrics["mrr"],
         }
+
+
+def numbered_steps(solution: MathSolution) -> str:
+    """``1. step\n2. step ...``: RewardMATH's ``numbered_list_prompt``, how its judge prompts show a solution."""
+    return "\n".join(f"{i}. {step}" for i, step in enumerate(solution.steps, start=1))
+
+
+def _summarize(
+    items: Sequence[MathProblem], outcomes: dict, *, k: int, n_boot: int, confidence: float, seed: int
+) -> dict:
+    return summarize(
+        outcomes,
+        subjects=[p.subject for p in items],
+        levels=[p.level for p in items],
+        k=k,
+        n_boot=n_boot,
+        confidence=confidence,
+        seed=seed,
+    )

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rmlab.benchmarks.base import BENCHMARKS, ScoreRequest
+from rmlab.benchmarks.base import BENCHMARKS, Comparison, ScoreRequest
 from rmlab.data.rm_bench import METRIC_DOMAINS, STYLES, RMBenchItem, data_fingerprint, load_rm_bench
-from rmlab.metrics.rm_bench import rm_bench_metrics
+from rmlab.metrics.judge import wins_and_ties
+from rmlab.metrics.rm_bench import rm_bench_metrics, rm_bench_metrics_from_wins
 from rmlab.metrics.style_bias import rm_bench_style_bias, style_bias_markdown
 from rmlab.utils.io import write_json, write_text
 
@@ -76,6 +77,49 @@ class RMBench:
         return metrics, rows
 
     @staticmethod
+    def comparisons(items: Sequence[RMBenchItem]) -> list[Comparison]:
+        """Nine per item, the cells of the style-substance matrix row by row: chosen style i vs rejected style j."""
+        out = []
+        for it in items:
+            where = f"{it.domain}/id={it.id}"
+            for i, chosen in enumerate(it.chosen):
+                for j, rejected in enumerate(it.rejected):
+                    out.append(
+                        Comparison(
+                            it.prompt,
+                            chosen,
+                            rejected,
+                            f"{where}/chosen={STYLES[i]}/rejected={STYLES[j]}",
+                            f"{where}/chosen/{STYLES[i]}",
+                            f"{where}/rejected/{STYLES[j]}",
+                        )
+                    )
+        return out
+
+    def compute_comparisons(
+        self, items: Sequence[RMBenchItem], outcomes: Sequence[str], *, n_boot: int, confidence: float, seed: int
+    ) -> tuple[dict, list[dict]]:
+        """Metrics and per-sample rows from one judge outcome per :meth:`comparisons` entry (same order)."""
+        cells = np.asarray(outcomes, dtype=object).reshape(len(items), 3, 3)
+        wins, ties = wins_and_ties(cells.ravel())
+        wins, ties = wins.reshape(cells.shape), ties.reshape(cells.shape)
+        rows, by_domain = [], {}
+        for k, it in enumerate(items):
+            rows.append(
+                {
+                    "benchmark": "rm_bench",
+                    "domain": it.domain,
+                    "metric_domain": it.metric_domain,
+                    "id": it.id,
+                    "subset": it.subset,
+                    "outcome": cells[k].tolist(),  # [chosen style][rejected style]
+                }
+            )
+            by_domain.setdefault(it.metric_domain, []).append(k)
+        arrays = {d: (wins[idx], ties[idx]) for d, idx in by_domain.items()}
+        return rm_bench_metrics_from_wins(arrays, n_boot=n_boot, confidence=confidence, seed=seed), rows
+
+    @staticmethod
     def table(metrics: dict, model_name: str) -> str:
         return markdown_table(metrics, model_name)
 
@@ -83,8 +127,9 @@ class RMBench:
     def figures(metrics: dict, model_name: str, out_dir: Path) -> list[Path]:
         from rmlab.utils.plots import style_substance_heatmap
 
-        write_json(out_dir / "style_bias.json", metrics["style_bias"])  # beside the heatmaps (metrics.style_bias)
-        write_text(out_dir / "style_bias.md", style_bias_markdown(metrics["style_bias"], model_name))
+        if "style_bias" in metrics:  # scalar rewards only (a judge's verdicts have no reward to regress)
+            write_json(out_dir / "style_bias.json", metrics["style_bias"])  # beside the heatmaps
+            write_text(out_dir / "style_bias.md", style_bias_markdown(metrics["style_bias"], model_name))
         return [
             style_substance_heatmap(
                 np.array(m["matrix"]),

@@ -146,14 +146,33 @@ def reward_bench_metrics(
     xstest_weights: str = "current",
 ) -> dict:
     """All RewardBench numbers for one model from ``subset -> (chosen scores, rejected scores)``."""
+    return reward_bench_metrics_from_wins(
+        {name: pair_outcomes(c, r) for name, (c, r) in pairs_by_subset.items()},
+        n_boot=n_boot,
+        confidence=confidence,
+        seed=seed,
+        xstest_weights=xstest_weights,
+    )
+
+
+def reward_bench_metrics_from_wins(
+    outcomes_by_subset: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    xstest_weights: str = "current",
+) -> dict:
+    """:func:`reward_bench_metrics` from each pair's outcome (an LLM judge's): ``subset -> (wins, ties)``, boolean
+    arrays as :func:`pair_outcomes` returns them."""
     counts = example_counts(xstest_weights)
     known = set(EXAMPLE_COUNTS) | set(PRIOR_SETS) | {"anthropic_harmless", "mtbench_human", "mtbench_gpt4"}
-    unknown = sorted(set(pairs_by_subset) - known)
+    unknown = sorted(set(outcomes_by_subset) - known)
     if unknown:
         raise ValueError(f"unknown RewardBench subset(s) {unknown}")
     subsets = {}
-    for name, (c, r) in pairs_by_subset.items():
-        wins, ties = pair_outcomes(c, r)
+    for name, (won, tied) in outcomes_by_subset.items():
+        wins, ties = np.asarray(won, dtype=bool), np.asarray(tied, dtype=bool)
         entry = {"n": len(wins), "accuracy": float(wins.mean()), "ties": int(ties.sum())}
         if n_boot:
             entry["ci"] = bootstrap_mean_interval(wins, n_boot=n_boot, confidence=confidence, seed=seed)

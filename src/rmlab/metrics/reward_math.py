@@ -8,7 +8,8 @@ Each problem has one correct solution and ``k`` (9) incorrect ones.
   (rank = 1 + number of incorrect solutions scoring at least as high);
 - random baselines: accuracy 1 / (k + 1) = 10%, MRR = H_{k+1} / (k + 1) = 29.29% for k = 9;
 - process reward models: a solution's score from its step scores by :data:`PRM_AGGREGATIONS`;
-- pairwise judges (one verdict per correct-vs-incorrect pair): accuracy = every pair won, MRR = 1 / (1 + losses).
+- pairwise judges (one verdict per correct-vs-incorrect pair): accuracy = every pair won, MRR = 1 / (1 + pairs
+  not won).
 """
 
 from __future__ import annotations
@@ -69,11 +70,22 @@ def problem_outcomes(correct: np.ndarray, incorrect: np.ndarray) -> dict[str, np
     }
 
 
-def pairwise_outcomes(won: np.ndarray) -> dict[str, np.ndarray]:
-    """Per problem from pairwise verdicts ``(n, k)`` (True = the judge preferred the correct solution)."""
+def pairwise_outcomes(won: np.ndarray, tied: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per problem from pairwise verdicts ``(n, k)`` (True = the judge preferred the correct solution).
+
+    A problem is won only if all ``k`` pairs are (RewardMATH ``src/evaluation/eval.py:353-376``: the correct
+    solution's rank is 1 + the pairs it lost). ``tied`` marks pairs judged even (our judges' ties and position
+    flips; RewardMATH's verdicts have none): they count in ``win_with_ties`` and, pessimistically, in the rank."""
     won = np.asarray(won, dtype=bool)
+    tied = np.zeros_like(won) if tied is None else np.asarray(tied, dtype=bool)
+    if won.ndim != 2 or tied.shape != won.shape:
+        raise ValueError(f"expected (n, k) verdict arrays, got {won.shape} and {tied.shape}")
     losses = (~won).sum(axis=1)
-    return {"win": losses == 0, "win_with_ties": losses == 0, "reciprocal_rank": 1.0 / (1 + losses)}
+    return {
+        "win": losses == 0,
+        "win_with_ties": (won | tied).all(axis=1),
+        "reciprocal_rank": 1.0 / (1 + losses),
+    }
 
 
 def summarize(

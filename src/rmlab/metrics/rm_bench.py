@@ -95,16 +95,32 @@ def rm_bench_metrics(
     :return: a JSON-ready dict: per domain ``{n, matrix, ties, easy, normal, hard, avg, ci}``; ``overall``;
         ``partial_overall``; ``difficulty`` (easy / normal / hard averaged over the scored domains).
     """
-    unknown = sorted(set(scores) - set(METRIC_DOMAINS))
+    return rm_bench_metrics_from_wins(
+        {d: pairwise_wins(*s) for d, s in scores.items()}, n_boot=n_boot, confidence=confidence, seed=seed
+    )
+
+
+def rm_bench_metrics_from_wins(
+    outcomes: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """:func:`rm_bench_metrics` from each comparison's outcome rather than from scores (an LLM judge compares the
+    two responses itself): metric domain -> ``(wins, ties)``, boolean ``(n, 3, 3)`` as :func:`pairwise_wins`."""
+    unknown = sorted(set(outcomes) - set(METRIC_DOMAINS))
     if unknown:
         raise ValueError(f"unknown RM-Bench domain(s) {unknown}; expected {METRIC_DOMAINS}")
     rng = np.random.default_rng(seed)
-    domains = [d for d in METRIC_DOMAINS if d in scores]
+    domains = [d for d in METRIC_DOMAINS if d in outcomes]
     if not domains:
         raise ValueError("no domain was scored")
     per_domain, boots = {}, {}
     for d in domains:
-        wins, ties = pairwise_wins(*scores[d])
+        wins, ties = (np.asarray(a, dtype=bool) for a in outcomes[d])
+        if wins.ndim != 3 or wins.shape[1:] != (3, 3) or wins.shape != ties.shape:
+            raise ValueError(f"domain {d!r}: expected two (n, 3, 3) arrays, got {wins.shape} and {ties.shape}")
         if len(wins) == 0:
             raise ValueError(f"domain {d!r} has no prompts")
         matrix = wins.mean(axis=0)
@@ -123,7 +139,7 @@ def rm_bench_metrics(
                 [percentile_interval(mats[:, i, j], confidence) for j in range(3)] for i in range(3)
             ]
         per_domain[d] = result
-    missing = [d for d in METRIC_DOMAINS if d not in scores]
+    missing = [d for d in METRIC_DOMAINS if d not in outcomes]
 
     def across(key: str, values: dict) -> float:
         return float(np.mean([values[d][key] for d in domains]))

@@ -1,14 +1,15 @@
 """LLM judges of XSTest refusals (``task.labeler=judge``): a local causal LM or an OpenAI-compatible endpoint.
 
 Either answers :data:`rmlab.policy_eval.refusal.JUDGE_PROMPT` greedily; the first class name in its answer is the
-label, and an answer naming none is recorded as ``unparsed`` and counted as compliance (reported in metrics).
+label, and an answer naming none is recorded as ``unparsed`` and counted as compliance (reported in metrics). The
+endpoint is the lab's OpenAI-compatible client (:mod:`rmlab.generation.endpoint`: key from ``api_key_env``,
+retries with backoff), shared with the reward-model judges.
 """
 
 from __future__ import annotations
 
-import os
-
-from rmlab.policy_eval.refusal import COMPLIANCE, JUDGE_PROMPT, openai_compatible_chat, parse_judge_label
+from rmlab.generation.endpoint import ChatEndpoint, EndpointSettings
+from rmlab.policy_eval.refusal import COMPLIANCE, JUDGE_PROMPT, parse_judge_label
 
 
 class Judge:
@@ -28,9 +29,9 @@ class Judge:
 
 def build_judge(judge_cfg, cfg) -> Judge:
     if judge_cfg.kind == "endpoint":
-        key = os.environ.get(judge_cfg.get("api_key_env") or "", None)
+        endpoint = ChatEndpoint(EndpointSettings.from_cfg(judge_cfg))
         return Judge(
-            lambda text: openai_compatible_chat(judge_cfg.base_url, judge_cfg.model, key, text),
+            lambda text: endpoint.chat([{"role": "user", "content": text}], max_tokens=16),
             f"{judge_cfg.model}@{judge_cfg.base_url}",
         )
     if judge_cfg.kind == "local":

@@ -12,9 +12,7 @@ authors' labels on their five models' completions exactly.
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.request
 
 COMPLIANCE, REFUSAL, PARTIAL = "1_full_compliance", "2_full_refusal", "3_partial_refusal"
 LABELS = (COMPLIANCE, REFUSAL, PARTIAL)
@@ -79,17 +77,3 @@ def parse_judge_label(text: str) -> str | None:
         if name in low:
             return label
     return None
-
-
-def openai_compatible_chat(base_url: str, model: str, api_key: str | None, prompt: str, timeout: float = 60) -> str:
-    """One greedy chat completion from an OpenAI-compatible endpoint (vLLM, TGI, llama.cpp server, OpenAI)."""
-    body = json.dumps(
-        {"model": model, "temperature": 0, "max_tokens": 16, "messages": [{"role": "user", "content": prompt}]}
-    ).encode()
-    req = urllib.request.Request(
-        f"{base_url.rstrip('/')}/chat/completions",
-        data=body,
-        headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {api_key}"} if api_key else {})},
-    )
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return json.loads(resp.read())["choices"][0]["message"]["content"]

@@ -3,8 +3,10 @@
 Outputs, all in the run directory and written atomically (a reader never sees a partial file):
 
 - ``config.yaml``: the resolved config,
-- ``scores.jsonl``: one row per benchmark record with its scores,
-- ``metrics.json``: the benchmark's metrics plus provenance (model, fingerprints, versions, seed),
+- ``scores.jsonl``: one row per benchmark record with its scores (a judge: its outcome per comparison),
+- ``judgements.jsonl`` (judges only): every verdict with the judge's text,
+- ``metrics.json``: the benchmark's metrics plus provenance (model, fingerprints, versions, seed); for a judge,
+  ``judge``: mode, prompt template, and the counts of wins, losses, ties, position flips and unparsed verdicts,
 - ``table.md`` and the benchmark's figures (RM-Bench: ``heatmap_<domain>.png``).
 
 Scores live in the score cache (``paths.score_cache_dir``), so a killed run resumes where it stopped and a
@@ -15,11 +17,13 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from rmlab.benchmarks import BENCHMARKS
+from rmlab.rm_eval.judge import JUDGE_KIND, judge_benchmark, judge_table
 from rmlab.scoring.build import plan_scorer
 from rmlab.scoring.cache import ScoreCache
 from rmlab.scoring.driver import score_pairs
@@ -61,6 +65,74 @@ def evaluate_rm(cfg: DictConfig, *, on_batch=None) -> dict:
             f"(benchmark.data_dir=null, hub id {cfg.benchmark.get('hub_id')}), or set "
             f"benchmark.require_complete=false to score the partial data (the outputs then list what is missing)"
         )
+    if cfg.model.get("kind") == JUDGE_KIND:
+        scored = _judge(cfg, benchmark, items, on_batch)
+    else:
+        scored = _score(cfg, benchmark, items, on_batch)
+
+    resolved_cfg = OmegaConf.to_container(cfg, resolve=True)
+    result = {
+        "benchmark": cfg.benchmark.name,
+        "benchmark_version": cfg.benchmark.get("version"),
+        "model": scored.name,
+        "model_spec": scored.spec,
+        "scorer": scored.describe,
+        **({"judge": scored.judge} if scored.judge is not None else {}),
+        "model_formatting": scored.formatting,
+        "score_cache_key": scored.cache_key,
+        "data_fingerprint": provenance["data_fingerprint"],
+        "data_source": provenance["source"],
+        "data_files": provenance.get("files", []),
+        "n_records": len(items),
+        "complete": not missing,
+        "incomplete_because": missing,
+        "seed": cfg.seed,
+        **scored.metrics,
+        "scoring": scored.scoring,
+        "wall_seconds": time.perf_counter() - t0,
+        "run": run_info(cfg.paths.root_dir),
+        "config": resolved_cfg,
+    }
+    write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    write_jsonl(out_dir / "scores.jsonl", scored.rows)
+    if scored.judgements is not None:
+        write_jsonl(out_dir / "judgements.jsonl", scored.judgements)
+    metrics, rows, name = scored.metrics, scored.rows, scored.name
+    table = benchmark.table(metrics, name) + (f"\n{judge_table(scored.judge)}" if scored.judge is not None else "")
+    write_text(out_dir / "table.md", table)
+    figures = benchmark.figures(metrics, name, out_dir)
+    write_json(out_dir / "metrics.json", result)  # last: its presence means the run is complete
+    log.info("wrote %s\n%s", out_dir, table)
+
+    logger = build_logger(cfg, output_dir=out_dir, config=resolved_cfg, name=f"{name}-{cfg.benchmark.name}")
+    try:
+        logger.log_metrics(benchmark.log_scalars(metrics))
+        logger.log_images({f"{cfg.benchmark.name}/{p.stem}": p for p in figures})
+        logger.log_table(f"{cfg.benchmark.name}/scores", list(rows[0]), [list(r.values()) for r in rows])
+    finally:
+        logger.finish()
+    return result
+
+
+@dataclass
+class _Scored:
+    """What scored the benchmark and what came of it (a reward model's scores, or a judge's outcomes)."""
+
+    metrics: dict
+    rows: list[dict]
+    name: str
+    spec: str
+    describe: dict
+    formatting: dict | None
+    cache_key: str
+    scoring: dict
+    judge: dict | None = None
+    judgements: list[dict] | None = None
+
+
+def _score(cfg: DictConfig, benchmark, items: list, on_batch) -> _Scored:
+    """A classifier or implicit reward model: one score per (prompt, response), the benchmark's comparisons of
+    scores."""
     requests = benchmark.requests(items)
     plan = plan_scorer(cfg.model, cache_dir=cfg.paths.model_cache_dir, device=cfg.device, seed=cfg.seed)
     cache = ScoreCache(cfg.paths.score_cache_dir, plan.cache_key, describe=plan.describe)
@@ -77,25 +149,15 @@ def evaluate_rm(cfg: DictConfig, *, on_batch=None) -> dict:
     metrics, rows = benchmark.compute(
         items, scores, n_boot=cfg.bootstrap.n_boot, confidence=cfg.bootstrap.confidence, seed=cfg.seed
     )
-
-    resolved_cfg = OmegaConf.to_container(cfg, resolve=True)
-    result = {
-        "benchmark": cfg.benchmark.name,
-        "benchmark_version": cfg.benchmark.get("version"),
-        "model": plan.name,
-        "model_spec": str(cfg.model.pretrained),
-        "scorer": plan.describe,
-        "model_formatting": plan.formatting,
-        "score_cache_key": plan.cache_key,
-        "data_fingerprint": provenance["data_fingerprint"],
-        "data_source": provenance["source"],
-        "data_files": provenance.get("files", []),
-        "n_records": len(items),
-        "complete": not missing,
-        "incomplete_because": missing,
-        "seed": cfg.seed,
-        **metrics,
-        "scoring": {
+    return _Scored(
+        metrics,
+        rows,
+        plan.name,
+        str(cfg.model.pretrained),
+        plan.describe,
+        plan.formatting,
+        plan.cache_key,
+        {
             "unique_pairs": stats.unique_pairs,
             "from_cache": stats.cached,
             "scored": stats.scored,
@@ -104,23 +166,29 @@ def evaluate_rm(cfg: DictConfig, *, on_batch=None) -> dict:
             "padding_fraction": stats.padding_fraction,
             "seconds": stats.seconds,
         },
-        "wall_seconds": time.perf_counter() - t0,
-        "run": run_info(cfg.paths.root_dir),
-        "config": resolved_cfg,
-    }
-    write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    write_jsonl(out_dir / "scores.jsonl", rows)
-    table = benchmark.table(metrics, plan.name)
-    write_text(out_dir / "table.md", table)
-    figures = benchmark.figures(metrics, plan.name, out_dir)
-    write_json(out_dir / "metrics.json", result)  # last: its presence means the run is complete
-    log.info("wrote %s\n%s", out_dir, table)
+    )
 
-    logger = build_logger(cfg, output_dir=out_dir, config=resolved_cfg, name=f"{plan.name}-{cfg.benchmark.name}")
-    try:
-        logger.log_metrics(benchmark.log_scalars(metrics))
-        logger.log_images({f"{cfg.benchmark.name}/{p.stem}": p for p in figures})
-        logger.log_table(f"{cfg.benchmark.name}/scores", list(rows[0]), [list(r.values()) for r in rows])
-    finally:
-        logger.finish()
-    return result
+
+def _judge(cfg: DictConfig, benchmark, items: list, on_batch) -> _Scored:
+    """An LLM judge (:mod:`rmlab.rm_eval.judge`): one outcome per comparison, the benchmark's metrics of those."""
+    run = judge_benchmark(cfg, benchmark.comparisons(items), on_chunk=on_batch)
+    metrics, rows = benchmark.compute_comparisons(
+        items, run.outcomes, n_boot=cfg.bootstrap.n_boot, confidence=cfg.bootstrap.confidence, seed=cfg.seed
+    )
+    return _Scored(
+        metrics,
+        rows,
+        run.name,
+        run.spec,
+        run.describe,
+        run.formatting,
+        run.cache_key,
+        {
+            "requests": run.summary["requests"],
+            "from_cache": run.stats.from_cache,
+            "generated": run.stats.generated,
+            "seconds": run.stats.seconds,
+        },
+        judge=run.summary,
+        judgements=run.judgements,
+    )

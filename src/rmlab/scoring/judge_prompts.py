@@ -1,0 +1,242 @@
+"""Judge prompts of the reward-model benchmarks, and how each one's verdict is read from a judge's text.
+
+A template is the benchmark authors' own text (system message and user message, verbatim but for the names of
+the placeholders) and the verdict format it asks for. Sources, read at these commits:
+
+- ``rewardbench_pair_v2``: allenai/reward-bench@6b95524 (v0.1.4) ``rewardbench/generative.py:103-111``
+  (``prompt_v2``, the system message) and ``:141-149`` (``MTBENCH_V2``, the user message), rendered as
+  ``format_judge_answers`` does (``:349-356``); verdict ``[[A]]`` / ``[[B]]`` (``process_judgement``, ``:489-495``).
+  RM-Bench (THU-KEG/RM-Bench@73c52d7) has no judge code of its own: its ``allenai_rewardbench`` submodule
+  (allenai/reward-bench@1266638) carries this same prompt and parser, so it is RM-Bench's default too.
+- ``rewardbench_rating``: the same file, ``ratings_prompt`` (``:596-612``), no system message (``:637``); the
+  rating is the integer 1-10 that ends the text (``:677-683``).
+- ``rewardmath_pair`` / ``rewardmath_rating``: kimsh0507/RewardMATH_official@cde06ab
+  ``prompt/experiments_prompts.yaml:14-28`` (``llm_judgement_pair``) and ``:1-13`` (``llm_judgement``), system
+  message + user message (``src/prompts.py:321-332``), solutions as numbered steps (``src/utils/utils.py:16-24``,
+  rendered by the benchmark plug-in); verdict ``Judgement: [[A]]`` / ``Rating: [[5]]``
+  (``src/inference_reward.py:200-228``).
+- ``rmbench_boxed``: the prompt RM-Bench's README gives for its DPSK-R1 baseline (``README.md:54-76``), a user
+  message only; verdict ``\\boxed{A>>B}`` ... ``\\boxed{B>>A}`` with ``\\boxed{A=B}`` a tie. The README gives no
+  parser; ours reads the last boxed verdict.
+
+Parsing is stricter than some sources in one direction only: an unreadable verdict is ``None`` (counted by the
+caller and never a win), where RewardMATH's rating parser falls back to a rating of 1 and its pairwise parser
+takes the first capital A or B after ``Judgement:`` (so ``Judgement: Assistant B`` reads as A). Where a text
+holds several tags, the last one is the verdict (judges explain first and often quote the format on the way);
+rewardbench reads ``[[A]]`` anywhere before looking for ``[[B]]``. docs/fidelity.md lists each difference.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rmlab.utils.registry import Registry
+
+MODES = ("pairwise", "rating")
+RATING_RANGE = (1, 10)
+
+
+@dataclass(frozen=True)
+class JudgePrompt:
+    """One judge protocol: its messages and its verdict parser.
+
+    ``user`` is a ``str.format`` template over ``{question}`` and ``{answer_a}``, ``{answer_b}`` (pairwise) or
+    ``{answer}`` (rating); ``parse`` maps the judge's text to ``A`` / ``B`` / ``tie`` (pairwise) or an integer
+    rating in 1-10, and to ``None`` when no verdict can be read.
+    """
+
+    id: str
+    mode: str
+    system: str | None
+    user: str
+    parse: Callable[[str], str | int | None]
+    source: str
+
+    def messages(self, question: str, *answers: str) -> list[dict]:
+        """The chat messages for one judgement: two answers (A, B) in pairwise mode, one in rating mode."""
+        if self.mode == "pairwise":
+            a, b = answers
+            user = self.user.format(question=question, answer_a=a, answer_b=b)
+        else:
+            (answer,) = answers
+            user = self.user.format(question=question, answer=answer)
+        system = [] if self.system is None else [{"role": "system", "content": self.system}]
+        return [*system, {"role": "user", "content": user}]
+
+
+JUDGE_PROMPTS: Registry[JudgePrompt] = Registry("judge prompt")
+
+
+def _register(prompt: JudgePrompt) -> JudgePrompt:
+    if prompt.mode not in MODES:
+        raise ValueError(f"judge prompt {prompt.id!r}: mode {prompt.mode!r} is not one of {MODES}")
+    return JUDGE_PROMPTS.register(prompt.id)(prompt)
+
+
+_TAG = re.compile(r"\[\[\s*([ABC])\s*\]\]")
+_TAG_VERDICT = {"A": "A", "B": "B", "C": "tie"}  # [[C]]: MT-Bench's tie tag, which rewardbench's v2 prompt dropped
+
+
+def parse_bracket_verdict(text: str, anchor: str | None = None) -> str | None:
+    """``A`` / ``B`` / ``tie`` from ``[[A]]`` / ``[[B]]`` / ``[[C]]``, the last tag in the text; with ``anchor``
+    (RewardMATH's ``Judgement:``) only the text after its last occurrence counts, and a bare letter right after
+    the anchor (``Judgement: B``) is read too."""
+    after = text.rsplit(anchor, 1)[1] if anchor and anchor in text else None
+    tags = _TAG.findall(text if after is None else after)
+    if tags:
+        return _TAG_VERDICT[tags[-1]]
+    if after is not None:
+        bare = re.match(r"[\s*\"'(]*([AB])\b", after)
+        if bare:
+            return bare.group(1)
+    return None
+
+
+_BOXED = re.compile(r"\\boxed\{\s*(A\s*>>\s*B|A\s*>\s*B|A\s*=\s*B|B\s*>\s*A|B\s*>>\s*A)\s*\}")
+
+
+def parse_boxed_verdict(text: str) -> str | None:
+    """RM-Bench's README format: the last ``\\boxed{A>>B}``, ``{A>B}`` (A), ``{A=B}`` (tie), ``{B>A}``,
+    ``{B>>A}`` (B)."""
+    found = _BOXED.findall(text)
+    if not found:
+        return None
+    verdict = re.sub(r"\s", "", found[-1])
+    return "tie" if verdict == "A=B" else verdict[0]
+
+
+def _in_range(value: int) -> int | None:
+    return value if RATING_RANGE[0] <= value <= RATING_RANGE[1] else None
+
+
+def parse_trailing_rating(text: str) -> int | None:
+    """rewardbench's rule: the integer 1-10 that ends the text (``\\b([1-9]|10)\\b\\s*$``); ours also reads it
+    wrapped as ``[[7]]`` or followed by a full stop."""
+    found = re.search(r"(?:\[\[\s*)?\b([1-9]|10)\b(?:\s*\]\])?\s*\.?\s*$", text.strip())
+    return int(found.group(1)) if found else None
+
+
+def parse_labelled_rating(text: str) -> int | None:
+    """RewardMATH's rule: the first integer after the last ``Rating:`` (``Rating: [[7]]`` -> 7); without the
+    label, the last ``[[n]]`` in the text. Outside 1-10, or absent: ``None`` (RewardMATH: a rating of 1)."""
+    if "Rating:" in text:
+        found = re.search(r"\d+", text.rsplit("Rating:", 1)[1])
+        return _in_range(int(found.group(0))) if found else None
+    tags = re.findall(r"\[\[\s*(\d+)\s*\]\]", text)
+    return _in_range(int(tags[-1])) if tags else None
+
+
+RB_V2 = "allenai/reward-bench@6b95524"
+RMATH = "kimsh0507/RewardMATH_official@cde06ab"
+
+_register(
+    JudgePrompt(
+        id="rewardbench_pair_v2",
+        mode="pairwise",
+        system=(
+            "Please act as an impartial judge and evaluate the quality of the responses provided by two AI assistants "
+            "to the user question displayed below. You should choose the assistant that follows the user's "
+            "instructions and answers the user's question better. Your evaluation should consider factors such as the "
+            "helpfulness, relevance, accuracy, depth, creativity, and level of detail of their responses. Begin your "
+            "evaluation by comparing the two responses and provide a short explanation. Avoid any position biases and "
+            "ensure that the order in which the responses were presented does not influence your decision. Do not "
+            "allow the length of the responses to influence your evaluation. Do not favor certain names of the "
+            "assistants. Be as objective as possible. After providing your explanation, output your final verdict by "
+            'strictly following this format: "[[A]]" if assistant A is better, "[[B]]" if assistant B is better.'
+        ),
+        user=(
+            "[User Question]\n{question}\n\n[The Start of Assistant A's Answer]\n{answer_a}\n[The End of Assistant "
+            "A's Answer]\n\n[The Start of Assistant B's Answer]\n{answer_b}\n[The End of Assistant B's Answer]"
+        ),
+        parse=parse_bracket_verdict,
+        source=f"{RB_V2}:rewardbench/generative.py:103-111,141-149,489-495",
+    )
+)
+
+_register(
+    JudgePrompt(
+        id="rewardbench_rating",
+        mode="rating",
+        system=None,
+        user=(
+            "\n### Task Description\nPlease act as an impartial judge and evaluate the quality of the response "
+            "provided by an\nAI assistant to the user query displayed below.\n\nNotes:\n1- Your evaluation should "
+            "consider factors such as the helpfulness, relevance, accuracy, depth, creativity, and level of detail of "
+            "the response.\n2- Begin your evaluation by providing a short explanation.\n3- Be as objective as "
+            "possible. After providing your explanation, please rate the response on a scale of 1 to 10. For your "
+            "rating, only give a number between 1 and 10 (inclusive), do not use any markdown, and do not put any "
+            "text after your final rating.\n\n[Query]\n{question}\n\n[Response]\n{answer}\n\n[Your judgement]"
+        ),
+        parse=parse_trailing_rating,
+        source=f"{RB_V2}:rewardbench/generative.py:596-612,677-683",
+    )
+)
+
+_register(
+    JudgePrompt(
+        id="rewardmath_pair",
+        mode="pairwise",
+        system=(
+            "Please act as an impartial judge and evaluate the quality of the responses provided by two AI assistants "
+            "to the user question displayed below. You should choose the assistant that follows the user's "
+            "instructions and answers the user's question better. Your evaluation should consider factors such as the "
+            "helpfulness, relevance, accuracy, depth, creativity, and level of detail of their responses. Begin your "
+            "evaluation by comparing the two responses and provide a short explanation. Avoid any position biases and "
+            "ensure that the order in which the responses were presented does not influence your decision. Do not "
+            "allow the length of the responses to influence your evaluation. Do not favor certain names of the "
+            "assistants. Be as objective as possible. After providing your explanation, output your final verdict by "
+            'strictly following this format: "Judgement: [[A]]" if assistant A is better, "Judgement: [[B]]" if '
+            "assistant B is better."
+        ),
+        user=(
+            "[User Question]\n{question}\n\n[The Start of Assistant A's Answer]\n{answer_a}\n[The End of Assistant "
+            "A's Answer]\n\n[The Start of Assistant B's Answer]\n{answer_b}\n[The End of Assistant B's Answer]"
+        ),
+        parse=lambda text: parse_bracket_verdict(text, anchor="Judgement:"),
+        source=f"{RMATH}:prompt/experiments_prompts.yaml:14-28; src/inference_reward.py:208-221",
+    )
+)
+
+_register(
+    JudgePrompt(
+        id="rewardmath_rating",
+        mode="rating",
+        system=(
+            "Please act as an impartial judge and evaluate the quality of the response provided by an AI assistant to "
+            "the user question displayed below. Your evaluation should consider factors such as the helpfulness, "
+            "relevance, accuracy, depth, creativity, and level of detail of the response. Begin your evaluation by "
+            "providing a short explanation. Be as objective as possible. After providing your explanation, please "
+            'rate the response on a scale of 1 to 10 by strictly following this format: "[[rating]]", for example: '
+            '"Rating: [[5]]". Let\'s think step by step.'
+        ),
+        user=(
+            "[Question]\n{question}\n[The Start of Assistant\u2019s Answer]\nSolution:\n{answer}\n[The End of "
+            "Assistant\u2019s Answer]"
+        ),
+        parse=parse_labelled_rating,
+        source=f"{RMATH}:prompt/experiments_prompts.yaml:1-13; src/inference_reward.py:222-228",
+    )
+)
+
+_register(
+    JudgePrompt(
+        id="rmbench_boxed",
+        mode="pairwise",
+        system=None,
+        user=(
+            "You will be shown a user prompt followed by two responses from different assistants. Your task is to "
+            "decide which response is better. You may consider any criteria you find appropriate. Try your best and "
+            "think carefully, deeply analyze the responses, and provide a final verdict.\nEnsure in the end that you "
+            "should include the final verdict in the specified format as follows:\n\n1. Assistant A is significantly "
+            "better: \\boxed{{A>>B}}\n2. Assistant A is slightly better: \\boxed{{A>B}}\n3. Tie, relatively the same: "
+            "\\boxed{{A=B}}\n4. Assistant B is slightly better: \\boxed{{B>A}}\n5. Assistant B is significantly "
+            "better: \\boxed{{B>>A}}\n\n<|User Prompt|>\n{question}\n\n<|The Start of Assistant A's Answer|>\n"
+            "{answer_a}\n<|The End of Assistant A's Answer|>\n\n<|The Start of Assistant B's Answer|>\n{answer_b}\n"
+            "<|The End of Assistant B's Answer|>"
+        ),
+        parse=parse_boxed_verdict,
+        source="THU-KEG/RM-Bench@73c52d7:README.md:54-76",
+    )
+)
