@@ -44,13 +44,28 @@ def _stage_cfg(tmp_path: Path, stage):
     return cfg
 
 
+def assert_paper_arena_hard(c) -> None:
+    """An arena_hard stage at the paper's scale: all 500 questions answered greedily by vLLM up to upstream's 4096
+    tokens, judged by gpt-4-1106-preview behind OpenAI's endpoint (key from the environment), the stand-in prompt
+    named, the pool the policy and the baseline."""
+    assert c.max_examples is None and c.answer.max_new_tokens == 4096 and c.baseline == "gpt-4-0314"
+    assert c.generation.backend == "vllm" and c.device == "cuda"
+    judge = c.judge.judge
+    assert (judge.backend, judge.mode, judge.prompt, judge.max_new_tokens) == (
+        "endpoint", "pairwise", "rewardbench_pair_v2", 4096)  # fmt: skip
+    assert judge.endpoint.model == "gpt-4-1106-preview" and judge.endpoint.api_key_env == "OPENAI_API_KEY"
+    assert judge.endpoint.base_url == "https://api.openai.com/v1"
+    assert c.pool.name == "policy+baseline" and not c.pool.battles and c.n_rounds == 100 and c.penalty_c == 1.0
+
+
 def test_paper_configuration_resolves_stage_by_stage(tmp_path):
     cfg = _run_experiment_cfg(["experiment=correlation_study"], hydra_config=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher") and launcher.gpus_per_node == 8 and launcher.nodes == 1
     stages = plan_study(cfg)
-    # the SFT model's evaluation, then per reward model: training, RM-Bench, RewardBench, PPO, policy evaluation
-    assert len(stages) == 1 + 4 * 5 and {s.branch for s in stages} == PAPER_DATASETS | {"sft"}
+    # the SFT model's evaluations, then per reward model: training, RM-Bench, RewardBench, PPO, policy evaluation,
+    # Arena-Hard (Sec. 5.1)
+    assert len(stages) == 2 + 4 * 6 and {s.branch for s in stages} == PAPER_DATASETS | {"sft"}
     assert len({s.out_dir for s in stages}) == len(stages)  # no two stages share a directory
     for s in stages:
         c = _stage_cfg(tmp_path, s)
@@ -67,6 +82,10 @@ def test_paper_configuration_resolves_stage_by_stage(tmp_path):
             assert c.policy.chat_template == "tulu" and c.pad_token == "<unk>"  # prompts in Tulu's format
             assert c.recipe.kl_coef == 0.05 and c.recipe.lr == 1.0e-6 and c.recipe.vf_coef == 0.1
             assert s.launch[:2] == ("accelerate", "launch") and (ROOT / s.launch[-1]).is_file()
+        elif s.entry == "arena_hard":
+            assert_paper_arena_hard(c)
+            ppo = next((x for x in stages if x.branch == s.branch and x.entry == "train_ppo"), None)
+            assert c.policy.pretrained == ("allenai/tulu-2-13b" if ppo is None else f"{ppo.out_dir}/policy")
         else:
             assert set(c.task) == {"gsm8k", "bbh", "humaneval_plus", "mbpp_plus", "toxigen", "xstest"}
             assert c.generation.backend == "vllm" and c.task.gsm8k.max_examples == 200

@@ -56,6 +56,7 @@ def test_the_pipeline_links_its_released_policies_for_the_correlate_step(tmp_pat
         cfg.pipeline.released = {rm: {"reward_model": f"org/{rm}", "policy": f"org/policy-{rm}"} for rm in RMB}
         cfg.pipeline.correlate = {"overrides": ["n_boot=50", "n_perm=50"], "variants": None}
         cfg.pipeline.tables = False
+        cfg.pipeline.arena_hard = None  # Sec. 5.2 only (tests/test_arena_hard_stage.py covers Sec. 5.1)
     where = {(SFT, "eval_policy"): runs / "eval_policy/sft"}
     for rm in RMB:
         where |= {

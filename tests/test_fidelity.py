@@ -7,7 +7,7 @@ import pytest
 
 from rmlab.pipelines.correlation_study import plan_study
 from rmlab.training.rm_module import linear_with_floor
-from tests.test_correlation_pipeline import _run_experiment_cfg, _stage_cfg
+from tests.test_correlation_pipeline import _run_experiment_cfg, _stage_cfg, assert_paper_arena_hard
 
 
 @pytest.fixture(scope="module")
@@ -186,6 +186,10 @@ def test_rm_bench_sec_5_2_evaluates_the_released_tulu25_checkpoints(tmp_path, da
                 "classifier", "tulu", "bfloat16", "cuda")  # fmt: skip
             assert c.benchmark.data_dir is None and c.benchmark.require_complete is True and c.benchmark.hub_id
             planned.append((s.step, c.model.pretrained))
+        elif s.entry == "arena_hard":  # RM-Bench Sec. 5.1, every policy
+            assert_paper_arena_hard(c)
+            assert (c.policy.chat_template, c.policy.dtype) == ("tulu", "bfloat16")
+            planned.append((s.step, c.policy.pretrained))
         else:
             assert s.entry == "eval_policy", s  # no train_rm, no train_ppo
             assert (c.policy.chat_template, c.policy.dtype, c.device, c.generation.backend) == (
@@ -193,7 +197,8 @@ def test_rm_bench_sec_5_2_evaluates_the_released_tulu25_checkpoints(tmp_path, da
             assert set(c.task) == {"gsm8k", "bbh", "humaneval_plus", "mbpp_plus", "toxigen", "xstest"}
             planned.append((s.step, c.policy.pretrained))
     want = [(f"eval_rm:{b}", r["reward_model_seq_classifier"]) for r in rows for b in ("rm_bench", "reward_bench")]
-    want += [("eval_policy", r["ppo_policy"]) for r in rows] + [("eval_policy", sft)]
+    want += [(step, r["ppo_policy"]) for r in rows for step in ("eval_policy", "arena_hard")]
+    want += [("eval_policy", sft), ("arena_hard", sft)]
     assert sorted(planned) == sorted(want)
     assert released_links(cfg) == {
         r["ppo_policy"]: {"reward_model": r["reward_model_seq_classifier"], "sft_model": sft} for r in rows

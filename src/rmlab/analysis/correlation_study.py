@@ -18,6 +18,10 @@ One point per (reward model, task group): x = the reward model's benchmark score
 Reasoning for math and code, Safety for safety: the paper's reading), y = its policy's group score (the mean of
 the group's tasks' ``normalised`` values, higher is better, so ToxiGen enters as 1 - toxic rate), optionally as
 the improvement over the SFT policy (``policy_score: improvement``).
+
+RM-Bench Sec. 5.1 (``style_control``, null: off; :mod:`rmlab.analysis.style_control`), when some policy under
+``runs`` has an Arena-Hard result: one point per reward model, x = its RM-Bench chat hard accuracy, y = its PPO
+policy's style-control score (the relative drop (raw - SC) / raw), every point from one named pool.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from omegaconf import OmegaConf
 
 from rmlab.analysis.correlation import Point, correlation_figure, correlation_report
 from rmlab.analysis.runs import choose_runs, find_runs, runs_value
+from rmlab.analysis.style_control import arena_hard_runs, style_control_entry, style_control_markdown
 
 log = logging.getLogger(__name__)
 
@@ -309,6 +314,14 @@ def correlate(cfg) -> dict:
         else:
             entry["note"] = f"{len(points)} point(s): a correlation needs at least 3"
         result["benchmarks"][bench] = entry
+    arenas = arena_hard_runs(runs) if cfg.get("style_control") is not None else {}
+    if arenas:  # only when some policy has an Arena-Hard result: a Sec. 5.2 study's outputs stay as they were
+        spec = cfg.style_control
+        entry = style_control_entry(cfg, rms, policies, arenas, rm_names(rms, str(spec.benchmark)))
+        result["style_control"] = entry
+        points = entry.pop("_points")
+        if entry.get("pearson_r") is not None:
+            figure_data["rm_bench_style_control"] = (points, entry)
     write_json(out / "correlation.json", result)
     table = correlation_markdown(result)
     write_text(out / "correlation.md", table)
@@ -341,4 +354,6 @@ def correlation_markdown(result: dict) -> str:
             f"| {bench} | {e['n']} | {e['pearson_r']:.3f} | {e['pearson_p']:.3f} | {ci_s} | "
             f"{e['permutation_p']:.3f} | {e['spearman']:.3f} | {e['kendall']:.3f} |"
         )
+    if result.get("style_control") is not None:
+        lines += ["", style_control_markdown(result["style_control"])]
     return "\n".join(lines) + "\n"

@@ -47,6 +47,23 @@ def _field(row: object, where: str, name: str, kind: type) -> object:
     return value
 
 
+def load_questions(path: str | Path) -> dict[str, str]:
+    """The user prompt (``turns[0].content``) of every question, by ``question_id``, in file order."""
+    path = Path(path)
+    out: dict[str, str] = {}
+    for n, row in enumerate(read_records(path), 1):
+        where = f"{path}, row {n}"
+        qid = _field(row, where, "question_id", str)
+        where = f"{where} (question_id={qid})"
+        turns = row.get("turns")
+        if not isinstance(turns, list) or not turns:
+            raise DataValidationError(f"{where}: field 'turns' must be a non-empty list")
+        if qid in out:
+            raise DataValidationError(f"{where}: question_id repeats an earlier row")
+        out[qid] = _field(turns[0], f"{where}, turns[0]", "content", str)
+    return out
+
+
 def load_answers(path: str | Path) -> dict[str, Answer]:
     """A model's answers by question id; ``model_id`` must equal the file name (upstream keys models by it)."""
     path = Path(path)

@@ -36,6 +36,7 @@ from rmlab.utils.hashing import text_hash
 
 Conversation = list[dict]  # [{"role": ..., "content": ...}, ...]
 ENGINES = ("hf", "vllm")
+BACKENDS = ("local", "endpoint")
 
 
 class LocalChat:
@@ -190,3 +191,18 @@ class EndpointChat:
         if errors:
             raise errors[0]
         return len(answers)
+
+
+def build_judge_chat(model_cfg, *, cache_dir: str, device: str, seed: int) -> LocalChat | EndpointChat:
+    """The judge a ``conf/model/judge_*.yaml`` config describes (``model_cfg.judge.backend``); neither loads weights
+    nor sends a request yet. Shared by the reward-model judges and the Arena-Hard stage, so both read one config."""
+    jc = model_cfg.judge
+    if jc.backend == "local":
+        return LocalChat(
+            model_cfg, cache_dir=cache_dir, device=device, seed=seed, max_new_tokens=int(jc.max_new_tokens)
+        )
+    if jc.backend == "endpoint":
+        return EndpointChat(
+            jc.endpoint, max_new_tokens=int(jc.max_new_tokens), concurrency=int(jc.endpoint.get("concurrency", 4))
+        )
+    raise ValueError(f"judge.backend={jc.backend!r}: choose one of {BACKENDS}")

@@ -7,7 +7,9 @@ For each reward model in ``pipeline.reward_models`` (a preference dataset and it
 3. ``train_ppo``: a policy PPO-trained from the SFT model against it, on prompts from the same split (Tulu-2.5);
 4. ``eval_policy``: that policy on the downstream tasks;
 
-plus ``eval_policy`` of the SFT model itself (the baseline of ``policy_score=improvement``). A branch of
+and with ``pipeline.arena_hard`` set (its ``overrides`` of conf/arena_hard.yaml; null: off), every policy's
+Arena-Hard-Auto v0.1 score with and without style control (``arena_hard``: RM-Bench Sec. 5.1's style-control
+score, correlated with RM-Bench chat hard accuracy); plus ``eval_policy`` (and ``arena_hard``) of the SFT model itself (the baseline of ``policy_score=improvement``). A branch of
 ``pipeline.released`` (name -> ``reward_model`` and ``policy`` model specs) trains nothing: its released reward
 model (a classifier) is evaluated on each benchmark and its released PPO policy on the tasks (the paper's own
 setting: the Tulu-2.5 checkpoints); a study may mix trained and released branches. A released policy carries no
@@ -46,7 +48,7 @@ SFT = "sft"
 @dataclass(frozen=True)
 class Stage:
     branch: str  # the reward model's name, or "sft"
-    step: str  # train_rm | eval_rm:<benchmark> | train_ppo | eval_policy
+    step: str  # train_rm | eval_rm:<benchmark> | train_ppo | eval_policy | arena_hard
     entry: str  # conf/<entry>.yaml and scripts/<entry>.py
     overrides: tuple[str, ...]  # the settings of the stage (its identity is their resolved config)
     out_dir: str  # <parent>/<name>-<identity hash>
@@ -99,6 +101,9 @@ def plan_study(cfg: DictConfig) -> list[Stage]:
         over = [f"policy={policy}", *_list(p.policy_eval.overrides), seed]
         name = () if branch == SFT else (f"policy.name=ppo-{branch}",)
         add(branch, "eval_policy", "eval_policy", over, parent, "eval_policy", _list(p.policy_eval.get("launch")), name)
+        if p.get("arena_hard") is not None:
+            over = [f"policy={policy}", *_list(p.arena_hard.get("overrides")), seed]
+            add(branch, "arena_hard", "arena_hard", over, parent, "arena_hard", _list(p.arena_hard.get("launch")), name)
 
     def rm_evals(branch: str, model: list[str], parent: Path):
         for bench, bench_over in p.rm_eval.benchmarks.items():
@@ -176,7 +181,7 @@ def _correlate(cfg: DictConfig, stages: list[Stage], out: Path) -> dict:
     from rmlab.analysis.tables import make_tables
     from rmlab.utils.config import compose_config
 
-    runs = [s.out_dir for s in stages if s.entry in ("eval_rm", "eval_policy")]
+    runs = [s.out_dir for s in stages if s.entry in ("eval_rm", "eval_policy", "arena_hard")]
     links = released_links(cfg)
     variants = {"headline": [], **{k: _list(v) for k, v in (cfg.pipeline.correlate.variants or {}).items()}}
     results = {}

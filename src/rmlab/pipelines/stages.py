@@ -56,6 +56,9 @@ STAGES: dict[str, StageKind] = {
         StageKind("eval_rm", "rmlab.rm_eval.evaluate:evaluate_rm", "metrics.json", ("model",), None),
         StageKind("eval_policy", "rmlab.policy_eval.evaluate:evaluate_policy", "summary.json", ("policy",), None),
         StageKind("best_of_n", "rmlab.policy_eval.best_of_n:best_of_n", "bon.json", ("policy",), None),
+        StageKind(
+            "arena_hard", "rmlab.policy_eval.arena_hard:evaluate_arena_hard", "arena_hard.json", ("policy",), None
+        ),
     )
 }
 

@@ -26,7 +26,7 @@ from omegaconf import DictConfig
 
 from rmlab.benchmarks.base import Comparison
 from rmlab.generation.backends import GenStats
-from rmlab.generation.chat import EndpointChat, LocalChat
+from rmlab.generation.chat import EndpointChat, LocalChat, build_judge_chat
 from rmlab.metrics.judge import flip_positions, outcome_counts, pairwise_outcome, rating_outcome
 from rmlab.scoring.cache import ScoreCache
 from rmlab.scoring.judge_prompts import JUDGE_PROMPTS, MODES, JudgePrompt
@@ -35,7 +35,6 @@ from rmlab.utils.hashing import stable_hash
 log = logging.getLogger(__name__)
 
 JUDGE_KIND = "judge"  # model.kind of a generative judge
-BACKENDS = ("local", "endpoint")
 
 
 @dataclass
@@ -73,20 +72,7 @@ def judge_prompt(cfg: DictConfig) -> JudgePrompt:
 
 def build_chat(cfg: DictConfig) -> LocalChat | EndpointChat:
     """The judge model ``model.judge.backend`` names; neither loads weights nor sends a request yet."""
-    jc = cfg.model.judge
-    if jc.backend == "local":
-        return LocalChat(
-            cfg.model,
-            cache_dir=cfg.paths.model_cache_dir,
-            device=cfg.device,
-            seed=int(cfg.seed),
-            max_new_tokens=int(jc.max_new_tokens),
-        )
-    if jc.backend == "endpoint":
-        return EndpointChat(
-            jc.endpoint, max_new_tokens=int(jc.max_new_tokens), concurrency=int(jc.endpoint.get("concurrency", 4))
-        )
-    raise ValueError(f"model.judge.backend={jc.backend!r}: choose one of {BACKENDS}")
+    return build_judge_chat(cfg.model, cache_dir=cfg.paths.model_cache_dir, device=cfg.device, seed=int(cfg.seed))
 
 
 def judge_benchmark(
