@@ -2,8 +2,9 @@
 
 Why this task: a policy that fits on 2 CPU cores (SmolLM2-135M-Instruct) answers GSM8k right about 1-3% of the
 time, so best-of-n there has almost nothing to pick. Sampled at temperature 1, its answers to one-step problems
-("What is 7 + 8?") are right about a third of the time and nearly every prompt gets right and wrong samples: the
-regime where a reward model's choice among samples decides the outcome (``experiments/bon_study_cpu.yaml``).
+("What is 7 + 8?", "What is 6 times 7?") are right 13-16% of the time, and two prompts in three get right and wrong
+samples among 8 (docs/performance.md): the regime where a reward model's choice among samples decides the outcome
+(``experiments/bon_study_cpu.yaml``).
 
 Problems: every (a, b) in the configured ranges of each operation, shuffled with ``seed``; the first
 ``test_fraction`` are the ``test`` split, the rest ``train``, so prompts used to train reward models and prompts
