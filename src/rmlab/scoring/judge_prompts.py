@@ -131,25 +131,32 @@ def parse_labelled_rating(text: str) -> int | None:
 RB_V2 = "allenai/reward-bench@6b95524"
 RMATH = "kimsh0507/RewardMATH_official@cde06ab"
 
+# MT-Bench's pairwise judge instructions (Zheng et al. 2023), which rewardbench and RewardMATH both use verbatim up to
+# the verdict format each asks for
+_PAIR_INTRO = (
+    "Please act as an impartial judge and evaluate the quality of the responses provided by two AI assistants "
+    "to the user question displayed below. You should choose the assistant that follows the user's "
+    "instructions and answers the user's question better. Your evaluation should consider factors such as the "
+    "helpfulness, relevance, accuracy, depth, creativity, and level of detail of their responses. Begin your "
+    "evaluation by comparing the two responses and provide a short explanation. Avoid any position biases and "
+    "ensure that the order in which the responses were presented does not influence your decision. Do not "
+    "allow the length of the responses to influence your evaluation. Do not favor certain names of the "
+    "assistants. Be as objective as possible. After providing your explanation, output your final verdict by "
+)
+_PAIR_USER = (
+    "[User Question]\n{question}\n\n[The Start of Assistant A's Answer]\n{answer_a}\n[The End of Assistant "
+    "A's Answer]\n\n[The Start of Assistant B's Answer]\n{answer_b}\n[The End of Assistant B's Answer]"
+)
+
 _register(
     JudgePrompt(
         id="rewardbench_pair_v2",
         mode="pairwise",
         system=(
-            "Please act as an impartial judge and evaluate the quality of the responses provided by two AI assistants "
-            "to the user question displayed below. You should choose the assistant that follows the user's "
-            "instructions and answers the user's question better. Your evaluation should consider factors such as the "
-            "helpfulness, relevance, accuracy, depth, creativity, and level of detail of their responses. Begin your "
-            "evaluation by comparing the two responses and provide a short explanation. Avoid any position biases and "
-            "ensure that the order in which the responses were presented does not influence your decision. Do not "
-            "allow the length of the responses to influence your evaluation. Do not favor certain names of the "
-            "assistants. Be as objective as possible. After providing your explanation, output your final verdict by "
-            'strictly following this format: "[[A]]" if assistant A is better, "[[B]]" if assistant B is better.'
+            _PAIR_INTRO
+            + 'strictly following this format: "[[A]]" if assistant A is better, "[[B]]" if assistant B is better.'
         ),
-        user=(
-            "[User Question]\n{question}\n\n[The Start of Assistant A's Answer]\n{answer_a}\n[The End of Assistant "
-            "A's Answer]\n\n[The Start of Assistant B's Answer]\n{answer_b}\n[The End of Assistant B's Answer]"
-        ),
+        user=_PAIR_USER,
         parse=parse_bracket_verdict,
         source=f"{RB_V2}:rewardbench/generative.py:103-111,141-149,489-495",
     )
@@ -179,21 +186,11 @@ _register(
         id="rewardmath_pair",
         mode="pairwise",
         system=(
-            "Please act as an impartial judge and evaluate the quality of the responses provided by two AI assistants "
-            "to the user question displayed below. You should choose the assistant that follows the user's "
-            "instructions and answers the user's question better. Your evaluation should consider factors such as the "
-            "helpfulness, relevance, accuracy, depth, creativity, and level of detail of their responses. Begin your "
-            "evaluation by comparing the two responses and provide a short explanation. Avoid any position biases and "
-            "ensure that the order in which the responses were presented does not influence your decision. Do not "
-            "allow the length of the responses to influence your evaluation. Do not favor certain names of the "
-            "assistants. Be as objective as possible. After providing your explanation, output your final verdict by "
-            'strictly following this format: "Judgement: [[A]]" if assistant A is better, "Judgement: [[B]]" if '
+            _PAIR_INTRO
+            + 'strictly following this format: "Judgement: [[A]]" if assistant A is better, "Judgement: [[B]]" if '
             "assistant B is better."
         ),
-        user=(
-            "[User Question]\n{question}\n\n[The Start of Assistant A's Answer]\n{answer_a}\n[The End of Assistant "
-            "A's Answer]\n\n[The Start of Assistant B's Answer]\n{answer_b}\n[The End of Assistant B's Answer]"
-        ),
+        user=_PAIR_USER,
         parse=lambda text: parse_bracket_verdict(text, anchor="Judgement:"),
         source=f"{RMATH}:prompt/experiments_prompts.yaml:14-28; src/inference_reward.py:208-221",
     )
