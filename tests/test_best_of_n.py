@@ -178,3 +178,23 @@ def test_arithmetic_gold_reads_the_stated_result():
     assert stated_result("The answer is 14, which is 7 + 7.", (7, 7)) == 14
     assert stated_result("The sum of 7 and 8 is 1,005", (7, 8)) == 1005
     assert stated_result("I cannot say", (7, 8)) is None
+
+
+def test_arithmetic_task_splits_and_scores(tmp_path):
+    """Disjoint train and test problems; eval_policy's score reads the stated result of the first sample."""
+    from rmlab.policy_eval.tasks import TASKS
+    from rmlab.policy_eval.tasks.base import ScoreContext
+    from tests.conftest import compose_eval_cfg
+
+    cfg = compose_eval_cfg(tmp_path, ["task=arithmetic"], "eval_policy", ("device=cpu", "logger=none"))
+    task_cfg = cfg.task.arithmetic
+    test, _ = TASKS["arithmetic"](task_cfg, tmp_path).load()
+    task_cfg.split = "train"
+    train, _ = TASKS["arithmetic"](task_cfg, tmp_path).load()
+    assert len(test) + len(train) == 20 * 9 + 8 * 8 and not {e.id for e in test} & {e.id for e in train}
+    task = TASKS["arithmetic"](task_cfg, tmp_path)
+    ex = train[:2]
+    a, b = ex[0].reference["operands"]
+    right = f"{a} and {b} make {ex[0].reference['target']}."
+    rows, metrics = task.score(ex, {"greedy": {ex[0].id: [right], ex[1].id: ["no idea"]}}, ScoreContext(n_boot=0))
+    assert [r["correct"] for r in rows] == [True, False] and metrics["value"] == 0.5

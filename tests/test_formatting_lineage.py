@@ -19,7 +19,7 @@ def test_paper_plan_formats_every_evaluation_as_its_training(tmp_path):
     formatting each stage would use, given what the upstream stage records in its model directory."""
     stages = plan_study(_run_experiment_cfg(["experiment=correlation_study"]))
     written: dict[str, dict] = {}  # model directory -> its rmlab_meta.json formatting, as the trainers write it
-    checked = {"eval_rm": 0, "train_ppo": 0, "eval_policy": 0}
+    checked = {"eval_rm": 0, "train_ppo": 0, "eval_policy": 0, "arena_hard": 0}
     for s in stages:
         c = _stage_cfg(tmp_path, s)
         if s.entry == "train_rm":
@@ -38,7 +38,8 @@ def test_paper_plan_formats_every_evaluation_as_its_training(tmp_path):
             assert rm_fmt == written[c.reward_model]["formatting"] and record["overrides"] == {}
             written[f"{s.out_dir}/policy"] = {"formatting": sft_fmt}
             checked["train_ppo"] += 1
-        else:
+        else:  # eval_policy and arena_hard generate with the policy
+            assert s.entry in ("eval_policy", "arena_hard"), s.entry
             sft_cfg = _stage_cfg(tmp_path, next(x for x in stages if x.entry == "train_ppo")).policy
             if s.branch == SFT:
                 fmt, _ = resolve_formatting(c.policy, {})
@@ -47,8 +48,8 @@ def test_paper_plan_formats_every_evaluation_as_its_training(tmp_path):
                 fmt, record = resolve_formatting(c.policy, meta)
                 assert fmt == meta["formatting"] and record["overrides"] == {}
             assert fmt == resolve_formatting(sft_cfg, {})[0]  # every policy generates in the SFT model's format
-            checked["eval_policy"] += 1
-    assert checked == {"eval_rm": 8, "train_ppo": 4, "eval_policy": 5}
+            checked[s.entry] += 1
+    assert checked == {"eval_rm": 8, "train_ppo": 4, "eval_policy": 5, "arena_hard": 5}
 
 
 def test_dpo_vs_classifier_evaluates_in_the_training_format(tmp_path):

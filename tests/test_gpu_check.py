@@ -72,8 +72,10 @@ def check_cfg(tmp_path):
 
 
 def test_a_failing_part_is_reported_and_the_next_one_runs(check_cfg, monkeypatch, capsys):
+    before = torch.are_deterministic_algorithms_enabled()  # earlier tests in the process may have switched it on
+
     def boom(c):
-        torch.use_deterministic_algorithms(True)  # as Lightning's deterministic=True leaves it
+        torch.use_deterministic_algorithms(not before)  # as Lightning's deterministic=True changes it process-wide
         raise RuntimeError("boom")
 
     monkeypatch.setitem(gpu_check_parts.PARTS, "scoring", boom)
@@ -85,7 +87,7 @@ def test_a_failing_part_is_reported_and_the_next_one_runs(check_cfg, monkeypatch
     monkeypatch.setitem(gpu_check_parts.PARTS, "throughput", measured)
     cfg = check_cfg(["parts=[scoring,throughput]"])
     report = gpu_check(cfg)
-    assert not torch.are_deterministic_algorithms_enabled()  # restored after the part
+    assert torch.are_deterministic_algorithms_enabled() == before  # restored after the part
     failed, ok = report["parts"]["scoring"], report["parts"]["throughput"]
     assert failed["status"] == "failed" and failed["error"] == "RuntimeError: boom" and "in boom" in failed["traceback"]
     assert ok["status"] == "ok" and ok["lines"] == ["measured"]
