@@ -15,8 +15,14 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from rmlab.data.arena_hard import Battle, battles_fingerprint, load_all_answers, load_battles, load_published
-from rmlab.data.errors import DataValidationError
+from rmlab.data.arena_hard import (
+    Battle,
+    battle_style_arrays,
+    battles_fingerprint,
+    load_all_answers,
+    load_battles,
+    load_published,
+)
 from rmlab.metrics.arena_hard import arena_hard_scores, style_control_drop, style_controlled_scores
 from rmlab.metrics.style_features import (
     CL100K_OFFLINE,
@@ -65,23 +71,10 @@ def _columns(battles: list[Battle]) -> tuple[list[str], list[str], list[str]]:
     return [b.model_a for b in battles], [b.model_b for b in battles], [b.winner for b in battles]
 
 
-def _style_arrays(battles: list[Battle], features: dict, source: str) -> tuple[np.ndarray, np.ndarray]:
-    out = []
-    for b in battles:
-        try:
-            out.append((features[b.model_a][b.question_id], features[b.model_b][b.question_id]))
-        except KeyError as err:
-            raise DataValidationError(
-                f"{source}: battle {b.model_b} on question_id={b.question_id}: no answer for {err} in model_answer/"
-            ) from err
-    arr = np.array(out, dtype=np.float64)
-    return arr[:, 0], arr[:, 1]
-
-
 def _pool_rows(pool: str, members: list[str], sets: dict, features: dict, raw, cfg: DictConfig) -> list[dict]:
     """Style-controlled scores of one pool (the union of the battle sets ``members``), one row per model."""
     battles = [b for name in members for b in sets[name]]
-    fa, fb = _style_arrays(battles, features, f"pool {pool}")
+    fa, fb = battle_style_arrays(battles, features, f"pool {pool} (model_answer/)")
     sc = style_controlled_scores(
         *_columns(battles),
         fa,

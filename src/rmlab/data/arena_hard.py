@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from rmlab.data.errors import DataValidationError
 from rmlab.data.files import read_records
 from rmlab.utils.hashing import stable_hash
@@ -162,3 +164,18 @@ def load_published(data_dir: str | Path) -> dict[str, dict]:
         except (KeyError, ValueError, AttributeError) as err:
             raise DataValidationError(f"{where}: unreadable cell ({err!r}): {ln}") from err
     return out
+
+
+def battle_style_arrays(battles: list[Battle], features: dict, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """The style vectors of each battle's two answers (``features[model][question_id]``), as two arrays (rows x
+    features) for the style-controlled fit; a battle whose answer is missing is an error naming it."""
+    out = []
+    for b in battles:
+        try:
+            out.append((features[b.model_a][b.question_id], features[b.model_b][b.question_id]))
+        except KeyError as err:
+            raise DataValidationError(
+                f"{source}: battle {b.model_b} on question_id={b.question_id}: no answer for {err}"
+            ) from err
+    arr = np.array(out, dtype=np.float64)
+    return arr[:, 0], arr[:, 1]

@@ -28,10 +28,16 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from rmlab.data.arena_hard import Battle, battles_fingerprint, load_answers, load_battles, load_questions
+from rmlab.data.arena_hard import (
+    Battle,
+    battle_style_arrays,
+    battles_fingerprint,
+    load_answers,
+    load_battles,
+    load_questions,
+)
 from rmlab.data.errors import DataValidationError
 from rmlab.generation.chat import build_judge_chat
 from rmlab.generation.decoding import Decoding
@@ -117,19 +123,6 @@ def _pool_battles(cfg: DictConfig, data_dir: Path, baseline: str) -> tuple[list[
     return battles, features, info
 
 
-def _style_arrays(battles: list[Battle], features: dict) -> tuple[np.ndarray, np.ndarray]:
-    pairs = []
-    for b in battles:
-        try:
-            pairs.append((features[b.model_a][b.question_id], features[b.model_b][b.question_id]))
-        except KeyError as err:
-            raise DataValidationError(
-                f"battle {b.model_b} on question_id={b.question_id}: no answer for {err}"
-            ) from err
-    arr = np.array(pairs, dtype=np.float64)
-    return arr[:, 0], arr[:, 1]
-
-
 def fit_pool(battles: list[Battle], features: dict, *, policy: str, baseline: str, cfg: DictConfig) -> dict:
     """Raw and SC scores of ``policy`` over the pool's battles; ``score: None`` with the reason when the policy has
     no battle row (every verdict unparsed) or the fit cannot be made (e.g. it won or lost every row: the raw
@@ -145,7 +138,7 @@ def fit_pool(battles: list[Battle], features: dict, *, policy: str, baseline: st
     rounds, seed = int(cfg.n_rounds), int(cfg.seed)
     try:
         raw = arena_hard_scores(*columns, baseline=baseline, n_rounds=rounds, seed=seed)
-        fa, fb = _style_arrays(battles, features)
+        fa, fb = battle_style_arrays(battles, features, "arena_hard pool")
         sc = style_controlled_scores(
             *columns,
             fa,
