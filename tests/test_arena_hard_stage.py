@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,9 @@ from omegaconf import open_dict
 
 from rmlab.data.arena_hard import Battle
 from rmlab.policy_eval.arena_hard import evaluate_arena_hard, verdict_battles
+from rmlab.scoring.judge_prompts import JUDGE_PROMPTS
 from tests.conftest import compose_eval_cfg
-from tests.test_judge import _ANSWER, KEY_ENV, ChatServer
+from tests.test_judge import KEY_ENV, ChatServer
 
 pytest.importorskip("tiktoken")
 
@@ -50,23 +52,34 @@ def make_data(root: Path) -> Path:
     return root
 
 
+UPSTREAM = JUDGE_PROMPTS["arena_hard_v0.1"]
+_ARENA_ANSWER = re.compile(
+    r"<\|The Start of Assistant ([AB])'s Answer\|>\n(.*?)\n<\|The End of Assistant \1's Answer\|>", re.DOTALL
+)
+
+
 class ArenaJudge(ChatServer):
-    """Canned verdicts by question: q1 the policy wins both games, q2 the baseline wins both, q3 a tie in game 1
-    and no verdict in game 2. With rewardbench's prompt a verdict weighs 1: 2 wins, 2 losses, 1 tie."""
+    """Canned verdicts in upstream's format, by question. q1: the policy wins, strongly in game 1 and slightly in
+    game 2 (3 + 1 rows); q2: the baseline wins both games slightly (2 rows); q3: a tie in game 1 (1 row), and in
+    game 2 no verdict tag, then, asked to finish, two different labels (no verdict, no third attempt: 0 rows)."""
 
     @staticmethod
     def answer(body: dict) -> str:
-        user = body["messages"][-1]["content"]
+        messages = body["messages"]
+        user = next(m["content"] for m in messages if m["role"] == "user")
         if user == "Reply with OK.":
             return "OK"
-        slots = dict(_ANSWER.findall(user))
-        policy_slot = "B" if slots["A"].startswith("BASELINE") else "A"
-        baseline_slot = "A" if policy_slot == "B" else "B"
+        if messages[-1]["content"] == UPSTREAM.follow_up.prompt:
+            return "Having compared them again: it is either [[A>B]] or [[B>A]]."
+        slots = dict(_ARENA_ANSWER.findall(user))
+        policy_first = not slots["A"].startswith("BASELINE")  # game 2
         if "Q1:" in user:
-            return f"The policy's answer is better. [[{policy_slot}]]"
+            if policy_first:
+                return "**My final verdict is Assistant A is slightly better: [[A>B]]**"
+            return "My own answer: ...\n\nAssistant B is far more complete.\n\nMy final verdict is: [[B>>A]]"
         if "Q2:" in user:
-            return f"The baseline is better. [[{baseline_slot}]]"
-        return "Equally good. [[C]]" if baseline_slot == "A" else "I cannot decide."
+            return f"My final verdict is: [[{'B>A' if policy_first else 'A>B'}]]"
+        return "I need to weigh both answers further." if policy_first else "My final verdict is tie: [[A=B]]"
 
 
 @pytest.fixture
@@ -141,25 +154,81 @@ def test_tiny_judge_smoke_reports_unparsed_and_no_score(tmp_path, tiny_lm_dir):
     assert result["policy_rows"]["rows"] == 0
     assert result["score"] is None and "no parsable verdict" in result["reason"]
     assert "No score: no parsable verdict" in (run / "arena_hard.md").read_text()
-    assert result["judge"]["backend"] == "local" and result["judge"]["upstream_prompt"] is False
+    judge = result["judge"]
+    assert judge["backend"] == "local" and judge["upstream_prompt"] is True and judge["prompt"] == "arena_hard_v0.1"
+    # no tag in any first answer: each game asked once more, as upstream does (gen_judgment.py:95-114)
+    assert judge["verdict_reading"] == "generate" and judge["second_attempts"] == 6 and judge["generated"] == 12
+    judged = [json.loads(x) for x in (run / "judgements.jsonl").read_text().splitlines()]
+    assert all(j["attempts"] == 2 and j["verdict"] is None for j in judged)
     assert json.loads((run / "arena_hard.json").read_text())["verdicts"] == result["verdicts"]
+    # another registered prompt may judge, and says it is not upstream's
+    other = evaluate_arena_hard(
+        arena_cfg(
+            tmp_path / "other",
+            data,
+            tiny_lm_dir,
+            [
+                f"judge.pretrained={tiny_lm_dir}",
+                "judge.judge.max_new_tokens=4",
+                "judge.judge.prompt=rewardbench_pair_v2",
+            ],
+        )
+    )
+    assert other["judge"]["upstream_prompt"] is False and other["judge"]["second_attempts"] == 0
+    assert "rewardbench_pair_v2 (not upstream's prompt)" in (tmp_path / "other" / "run" / "arena_hard.md").read_text()
+
+
+def test_tiny_judge_read_from_label_logprobs_gives_graded_verdicts(tmp_path, tiny_lm_dir):
+    """``judge.judge.verdict=logprob``: every game gets the likeliest of upstream's five labels after ``[[``, and
+    its battle rows weigh as upstream weighs that label."""
+    data = make_data(tmp_path / "data")
+    overrides = [f"judge.pretrained={tiny_lm_dir}", "judge.judge.verdict=logprob", "judge.judge.local.batch_size=6"]
+    result = evaluate_arena_hard(arena_cfg(tmp_path, data, tiny_lm_dir, overrides))
+    judge = result["judge"]
+    assert judge["verdict_reading"] == "logprob" and judge["upstream_prompt"] is True
+    assert judge["second_attempts"] == 0 and result["verdicts"]["unparsed"] == 0
+    judged = [json.loads(x) for x in (tmp_path / "run" / "judgements.jsonl").read_text().splitlines()]
+    weights = {"A>>B": 3, "A>B": 1, "A=B": 1, "B>A": 1, "B>>A": 3}
+    for j in judged:
+        lp = j["logprobs"]
+        assert list(lp) == [f"{label}]]" for label in weights] and j["verdict"] == max(lp, key=lp.get)[:-2]
+    assert result["policy_rows"]["rows"] == sum(weights[j["verdict"]] for j in judged)
+    assert "verdicts read from the labels' log-probabilities" in (tmp_path / "run" / "arena_hard.md").read_text()
 
 
 def test_fake_judge_scores_equal_a_hand_computation_and_rerun_is_cached(tmp_path, tiny_lm_dir, judge_server):
     data = make_data(tmp_path / "data")
     cfg = arena_cfg(tmp_path, data, tiny_lm_dir, endpoint_overrides(judge_server))
     result = evaluate_arena_hard(cfg)
-    assert result["verdicts"]["counts"] == {"A": 2, "B": 2, "tie": 1, "unparsed": 1}
-    assert result["policy_rows"] == {"rows": 5, "wins": 2, "ties": 1, "losses": 2, "raw_by_count": 50.0}
+    assert result["verdicts"]["counts"] == {"A=B": 1, "A>B": 2, "B>A": 1, "B>>A": 1, "unparsed": 1}
+    # q1: 3 + 1 wins; q2: 2 losses; q3: 1 tie, and game 2's conflicting labels make no row
+    rows = {"rows": 7, "wins": 4, "ties": 1, "losses": 2, "raw_by_count": pytest.approx(100 * 4.5 / 7)}
+    assert result["policy_rows"] == rows
     score = result["score"]
     # SOURCES.md step 3: every battle is against the baseline, raw = 100 (wins + ties / 2) / rows
-    assert score["raw"] == pytest.approx(100 * (2 + 1 / 2) / 5, abs=1e-6)
+    assert score["raw"] == pytest.approx(100 * (4 + 1 / 2) / 7, abs=1e-6)
     assert score["relative_drop"] == pytest.approx((score["raw"] - score["sc"]) / score["raw"])
     assert len(score["raw_ci"]) == 2 and len(score["sc_ci"]) == 2
     assert result["pool"]["name"] == "policy+baseline" and result["pool"]["models"][1] == BASELINE
-    assert result["judge"]["prompt"] == "rewardbench_pair_v2" and result["judge"]["model"] == "canned-judge"
+    judge = result["judge"]
+    assert (judge["prompt"], judge["upstream_prompt"], judge["model"]) == ("arena_hard_v0.1", True, "canned-judge")
+    assert judge["second_attempts"] == 1 and judge["generated"] == 7
+    # upstream's request: its system prompt and template, temperature 0, 4096 tokens; the follow-up carries the
+    # first answer and upstream's request to finish
+    chats = judge_server.chat_requests()
+    assert all(r["body"]["temperature"] == 0 and r["body"]["max_tokens"] == 4096 for r in chats)
+    first = next(r["body"]["messages"] for r in chats if len(r["body"]["messages"]) == 2)
+    assert first[0] == {"role": "system", "content": UPSTREAM.system} and first[1]["content"].startswith(
+        "<|User Prompt|>"
+    )
+    follow = [r["body"]["messages"] for r in chats if len(r["body"]["messages"]) == 4]
+    assert len(follow) == 1 and [m["role"] for m in follow[0]] == ["system", "user", "assistant", "user"]
+    assert follow[0][2]["content"] == "I need to weigh both answers further."
     judged = [json.loads(x) for x in (tmp_path / "run" / "judgements.jsonl").read_text().splitlines()]
     assert [(j["question_id"], j["game"]) for j in judged][:2] == [("q1", 1), ("q1", 2)]
+    assert judged[-1]["attempts"] == 2 and judged[-1]["judgement"] == (
+        "I need to weigh both answers further.\nHaving compared them again: it is either [[A>B]] or [[B>A]]."
+    )
     asked = len(judge_server.chat_requests())
     again = evaluate_arena_hard(cfg)  # resume: nothing generated, nothing judged
     assert again["generation"]["generated"] == 0 and again["judge"]["generated"] == 0
@@ -167,12 +236,12 @@ def test_fake_judge_scores_equal_a_hand_computation_and_rerun_is_cached(tmp_path
 
 
 def test_uneven_verdicts_give_a_score_away_from_one_half(tmp_path, tiny_lm_dir, judge_server):
-    """Without q2 (the baseline's wins) the policy has 2 wins and 1 tie in 3 rows: raw = 100 * 2.5 / 3."""
+    """Without q2 (the baseline's wins) the policy has 4 wins and 1 tie in 5 rows: raw = 100 * 4.5 / 5."""
     data = make_data(tmp_path / "data")
     questions = [json.loads(x) for x in (data / "question.jsonl").read_text().splitlines()]
     (data / "question.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions if q["question_id"] != "q2"))
     result = evaluate_arena_hard(arena_cfg(tmp_path, data, tiny_lm_dir, endpoint_overrides(judge_server)))
-    assert result["score"]["raw"] == pytest.approx(100 * 2.5 / 3, abs=1e-6)
+    assert result["score"]["raw"] == pytest.approx(100 * 4.5 / 5, abs=1e-6)
     assert result["score"]["sc"] != pytest.approx(result["score"]["raw"])
 
 
@@ -266,7 +335,7 @@ class PositionJudge(ChatServer):
 
     @staticmethod
     def answer(body: dict) -> str:
-        return "OK" if body["messages"][-1]["content"] == "Reply with OK." else "Assistant A is better. [[A]]"
+        return "OK" if body["messages"][-1]["content"] == "Reply with OK." else "Assistant A is better. [[A>B]]"
 
 
 def test_pool_with_the_local_leaderboard_battles(tmp_path, tiny_lm_dir, data_dir, monkeypatch):

@@ -46,13 +46,13 @@ def _stage_cfg(tmp_path: Path, stage):
 
 def assert_paper_arena_hard(c) -> None:
     """An arena_hard stage at the paper's scale: all 500 questions answered greedily by vLLM up to upstream's 4096
-    tokens, judged by gpt-4-1106-preview behind OpenAI's endpoint (key from the environment), the stand-in prompt
-    named, the pool the policy and the baseline."""
+    tokens, judged by gpt-4-1106-preview behind OpenAI's endpoint (key from the environment) with upstream's
+    prompt, the pool the policy and the baseline."""
     assert c.max_examples is None and c.answer.max_new_tokens == 4096 and c.baseline == "gpt-4-0314"
     assert c.generation.backend == "vllm" and c.device == "cuda"
     judge = c.judge.judge
     assert (judge.backend, judge.mode, judge.prompt, judge.max_new_tokens) == (
-        "endpoint", "pairwise", "rewardbench_pair_v2", 4096)  # fmt: skip
+        "endpoint", "pairwise", "arena_hard_v0.1", 4096)  # fmt: skip
     assert judge.endpoint.model == "gpt-4-1106-preview" and judge.endpoint.api_key_env == "OPENAI_API_KEY"
     assert judge.endpoint.base_url == "https://api.openai.com/v1"
     assert c.pool.name == "policy+baseline" and not c.pool.battles and c.n_rounds == 100 and c.penalty_c == 1.0

@@ -28,6 +28,8 @@ from rmlab.metrics.reward_math import pairwise_outcomes, problem_outcomes, summa
 from rmlab.rm_eval.evaluate import evaluate_rm
 from rmlab.scoring.judge_prompts import (
     JUDGE_PROMPTS,
+    has_no_arena_hard_tag,
+    parse_arena_hard_verdict,
     parse_boxed_verdict,
     parse_labelled_rating,
     parse_trailing_rating,
@@ -116,6 +118,77 @@ def test_rating_verdicts(text, trailing, labelled):
     assert parse_labelled_rating(text) == labelled
 
 
+@pytest.mark.parametrize(
+    ("text", "want", "follow_up"),
+    [
+        # each of the five labels, after an explanation as gpt-4-1106-preview writes one
+        (
+            "My answer: 2 + 2 = 4.\n\nAssistant A is correct and B is not.\n\nMy final verdict is: [[A>>B]]",
+            "A>>B",
+            False,
+        ),
+        (
+            "Both are right; A is a little clearer.\n\nMy final verdict is Assistant A is slightly better: [[A>B]]",
+            "A>B",
+            False,
+        ),
+        ("My final verdict is tie: [[A=B]]", "A=B", False),
+        ("B adds an example.\n\nMy final verdict is Assistant B is slightly better: [[B>A]].", "B>A", False),
+        ("A contains a factual error.\n\nMy final verdict is: [[B>>A]]", "B>>A", False),
+        # markdown around the tag
+        ("### Verdict\n**My final verdict is: [[B>A]]**", "B>A", False),
+        ("Final verdict: `[[A=B]]`", "A=B", False),
+        ("My final verdict is tie: [[A=B]]. To repeat: [[A=B]]", "A=B", False),  # the same label twice is fine
+        # no verdict tag at all: upstream asks once more
+        ("Assistant A is better.", None, True),
+        ("", None, True),
+        ("My final verdict is [[ A>B ]]", None, True),  # upstream's pattern takes no spaces
+        ("My final verdict is $\\boxed{A>B}$", None, True),
+        # two different labels: no verdict, and no second attempt (upstream's get_score returns try_again=False)
+        ("At first glance [[A>B]], but after checking the math, [[B>A]].", None, False),
+        ("The options are [[A>>B]], [[A>B]], [[A=B]], [[B>A]], [[B>>A]]. Mine: [[B>A]]", None, False),
+        # a tag the pattern matches that is none of the five: upstream weighs it 0
+        ("My final verdict: [[A]]", None, False),
+        ("My final verdict: [[A>>>B]]", None, False),
+    ],
+)
+def test_arena_hard_verdicts_are_read_as_upstream_reads_them(text, want, follow_up):
+    """lmarena/arena-hard-auto@3071ef9 gen_judgment.py:22-32 (exactly one distinct match of
+    ``\\[\\[([AB<>=]+)\\]\\]``) and show_result.py:33-46 (only the five labels count)."""
+    assert parse_arena_hard_verdict(text) == want
+    assert JUDGE_PROMPTS["arena_hard_v0.1"].parse(text) == want
+    assert has_no_arena_hard_tag(text) is follow_up
+
+
+ARENA_SYSTEM_SHA256 = "03f68010febd7a6405102ef882b4dd5a9700c56b2e1ff286d3b38f5d3a929bbf"  # judge_config.yaml:19
+
+
+def test_arena_hard_prompt_renders_as_upstream_composes_it():
+    """gen_judgment.py:66-93 at 3071ef9: the system prompt, then the template of judge_config.yaml:21 with the
+    question as question_1 and the two answers as answer_1 (A) and answer_2 (B). An answer's own braces stay."""
+    import hashlib
+
+    template = JUDGE_PROMPTS["arena_hard_v0.1"]
+    code = "def f():\n    return {'answer_2': 1}"
+    system, user = template.messages("What is 2+2?", "4", code)
+    assert user == {
+        "role": "user",
+        "content": (
+            "<|User Prompt|>\nWhat is 2+2?\n\n"
+            "<|The Start of Assistant A's Answer|>\n4\n<|The End of Assistant A's Answer|>\n\n"
+            "<|The Start of Assistant B's Answer|>\ndef f():\n    return {'answer_2': 1}\n"
+            "<|The End of Assistant B's Answer|>"
+        ),
+    }
+    assert system["role"] == "system" and hashlib.sha256(system["content"].encode()).hexdigest() == ARENA_SYSTEM_SHA256
+    assert system["content"].startswith("Please act as an impartial judge and evaluate the quality of the responses")
+    assert system["content"].endswith(
+        '5. Assistant B is significantly better: [[B>>A]]\n\nExample output: "My final verdict is tie: [[A=B]]".'
+    )
+    assert template.follow_up.prompt == "continue your judgment and finish by outputting a final verdict label"
+    assert "lmarena/arena-hard-auto@3071ef9" in template.source
+
+
 def test_prompts_render_the_sources_text():
     """Each template fills its placeholders and keeps the source's verdict instructions."""
     pair = JUDGE_PROMPTS["rewardbench_pair_v2"].messages("Q?", "first", "second")
@@ -154,6 +227,14 @@ def test_prompts_render_the_sources_text():
 )
 def test_both_orders_must_agree(chosen_first, rejected_first, want):
     assert pairwise_outcome(chosen_first, rejected_first) == want
+
+
+def test_graded_verdicts_count_by_their_side():
+    """Arena-Hard's five labels: only the side counts for a comparison (the strength weighs in its battles)."""
+    assert pairwise_outcome("A>>B", "B>A") == "win" and pairwise_outcome("B>A", "A>>B") == "loss"
+    assert pairwise_outcome("A=B", "tie") == "tie" and pairwise_outcome("A>B", "A>>B") == "position_flip"
+    assert pairwise_outcome("A>B", None) == "unparsed"
+    assert flip_positions(["A>B", "B>>A", "A"], ["A>>B", "B", "B>A"]) == {"A_both_orders": 1, "B_both_orders": 1}
 
 
 def test_ratings_and_what_counts_for_the_metrics():
@@ -522,8 +603,72 @@ def test_local_judge_end_to_end(eval_cfg, tiny_lm_dir, rm_bench_dir, tmp_path):
     assert rating["judge"]["requests"] <= 12  # each distinct response rated once
 
 
+def _loglikelihood(model, tokenizer, context: str, continuation: str) -> float:
+    """log p(continuation | context) by one forward pass: the pair tokenised together, split where the context's
+    own tokens end (lm-eval's rule), no special tokens added (SmolLM2's template writes its own)."""
+    import torch
+
+    whole = tokenizer(context + continuation, add_special_tokens=False).input_ids
+    n = len(tokenizer(context, add_special_tokens=False).input_ids)
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([whole])).logits[0].double(), dim=-1)
+    return float(sum(logp[i - 1, whole[i]] for i in range(n, len(whole))))
+
+
+def test_local_judge_reads_verdicts_from_label_logprobs(eval_cfg, tiny_lm_dir, rm_bench_dir, tmp_path):
+    """``model.judge.verdict=logprob``: nothing is generated; each order's verdict is the likelier of ``A]]`` and
+    ``B]]`` after the judge prompt and ``[[`` (checked against a direct forward pass), both orders must still agree,
+    and the reading is in the outputs and the cache key."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rmlab.rm_eval.judge import build_chat
+
+    overrides = [
+        "model=judge_local",
+        f"model.pretrained={tiny_lm_dir}",
+        "model.judge.verdict=logprob",
+        "model.judge.local.batch_size=6",
+        "benchmark.domains=[chat,safety-refuse]",
+        "benchmark.max_per_domain=1",
+        "bootstrap.n_boot=0",
+    ]
+    m = evaluate_rm(eval_cfg(overrides))
+    judge = m["judge"]
+    assert judge["verdict_reading"] == "logprob" and judge["comparisons"] == 18
+    assert judge["unparsed_verdicts"] == 0 and judge["outcomes"]["unparsed"] == 0
+    assert m["scorer"]["verdict"] == "logprob" and m["scorer"]["decoding"] is None
+    assert "read from the labels' log-probabilities" in (tmp_path / "run" / "table.md").read_text()
+    judged = [json.loads(line) for line in (tmp_path / "run" / "judgements.jsonl").read_text().splitlines()]
+    for j in judged:
+        for verdict, text, detail in zip(j["verdicts"], j["judgements"], j["details"]):
+            lp = detail["logprobs"]
+            assert set(lp) == {"A]]", "B]]"} and verdict == ("A" if lp["A]]"] > lp["B]]"] else "B")
+            assert text == f"[[{verdict}]]"
+        assert j["outcome"] == pairwise_outcome(*j["verdicts"])  # a win only if both orders prefer chosen
+    assert sum(j["outcome"] == "win" for j in judged) == judge["outcomes"]["win"]
+
+    # the first comparison's two orders, scored directly
+    cfg = eval_cfg(overrides)
+    bench = BENCHMARKS["rm_bench"](cfg.benchmark)
+    first = bench.comparisons(bench.load()[0])[0]
+    chat, template = build_chat(cfg), JUDGE_PROMPTS["rewardbench_pair_v2"]
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm_dir).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_lm_dir)
+    for order, detail in zip(
+        [(first.chosen, first.rejected), (first.rejected, first.chosen)], judged[0]["details"], strict=True
+    ):
+        context = chat.context(template.messages(first.prompt, *order)) + "[["
+        for label, got in detail["logprobs"].items():
+            assert got == pytest.approx(_loglikelihood(model, tok, context, label), abs=1e-4)
+
+    again = evaluate_rm(eval_cfg(overrides))  # from the cache: no model loaded
+    assert again["scoring"]["generated"] == 0 and _stable(again) == _stable(m)
+    with pytest.raises(ValueError, match="reads pairwise verdicts only"):
+        evaluate_rm(eval_cfg([*overrides, "model.judge.mode=rating"], tmp_path / "rating"))
+
+
 def test_judge_configs_and_errors(eval_cfg, tmp_path):
-    from rmlab.rm_eval.judge import judge_prompt
+    from rmlab.rm_eval.judge import build_chat, judge_prompt
 
     cfg = eval_cfg(["model=judge_local"])
     assert judge_prompt(cfg).id == "rewardbench_pair_v2"
@@ -535,11 +680,16 @@ def test_judge_configs_and_errors(eval_cfg, tmp_path):
         judge_prompt(eval_cfg(["model=judge_local", "model.judge.prompt=rewardbench_pair_v3"]))
     with pytest.raises(ValueError, match="model.judge.mode='ranking'"):
         judge_prompt(eval_cfg(["model=judge_local", "model.judge.mode=ranking"]))
+    with pytest.raises(ValueError, match="judge.verdict='sample': choose one of"):
+        build_chat(eval_cfg(["model=judge_local", "model.judge.verdict=sample"]))
+    with pytest.raises(ValueError, match="judge.verdict='logprob' needs a local judge"):
+        build_chat(eval_cfg(["model=judge_endpoint", "model.judge.endpoint.model=m", "model.judge.verdict=logprob"]))
 
 
 def test_cache_key_covers_what_changes_a_verdict(eval_cfg, tiny_lm_dir, monkeypatch):
     """The cache directory's key changes with the judge's weights, formatting, decoding and backend settings (or
-    endpoint and model), mode and prompt; never with the key or the name of its variable."""
+    endpoint and model), mode, prompt and verdict reading; never with the key or the name of its variable. A
+    generated verdict's key has no reading field, so caches written before the option existed stay valid."""
     from rmlab.rm_eval.judge import build_chat, judge_prompt
 
     def key(overrides):
@@ -557,8 +707,10 @@ def test_cache_key_covers_what_changes_a_verdict(eval_cfg, tiny_lm_dir, monkeypa
         ["model.judge.mode=rating"],
         ["model.judge.prompt=rmbench_boxed"],
         ["model.pretrained=wheel:smollm2-135m-instruct"],
+        ["model.judge.verdict=logprob"],
     ]
     assert len({key(local + v) for v in variants}) == len(variants)
+    assert "verdict" not in key(local) and key([*local, "model.judge.verdict=generate"]) == key(local)
     monkeypatch.setenv(KEY_ENV, KEY)
     monkeypatch.setenv("OTHER_KEY", "sk-other")
     endpoint = ["model=judge_endpoint", "model.judge.endpoint.model=m", f"model.judge.endpoint.api_key_env={KEY_ENV}"]

@@ -13,6 +13,21 @@ re-runs without loading the model or reaching the endpoint.
   blank line, as RewardMATH's default style does (``src/prompts.py:172-175``).
 - :class:`EndpointChat`: :class:`rmlab.generation.endpoint.ChatEndpoint`, ``concurrency`` requests at a time, a
   preflight request before the first one. A cache entry is keyed by the messages' JSON.
+
+:func:`ask_judge` turns a judge prompt's conversations into the texts its verdicts are read from, in one of two
+readings (``model.judge.verdict``):
+
+- ``generate`` (default): the judge writes its judgement; where the prompt's source makes a second attempt
+  (:class:`rmlab.scoring.judge_prompts.FollowUp`) and the first answer calls for it, the conversation goes on once
+  and the two answers are read together, joined by a newline as Arena-Hard joins them (``gen_judgment.py:105``).
+- ``logprob`` (local judges, pairwise prompts): the judge writes nothing. Its context is the conversation up to the
+  assistant turn plus the start of the verdict the prompt asks for (``[[``, ``\\boxed{``), and each complete label
+  the prompt offers (``A]]`` / ``B]]``; Arena-Hard's five) is scored by its log-likelihood as the continuation (the
+  sum over its tokens, lm-eval's ``loglikelihood``); the most likely label is the verdict. Small judges that never
+  finish a parseable judgement can still be read this way: it is lm-eval's multiple-choice reading, applied to the
+  verdict tokens as G-Eval reads its scores from their token probabilities (Liu et al. 2023, arXiv 2303.16634).
+  The judge skips its explanation, so this is a different protocol from the prompt's source; the reading is in
+  the cache key and in every output.
 """
 
 from __future__ import annotations
@@ -32,17 +47,21 @@ from rmlab.models.chat_format import ChatFormatter
 from rmlab.models.handle import open_model
 from rmlab.models.loading import load_causal_lm, pick_device, torch_dtype
 from rmlab.scoring.cache import ScoreCache
+from rmlab.scoring.judge_prompts import JudgePrompt
 from rmlab.utils.hashing import text_hash
 
 Conversation = list[dict]  # [{"role": ..., "content": ...}, ...]
 ENGINES = ("hf", "vllm")
 BACKENDS = ("local", "endpoint")
+READINGS = ("generate", "logprob")  # model.judge.verdict
 
 
 class LocalChat:
     """A causal LM from a model spec (``model.pretrained``), loaded only when something must be generated."""
 
-    def __init__(self, model_cfg, *, cache_dir: str, device: str, seed: int, max_new_tokens: int):
+    def __init__(
+        self, model_cfg, *, cache_dir: str, device: str, seed: int, max_new_tokens: int, reading: str = "generate"
+    ):
         local = model_cfg.judge.local
         self.engine = str(local.get("engine", "hf"))
         if self.engine not in ENGINES:
@@ -61,6 +80,7 @@ class LocalChat:
         generator = {"engine": self.engine, "dtype": self.dtype, "max_length": self.max_length}
         if self.engine == "hf":  # batch composition changes padding, hence the numerics
             generator["batch_size"] = self.batch_size
+        self.reading = reading
         self.describe = {
             "backend": "local",
             "model": handle.fingerprint,
@@ -68,6 +88,9 @@ class LocalChat:
             "decoding": self.decoding.describe(),
             "generator": generator,
         }
+        if reading == "logprob":  # nothing is generated; the key says so (generated verdicts keep their old keys)
+            self.describe["decoding"] = None
+            self.describe["verdict"] = "logprob"
 
     def context(self, messages: Conversation) -> str:
         """The prompt text the model continues: the conversation in its chat template, up to the assistant turn."""
@@ -121,6 +144,41 @@ class LocalChat:
             desc="judging",
         )
         return [texts[k][0] for k in keys], stats
+
+    def loglikelihoods(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        cache: ScoreCache,
+        *,
+        chunk_size: int,
+        on_chunk: Callable[[int], None] | None = None,
+        progress: bool = True,
+    ) -> tuple[list[float], GenStats]:
+        """log p(continuation | context) of each (context, continuation), summed over the continuation's tokens
+        (lm-eval's ``loglikelihood``: the pair is tokenised together and split where the context ends); only what
+        the cache lacks is computed, a chunk at a time."""
+        from lm_eval.api.instance import Instance
+
+        keys = [text_hash(c, x) for c, x in pairs]
+        todo = list({k: p for k, p in zip(keys, pairs) if k not in cache}.items())
+        stats = GenStats(from_cache=len(keys) - len(todo))
+        if todo:
+            backend, t0 = self._backend(), time.perf_counter()
+            with tqdm(total=len(todo), desc="judging (log-likelihoods)", disable=not progress) as bar:
+                for c, lo in enumerate(range(0, len(todo), chunk_size)):
+                    chunk = todo[lo : lo + chunk_size]
+                    reqs = [
+                        Instance(request_type="loglikelihood", doc={}, arguments=pair, idx=i)
+                        for i, (_, pair) in enumerate(chunk)
+                    ]
+                    scores = backend.lm.loglikelihood(reqs, disable_tqdm=True)
+                    cache.add({k: float(lp) for (k, _), (lp, _greedy) in zip(chunk, scores)})
+                    stats.generated += len(chunk)
+                    bar.update(len(chunk))
+                    if on_chunk is not None:
+                        on_chunk(c)
+            stats.seconds = time.perf_counter() - t0
+        return [cache.get(k) for k in keys], stats
 
 
 class EndpointChat:
@@ -194,15 +252,78 @@ class EndpointChat:
 
 
 def build_judge_chat(model_cfg, *, cache_dir: str, device: str, seed: int) -> LocalChat | EndpointChat:
-    """The judge a ``conf/model/judge_*.yaml`` config describes (``model_cfg.judge.backend``); neither loads weights
-    nor sends a request yet. Shared by the reward-model judges and the Arena-Hard stage, so both read one config."""
+    """The judge a ``conf/model/judge_*.yaml`` config describes (``model_cfg.judge.backend``, ``.verdict``); neither
+    loads weights nor sends a request yet. Shared by the reward-model judges and the Arena-Hard stage, so both read
+    one config."""
     jc = model_cfg.judge
+    reading = str(jc.get("verdict") or "generate")
+    if reading not in READINGS:
+        raise ValueError(f"judge.verdict={reading!r}: choose one of {READINGS}")
     if jc.backend == "local":
         return LocalChat(
-            model_cfg, cache_dir=cache_dir, device=device, seed=seed, max_new_tokens=int(jc.max_new_tokens)
+            model_cfg,
+            cache_dir=cache_dir,
+            device=device,
+            seed=seed,
+            max_new_tokens=int(jc.max_new_tokens),
+            reading=reading,
         )
     if jc.backend == "endpoint":
+        if reading != "generate":
+            raise ValueError(f"judge.verdict={reading!r} needs a local judge (judge.backend=local): it reads the "
+                             "model's own token probabilities")  # fmt: skip
         return EndpointChat(
             jc.endpoint, max_new_tokens=int(jc.max_new_tokens), concurrency=int(jc.endpoint.get("concurrency", 4))
         )
     raise ValueError(f"judge.backend={jc.backend!r}: choose one of {BACKENDS}")
+
+
+def ask_judge(
+    template: JudgePrompt,
+    chat: LocalChat | EndpointChat,
+    conversations: Sequence[Conversation],
+    cache: ScoreCache,
+    **ask,
+) -> tuple[list[str], list[dict], GenStats]:
+    """The text each conversation's verdict is read from (``template.parse``), what else was asked or scored per
+    conversation (``attempts``, or the ``logprobs`` of the labels), and the generation counts; see the module doc
+    for the two readings. ``ask``: ``chunk_size``, ``on_chunk``, ``progress``."""
+    if getattr(chat, "reading", "generate") == "logprob":
+        return _read_logprobs(template, chat, conversations, cache, **ask)
+    texts, stats = chat.answer(conversations, cache, **ask)
+    details = [{"attempts": 1} for _ in texts]
+    follow_up = template.follow_up
+    again = [i for i, t in enumerate(texts) if follow_up is not None and follow_up.needed(t)]
+    if again:  # the source's second attempt: the first answer, then its request for a verdict
+        more = [
+            [
+                *conversations[i],
+                {"role": "assistant", "content": texts[i]},
+                {"role": "user", "content": follow_up.prompt},
+            ]
+            for i in again
+        ]
+        seconds, stats2 = chat.answer(more, cache, **ask)
+        for i, t in zip(again, seconds):
+            texts[i], details[i] = f"{texts[i]}\n{t}", {"attempts": 2}
+        stats = GenStats(stats.generated + stats2.generated, stats.from_cache + stats2.from_cache,
+                         stats.seconds + stats2.seconds)  # fmt: skip
+    return texts, details, stats
+
+
+def _read_logprobs(template: JudgePrompt, chat, conversations: Sequence[Conversation], cache: ScoreCache, **ask):
+    """The ``logprob`` reading: the most likely complete label after the verdict's start; a dead heat is no
+    verdict (the text is the bare start, which no parser reads)."""
+    if template.mode != "pairwise" or not template.verdict_choices:
+        raise ValueError(f"judge.verdict=logprob reads pairwise verdicts only; prompt {template.id!r} offers no labels")
+    prefix, choices = template.verdict_prefix, template.verdict_choices
+    contexts = [chat.context(m) + prefix for m in conversations]
+    scores, stats = chat.loglikelihoods([(c, x) for c in contexts for x in choices], cache, **ask)
+    texts, details = [], []
+    for i in range(len(contexts)):
+        lp = dict(zip(choices, scores[i * len(choices) : (i + 1) * len(choices)]))
+        best = max(lp.values())
+        top = [x for x, v in lp.items() if v == best]
+        texts.append(prefix + top[0] if len(top) == 1 else prefix)
+        details.append({"logprobs": lp})
+    return texts, details, stats

@@ -1,7 +1,9 @@
 """From a judge's verdicts to one outcome per comparison (chosen vs rejected), and the counts a run reports.
 
 Pairwise mode asks twice, once with the chosen response as A and once as B (the position swap of Zheng et al. 2023,
-"Judging LLM-as-a-judge", arXiv 2306.05685: a verdict counts only if it survives the swap). The comparison is
+"Judging LLM-as-a-judge", arXiv 2306.05685: a verdict counts only if it survives the swap). Only the side of a
+verdict counts here: a graded one (Arena-Hard's ``A>>B`` ... ``B>>A``) is read as ``A`` / ``tie`` / ``B``
+(:func:`verdict_side`; its strength matters to Arena-Hard's battle weights only). The comparison is
 
 - ``win``: both orders prefer the chosen response; ``loss``: both prefer the rejected one; ``tie``: both say tie;
 - ``position_flip``: the two orders disagree (FastChat's "inconsistent"; e.g. ``[[A]]`` both times);
@@ -25,7 +27,10 @@ import numpy as np
 OUTCOMES = ("win", "loss", "tie", "position_flip", "unparsed")
 TIE_LIKE = ("tie", "position_flip")
 
-_PREFERS = {  # (order, verdict) -> which response the verdict prefers
+# the side each pairwise verdict takes: the lab parsers' A / B / tie, and Arena-Hard's graded labels
+_SIDE = {"A": "A", "B": "B", "tie": "tie", "A>>B": "A", "A>B": "A", "A=B": "tie", "B>A": "B", "B>>A": "B"}
+
+_PREFERS = {  # (order, side) -> which response the verdict prefers
     ("chosen_first", "A"): "chosen",
     ("chosen_first", "B"): "rejected",
     ("rejected_first", "A"): "rejected",
@@ -33,11 +38,18 @@ _PREFERS = {  # (order, verdict) -> which response the verdict prefers
 }
 
 
+def verdict_side(verdict: str | None) -> str | None:
+    """``A`` / ``B`` / ``tie`` from a pairwise verdict, graded (``A>>B``) or not; ``None`` if unread or unknown."""
+    return None if verdict is None else _SIDE.get(verdict)
+
+
 def preference(order: str, verdict: str | None) -> str | None:
-    """``chosen`` / ``rejected`` / ``tie`` from one order's verdict (``A`` / ``B`` / ``tie``); ``None`` if unread."""
-    if verdict == "tie":
+    """``chosen`` / ``rejected`` / ``tie`` from one order's verdict (``A`` / ``B`` / ``tie`` or a graded label);
+    ``None`` if unread."""
+    side = verdict_side(verdict)
+    if side == "tie":
         return "tie"
-    return _PREFERS.get((order, verdict))
+    return _PREFERS.get((order, side))
 
 
 def pairwise_outcome(chosen_first: str | None, rejected_first: str | None) -> str:
@@ -73,6 +85,8 @@ def outcome_counts(outcomes: Sequence[str]) -> dict[str, int]:
 
 
 def flip_positions(chosen_first: Sequence[str | None], rejected_first: Sequence[str | None]) -> dict[str, int]:
-    """Position flips where the judge named the same slot both times: pure position bias, by slot."""
-    same = [a for a, b in zip(chosen_first, rejected_first) if a == b and a in ("A", "B")]
+    """Position flips where the judge named the same slot both times (``A>B`` then ``A>>B`` included): pure
+    position bias, by slot."""
+    sides = [(verdict_side(a), verdict_side(b)) for a, b in zip(chosen_first, rejected_first)]
+    same = [a for a, b in sides if a == b and a in ("A", "B")]
     return {"A_both_orders": same.count("A"), "B_both_orders": same.count("B")}

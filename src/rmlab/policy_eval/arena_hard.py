@@ -5,20 +5,24 @@ relative drop (raw - SC) / raw of the policy's Arena-Hard-Auto v0.1 score when s
 lmarena/arena-hard-auto@3071ef9 does it (data folder's SOURCES.md, "How upstream scores"):
 
 1. **Answers**: the policy answers the 500 questions (``question.jsonl``) greedily, up to ``answer.max_new_tokens``
-   (upstream ``config/gen_answer_config.yaml``: temperature 0, ``max_tokens`` 4096), through the generation cache
+   (upstream ``config/gen_answer_config.yaml:5-6``: temperature 0.0, ``max_tokens`` 4096), through the generation cache
    (:func:`rmlab.policy_eval.evaluate.sample_cached`), so a killed run resumes and a finished one generates
    nothing; ``max_examples`` takes the first questions of the file.
 2. **Verdicts**: the judge (``conf/model/judge_*.yaml``: a local model or an OpenAI-compatible endpoint, cached by
    conversation) compares each answer with the baseline's (gpt-4-0314) in two games, game 1 with the baseline as
-   A, game 2 swapped (``show_result.py:25-105``). A verdict becomes battle rows against the baseline: a strong
-   verdict (``A>>B`` / ``B>>A``) weighs 3, any other 1, an unparsable one 0 (no row).
+   A, game 2 swapped (``gen_judgment.py:66-93``), with upstream's prompt ``arena_hard_v0.1``
+   (``config/judge_config.yaml:17-21``): a first answer without any verdict tag is followed up once
+   (``gen_judgment.py:95-114``), and a verdict is read only if the text holds exactly one distinct label. A verdict
+   becomes battle rows against the baseline (``show_result.py:25-105``): a strong verdict (``A>>B`` / ``B>>A``)
+   weighs 3, any other 1, an unparsable one 0 (no row).
 3. **Scores**: the raw and style-controlled Bradley-Terry fits of :mod:`rmlab.metrics.arena_hard` over a named
    pool: the policy and the baseline, plus any local battle sets ``pool.battles`` names. The raw score does not
    depend on the pool; the SC score does (SOURCES.md, "Consequence (pool dependence)"), so the pool is recorded.
 
-Upstream's judge prompt is not in the local data folder; ``judge.judge.prompt`` names the one used (by default
-rewardbench's pairwise prompt, a stand-in, recorded as such in ``arena_hard.json``). Outputs (atomic):
-``answers.jsonl``, ``judgements.jsonl``, ``arena_hard.md`` and, last, ``arena_hard.json``.
+``judge.judge.prompt`` may name another pairwise prompt (e.g. ``rewardbench_pair_v2``, whose plain verdicts weigh
+1); ``arena_hard.json`` records which prompt judged and whether it is upstream's (``judge.upstream_prompt``), and
+how the verdicts were read (``judge.verdict_reading``: generated, or a local judge's label log-probabilities).
+Outputs (atomic): ``answers.jsonl``, ``judgements.jsonl``, ``arena_hard.md`` and, last, ``arena_hard.json``.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from rmlab.data.arena_hard import (
     load_questions,
 )
 from rmlab.data.errors import DataValidationError
-from rmlab.generation.chat import build_judge_chat
+from rmlab.generation.chat import ask_judge, build_judge_chat
 from rmlab.generation.decoding import Decoding
 from rmlab.metrics.arena_hard import arena_hard_scores, style_control_drop, style_controlled_scores
 from rmlab.metrics.style_features import STYLE_FEATURES, style_metadata, style_vector, token_lengths
@@ -55,7 +59,7 @@ from rmlab.utils.run_info import run_info
 log = logging.getLogger(__name__)
 
 TASK = "arena_hard_v0.1"  # the generation cache's task name
-UPSTREAM_PROMPT = "arena_hard_v0.1"  # upstream's judge prompt: not registered (its text is not in the data folder)
+UPSTREAM_PROMPT = "arena_hard_v0.1"  # upstream's judge prompt (rmlab.scoring.judge_prompts)
 STRONG_WEIGHT = 3  # show_result.py --weight default (:111,144)
 # a parsed verdict -> (who it prefers, in the game's A/B order; how many battle rows it makes): upstream's five
 # labels (regex \[\[([AB<>=]+)\]\]) and the three of the lab's pairwise parsers (A, B, tie)
@@ -87,7 +91,7 @@ def verdict_battles(qid: str, game: int, verdict: str | None, *, baseline: str, 
 
 
 def judge_template(cfg: DictConfig) -> JudgePrompt:
-    """``judge.judge.prompt``: a registered pairwise prompt (the stand-in for upstream's, see the module doc)."""
+    """``judge.judge.prompt``: a registered pairwise prompt (upstream's ``arena_hard_v0.1`` by default)."""
     name = cfg.judge.judge.get("prompt")
     if not name:
         raise ValueError(f"judge.judge.prompt is not set: name a pairwise judge prompt ({JUDGE_PROMPTS.names()})")
@@ -198,7 +202,9 @@ def evaluate_arena_hard(cfg: DictConfig, *, on_chunk=None) -> dict:
     for q, text in questions.items():  # game 1: A = baseline; game 2: swapped
         base = base_answers[q].content
         conversations += [template.messages(text, base, answers[q]), template.messages(text, answers[q], base)]
-    texts, judge_stats = chat.answer(
+    texts, details, judge_stats = ask_judge(
+        template,
+        chat,
         conversations,
         ScoreCache(cfg.paths.score_cache_dir, cache_key, describe=describe),
         chunk_size=int(cfg.judge.judge.get("chunk_size", 16)),
@@ -210,9 +216,9 @@ def evaluate_arena_hard(cfg: DictConfig, *, on_chunk=None) -> dict:
     battles, judged = [], []
     for i, q in enumerate(questions):
         for game in (1, 2):
-            verdict = verdicts[2 * i + game - 1]
-            battles += verdict_battles(q, game, verdict, baseline=baseline, policy=policy_name)
-            judged.append({"question_id": q, "game": game, "verdict": verdict, "judgement": texts[2 * i + game - 1]})
+            k = 2 * i + game - 1
+            battles += verdict_battles(q, game, verdicts[k], baseline=baseline, policy=policy_name)
+            judged.append({"question_id": q, "game": game, "verdict": verdicts[k], "judgement": texts[k], **details[k]})
     features[policy_name] = _features(answers)
     features[baseline] = _features({q: a.content for q, a in base_answers.items()})
     fitted = fit_pool([*battles, *pool_battles], features, policy=policy_name, baseline=baseline, cfg=cfg)
@@ -240,6 +246,8 @@ def evaluate_arena_hard(cfg: DictConfig, *, on_chunk=None) -> dict:
             "prompt": template.id,
             "prompt_source": template.source,
             "upstream_prompt": template.id == UPSTREAM_PROMPT,
+            "verdict_reading": chat.describe.get("verdict", "generate"),
+            "second_attempts": sum(d.get("attempts", 1) == 2 for d in details),
             "strong_weight": STRONG_WEIGHT,
             "cache_key": cache_key,
             "generated": judge_stats.generated,
@@ -284,7 +292,9 @@ def evaluate_arena_hard(cfg: DictConfig, *, on_chunk=None) -> dict:
 def arena_hard_markdown(result: dict) -> str:
     """The score (or why there is none), the verdict counts, and the settings that make it comparable."""
     judge, v, pool = result["judge"], result["verdicts"], result["pool"]
-    prompt = judge["prompt"] + ("" if judge["upstream_prompt"] else " (a stand-in: upstream's prompt is not local)")
+    prompt = judge["prompt"] + ("" if judge["upstream_prompt"] else " (not upstream's prompt)")
+    if judge.get("verdict_reading") == "logprob":
+        prompt += ", verdicts read from the labels' log-probabilities"
     lines = [
         (
             f"Arena-Hard-Auto v0.1: {result['policy']} against {result['baseline']}, {result['questions']} "

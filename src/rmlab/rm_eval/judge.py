@@ -10,10 +10,12 @@ per comparison into its usual metrics (``compute_comparisons``). In between, the
   (:func:`rmlab.metrics.judge.rating_outcome`: strictly higher wins, as the benchmarks count scores).
 
 The prompt is the benchmark's own (``benchmark.judge_prompts[mode]``) unless ``model.judge.prompt`` names another
-(:data:`rmlab.scoring.judge_prompts.JUDGE_PROMPTS`). Answers live in the score cache under a key covering the
-judge model (weights fingerprint and chat formatting, or endpoint URL and model name), decoding, backend, mode and
-prompt, each entry keyed by the full conversation text; the parsed verdicts are recomputed from the cached text,
-so a better parser needs no new requests.
+(:data:`rmlab.scoring.judge_prompts.JUDGE_PROMPTS`). The verdict is generated, or, for a local judge in pairwise
+mode with ``model.judge.verdict=logprob``, read from the probabilities of the prompt's verdict labels
+(:func:`rmlab.generation.chat.ask_judge`); either way both orders are asked and must agree. Answers live in the
+score cache under a key covering the judge model (weights fingerprint and chat formatting, or endpoint URL and
+model name), decoding or reading, backend, mode and prompt, each entry keyed by the full conversation text; the
+parsed verdicts are recomputed from the cached text, so a better parser needs no new requests.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from omegaconf import DictConfig
 
 from rmlab.benchmarks.base import Comparison
 from rmlab.generation.backends import GenStats
-from rmlab.generation.chat import EndpointChat, LocalChat, build_judge_chat
+from rmlab.generation.chat import EndpointChat, LocalChat, ask_judge, build_judge_chat
 from rmlab.metrics.judge import flip_positions, outcome_counts, pairwise_outcome, rating_outcome
 from rmlab.scoring.cache import ScoreCache
 from rmlab.scoring.judge_prompts import JUDGE_PROMPTS, MODES, JudgePrompt
@@ -93,18 +95,18 @@ def judge_benchmark(
     cache = ScoreCache(cfg.paths.score_cache_dir, cache_key, describe=describe)
     log.info("judge: %s", describe)
     ask = {
-        "cache": cache,
         "chunk_size": int(cfg.model.judge.get("chunk_size", 16)),
         "on_chunk": on_chunk,
         "progress": bool(cfg.scoring.get("progress", True)),
     }
     run = _pairwise if template.mode == "pairwise" else _rating
-    outcomes, judgements, extra, stats = run(template, chat, comparisons, ask)
+    outcomes, judgements, extra, stats = run(template, chat, comparisons, cache, ask)
     counts = outcome_counts(outcomes)
     summary = {
         "mode": template.mode,
         "prompt": template.id,
         "prompt_source": template.source,
+        "verdict_reading": getattr(chat, "reading", "generate"),
         "backend": chat.describe["backend"],
         "comparisons": len(outcomes),
         "outcomes": counts,
@@ -127,30 +129,33 @@ def judge_benchmark(
     )
 
 
-def _pairwise(template: JudgePrompt, chat, comparisons: Sequence[Comparison], ask: dict):
+def _pairwise(template: JudgePrompt, chat, comparisons: Sequence[Comparison], cache: ScoreCache, ask: dict):
     conversations = []
     for c in comparisons:  # the chosen response as A, then as B
         conversations += [
             template.messages(c.prompt, c.chosen, c.rejected),
             template.messages(c.prompt, c.rejected, c.chosen),
         ]
-    texts, stats = chat.answer(conversations, **ask)
+    texts, details, stats = ask_judge(template, chat, conversations, cache, **ask)
     verdicts = [template.parse(t) for t in texts]
     first, second = verdicts[0::2], verdicts[1::2]
     outcomes = [pairwise_outcome(a, b) for a, b in zip(first, second)]
     judgements = [
-        {"comparison": c.label, "outcome": o, "verdicts": [a, b], "judgements": [ta, tb]}
-        for c, o, a, b, ta, tb in zip(comparisons, outcomes, first, second, texts[0::2], texts[1::2])
+        {"comparison": c.label, "outcome": o, "verdicts": [a, b], "judgements": [ta, tb], "details": [da, db]}
+        for c, o, a, b, ta, tb, da, db in zip(
+            comparisons, outcomes, first, second, texts[0::2], texts[1::2], details[0::2], details[1::2]
+        )
     ]
     extra = {
         "requests": len(conversations),
+        "second_attempts": sum(d.get("attempts", 1) == 2 for d in details),
         "unparsed_verdicts": sum(v is None for v in verdicts),
         "position_flips_same_slot": flip_positions(first, second),
     }
     return outcomes, judgements, extra, stats
 
 
-def _rating(template: JudgePrompt, chat, comparisons: Sequence[Comparison], ask: dict):
+def _rating(template: JudgePrompt, chat, comparisons: Sequence[Comparison], cache: ScoreCache, ask: dict):
     index: dict[tuple[str, str], int] = {}  # each distinct (prompt, response) is rated once
     labels, conversations = [], []
     for c in comparisons:
@@ -159,7 +164,7 @@ def _rating(template: JudgePrompt, chat, comparisons: Sequence[Comparison], ask:
                 index[(c.prompt, text)] = len(conversations)
                 labels.append(label)
                 conversations.append(template.messages(c.prompt, text))
-    texts, stats = chat.answer(conversations, **ask)
+    texts, _, stats = ask_judge(template, chat, conversations, cache, **ask)
     ratings = [template.parse(t) for t in texts]
     outcomes = [
         rating_outcome(ratings[index[(c.prompt, c.chosen)]], ratings[index[(c.prompt, c.rejected)]])
@@ -170,12 +175,15 @@ def _rating(template: JudgePrompt, chat, comparisons: Sequence[Comparison], ask:
     return outcomes, judgements, extra, stats
 
 
+_READ = {"generate": "generated", "logprob": "read from the labels' log-probabilities (nothing generated)"}
+
+
 def judge_table(summary: dict) -> str:
     """What the judge decided, under the benchmark's table: one row of outcome counts."""
     o = summary["outcomes"]
     return (
         f"Judge: {summary['mode']}, prompt `{summary['prompt']}` ({summary['prompt_source']}), "
-        f"{summary['requests']} judge calls.\n\n"
+        f"{summary['requests']} judge calls, verdicts {_READ[summary.get('verdict_reading', 'generate')]}.\n\n"
         "| comparisons | win | loss | tie | position flip | unparsed |\n|---|---|---|---|---|---|\n"
         f"| {summary['comparisons']} | {o['win']} | {o['loss']} | {o['tie']} | {o['position_flip']} | "
         f"{o['unparsed']} |\n\nOnly wins count; ties and position flips are the benchmark's ties; an unparsed verdict "

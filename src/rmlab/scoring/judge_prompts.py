@@ -18,12 +18,20 @@ the placeholders) and the verdict format it asks for. Sources, read at these com
 - ``rmbench_boxed``: the prompt RM-Bench's README gives for its DPSK-R1 baseline (``README.md:54-76``), a user
   message only; verdict ``\\boxed{A>>B}`` ... ``\\boxed{B>>A}`` with ``\\boxed{A=B}`` a tie. The README gives no
   parser; ours reads the last boxed verdict.
+- ``arena_hard_v0.1``: lmarena/arena-hard-auto@3071ef9 ``config/judge_config.yaml:19`` (system message) and ``:21``
+  (user message, one question and two answers, composed by ``gen_judgment.py:66-93``); five verdicts ``[[A>>B]]``
+  ... ``[[B>>A]]`` read with upstream's own rule (:func:`parse_arena_hard_verdict`), and upstream's second attempt
+  when the first answer holds no verdict tag at all (``gen_judgment.py:95-114``, :class:`FollowUp`). The verdict
+  keeps its strength (``A>>B``); :func:`rmlab.metrics.judge.verdict_side` reduces it to ``A`` / ``B`` / ``tie``
+  where only the side counts.
 
 Parsing is stricter than some sources in one direction only: an unreadable verdict is ``None`` (counted by the
 caller and never a win), where RewardMATH's rating parser falls back to a rating of 1 and its pairwise parser
 takes the first capital A or B after ``Judgement:`` (so ``Judgement: Assistant B`` reads as A). Where a text
 holds several tags, the last one is the verdict (judges explain first and often quote the format on the way);
-rewardbench reads ``[[A]]`` anywhere before looking for ``[[B]]``. docs/fidelity.md lists each difference.
+rewardbench reads ``[[A]]`` anywhere before looking for ``[[B]]``. Arena-Hard's parser is upstream's exactly (two
+different labels are no verdict), because its scores are compared with a published leaderboard. docs/fidelity.md
+lists each difference.
 """
 
 from __future__ import annotations
@@ -39,12 +47,26 @@ RATING_RANGE = (1, 10)
 
 
 @dataclass(frozen=True)
+class FollowUp:
+    """A second attempt at a verdict: where ``needed(text)`` holds for the judge's first answer, the conversation
+    goes on with that answer and ``prompt`` as the next user turn, and the verdict is read from both answers
+    together (Arena-Hard's ``number_of_judgment_attempts: 2``)."""
+
+    prompt: str
+    needed: Callable[[str], bool]
+
+
+@dataclass(frozen=True)
 class JudgePrompt:
     """One judge protocol: its messages and its verdict parser.
 
     ``user`` is a ``str.format`` template over ``{question}`` and ``{answer_a}``, ``{answer_b}`` (pairwise) or
-    ``{answer}`` (rating); ``parse`` maps the judge's text to ``A`` / ``B`` / ``tie`` (pairwise) or an integer
-    rating in 1-10, and to ``None`` when no verdict can be read.
+    ``{answer}`` (rating); ``parse`` maps the judge's text to a verdict (pairwise: ``A`` / ``B`` / ``tie``, or one
+    of :data:`ARENA_HARD_LABELS` for prompts that grade the preference) or an integer rating in 1-10, and to
+    ``None`` when no verdict can be read. ``follow_up``: the source's second attempt, if it makes one.
+    ``verdict_prefix`` and ``verdict_choices``: the start of the verdict the prompt asks for and each complete label
+    it offers after it (ties only where the prompt offers one), so that ``parse(verdict_prefix + choice)`` is that
+    label's verdict: what a judge's next-token probabilities are read against (``model.judge.verdict=logprob``).
     """
 
     id: str
@@ -53,6 +75,9 @@ class JudgePrompt:
     user: str
     parse: Callable[[str], str | int | None]
     source: str
+    follow_up: FollowUp | None = None
+    verdict_prefix: str = ""
+    verdict_choices: tuple[str, ...] = ()
 
     def messages(self, question: str, *answers: str) -> list[dict]:
         """The chat messages for one judgement: two answers (A, B) in pairwise mode, one in rating mode."""
@@ -72,6 +97,9 @@ JUDGE_PROMPTS: Registry[JudgePrompt] = Registry("judge prompt")
 def _register(prompt: JudgePrompt) -> JudgePrompt:
     if prompt.mode not in MODES:
         raise ValueError(f"judge prompt {prompt.id!r}: mode {prompt.mode!r} is not one of {MODES}")
+    unread = [c for c in prompt.verdict_choices if prompt.parse(prompt.verdict_prefix + c) is None]
+    if unread:
+        raise ValueError(f"judge prompt {prompt.id!r}: its parser reads no verdict in the label(s) {unread}")
     return JUDGE_PROMPTS.register(prompt.id)(prompt)
 
 
@@ -105,6 +133,29 @@ def parse_boxed_verdict(text: str) -> str | None:
         return None
     verdict = re.sub(r"\s", "", found[-1])
     return "tie" if verdict == "A=B" else verdict[0]
+
+
+# Arena-Hard-Auto v0.1 (lmarena/arena-hard-auto@3071ef9): config/judge_config.yaml:17 and the five labels of :19
+ARENA_HARD_PATTERN = re.compile(r"\[\[([AB<>=]+)\]\]")
+ARENA_HARD_LABELS = ("A>>B", "A>B", "A=B", "B>A", "B>>A")
+
+
+def parse_arena_hard_verdict(text: str) -> str | None:
+    """Upstream's ``get_score`` (``gen_judgment.py:22-32``): every match of ``\\[\\[([AB<>=]+)\\]\\]``; exactly one
+    distinct label is the verdict, none or several different ones are no verdict (the same label repeated is
+    fine). A single label outside the five (``[[A]]``, ``[[A>>>B]]``) is upstream's score string all the same,
+    which ``show_result.py:45-46`` then weighs 0; here it is ``None`` at once."""
+    found = set(ARENA_HARD_PATTERN.findall(text))
+    if len(found) != 1:
+        return None
+    (label,) = found
+    return label if label in ARENA_HARD_LABELS else None
+
+
+def has_no_arena_hard_tag(text: str) -> bool:
+    """Upstream's condition for a second attempt (``get_score``'s ``try_again``): no match of the pattern at all;
+    two different labels are final."""
+    return ARENA_HARD_PATTERN.search(text) is None
 
 
 def _in_range(value: int) -> int | None:
@@ -147,6 +198,12 @@ _PAIR_USER = (
     "[User Question]\n{question}\n\n[The Start of Assistant A's Answer]\n{answer_a}\n[The End of Assistant "
     "A's Answer]\n\n[The Start of Assistant B's Answer]\n{answer_b}\n[The End of Assistant B's Answer]"
 )
+# Arena-Hard's user message (judge_config.yaml:21, with {question_1}, {answer_1}, {answer_2} renamed), which
+# RM-Bench's boxed prompt ends with too
+_ARENA_USER = (
+    "<|User Prompt|>\n{question}\n\n<|The Start of Assistant A's Answer|>\n{answer_a}\n<|The End of Assistant "
+    "A's Answer|>\n\n<|The Start of Assistant B's Answer|>\n{answer_b}\n<|The End of Assistant B's Answer|>"
+)
 
 _register(
     JudgePrompt(
@@ -159,6 +216,8 @@ _register(
         user=_PAIR_USER,
         parse=parse_bracket_verdict,
         source=f"{RB_V2}:rewardbench/generative.py:103-111,141-149,489-495",
+        verdict_prefix="[[",
+        verdict_choices=("A]]", "B]]"),  # the prompt offers no tie
     )
 )
 
@@ -193,6 +252,8 @@ _register(
         user=_PAIR_USER,
         parse=lambda text: parse_bracket_verdict(text, anchor="Judgement:"),
         source=f"{RMATH}:prompt/experiments_prompts.yaml:14-28; src/inference_reward.py:208-221",
+        verdict_prefix="Judgement: [[",
+        verdict_choices=("A]]", "B]]"),
     )
 )
 
@@ -229,11 +290,49 @@ _register(
             "should include the final verdict in the specified format as follows:\n\n1. Assistant A is significantly "
             "better: \\boxed{{A>>B}}\n2. Assistant A is slightly better: \\boxed{{A>B}}\n3. Tie, relatively the same: "
             "\\boxed{{A=B}}\n4. Assistant B is slightly better: \\boxed{{B>A}}\n5. Assistant B is significantly "
-            "better: \\boxed{{B>>A}}\n\n<|User Prompt|>\n{question}\n\n<|The Start of Assistant A's Answer|>\n"
-            "{answer_a}\n<|The End of Assistant A's Answer|>\n\n<|The Start of Assistant B's Answer|>\n{answer_b}\n"
-            "<|The End of Assistant B's Answer|>"
+            "better: \\boxed{{B>>A}}\n\n" + _ARENA_USER
         ),
         parse=parse_boxed_verdict,
         source="THU-KEG/RM-Bench@73c52d7:README.md:54-76",
+        verdict_prefix="\\boxed{",
+        verdict_choices=("A>>B}", "A>B}", "A=B}", "B>A}", "B>>A}"),
+    )
+)
+
+AH = "lmarena/arena-hard-auto@3071ef9"
+
+_register(
+    JudgePrompt(
+        id="arena_hard_v0.1",
+        mode="pairwise",
+        system=(  # judge_config.yaml:19, verbatim (YAML escapes resolved)
+            "Please act as an impartial judge and evaluate the quality of the responses provided by two AI assistants "
+            "to the user prompt displayed below. You will be given assistant A's answer and assistant B's answer. "
+            "Your job is to evaluate which assistant's answer is better.\n\nBegin your evaluation by generating your "
+            "own answer to the prompt. You must provide your answers before judging any answers.\n\nWhen evaluating "
+            "the assistants' answers, compare both assistants' answers with your answer. You must identify and "
+            "correct any mistakes or inaccurate information.\n\nThen consider if the assistant's answers are "
+            "helpful, relevant, and concise. Helpful means the answer correctly responds to the prompt or follows the "
+            "instructions. Note when user prompt has any ambiguity or more than one interpretation, it is more "
+            "helpful and appropriate to ask for clarifications or more information from the user than providing an "
+            "answer based on assumptions. Relevant means all parts of the response closely connect or are "
+            "appropriate to what is being asked. Concise means the response is clear and not verbose or excessive."
+            "\n\nThen consider the creativity and novelty of the assistant's answers when needed. Finally, identify "
+            "any missing important information in the assistants' answers that would be beneficial to include when "
+            "responding to the user prompt.\n\nAfter providing your explanation, you must output only one of the "
+            "following choices as your final verdict with a label:\n\n1. Assistant A is significantly better: "
+            "[[A>>B]]\n2. Assistant A is slightly better: [[A>B]]\n3. Tie, relatively the same: [[A=B]]\n4. "
+            "Assistant B is slightly better: [[B>A]]\n5. Assistant B is significantly better: [[B>>A]]\n\nExample "
+            'output: "My final verdict is tie: [[A=B]]".'
+        ),
+        user=_ARENA_USER,
+        parse=parse_arena_hard_verdict,
+        source=f"{AH}:config/judge_config.yaml:17-21; gen_judgment.py:22-32,95-114",
+        # gen_judgment.py:114, asked once (judge_config.yaml:18: number_of_judgment_attempts 2)
+        follow_up=FollowUp(
+            "continue your judgment and finish by outputting a final verdict label", has_no_arena_hard_tag
+        ),
+        verdict_prefix="[[",
+        verdict_choices=tuple(f"{label}]]" for label in ARENA_HARD_LABELS),
     )
 )
