@@ -29,7 +29,7 @@ from rmlab.models.fingerprint import fingerprint_weights
 from rmlab.utils.hashing import file_sha256, stable_hash
 
 # Top-level keys that decide where things go or how they are shown, never what is computed.
-NOT_RESULTS_TOP = ("paths", "logger", "hydra", "task_name", "run_name", "resume")
+NOT_RESULTS_TOP = ("paths", "logger", "hydra", "task_name", "run_name", "resume", "check_replicas")
 # Keys, at any depth, that only show progress or name things for humans.
 NOT_RESULTS_ANY = ("progress", "enable_progress_bar", "enable_model_summary")
 # Labels inside model groups: the name shown in tables.

@@ -68,8 +68,13 @@ class PPOCheckpoint(TrainerCallback):
         t = self.trainer
         name = f"update-{state.global_step}"
         final, tmp = self.root / name, self.root / f".{name}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
+        # Several processes: every rank writes its own RNG state into tmp (accelerate's save_state has no barrier
+        # of its own), so rank 0 clears tmp before anyone writes and publishes it only after everyone has.
+        if t.accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        t.accelerator.wait_for_everyone()
         t.accelerator.save_state(str(tmp))
+        t.accelerator.wait_for_everyone()
         if t.accelerator.is_main_process:
             torch.save(t.lr_scheduler.state_dict(), tmp / "ppo_scheduler.pt")
             (tmp / "trainer_state.json").write_text(

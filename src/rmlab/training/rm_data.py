@@ -62,7 +62,17 @@ class SeededBatches(torch.utils.data.Sampler):
 
     ``shuffle=False`` keeps the input order; ``group_by_length`` (``transformers``' ``group_by_length``) shuffles,
     cuts the pairs into mega-batches of ``batch * mega``, sorts each by length, splits it into batches and shuffles
-    the batches: less padding, the same data per epoch."""
+    the batches: less padding, the same data per epoch.
+
+    Data parallel (``num_replicas`` > 1): the batches are cut for the whole world, ``batch * num_replicas`` pairs
+    each, by the same rule, and each rank takes its contiguous share of every one. So ``n`` processes with
+    ``batch`` pairs see, step by step, exactly the pairs one process with ``n * batch`` pairs sees, and DDP's
+    averaged gradient is the single process's gradient. Why not Lightning's ``DistributedSampler``: it cannot
+    shard a batch sampler (Lightning refuses one that is not a ``BatchSampler``), and it interleaves pairs, which
+    would break both length grouping and that equality. So that every rank gets the same number of non-empty,
+    equal-sized batches, a world batch whose size is not a multiple of ``num_replicas`` (the epoch's last, or
+    the last of a length group) repeats its own first pairs to the next multiple, as ``DistributedSampler`` pads
+    an epoch: only that batch differs from one process's, by at most ``num_replicas - 1`` repeated pairs."""
 
     def __init__(
         self,
@@ -73,9 +83,14 @@ class SeededBatches(torch.utils.data.Sampler):
         shuffle: bool = True,
         group_by_length: bool = False,
         mega: int = 50,
+        num_replicas: int = 1,
+        rank: int = 0,
     ):
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} outside 0..{num_replicas - 1}")
         self.lengths, self.batch, self.mega, self.seed = list(lengths), batch, mega, seed
         self.shuffle, self.group_by_length = shuffle, group_by_length
+        self.num_replicas, self.rank = num_replicas, rank
         self.epoch = 0
         self._resume: tuple[int, int] | None = None
 
@@ -87,18 +102,28 @@ class SeededBatches(torch.utils.data.Sampler):
         self._resume = (int(epoch), int(batches_done))
 
     def batches(self, epoch: int) -> list[list[int]]:
-        n = len(self.lengths)
-        if not self.shuffle:
-            return [list(range(lo, min(lo + self.batch, n))) for lo in range(0, n, self.batch)]
+        """This rank's batches of epoch ``epoch``: its share of each of the world's batches."""
+        out = []
+        for world in self.world_batches(epoch):
+            share = len(world) // self.num_replicas
+            out.append(world[self.rank * share : (self.rank + 1) * share])
+        return out
+
+    def world_batches(self, epoch: int) -> list[list[int]]:
+        """The batches of all ranks together: ``batch * num_replicas`` pairs each, cut as one process with that
+        batch size cuts them, a short one padded to a multiple of ``num_replicas`` (nothing for one process)."""
+        n, size, world = len(self.lengths), self.batch * self.num_replicas, self.num_replicas
         g = torch.Generator().manual_seed(self.seed + epoch)
-        order = torch.randperm(n, generator=g).tolist()
-        if not self.group_by_length:
-            return [order[lo : lo + self.batch] for lo in range(0, n, self.batch)]
-        size, batches = self.batch * self.mega, []
-        for lo in range(0, n, size):
-            chunk = sorted(order[lo : lo + size], key=lambda i: -self.lengths[i])
-            batches += [chunk[j : j + self.batch] for j in range(0, len(chunk), self.batch)]
-        return [batches[k] for k in torch.randperm(len(batches), generator=g).tolist()]
+        order = torch.randperm(n, generator=g).tolist() if self.shuffle else list(range(n))
+        if not (self.shuffle and self.group_by_length):
+            batches = [order[lo : lo + size] for lo in range(0, n, size)]
+        else:
+            mega, grouped = size * self.mega, []
+            for lo in range(0, n, mega):
+                chunk = sorted(order[lo : lo + mega], key=lambda i: -self.lengths[i])
+                grouped += [chunk[j : j + size] for j in range(0, len(chunk), size)]
+            batches = [grouped[k] for k in torch.randperm(len(grouped), generator=g).tolist()]
+        return [(b * world)[: -(-len(b) // world) * world] for b in batches]
 
     def __iter__(self):
         batches = self.batches(self.epoch)  # read when the first batch is drawn, after Lightning's set_epoch
@@ -109,7 +134,8 @@ class SeededBatches(torch.utils.data.Sampler):
         yield from batches[start:]
 
     def __len__(self) -> int:
-        return (len(self.lengths) + self.batch - 1) // self.batch
+        size = self.batch * self.num_replicas
+        return (len(self.lengths) + size - 1) // size
 
 
 def lightning_position(ckpt_path: str | Path) -> tuple[int, int]:
@@ -159,17 +185,31 @@ class PreferenceDataModule(pl.LightningDataModule):
     def _collate(self, batch):
         return collate_pairs(batch, self.pad_id)
 
+    def _collate_indexed(self, batch):
+        """Held-out items are ``(position, pair)``: the positions let the ranks' shares be put back in order."""
+        out = collate_pairs([pair for _, pair in batch], self.pad_id)
+        out["index"] = torch.tensor([i for i, _ in batch], dtype=torch.long)
+        return out
+
     def resume_at(self, epoch: int, batches_done: int) -> None:
         """Continue a run killed mid-epoch: the training batches of ``epoch`` start after ``batches_done``."""
         self._resume = (epoch, batches_done)
 
+    def _world(self) -> tuple[int, int]:
+        """(world size, this process's rank) of the trainer running this module; (1, 0) outside one."""
+        trainer = getattr(self, "trainer", None)
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
     def train_dataloader(self):
+        world, rank = self._world()
         sampler = SeededBatches(
             [len(c) + len(r) for c, r in self.train_pairs],
             self.micro_batch_pairs,
             seed=self.seed,
             shuffle=self.shuffle,
             group_by_length=self.group_by_length,
+            num_replicas=world,
+            rank=rank,
         )
         if getattr(self, "_resume", None):
             sampler.resume_at(*self._resume)
@@ -178,12 +218,14 @@ class PreferenceDataModule(pl.LightningDataModule):
         )
 
     def val_dataloader(self):
-        # held-out pairs scored longest first in fixed order: little padding, and results do not depend on it
+        # held-out pairs scored longest first in fixed order: little padding, and results do not depend on it;
+        # under data parallelism each rank scores every world-size-th pair of that order, each pair once
         order = sorted(self.heldout_pairs, key=lambda p: -max(len(p[0]), len(p[1])))
+        world, rank = self._world()
         return DataLoader(
-            order,
+            list(enumerate(order))[rank::world],
             batch_size=self.eval_batch_pairs,
             shuffle=False,
             num_workers=self.num_workers,
-            collate_fn=self._collate,
+            collate_fn=self._collate_indexed,
         )

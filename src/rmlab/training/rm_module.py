@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from rmlab.scoring.scorers import classifier_rewards
+from rmlab.training.distributed import gather_rows
 
 
 def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
@@ -49,9 +50,11 @@ class RewardModelModule(pl.LightningModule):
         self.recipe = recipe
         # plain containers only: checkpoints must load with torch.load(weights_only=True)
         self.save_hyperparameters({"recipe": OmegaConf.to_container(recipe, resolve=True)}, ignore=["model"])
-        self.heldout_rewards: list[torch.Tensor] = []
+        self.heldout_rewards: torch.Tensor | None = None  # (pairs, 2) of the last validation, all ranks gathered
         self.heldout_step: int | None = None
-        self.tokens_seen = 0  # real (non-pad) training tokens, for throughput
+        self.tokens_seen = 0  # real (non-pad) training tokens of this rank, for throughput
+        self.tokens_seen_all_ranks = 0  # summed over ranks when training ends
+        self._heldout_rows: list[torch.Tensor] = []
 
     def rewards(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         r = classifier_rewards(self.model, batch["input_ids"], batch["attention_mask"])
@@ -62,25 +65,39 @@ class RewardModelModule(pl.LightningModule):
         chosen, rejected = self.rewards(batch)
         loss = bradley_terry_loss(chosen, rejected)
         n = chosen.shape[0]
-        self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        # averaged over ranks (equal batches on every rank): the loss of the whole step's pairs, as one process logs
+        self.log("train/loss", loss, prog_bar=True, batch_size=n, sync_dist=True)
         for k, v in pair_metrics(chosen, rejected).items():
-            self.log(f"train/{k}", v, prog_bar=k == "accuracy", batch_size=n)
+            self.log(f"train/{k}", v, prog_bar=k == "accuracy", batch_size=n, sync_dist=True)
         self.tokens_seen += int(batch["attention_mask"].sum())
         return loss
 
+    def on_train_end(self) -> None:
+        total = torch.tensor(float(self.tokens_seen), dtype=torch.float64, device=self.device)
+        self.tokens_seen_all_ranks = int(self.trainer.strategy.reduce(total, reduce_op="sum").item())
+
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         chosen, rejected = self.rewards(batch)
-        n = chosen.shape[0]
-        self.log("val/loss", bradley_terry_loss(chosen, rejected), batch_size=n, sync_dist=True)
-        for k, v in pair_metrics(chosen, rejected).items():
-            self.log(f"val/{k}", v, batch_size=n, sync_dist=True)
-        self.heldout_rewards.append(torch.stack([chosen, rejected], dim=1).detach().float().cpu())
+        rows = torch.stack([batch["index"].double(), chosen.double(), rejected.double()], dim=1)
+        self._heldout_rows.append(rows.detach().cpu())
 
     def on_validation_epoch_start(self) -> None:
-        self.heldout_rewards = []
+        self._heldout_rows = []
 
     def on_validation_epoch_end(self) -> None:
+        """Each rank scored its share of the held-out pairs; every rank gets all of them, in the pairs' order, so
+        the metrics are those of one process scoring every pair once."""
+        local = torch.cat(self._heldout_rows) if self._heldout_rows else torch.zeros((0, 3), dtype=torch.float64)
+        rows = gather_rows(self, local)
+        rows = rows[rows[:, 0].argsort()]
+        self.heldout_rewards = rows[:, 1:].float()
         self.heldout_step = self.global_step  # which weights the held-out rewards belong to
+        chosen, rejected = self.heldout_rewards[:, 0], self.heldout_rewards[:, 1]
+        if len(chosen):  # the same values on every rank: sync_dist averages equal numbers
+            n = len(chosen)
+            self.log("val/loss", bradley_terry_loss(chosen, rejected).to(self.device), batch_size=n, sync_dist=True)
+            for k, v in pair_metrics(chosen, rejected).items():
+                self.log(f"val/{k}", v.to(self.device), batch_size=n, sync_dist=True)
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
         """Clip by global norm and log that norm: one pass over the gradients (Lightning's own clipping plus a

@@ -12,6 +12,11 @@ with ``model.reference=null``), ``checkpoints/`` (TRL/HF checkpoints; ``resume=l
 ``train_metrics.json`` (held-out implicit-reward accuracy with a bootstrap interval, before and after training;
 data provenance; throughput), ``log_history.jsonl`` (TRL's logged curves), and ``eval_<benchmark>/`` per
 benchmark in ``evaluate.benchmarks``.
+
+Several processes (``accelerate launch --config_file conf/accelerate/<config>.yaml scripts/train_dpo.py``; on
+CPUs ``conf/accelerate/multi_cpu.yaml``): accelerate and TRL shard the batches and average the gradients. The
+ranks agree on rank 0's run directory and resume decision; rank 0 alone starts the W&B run, scores the held-out
+pairs and writes every output (TRL writes checkpoints from the main process, plus each rank's RNG state).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from rmlab.metrics.bootstrap import bootstrap_mean_interval
 from rmlab.models.handle import open_model
 from rmlab.models.loading import load_causal_lm, pick_device, save_model_dir
 from rmlab.scoring.scorers import Encoded, ImplicitRewardScorer
+from rmlab.training.distributed import agree_on_run_dir, is_main_process, same_on_every_rank
 from rmlab.training.resume import resolve_resume
 from rmlab.training.train_rm import evaluate_trained
 from rmlab.utils.io import write_json, write_jsonl
@@ -172,15 +178,18 @@ def train_dpo(cfg: DictConfig) -> dict:
     from datasets import Dataset
     from transformers import set_seed
 
-    run_dir = Path(cfg.paths.output_dir)
-    ckpt, resumed = resolve_resume(cfg.get("resume"), run_dir / "checkpoints", _newest_checkpoint, what="HF Trainer")
+    device = pick_device(cfg.get("device", "auto"))
+    run_dir = agree_on_run_dir(Path(cfg.paths.output_dir), cpu=device == "cpu")  # one directory for all ranks
+    main = is_main_process()
+    ckpt, resumed = same_on_every_rank(
+        resolve_resume(cfg.get("resume"), run_dir / "checkpoints", _newest_checkpoint, what="HF Trainer")
+    )
     set_seed(cfg.seed)
     t0 = time.perf_counter()
     recipe = cfg.recipe
     splits = load_preferences(cfg.preference, seed=cfg.seed)
     base = open_model(cfg.model, cache_dir=cfg.paths.model_cache_dir)
     resolved, tokenizer, formatter = base.resolved, base.tokenizer, base.formatter
-    device = pick_device(cfg.get("device", "auto"))
     # the SFT model twice: the policy that trains and the frozen reference (with LoRA, TRL disables the adapters)
     policy = load_causal_lm(resolved, dtype="float32", device="cpu")
     reference = None if recipe.trainable == "lora" else load_causal_lm(resolved, dtype="float32", device="cpu")
@@ -199,7 +208,7 @@ def train_dpo(cfg: DictConfig) -> dict:
         raise ValueError(f"every training pair is longer than recipe.max_pair_tokens={recipe.max_pair_tokens}")
 
     before = None
-    if cfg.get("heldout_before", False) and heldout_rows:  # policy == reference: every reward is 0, every pair a tie
+    if main and cfg.get("heldout_before", False) and heldout_rows:  # policy == reference: all rewards 0, all ties
         before = accuracy_summary(
             heldout_rewards(
                 _scorer(policy, policy, tokenizer, formatter, device), heldout_rows, recipe.eval_batch_pairs
@@ -210,7 +219,9 @@ def train_dpo(cfg: DictConfig) -> dict:
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     accumulate = max(1, recipe.pairs_per_update // (recipe.micro_batch_pairs * world))
-    report_to, run_logger = hf_report_to(cfg, output_dir=run_dir, config=OmegaConf.to_container(cfg, resolve=True))
+    report_to, run_logger = hf_report_to(
+        cfg, output_dir=run_dir, config=OmegaConf.to_container(cfg, resolve=True), start=main
+    )
     trainer = _PreTokenizedDPOTrainer.get()(
         model=policy,
         ref_model=reference,
@@ -222,6 +233,9 @@ def train_dpo(cfg: DictConfig) -> dict:
     fit_t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     fit_seconds = time.perf_counter() - fit_t0
+    if not main:  # rank 0 scores the held-out pairs and writes every output
+        log.info("rank %d: training done; rank 0 writes the outputs", trainer.accelerator.process_index)
+        return {"train": {"global_steps": trainer.state.global_step}, "resume": resumed}
     trained = trainer.model
     if hasattr(trained, "merge_and_unload"):
         trained = trained.merge_and_unload()
@@ -248,6 +262,7 @@ def train_dpo(cfg: DictConfig) -> dict:
             "dropped_too_long": dropped_train,
             "global_steps": trainer.state.global_step,
             "epochs": recipe.epochs,
+            "processes": world,
             "accumulate_grad_batches": accumulate,
             "fit_seconds": fit_seconds,
             "tokens_seen": tokens,
@@ -301,6 +316,10 @@ def _last_logged(history: list[dict]) -> dict:
 
 
 def _newest_checkpoint(checkpoints: Path) -> Path | None:
-    """The HF Trainer's ``checkpoint-<step>`` with the highest step."""
-    ckpts = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    """The HF Trainer's complete ``checkpoint-<step>`` with the highest step. The Trainer writes a checkpoint's
+    files one by one, ``trainer_state.json`` last: a directory without it was cut short by a kill, and is skipped."""
+    ckpts = sorted(
+        (p for p in checkpoints.glob("checkpoint-*") if (p / "trainer_state.json").is_file()),
+        key=lambda p: int(p.name.split("-")[-1]),
+    )
     return ckpts[-1] if ckpts else None

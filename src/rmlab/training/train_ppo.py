@@ -14,6 +14,10 @@ the reference on its own responses.
 
 TRL's PPO loop has no resume of its own: ``recipe.save_every`` writes resumable checkpoints and ``resume=last``
 continues a killed run from the latest (:mod:`rmlab.training.ppo_resume`); the outputs above are written at the end.
+
+Several processes (``accelerate launch``): TRL shards the prompts and averages the gradients; the ranks agree on
+rank 0's run directory and resume decision, and rank 0 alone starts the W&B run, runs the held-out comparison and
+writes the outputs.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from rmlab.models.loading import (
     save_model_dir,
 )
 from rmlab.scoring.scorers import response_logprobs
+from rmlab.training.distributed import agree_on_run_dir, is_main_process, same_on_every_rank
 from rmlab.training.ppo_parts import (
     check_same_tokenizer,
     missing_eos_treatment,
@@ -181,6 +186,7 @@ class PPOSetup:
     info: dict
     device: str
     run_logger: object
+    run_dir: Path
 
 
 def setup_ppo(cfg: DictConfig) -> PPOSetup:
@@ -193,6 +199,7 @@ def setup_ppo(cfg: DictConfig) -> PPOSetup:
     r = cfg.recipe
     missing_eos_treatment(r)  # a bad setting fails before any model is loaded
     device = pick_device(cfg.get("device", "auto"))
+    run_dir = agree_on_run_dir(Path(cfg.paths.output_dir), cpu=device == "cpu")  # one directory for all ranks
     policy_handle = open_model(cfg.policy, cache_dir=cfg.paths.model_cache_dir)
     rm = reward_model_handle(cfg, policy_handle)
     policy_res, rm_res = policy_handle.resolved, rm.resolved
@@ -215,8 +222,8 @@ def setup_ppo(cfg: DictConfig) -> PPOSetup:
         m.generation_config.pad_token_id = tokenizer.pad_token_id
     value, _ = load_classifier(rm_res, dtype="float32", device="cpu", pad_token_id=tokenizer.pad_token_id)
     reward = text_reward(cfg, rm, tokenizer, prompts, device)
-    run_dir = Path(cfg.paths.output_dir)
-    report_to, run_logger = hf_report_to(cfg, output_dir=run_dir, config=OmegaConf.to_container(cfg, resolve=True))
+    config = OmegaConf.to_container(cfg, resolve=True)
+    report_to, run_logger = hf_report_to(cfg, output_dir=run_dir, config=config, start=is_main_process())
     trainer = PPOTrainer(
         args=ppo_config(cfg, run_dir, device, report_to),
         processing_class=tokenizer,
@@ -229,7 +236,7 @@ def setup_ppo(cfg: DictConfig) -> PPOSetup:
     trainer.callback_handler.callbacks.insert(0, _ResponseLength(reward))
     trainer.dataloader = SeededEpochs(trainer.dataloader, cfg.seed)  # a known prompt order at every update
     if r.get("save_every"):
-        trainer.add_callback(PPOCheckpoint(trainer, Path(cfg.paths.output_dir), r.save_every))
+        trainer.add_callback(PPOCheckpoint(trainer, run_dir, r.save_every))
     info = {
         "sft_model": policy_res.spec,
         "sft_fingerprint": policy_res.fingerprint,
@@ -243,22 +250,35 @@ def setup_ppo(cfg: DictConfig) -> PPOSetup:
         "seed": cfg.seed,
     }
     return PPOSetup(
-        trainer, reward, tokenizer, sft, reference, prompts.heldout, prompts.heldout_ids, info, device, run_logger
+        trainer,
+        reward,
+        tokenizer,
+        sft,
+        reference,
+        prompts.heldout,
+        prompts.heldout_ids,
+        info,
+        device,
+        run_logger,
+        run_dir,
     )
 
 
 def train_ppo(cfg: DictConfig) -> dict:
-    run_dir = Path(cfg.paths.output_dir)
     t0 = time.perf_counter()
     s = setup_ppo(cfg)
-    trainer, device = s.trainer, s.device
-    ckpt, resume_record = find_resume(cfg.get("resume"), run_dir)
+    trainer, device, run_dir = s.trainer, s.device, s.run_dir
+    ckpt, resume_record = same_on_every_rank(find_resume(cfg.get("resume"), run_dir))
     resumed_at = resume_trainer(trainer, ckpt) if ckpt is not None else 0
     fit_t0 = time.perf_counter()
     with text_rewards():
         trainer.train()
     fit_seconds = time.perf_counter() - fit_t0
-    trained = trainer.model.policy if hasattr(trainer.model, "policy") else trainer.model
+    if not trainer.accelerator.is_main_process:  # rank 0 compares on the held-out prompts and writes the outputs
+        log.info("rank %d: PPO done; rank 0 writes the outputs", trainer.accelerator.process_index)
+        return {"train": {"updates": trainer.state.global_step, "resume": resume_record}}
+    wrapper = trainer.accelerator.unwrap_model(trainer.model)  # DDP wraps TRL's policy-and-value model
+    trained = wrapper.policy if hasattr(wrapper, "policy") else wrapper
 
     s.reward.scorer.device = device
     comparison = (
@@ -290,6 +310,7 @@ def train_ppo(cfg: DictConfig) -> dict:
             "resumed_at_update": resumed_at,
             "resumed_from": str(ckpt) if ckpt else None,
             "resume": resume_record,
+            "processes": trainer.accelerator.num_processes,
             "fit_seconds": fit_seconds,
             "final": history[-1] if history else {},
         },

@@ -4,6 +4,12 @@ Outputs in the run directory: ``model/`` (a Hugging Face model directory with to
 ``rmlab_meta.json``, loadable by ``scripts/eval_rm.py model=<run>/model``), ``checkpoints/`` (Lightning,
 ``last.ckpt`` to resume), ``train_metrics.json`` (held-out accuracy with a bootstrap interval, data provenance,
 throughput), and, when ``evaluate.benchmarks`` is set, ``eval_<benchmark>/`` for each benchmark.
+
+Data parallel (``trainer.strategy=ddp``, ``trainer.devices=N``; ``trainer=ddp_cpu`` on CPUs): Lightning starts
+the other processes (it runs this script again for each) and averages gradients. Each rank trains on its share
+of every batch (:class:`rmlab.training.rm_data.SeededBatches`) and scores its share of the held-out pairs,
+gathered on every rank; rank 0 alone writes the model, ``train_metrics.json``, the logger's run and the
+evaluations (Lightning already writes checkpoints from rank 0 only).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from rmlab.data.preference import load_preferences
 from rmlab.metrics.bootstrap import bootstrap_mean_interval
 from rmlab.models.handle import open_model
 from rmlab.models.loading import load_classifier, save_model_dir
+from rmlab.training.distributed import ReplicaCheck, check_relaunch
 from rmlab.training.resume import resolve_resume
 from rmlab.training.rm_data import PreferenceDataModule, lightning_position
 from rmlab.training.rm_module import RewardModelModule
@@ -57,11 +64,13 @@ def train_reward_model(cfg: DictConfig) -> dict:
     )
     module = RewardModelModule(model, recipe)
     config = OmegaConf.to_container(cfg, resolve=True)
+    replicas = ReplicaCheck() if cfg.get("check_replicas") else None
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer,
         default_root_dir=str(run_dir),
         logger=build_lightning_logger(cfg, run_dir, config),
-        callbacks=build_callbacks(cfg, run_dir),
+        callbacks=[*build_callbacks(cfg, run_dir), *([replicas] if replicas else [])],
+        use_distributed_sampler=False,  # SeededBatches shards the batches itself (same order as one process)
         gradient_clip_val=recipe.clip_grad_norm,
         max_epochs=recipe.epochs,
         max_steps=recipe.get("max_steps") or -1,
@@ -69,6 +78,7 @@ def train_reward_model(cfg: DictConfig) -> dict:
         num_sanity_val_steps=0,
         deterministic=True,
     )
+    check_relaunch(trainer, "train_rm.py")
     # pairs_per_update is the effective batch over all devices: accumulate what one step on each does not cover
     accumulate = max(1, recipe.pairs_per_update // (recipe.micro_batch_pairs * trainer.world_size))
     trainer.accumulate_grad_batches = accumulate
@@ -80,11 +90,9 @@ def train_reward_model(cfg: DictConfig) -> dict:
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
         trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
     fit_seconds = time.perf_counter() - fit_t0
-    if (
-        module.heldout_step != trainer.global_step or not module.heldout_rewards
-    ):  # not yet scored with the final weights
+    if module.heldout_step != trainer.global_step or module.heldout_rewards is None:  # not yet the final weights
         trainer.validate(module, datamodule=dm, verbose=False)
-    heldout = torch.cat(module.heldout_rewards) if module.heldout_rewards else torch.zeros(0, 2)
+    heldout = module.heldout_rewards if module.heldout_rewards is not None else torch.zeros(0, 2)
     wins = (heldout[:, 0] > heldout[:, 1]).double().numpy()
     metrics = {
         "heldout": {
@@ -104,14 +112,24 @@ def train_reward_model(cfg: DictConfig) -> dict:
             "epochs": recipe.epochs,
             "accumulate_grad_batches": accumulate,
             "fit_seconds": fit_seconds,
-            "tokens_seen": module.tokens_seen,
-            "tokens_per_second": module.tokens_seen / fit_seconds if fit_seconds else None,
+            "tokens_seen": module.tokens_seen_all_ranks,
+            "tokens_per_second": module.tokens_seen_all_ranks / fit_seconds if fit_seconds else None,
+        },
+        "distributed": {
+            "strategy": type(trainer.strategy).__name__,
+            "world_size": trainer.world_size,
+            "num_nodes": trainer.num_nodes,
+            "micro_batch_pairs_per_rank": recipe.micro_batch_pairs,
+            "replica_checks": replicas.record() if replicas else None,
         },
         "data": splits.info,
         "model": {"base": resolved.spec, "base_fingerprint": resolved.fingerprint, "new_head": new_head},
         "seed": cfg.seed,
         "resume": resumed,
     }
+    if not trainer.is_global_zero:  # rank 0 writes every output; the others are done
+        log.info("rank %d of %d: training done; rank 0 writes the outputs", trainer.global_rank, trainer.world_size)
+        return metrics
     model_dir = save_model_dir(
         module.model,
         tokenizer,

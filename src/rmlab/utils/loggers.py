@@ -124,9 +124,15 @@ def build_logger(cfg, *, output_dir: str | Path, config: dict, name: str | None 
     raise ValueError(f"unknown logger type {kind!r}; use wandb, csv or none")
 
 
-def hf_report_to(cfg, *, output_dir: str | Path, config: dict) -> tuple[list[str] | str, RunLogger]:
+def hf_report_to(cfg, *, output_dir: str | Path, config: dict, start: bool = True) -> tuple[list[str] | str, RunLogger]:
     """``report_to`` for Hugging Face / TRL trainers, and this run's logger. With W&B, the run is started here
     (resolved Hydra config, group, name), and the HF integration logs its curves into it; otherwise the trainers
-    report nothing and their curves go to the run directory (``log_history.jsonl``)."""
+    report nothing and their curves go to the run directory (``log_history.jsonl``).
+
+    ``start=False`` (every rank but 0 of a multi-process run): the same ``report_to`` (the HF integration logs
+    from the main process only) and a logger that does nothing, so that one run is started, not one per rank."""
+    kind = cfg.logger.get("type", "none") if cfg.get("logger") else "none"
+    if not start:
+        return (["wandb"] if kind == "wandb" else "none"), RunLogger()
     logger = build_logger(cfg, output_dir=output_dir, config=config, name=cfg.get("run_name"))
     return (["wandb"] if isinstance(logger, WandbLogger) else "none"), logger
