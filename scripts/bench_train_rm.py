@@ -1,16 +1,6 @@
-"""RM training throughput, ours vs TRL's RewardTrainer: python scripts/bench_train_rm.py"""
+"""RM training throughput, ours vs TRL's RewardTrainer: an alias of `rmlab bench-train-rm [bench.steps=8]`."""
 
-import hydra
-from omegaconf import DictConfig
-
-from rmlab.cli import run
-from rmlab.training.throughput import benchmark
-
-
-@hydra.main(version_base="1.3", config_path="../conf", config_name="bench_train_rm")
-def main(cfg: DictConfig) -> None:
-    benchmark(cfg)
-
+from rmlab.cli import alias
 
 if __name__ == "__main__":
-    run(main)
+    alias("bench_train_rm")

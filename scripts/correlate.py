@@ -1,16 +1,7 @@
-"""Reward-model benchmarks vs their policies' downstream scores: python scripts/correlate.py runs=<dir or glob>"""
+"""Reward-model benchmark scores vs their policies' downstream scores:
+an alias of `rmlab correlate runs=<dir or glob>`."""
 
-import hydra
-from omegaconf import DictConfig
-
-from rmlab.analysis.correlation_study import correlate
-from rmlab.cli import run
-
-
-@hydra.main(version_base="1.3", config_path="../conf", config_name="correlate")
-def main(cfg: DictConfig) -> None:
-    correlate(cfg)
-
+from rmlab.cli import alias
 
 if __name__ == "__main__":
-    run(main)
+    alias("correlate")

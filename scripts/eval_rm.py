@@ -1,16 +1,7 @@
-"""Score a reward model on a benchmark: python scripts/eval_rm.py model=<name | hub id | dir> benchmark=rm_bench"""
+"""Score a reward model on RM-Bench, RewardBench or RewardMATH:
+an alias of `rmlab eval-rm model=<name | hub id | dir> benchmark=rm_bench`."""
 
-import hydra
-from omegaconf import DictConfig
-
-from rmlab.cli import run
-from rmlab.rm_eval.evaluate import evaluate_rm
-
-
-@hydra.main(version_base="1.3", config_path="../conf", config_name="eval_rm")
-def main(cfg: DictConfig) -> None:
-    evaluate_rm(cfg)
-
+from rmlab.cli import alias
 
 if __name__ == "__main__":
-    run(main)
+    alias("eval_rm")

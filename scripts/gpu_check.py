@@ -1,16 +1,7 @@
-"""A few minutes on a lent GPU: scoring, generation, training and throughput checks: python scripts/gpu_check.py"""
+"""A few minutes on a GPU: scoring, generation, training and throughput checks:
+an alias of `rmlab gpu-check [model=<dir>]`."""
 
-import hydra
-from omegaconf import DictConfig
-
-from rmlab.cli import run
-from rmlab.pipelines.gpu_check import gpu_check
-
-
-@hydra.main(version_base="1.3", config_path="../conf", config_name="gpu_check")
-def main(cfg: DictConfig) -> None:
-    gpu_check(cfg)
-
+from rmlab.cli import alias
 
 if __name__ == "__main__":
-    run(main)
+    alias("gpu_check")

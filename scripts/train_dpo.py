@@ -1,16 +1,7 @@
-"""Train a DPO model with TRL: python scripts/train_dpo.py preference=hh_rlhf model=<sft model>"""
+"""Train a DPO model with TRL (an implicit reward model):
+an alias of `rmlab train-dpo preference=hh_rlhf model=<sft model>`."""
 
-import hydra
-from omegaconf import DictConfig
-
-from rmlab.cli import run
-from rmlab.training.train_dpo import train_dpo
-
-
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train_dpo")
-def main(cfg: DictConfig) -> None:
-    train_dpo(cfg)
-
+from rmlab.cli import alias
 
 if __name__ == "__main__":
-    run(main)
+    alias("train_dpo")

@@ -1,16 +1,7 @@
-"""Train a classifier reward model: python scripts/train_rm.py preference=hh_rlhf model=<backbone> recipe=rm"""
+"""Train a classifier reward model (Bradley-Terry, PyTorch Lightning):
+an alias of `rmlab train-rm preference=hh_rlhf model=<backbone>`."""
 
-import hydra
-from omegaconf import DictConfig
-
-from rmlab.cli import run
-from rmlab.training.train_rm import train_reward_model
-
-
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train_rm")
-def main(cfg: DictConfig) -> None:
-    train_reward_model(cfg)
-
+from rmlab.cli import alias
 
 if __name__ == "__main__":
-    run(main)
+    alias("train_rm")

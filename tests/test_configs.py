@@ -31,12 +31,19 @@ def test_model_configs_compose(tmp_path, model):
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiments_compose(tmp_path, experiment):
-    """Each experiment starts with ``# @package _global_`` and names its command, which must compose."""
-    text = (ROOT / "experiments" / f"{experiment}.yaml").read_text()
+    """Each experiment starts with ``# @package _global_``, declares its entry point (``entry:``) and names the
+    command that runs it, which must compose."""
+    from rmlab.cli.entries import by_config
+    from rmlab.cli.experiments import declared_entries
+
+    path = ROOT / "experiments" / f"{experiment}.yaml"
+    text = path.read_text()
     assert text.splitlines()[0] == "# @package _global_"
-    command = re.search(rf"python scripts/(\w+)\.py experiment={experiment}\b", text)
-    assert command, f"{experiment}.yaml does not give the command that runs it"
-    entry = command.group(1)
+    declared = declared_entries(path)
+    assert declared, f"{experiment}.yaml declares no entry point (entry: <conf/*.yaml name>)"
+    entry = declared[0]
+    command = f"rmlab {by_config(entry).command} experiment={experiment}"
+    assert re.search(rf"{command}\b", text), f"{experiment}.yaml does not give the command that runs it: {command}"
     assert (ROOT / "scripts" / f"{entry}.py").is_file() and (ROOT / "conf" / f"{entry}.yaml").is_file()
     if entry == "run_experiment":  # a pipeline: its own config, and every stage's config with its overrides
         _check_pipeline(tmp_path, experiment)

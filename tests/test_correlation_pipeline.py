@@ -251,7 +251,7 @@ def test_cpu_study_end_to_end_resumes_and_fans_out(tmp_path, tiny_classifier_dir
 
 
 def test_a_stage_with_a_launcher_runs_as_a_child_process(tmp_path, tiny_classifier_dir, rm_bench_dir, data_dir):
-    """``launch`` (e.g. accelerate launch at scale) runs the stage as ``<launch> scripts/<entry>.py <overrides>``
+    """``launch`` (e.g. accelerate launch at scale) runs the stage as ``<launch> -m rmlab.cli <entry> <overrides>``
     in a child process, into the same directory, with its wall time recorded; a second call reuses it."""
     from rmlab.pipelines.stages import run_stage, stage_record
 

@@ -136,10 +136,11 @@ def reward_signal(cfg: DictConfig) -> dict:
         "batch_size": cfg.batch_size,
         "device": device,
     }
+    queries = [q for q in ids for _ in range(k)]
     sampled = generate_ids(
-        policy, [q for q in ids for _ in range(k)], do_sample=True, temperature=r.temperature, seed=cfg.seed, **kw
+        policy, queries, do_sample=True, temperature=r.temperature, seed=cfg.seed, progress="samples", **kw
     )
-    greedy = generate_ids(policy, ids, **kw)
+    greedy = generate_ids(policy, ids, progress="greedy responses", **kw)
     with torch.inference_mode():
         rs = reward.score([p for p in turns for _ in range(k)], sampled).double().numpy().reshape(len(ids), k)
         rg = reward.score(turns, greedy).double().numpy()

@@ -25,14 +25,18 @@ def generate_ids(
     do_sample: bool = False,
     temperature: float = 1.0,
     seed: int = 0,
+    progress: str | None = None,
 ) -> list[list[int]]:
-    """Response token ids per query (up to and including the first EOS; no padding)."""
+    """Response token ids per query (up to and including the first EOS; no padding); ``progress``: the label of a
+    progress bar over the batches (none without it)."""
     if pad_id == eos_id:
         raise ValueError("generation needs a pad token distinct from EOS, so that a response's EOS is visible")
     order = sorted(range(len(queries)), key=lambda i: len(queries[i]))
     out: list[list[int]] = [[] for _ in queries]
     gen = torch.Generator().manual_seed(seed)
-    for lo in range(0, len(order), batch_size):
+    from tqdm.auto import tqdm
+
+    for lo in tqdm(range(0, len(order), batch_size), desc=progress, unit="batch", disable=progress is None):
         idx = order[lo : lo + batch_size]
         width = max(len(queries[i]) for i in idx)
         ids = torch.full((len(idx), width), pad_id, dtype=torch.long)

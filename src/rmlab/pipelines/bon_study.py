@@ -22,12 +22,13 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from rmlab.analysis.bon_study import positive_control, study_correlations, study_markdown, study_rows
-from rmlab.pipelines.stages import plan_stage, run_stage, stage_record
+from rmlab.pipelines.stages import PipelineProgress, plan_stage, run_stage, stage_record, with_stage_overrides
 from rmlab.utils.io import write_json, write_text
 
 log = logging.getLogger(__name__)
@@ -75,12 +76,16 @@ def run_bon_study(cfg: DictConfig) -> dict:
     base = [f"policy={p.policy}", f"task={p.task}", seed]
 
     decisions = []
+    progress = PipelineProgress()
 
     def stage(entry, over, parent, name, extra_runtime=()):
+        over = with_stage_overrides(p, entry, over)
         out_dir, identity = plan_stage(parent, name, entry, over, stages_root=root)
+        start = time.perf_counter()
         result = run_stage(
             entry, over, out_dir, identity=identity, runtime=[*runtime, *extra_runtime], code_change=code_change
         )
+        progress(f"{parent.name}/{name}", out_dir, time.perf_counter() - start)
         record = stage_record(out_dir)
         decisions.append({"stage": f"{parent.name}/{name}", "out_dir": str(out_dir), **record["decisions"][-1]})
         write_json(out / "stages.json", decisions)  # as it goes: a long study shows its progress

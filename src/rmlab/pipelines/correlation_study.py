@@ -32,12 +32,13 @@ then reuses them all and correlates. ``pipeline.dry_run=true`` writes the plan a
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from rmlab.pipelines.stages import STAGES, plan_stage, run_stage, stage_record
+from rmlab.pipelines.stages import STAGES, PipelineProgress, plan_stage, run_stage, stage_record, with_stage_overrides
 from rmlab.utils.io import write_json, write_text
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ def plan_study(cfg: DictConfig) -> list[Stage]:
     stages: list[Stage] = []
 
     def add(branch, step, entry, overrides, parent, name, launch=(), extra_runtime=()):
+        overrides = with_stage_overrides(p, entry, overrides)
         out_dir, identity = plan_stage(parent, name, entry, overrides, stages_root=root)
         stages.append(
             Stage(
@@ -226,7 +228,9 @@ def run_correlation_study(cfg: DictConfig) -> dict:
             print(f"{s.branch:>24}  {s.step:<20} {s.out_dir}\n{'':>26}{' '.join(s.overrides)}")
         return {"plan": [{**asdict(s), "done": s.done} for s in todo]}
     rows = []
+    progress = PipelineProgress(len(todo))
     for s in todo:
+        start = time.perf_counter()
         run_stage(
             s.entry,
             s.overrides,
@@ -236,6 +240,7 @@ def run_correlation_study(cfg: DictConfig) -> dict:
             launch=s.launch,
             code_change=str(p.get("code_change", "rerun")),
         )
+        progress(f"{s.branch}/{s.step}", Path(s.out_dir), time.perf_counter() - start)
         record = stage_record(Path(s.out_dir))
         last = record["decisions"][-1]
         rows.append(

@@ -78,6 +78,31 @@ def plan_stage(
     return Path(parent) / f"{name}-{identity_hash(identity)}", identity
 
 
+def with_stage_overrides(pipeline: DictConfig, entry: str, overrides: Sequence[str]) -> list[str]:
+    """``overrides`` plus ``pipeline.stage_overrides.<entry>`` (``debug=fast`` sets them): appended last, so they win
+    over the experiment's own, and part of the stage's identity like any other override."""
+    extra = (pipeline.get("stage_overrides") or {}).get(entry) or []
+    return [*overrides, *extra]
+
+
+class PipelineProgress:
+    """One log line per finished stage: ``stage k of n: <name> <decision> in <s> (<elapsed> elapsed)``; ``n`` is
+    left out where a pipeline does not know its stage count ahead."""
+
+    def __init__(self, total: int | None = None) -> None:
+        self.total, self.done, self.start = total, 0, time.perf_counter()
+
+    def __call__(self, name: str, out_dir: Path, seconds: float) -> None:
+        self.done += 1
+        decision = (stage_record(out_dir).get("decisions") or [{}])[-1].get("decision", "?")
+        of = f" of {self.total}" if self.total else ""
+        elapsed = time.perf_counter() - self.start
+        log.info(
+            "stage %d%s: %s %s in %.0f s (%d min %02d s elapsed)",
+            self.done, of, name, "reused" if decision == "reuse" else decision, seconds, elapsed // 60, elapsed % 60,
+        )  # fmt: skip
+
+
 def stage_record(out_dir: Path) -> dict:
     """What ``run_stage`` recorded for a stage: entry, overrides, identity, code, decisions (empty if none)."""
     path = Path(out_dir) / "stage.json"
@@ -153,8 +178,8 @@ def run_stage(
     the ``done`` file's content.
 
     With ``launch`` (e.g. ``["accelerate", "launch", "--config_file", "conf/accelerate/deepspeed_zero3.yaml"]``) the
-    stage runs as ``<launch> scripts/<entry>.py <overrides>`` in a child process instead (several GPUs). Either way
-    ``stage.json`` records the overrides, identity, code version, wall time and the decision with its reason."""
+    stage runs as ``<launch> -m rmlab.cli <entry> <overrides>`` (the ``rmlab`` command) in a child process instead
+    (several GPUs). Either way ``stage.json`` records the overrides, identity, code version, wall time and the decision with its reason."""
     from rmlab.utils.config import ROOT, compose_config, rewrite_model_overrides
 
     kind = stage_kind(entry)
@@ -185,7 +210,7 @@ def run_stage(
     record = _note(out_dir, record, decision, reason, **extra)
     start = time.perf_counter()
     if launch:
-        cmd = [*launch, str(ROOT / "scripts" / f"{entry}.py"), *overrides, *runtime, f"hydra.run.dir={out_dir}"]
+        cmd = [*launch, "-m", "rmlab.cli", entry, *overrides, *runtime, f"hydra.run.dir={out_dir}"]  # = rmlab <entry>
         subprocess.run(cmd, cwd=ROOT, check=True)
     else:
         cfg = compose_config(entry, rewrite_model_overrides([*overrides, *runtime], kind.groups))

@@ -104,7 +104,30 @@ def build_callbacks(cfg, run_dir: Path) -> list:
         save_top_k=0,
         every_n_train_steps=cfg.recipe.get("checkpoint_every_n_steps") or None,
     )
-    callbacks = [ckpt]
+    callbacks = [ckpt, StepHistory()]
     if cfg.logger.get("type", "none") != "none":
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     return callbacks
+
+
+def _callback_base():
+    from pytorch_lightning.callbacks import Callback
+
+    return Callback
+
+
+class StepHistory(_callback_base()):
+    """The training scalars at each optimizer step (loss, accuracy, margin, gradient norm, learning rate): the
+    rows of ``curves.png`` and ``train_history.jsonl``, whatever logger the run uses."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.rows and self.rows[-1]["step"] == trainer.global_step:
+            return  # a micro-batch inside a gradient accumulation
+        row = {
+            k.removeprefix("train/"): float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")
+        }
+        row["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"]) if trainer.optimizers else None
+        self.rows.append({"step": trainer.global_step, **row})

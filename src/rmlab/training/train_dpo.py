@@ -39,6 +39,7 @@ from rmlab.training.resume import resolve_resume
 from rmlab.training.train_rm import evaluate_trained
 from rmlab.utils.io import write_json, write_jsonl
 from rmlab.utils.loggers import hf_report_to
+from rmlab.utils.plots import training_curves
 from rmlab.utils.run_info import run_info
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,9 @@ def heldout_rewards(scorer: ImplicitRewardScorer, rows: list[dict], batch_pairs:
     ]
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i].input_ids))
     out = np.empty(len(encoded))
-    for lo in range(0, len(order), 2 * batch_pairs):
+    from tqdm.auto import tqdm
+
+    for lo in tqdm(range(0, len(order), 2 * batch_pairs), desc="held-out pairs", unit="batch"):
         idx = order[lo : lo + 2 * batch_pairs]
         out[idx] = scorer([encoded[i] for i in idx])
     return out.reshape(-1, 2)
@@ -172,6 +175,15 @@ class _PreTokenizedDPOTrainer:
 
             cls._cls = PreTokenizedDPOTrainer
         return cls._cls
+
+
+CURVES = {  # TRL's DPO log keys -> panel titles
+    "loss": "loss",
+    "rewards/accuracies": "pair accuracy",
+    "rewards/margins": "reward margin",
+    "grad_norm": "grad norm",
+    "learning_rate": "lr",
+}
 
 
 def train_dpo(cfg: DictConfig) -> dict:
@@ -275,6 +287,9 @@ def train_dpo(cfg: DictConfig) -> dict:
         "resume": resumed,
     }
     write_jsonl(run_dir / "log_history.jsonl", trainer.state.log_history)
+    if trainer.state.log_history:  # beside train_metrics.json: TRL's curves whatever the logger
+        curves = training_curves(trainer.state.log_history, CURVES, path=run_dir / "curves.png", title=resolved.spec)
+        metrics["curves"] = str(curves)
     model_dir = save_model_dir(
         trained,
         tokenizer,

@@ -120,7 +120,7 @@ def heldout_comparison(
     out, rewards, responses = {}, {}, {}
     for name, model in (("sft", sft), ("trained", trained)):
         model.eval()
-        responses[name] = generate_ids(model, queries, **kw)
+        responses[name] = generate_ids(model, queries, **kw, progress=f"held-out responses ({name})")
         with torch.inference_mode():
             rewards[name] = reward.score(prompts, responses[name]).double().numpy()
         has_eos = np.array([bool(r) and r[-1] == tokenizer.eos_token_id for r in responses[name]])

@@ -32,11 +32,15 @@ from rmlab.training.distributed import ReplicaCheck, check_relaunch
 from rmlab.training.resume import resolve_resume
 from rmlab.training.rm_data import PreferenceDataModule, lightning_position
 from rmlab.training.rm_module import RewardModelModule
-from rmlab.training.setup import build_callbacks, build_lightning_logger, prepare_trainable
-from rmlab.utils.io import write_json
+from rmlab.training.setup import StepHistory, build_callbacks, build_lightning_logger, prepare_trainable
+from rmlab.utils.io import write_json, write_jsonl
+from rmlab.utils.plots import training_curves
 from rmlab.utils.run_info import run_info
 
 log = logging.getLogger(__name__)
+
+
+CURVES = {"loss": "loss", "accuracy": "pair accuracy", "margin": "reward margin", "grad_norm": "grad norm", "lr": "lr"}
 
 
 def train_reward_model(cfg: DictConfig) -> dict:
@@ -146,6 +150,10 @@ def train_reward_model(cfg: DictConfig) -> dict:
         },
     )
     metrics["model_dir"] = str(model_dir)
+    (history,) = [c.rows for c in trainer.callbacks if isinstance(c, StepHistory)]
+    if history and trainer.is_global_zero:  # beside train_metrics.json: the curves whatever the logger
+        write_jsonl(run_dir / "train_history.jsonl", history)
+        metrics["curves"] = str(training_curves(history, CURVES, path=run_dir / "curves.png", title=resolved.spec))
     metrics["wall_seconds"] = time.perf_counter() - t0
     metrics["run"] = run_info(cfg.paths.root_dir)
     write_json(run_dir / "train_metrics.json", metrics)

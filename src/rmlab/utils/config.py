@@ -15,8 +15,13 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-ROOT = Path(__file__).resolve().parents[3]  # the repository (src/rmlab/utils/config.py -> repo)
-CONF_DIR = ROOT / "conf"
+_CHECKOUT = Path(__file__).resolve().parents[3]  # the repository, in a source checkout (src/rmlab/utils/config.py)
+_PACKAGED_CONF = Path(__file__).resolve().parents[1] / "_conf"  # a wheel: conf/ and experiments/ ship in the package
+IN_CHECKOUT = (_CHECKOUT / "conf").is_dir() and (_CHECKOUT / "src" / "rmlab").is_dir()
+# The project root that paths/default.yaml starts from (RMLAB_ROOT): the checkout (an editable install too), or the
+# working directory when rmlab runs from a wheel (logs/ and .cache/ land there; RMLAB_* variables move them).
+ROOT = _CHECKOUT if IN_CHECKOUT else Path.cwd()
+CONF_DIR = _CHECKOUT / "conf" if IN_CHECKOUT else _PACKAGED_CONF
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +52,19 @@ if not OmegaConf.has_resolver("native_bf16"):  # ${native_bf16:bf16-mixed,32-tru
 MODEL_GROUP = "model"
 
 
-def _is_config(group: str, name: str) -> bool:
-    return (CONF_DIR / MODEL_GROUP / f"{name}.yaml").is_file()
+def conf_dirs(argv: list[str] = ()) -> list[Path]:
+    """The config directories Hydra searches: the project's, then the ``file://`` entries of a
+    ``hydra.searchpath=[file:///my/conf,...]`` override in ``argv`` (a user's own configs)."""
+    dirs = [CONF_DIR]
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+~") == "hydra.searchpath":
+            dirs += [Path(v.strip().strip("'\"")[7:]) for v in value.strip("[]").split(",") if "file://" in v]
+    return dirs
+
+
+def _is_config(group: str, name: str, dirs: list[Path] | None = None) -> bool:
+    return any((d / MODEL_GROUP / f"{name}.yaml").is_file() for d in dirs or [CONF_DIR])
 
 
 def _choice(group: str) -> str:
@@ -91,7 +107,7 @@ def rewrite_model_overrides(argv: list[str], groups: tuple[str, ...] = ("model",
             out.append(arg)
             continue
         values = value.split(",")
-        is_cfg = [_is_config(group, v) for v in values]
+        is_cfg = [_is_config(group, v, conf_dirs(argv)) for v in values]
         prefix = key[: len(key) - len(group)]
         if all(is_cfg):
             out.append(f"{prefix}{_choice(group)}={value}")

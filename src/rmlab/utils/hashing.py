@@ -12,12 +12,27 @@ def stable_hash(obj: object, length: int = 16) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:length]
 
 
-def file_sha256(path, chunk: int = 1 << 22) -> str:
-    """SHA-256 of a file's bytes, read in chunks (multi-GB checkpoints)."""
+def file_sha256(path, chunk: int = 1 << 22, progress_over: int = 1 << 30) -> str:
+    """SHA-256 of a file's bytes, read in chunks (multi-GB checkpoints: a progress bar from ``progress_over`` bytes)."""
+    import os
+
+    from tqdm.auto import tqdm
+
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    size = os.path.getsize(path)
+    with (
+        open(path, "rb") as fh,
+        tqdm(
+            total=size,
+            unit="B",
+            unit_scale=True,
+            desc=f"hashing {os.path.basename(path)}",
+            disable=size < progress_over,
+        ) as bar,
+    ):
         while block := fh.read(chunk):
             h.update(block)
+            bar.update(len(block))
     return h.hexdigest()
 
 

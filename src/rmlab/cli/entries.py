@@ -1,0 +1,180 @@
+"""The entry points, once: each subcommand of ``rmlab``, its root config, the library function it calls and the
+config groups that take a model spec. ``scripts/<config>.py`` are aliases of these subcommands."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from omegaconf import DictConfig
+
+
+@dataclass(frozen=True)
+class Entry:
+    config: str  # conf/<config>.yaml (and scripts/<script>.py)
+    function: str  # "module:function" called with the composed config
+    summary: str  # one line for `rmlab --help`
+    usage: str  # the typical command line after `rmlab <command>`
+    groups: tuple[str, ...] = ("model",)  # config groups that take a model spec (model=<dir>, policy=<hub id>)
+    script: str | None = None  # scripts/<script>.py when it is not named like the config
+
+    @property
+    def command(self) -> str:
+        return (self.script or self.config).replace("_", "-")
+
+    def fn(self) -> Callable[[DictConfig], object]:
+        module, name = self.function.split(":")
+        return getattr(importlib.import_module(module), name)
+
+
+_POLICY = ("policy",)
+
+ENTRIES: dict[str, Entry] = {
+    e.command: e
+    for e in (
+        # reward models
+        Entry(
+            "eval_rm",
+            "rmlab.rm_eval.evaluate:evaluate_rm",
+            "score a reward model on RM-Bench, RewardBench or RewardMATH",
+            "model=<name | hub id | dir> benchmark=rm_bench",
+        ),
+        Entry(
+            "train_rm",
+            "rmlab.training.train_rm:train_reward_model",
+            "train a classifier reward model (Bradley-Terry, PyTorch Lightning)",
+            "preference=hh_rlhf model=<backbone>",
+        ),
+        Entry(
+            "train_dpo",
+            "rmlab.training.train_dpo:train_dpo",
+            "train a DPO model with TRL (an implicit reward model)",
+            "preference=hh_rlhf model=<sft model>",
+        ),
+        Entry(
+            "train_ppo",
+            "rmlab.training.train_ppo:train_ppo",
+            "PPO-train a policy against a reward model with TRL",
+            "reward_model=<RM dir> policy=<sft model>",
+            _POLICY,
+        ),
+        # policies
+        Entry(
+            "eval_policy",
+            "rmlab.policy_eval.evaluate:evaluate_policy",
+            "evaluate a policy on GSM8k, BBH, HumanEval+, MBPP+, ToxiGen, XSTest",
+            "policy=<hub id | dir | name> task=<task | all>",
+            _POLICY,
+        ),
+        Entry(
+            "best_of_n",
+            "rmlab.policy_eval.best_of_n:best_of_n",
+            "best-of-n sampling and reward overoptimization curves",
+            "policy=<spec> task=arithmetic reward_models.<name>=<spec>",
+            _POLICY,
+        ),
+        Entry(
+            "arena_hard",
+            "rmlab.policy_eval.arena_hard:evaluate_arena_hard",
+            "a policy's Arena-Hard-Auto v0.1 score, raw and style-controlled",
+            "policy=<hub id | dir | name> max_examples=20",
+            _POLICY,
+        ),
+        Entry(
+            "reward_signal",
+            "rmlab.analysis.reward_signal:reward_signal",
+            "spread of a reward model's scores over a policy's own samples",
+            "reward_model=<RM dir> [policy=<dir>]",
+            _POLICY,
+        ),
+        # experiments and analysis
+        Entry(
+            "run_experiment",
+            "rmlab.cli.adapters:run_pipeline",
+            "run a multi-stage experiment (train, evaluate, correlate; finished stages reused)",
+            "experiment=dpo_vs_classifier",
+        ),
+        Entry(
+            "correlate",
+            "rmlab.analysis.correlation_study:correlate",
+            "reward-model benchmark scores vs their policies' downstream scores",
+            "runs=<dir or glob>",
+        ),
+        Entry(
+            "make_tables",
+            "rmlab.analysis.tables:make_tables",
+            "the papers' tables (md, CSV, LaTeX) and heatmaps from run outputs",
+            "runs=<dir or glob>",
+        ),
+        Entry(
+            "compare",
+            "rmlab.cli.adapters:compare_benchmarks",
+            "reward models side by side on three benchmarks, with rank correlations",
+            "runs=<dir or glob>",
+            script="compare_benchmarks",
+        ),
+        Entry(
+            "leaderboard",
+            "rmlab.analysis.leaderboard:write_leaderboard",
+            "RewardMATH / RewardBench-math leaderboard from published score dumps",
+            "[dumps_dir=<dir>]",
+        ),
+        Entry(
+            "arena_hard_fidelity",
+            "rmlab.analysis.arena_hard:write_arena_hard_fidelity",
+            "Arena-Hard-Auto v0.1 scores from local verdicts vs the published ones",
+            "[n_rounds=1000]",
+        ),
+        Entry(
+            "xstest_agreement",
+            "rmlab.policy_eval.refusal_fidelity:report_agreement",
+            "agreement of a refusal labeler with the XSTest authors' labels",
+            "[labeler=judge]",
+        ),
+        # measurements
+        Entry(
+            "bench_scoring",
+            "rmlab.scoring.throughput:benchmark",
+            "scoring throughput vs a RewardBench-style pipeline and the matmul rate",
+            "[bench.prompts_per_domain=20]",
+        ),
+        Entry(
+            "bench_generation",
+            "rmlab.policy_eval.bench:benchmark",
+            "batched generation vs per-prompt generate; sandbox overhead",
+            "[bench.n_prompts=32]",
+            _POLICY,
+        ),
+        Entry(
+            "bench_train_rm",
+            "rmlab.training.throughput:benchmark",
+            "RM training throughput, ours vs TRL's RewardTrainer",
+            "[bench.steps=8]",
+        ),
+        Entry(
+            "gpu_check",
+            "rmlab.pipelines.gpu_check:gpu_check",
+            "a few minutes on a GPU: scoring, generation, training and throughput checks",
+            "[model=<dir>]",
+        ),
+    )
+}
+
+
+def find_entry(name: str) -> Entry:
+    """The entry point called ``name`` (``eval-rm``, ``eval_rm`` or a script's name), or a SystemExit that lists
+    the commands and the closest ones."""
+    import difflib
+
+    key = name.replace("_", "-").removesuffix(".py")
+    if key in ENTRIES:
+        return ENTRIES[key]
+    close = difflib.get_close_matches(key, list(ENTRIES), n=3, cutoff=0.5)
+    hint = f" Did you mean {' or '.join(close)}?" if close else ""
+    raise SystemExit(f"rmlab: no command {name!r}.{hint} Commands: {', '.join(ENTRIES)} (rmlab --help)")
+
+
+def by_config(config: str) -> Entry:
+    """The entry point whose root config is ``conf/<config>.yaml``."""
+    return next(e for e in ENTRIES.values() if e.config == config)
