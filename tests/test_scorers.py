@@ -6,6 +6,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from rmlab.models.chat_format import ChatFormatter
+from rmlab.scoring.peers import rewardbench_features, rewardbench_module
 from rmlab.scoring.scorers import ClassifierScorer, ImplicitRewardScorer
 
 PAIRS = [
@@ -121,19 +122,12 @@ TRIPLES = [(p, r, "I would rather not say.") for p, r in PAIRS]
 
 
 def _rewardbench_dpo():
-    """rewardbench 0.1.4's ``rewardbench/dpo.py``, loaded from the installed package by path: the package's
-    ``__init__`` imports its model zoo, which needs transformers 4; this module needs only torch and numpy."""
-    import importlib.metadata
-    import importlib.util
-
+    """rewardbench 0.1.4's ``rewardbench/dpo.py``, loaded from the installed package by path (the package's
+    ``__init__`` imports its model zoo, which needs transformers 4; this module needs only torch and numpy)."""
     try:
-        path = importlib.metadata.distribution("rewardbench").locate_file("rewardbench/dpo.py")
-    except importlib.metadata.PackageNotFoundError:
-        pytest.fail("rewardbench 0.1.4 is not installed; `make setup` installs it (pip install --no-deps)")
-    spec = importlib.util.spec_from_file_location("rewardbench_dpo", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+        return rewardbench_module("dpo.py")
+    except RuntimeError as err:
+        pytest.fail(str(err))
 
 
 def _rewardbench_rewards(dpo_module, policy, ref, tok, mode: str, prompt: str, chosen: str, rejected: str):
@@ -141,12 +135,7 @@ def _rewardbench_rewards(dpo_module, policy, ref, tok, mode: str, prompt: str, c
     ``rewardbench/utils.py:prepare_dialogue_from_tokenizer`` builds a single-turn example."""
     from types import SimpleNamespace
 
-    user = [{"role": "user", "content": prompt}]
-    feature = {
-        "prompt": tok.apply_chat_template(user, tokenize=False),
-        "text_chosen": tok.apply_chat_template(user + [{"role": "assistant", "content": chosen}], tokenize=False),
-        "text_rejected": tok.apply_chat_template(user + [{"role": "assistant", "content": rejected}], tokenize=False),
-    }
+    feature = rewardbench_features(tok, prompt, chosen, rejected)
     inference = dpo_module.DPOInference(policy, ref, tok, SimpleNamespace(device="cpu"), ref_free_norm=mode)
     row = inference.tokenize_row(feature)
     batch = {k: torch.tensor([v]) for k, v in row.items() if k.startswith(("chosen_", "rejected_"))}

@@ -130,6 +130,7 @@ def load_classifier(resolved: ResolvedModel, *, dtype: str, device: str, pad_tok
     """
     from transformers import AutoModelForSequenceClassification
 
+    dtype = resolve_dtype(dtype, device)[0]
     torch.manual_seed(seed)
     model, info = AutoModelForSequenceClassification.from_pretrained(
         resolved.path,
@@ -153,6 +154,7 @@ def load_classifier(resolved: ResolvedModel, *, dtype: str, device: str, pad_tok
 def load_causal_lm(resolved: ResolvedModel, *, dtype: str, device: str):
     from transformers import AutoModelForCausalLM
 
+    dtype = resolve_dtype(dtype, device)[0]
     model = AutoModelForCausalLM.from_pretrained(resolved.path, revision=resolved.revision, dtype=torch_dtype(dtype))
     return model.to(device).eval()
 
@@ -162,6 +164,20 @@ def torch_dtype(name: str) -> torch.dtype:
     if str(name) not in DTYPES:
         raise ValueError(f"dtype={name!r}: unknown; valid values: {', '.join(DTYPES)}")
     return DTYPES[str(name)]
+
+
+def resolve_dtype(name: str, device: str) -> tuple[str, str]:
+    """``(dtype, why)`` for a config's ``dtype`` on ``device``: a named dtype is itself; ``auto`` is bfloat16 where
+    bf16 is native (a CUDA device with bf16, a CPU with AVX512-BF16 or AMX) and float32 elsewhere, where PyTorch
+    would emulate bf16 at many times the cost."""
+    from rmlab.utils.config import native_bf16
+
+    if str(name) != "auto":
+        torch_dtype(name)
+        return str(name), "configured"
+    if native_bf16(device):
+        return "bfloat16", f"auto: bf16 is native on {device}"
+    return "float32", f"auto: bf16 is not native on {device} (it would be emulated)"
 
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")

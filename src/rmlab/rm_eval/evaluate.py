@@ -145,6 +145,7 @@ def _score(cfg: DictConfig, benchmark, items: list, on_batch) -> _Scored:
         labels=[r.label for r in requests],
         on_batch=on_batch,
         progress=cfg.scoring.get("progress", True),
+        packed=cfg.scoring.get("packed", True),
     )
     metrics, rows = benchmark.compute(
         items, scores, n_boot=cfg.bootstrap.n_boot, confidence=cfg.bootstrap.confidence, seed=cfg.seed
@@ -162,9 +163,12 @@ def _score(cfg: DictConfig, benchmark, items: list, on_batch) -> _Scored:
             "from_cache": stats.cached,
             "scored": stats.scored,
             "tokens_scored": stats.tokens_scored,
+            "tokens_shared": stats.tokens_shared,
             "tokens_per_second": stats.tokens_per_second,
             "padding_fraction": stats.padding_fraction,
             "seconds": stats.seconds,
+            "dtype": plan.dtype_choice,
+            "packed": bool(cfg.scoring.get("packed", True)),
         },
     )
 

@@ -22,8 +22,8 @@ from rmlab.models.loading import (
     load_tokenizer,
     pick_device,
     require_same_vocabulary,
+    resolve_dtype,
     resolve_model,
-    torch_dtype,
 )
 from rmlab.scoring.scorers import SCORERS, TOKEN_SETS
 from rmlab.utils.hashing import stable_hash
@@ -39,6 +39,7 @@ class ScorerPlan:
     describe: dict
     factory: Callable[[], object]
     formatting: dict | None = None  # where the formatting came from (ModelHandle.describe)
+    dtype_choice: dict | None = None  # the configured dtype, the one used, and why (``auto`` resolves per device)
 
     @property
     def cache_key(self) -> str:
@@ -51,8 +52,8 @@ def model_display_name(model_cfg) -> str:
 
 def plan_scorer(model_cfg, *, cache_dir: str, device: str = "auto", seed: int = 0) -> ScorerPlan:
     """Resolve ``model_cfg`` (see ``conf/model/*.yaml``) into a :class:`ScorerPlan`."""
-    torch_dtype(model_cfg.get("dtype", "float32"))  # a mistyped dtype or device fails before any work
     device = pick_device(device)
+    dtype, dtype_why = resolve_dtype(str(model_cfg.get("dtype", "float32")), device)  # a mistyped one fails here
     handle = open_model(model_cfg, cache_dir=cache_dir)
     resolved = handle.resolved
     architectures = checkpoint_architectures(resolved)
@@ -62,7 +63,8 @@ def plan_scorer(model_cfg, *, cache_dir: str, device: str = "auto", seed: int = 
         log.info("model %s: kind 'auto' -> %s (from its config.json architectures)", resolved.spec, kind)
     SCORERS[kind]  # unknown kinds fail here, with the list of valid ones
     tokenizer, formatter = handle.tokenizer, handle.formatter
-    dtype, max_length = str(model_cfg.get("dtype", "float32")), int(model_cfg.get("max_length", 2048))
+    max_length = int(model_cfg.get("max_length", 2048))
+    log.info("model %s: dtype %s (%s)", resolved.spec, dtype, dtype_why)
     describe = {
         "scorer": kind,
         "model": resolved.fingerprint,
@@ -110,7 +112,11 @@ def plan_scorer(model_cfg, *, cache_dir: str, device: str = "auto", seed: int = 
     describe_all = {**describe, "spec": resolved.spec, "reference_spec": describe.get("reference") and reference}
     log.info("scorer: %s", describe_all)
     return ScorerPlan(
-        name=model_display_name(model_cfg), describe=describe, factory=factory, formatting=handle.describe()
+        name=model_display_name(model_cfg),
+        describe=describe,
+        factory=factory,
+        formatting=handle.describe(),
+        dtype_choice={"configured": str(model_cfg.get("dtype", "float32")), "used": dtype, "why": dtype_why},
     )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from rmlab.scoring.batching import length_batches, padding_fraction
+from rmlab.scoring.batching import Batch, padding_fraction, plan_batches
 from rmlab.scoring.cache import ScoreCache
 from rmlab.utils.hashing import text_hash
 
@@ -29,6 +29,7 @@ class ScoringStats:
     cached: int = 0
     scored: int = 0
     tokens_scored: int = 0
+    tokens_shared: int = 0  # prompt tokens encoded once for several responses instead of once each
     truncated: int = 0
     padding_fraction: float = 0.0
     seconds: float = 0.0
@@ -55,12 +56,16 @@ def score_pairs(
     labels: Sequence[str] | None = None,
     on_batch: Callable[[int], None] | None = None,
     progress: bool = True,
+    packed: bool = True,
 ) -> tuple[np.ndarray, ScoringStats]:
     """Scores for ``pairs`` (duplicates scored once), computing only what ``cache`` lacks.
 
     :param scorer_factory: builds the scorer (loads the model); called only if something must be computed.
     :param labels: a name per pair for error messages (e.g. ``chat/17/chosen/concise``).
     :param on_batch: called with the batch number after each batch is stored (progress hooks, tests).
+    :param packed: lay each pass's sequences end to end without padding, a prompt's shared tokens once
+        (:mod:`rmlab.scoring.forward`; scorers whose models allow it, ``scorer.packs``); scores equal the padded,
+        unshared ones to rounding. Otherwise right-padded, length-bucketed batches.
     """
     keys = [pair_key(p, r) for p, r in pairs]
     unique: dict[str, int] = {}
@@ -78,16 +83,25 @@ def score_pairs(
         for k in tqdm(ukeys, desc="tokenising", disable=not progress, mininterval=2):
             prompt, response = pairs[unique[k]]
             encoded[k] = scorer.encode(prompt, response)
-        lengths = [len(encoded[k].input_ids) for k in ukeys]
-        plan = [[ukeys[i] for i in b] for b in length_batches(lengths, batch_size=batch_size, max_tokens=max_tokens)]
-        plan = [b for b in plan if not all(k in cache for k in b)]
-        stats.padding_fraction = padding_fraction(
-            [len(encoded[k].input_ids) for b in plan for k in b],
-            _reindex(plan),
+        packs = packed and getattr(scorer, "packs", False)
+        groups = _prompt_groups(ukeys, pairs, unique)
+        plan = plan_batches(
+            [[encoded[k].input_ids for k in g] for g in groups],
+            batch_size=batch_size,
+            max_tokens=max_tokens,
+            packed=packs,
         )
+        plan = [Batch([groups[g][i] for g, i in b.members], b.runs) for b in plan]
+        plan = [b for b in plan if not all(k in cache for k in b.members)]
+        if not packs:
+            stats.padding_fraction = padding_fraction(
+                [len(encoded[k].input_ids) for b in plan for k in b.members], _reindex([b.members for b in plan])
+            )
         t0 = time.perf_counter()
-        for n, batch in enumerate(tqdm(plan, desc="scoring", unit="batch", disable=not progress)):
-            scores = scorer([encoded[k] for k in batch])
+        for n, planned in enumerate(tqdm(plan, desc="scoring", unit="batch", disable=not progress)):
+            batch = planned.members
+            rows = [encoded[k] for k in batch]
+            scores = scorer(rows) if planned.runs is None else scorer(rows, runs=planned.runs)
             for k, s in zip(batch, scores):
                 if not math.isfinite(float(s)):
                     where = labels[unique[k]] if labels else f"pair #{unique[k]}"
@@ -95,11 +109,21 @@ def score_pairs(
             cache.add({k: float(s) for k, s in zip(batch, scores)})
             stats.scored += len(batch)
             stats.tokens_scored += sum(len(encoded[k].input_ids) for k in batch)
+            stats.tokens_shared += sum((count - 1) * prefix for count, prefix in planned.runs or [])
             stats.batches += 1
             if on_batch is not None:
                 on_batch(n)
         stats.seconds = time.perf_counter() - t0
     return np.array([cache.get(k) for k in keys], dtype=np.float64), stats
+
+
+def _prompt_groups(ukeys: list[str], pairs, unique: dict[str, int]) -> list[list[str]]:
+    """Unique pairs grouped by prompt, in order of first appearance."""
+    groups: dict[str, list[str]] = {}
+    for k in ukeys:
+        prompt = pairs[unique[k]][0]
+        groups.setdefault(prompt if isinstance(prompt, str) else json.dumps(prompt), []).append(k)
+    return list(groups.values())
 
 
 def _reindex(plan: list[list[str]]) -> list[list[int]]:

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from rmlab.models.chat_format import ChatFormatter
+from rmlab.scoring.forward import backbone_of, fast_path, last_hidden, scored_logprobs, token_logprobs
 from rmlab.utils.registry import Registry
 
 SCORERS: Registry[type] = Registry("scorer")
@@ -77,6 +78,8 @@ class ClassifierScorer:
     def __init__(self, model, tokenizer, formatter: ChatFormatter, *, max_length: int, device: str):
         self.model, self.tokenizer, self.formatter = model, tokenizer, formatter
         self.max_length, self.device = max_length, device
+        # a decoder with a per-position linear head, on the fast path: packed rows, a prompt's tokens encoded once
+        self.packs = isinstance(getattr(model, "score", None), torch.nn.Linear) and fast_path(model)
 
     def encode(self, prompt: str, response: str) -> Encoded:
         pair = self.formatter.format(prompt, response)
@@ -84,7 +87,12 @@ class ClassifierScorer:
         return truncate_left(ids, 0, self.max_length)
 
     @torch.inference_mode()
-    def __call__(self, batch: list[Encoded]) -> np.ndarray:
+    def __call__(self, batch: list[Encoded], runs: list[tuple[int, int]] | None = None) -> np.ndarray:
+        """Scores of ``batch``: one packed row when ``runs`` (consecutive ``(count, shared prefix length)``, see
+        :func:`rmlab.scoring.forward.pack`) is given and the model packs, else a right-padded batch."""
+        if runs is not None and self.packs:
+            hidden = last_hidden(self.model, [e.input_ids for e in batch], runs)
+            return self.model.score(hidden)[:, 0].double().cpu().numpy()
         ids, mask = _pad(batch, self.tokenizer.pad_token_id, self.device)
         return classifier_rewards(self.model, ids, mask).double().cpu().numpy()
 
@@ -110,15 +118,22 @@ def response_logprobs(
 ) -> list[torch.Tensor]:
     """Per-row float32 log-probs of the response tokens (positions ``starts[row]`` .. last attended).
 
-    Only the positions that predict a response token go through the LM head: the model's own ``logits_to_keep``
-    takes a boolean mask, so its head (with any soft-capping or scaling) is applied as the model defines it.
+    Models on the fast path (:func:`rmlab.scoring.forward.fast_path`) run the head only at the positions that
+    predict a response token, a chunk at a time (:func:`~rmlab.scoring.forward.token_logprobs`). Others take the
+    model's own ``logits_to_keep`` with a boolean mask, so their head (with any soft-capping or scaling) is applied
+    as the model defines it.
     """
     lengths = attention_mask.sum(dim=1).tolist()
     bounds = [(max(int(s), 1), int(n)) for s, n in zip(starts, lengths)]  # token 0 has no prediction
+    targets = torch.cat([input_ids[row, start:end] for row, (start, end) in enumerate(bounds)])
+    if fast_path(model):  # the backbone on the padded batch, the head only at the scored positions, chunked
+        hidden = backbone_of(model)(input_ids=input_ids, attention_mask=causal_mask_arg(attention_mask))
+        picked = torch.cat([hidden.last_hidden_state[row, s - 1 : n - 1] for row, (s, n) in enumerate(bounds)])
+        logps = token_logprobs(model.get_output_embeddings(), picked, targets)
+        return list(torch.split(logps, [end - start for start, end in bounds]))
     keep = torch.zeros_like(attention_mask, dtype=torch.bool)
     for row, (start, end) in enumerate(bounds):
         keep[row, start - 1 : end - 1] = True  # position t-1 predicts token t
-    targets = torch.cat([input_ids[row, start:end] for row, (start, end) in enumerate(bounds)])
     if _accepts_logits_to_keep(model):
         logits = model(input_ids=input_ids, attention_mask=causal_mask_arg(attention_mask), logits_to_keep=keep).logits
         logits = logits.reshape(-1, logits.shape[-1])  # (response tokens in the batch, vocab)
@@ -171,6 +186,7 @@ class ImplicitRewardScorer:
         self.policy, self.reference, self.mode, self.tokens = policy, reference, mode, tokens
         self.tokenizer, self.formatter = tokenizer, formatter
         self.max_length, self.device = max_length, device
+        self.packs = all(fast_path(m) for m in (policy, reference) if m is not None)  # see ClassifierScorer
 
     def encode(self, prompt: str, response: str) -> Encoded:
         """The ids of the conversation and where its scored part starts (``tokens``, see the module docstring)."""
@@ -195,14 +211,21 @@ class ImplicitRewardScorer:
         ids = [bos, *full, tok.eos_token_id]
         return truncate_left(ids, 1 + start, self.max_length)
 
-    @torch.inference_mode()
-    def __call__(self, batch: list[Encoded]) -> np.ndarray:
+    def _logprobs(self, model, batch: list[Encoded], runs: list[tuple[int, int]] | None) -> list[torch.Tensor]:
+        if runs is not None and self.packs:
+            return scored_logprobs(model, [e.input_ids for e in batch], [e.response_start for e in batch], runs)
         ids, mask = _pad(batch, self.tokenizer.pad_token_id, self.device)
-        starts = torch.tensor([e.response_start for e in batch])
-        policy = response_logprobs(self.policy, ids, mask, starts)
+        return response_logprobs(model, ids, mask, torch.tensor([e.response_start for e in batch]))
+
+    @torch.inference_mode()
+    def __call__(self, batch: list[Encoded], runs: list[tuple[int, int]] | None = None) -> np.ndarray:
+        """Rewards of ``batch``: one packed row when ``runs`` is given and the models pack (as
+        :meth:`ClassifierScorer.__call__`), else right-padded batches."""
+        policy = self._logprobs(self.policy, batch, runs)
         if self.reference is not None:
             # the same model as its own reference (a DPO policy before training): every reward is exactly 0
-            ref = policy if self.reference is self.policy else response_logprobs(self.reference, ids, mask, starts)
+            same = self.reference is self.policy
+            ref = policy if same else self._logprobs(self.reference, batch, runs)
             rewards = [(p - r).sum() for p, r in zip(policy, ref)]
         elif self.mode == "sum":
             rewards = [p.sum() for p in policy]

@@ -29,13 +29,17 @@ if not OmegaConf.has_resolver("basename"):  # ${basename:/a/b/c} -> c (W&B group
     OmegaConf.register_new_resolver("basename", lambda path: Path(str(path)).name)
 
 
-def native_bf16() -> bool:
+def native_bf16(device: str | None = None) -> bool:
     """Whether bf16 matmuls run natively here: a CUDA device with bf16, or a CPU with AVX512-BF16 or AMX.
-    Elsewhere PyTorch emulates bf16 on the CPU, and bf16 autocast is many times slower than fp32."""
+    Elsewhere PyTorch emulates bf16 on the CPU, and bf16 autocast is many times slower than fp32.
+
+    :param device: ``cpu`` asks about the CPU, ``cuda[:n]`` about the GPU; ``None`` about the GPU when there is one.
+    """
     import torch
 
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
+    on_gpu = torch.cuda.is_available() if device is None else str(device).startswith("cuda")
+    if on_gpu:
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
