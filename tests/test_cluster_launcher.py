@@ -16,6 +16,7 @@ import pytest
 from rmlab.training.train_rm import train_reward_model
 from tests.conftest import compose_train_cfg
 from tests.helpers.launch import child_env, run_entry
+from tests.helpers.overrides import tiny_ppo_recipe
 from tests.test_correlation_pipeline import PARTIAL_REASONING, _quoted_list
 from tests.test_eval_policy import TINY as TINY_TASKS
 
@@ -81,16 +82,7 @@ def _study(tiny_classifier_dir: Path, tiny_lm_dir: Path) -> list[str]:
     ]
     ppo = [
         "device=cpu",
-        "prompts.heldout=3",
-        "recipe.response_length=6",
-        "recipe.rollouts_per_device_batch=2",
-        "recipe.gradient_accumulation=2",
-        "recipe.total_episodes=8",
-        "recipe.rollout_forward_batch=2",
-        "recipe.max_prompt_length=256",
-        "recipe.ppo_epochs=1",
-        "recipe.num_mini_batches=1",
-        "recipe.lr=1e-3",
+        *tiny_ppo_recipe(),
         "bootstrap.n_boot=20",
     ]
     return [

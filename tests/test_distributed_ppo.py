@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 
 from tests.conftest import ROOT
 from tests.helpers.launch import child_env, max_abs_diff, run_entry
+from tests.helpers.overrides import tiny_ppo_recipe
 from tests.test_distributed_dpo import ACCELERATE, _kill_tree
 
 
@@ -28,16 +29,7 @@ def _overrides(policy: Path, reward_model: Path, run: Path, extra=()) -> list[st
         f"reward_model={reward_model}",
         "preference.max_pairs=24",
         "preference.heldout_pairs=8",
-        "prompts.heldout=3",
-        "recipe.response_length=6",
-        "recipe.rollouts_per_device_batch=2",
-        "recipe.gradient_accumulation=2",
-        "recipe.total_episodes=24",
-        "recipe.rollout_forward_batch=2",
-        "recipe.max_prompt_length=256",
-        "recipe.ppo_epochs=1",
-        "recipe.num_mini_batches=1",
-        "recipe.lr=1e-3",
+        *tiny_ppo_recipe(total_episodes=24),
         "recipe.save_every=1",
         "bootstrap.n_boot=50",
         "device=cpu",

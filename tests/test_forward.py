@@ -15,6 +15,7 @@ from rmlab.scoring.batching import MIN_SHARED_TOKENS, common_prefix_length, plan
 from rmlab.scoring.cache import ScoreCache
 from rmlab.scoring.driver import score_pairs
 from rmlab.scoring.scorers import ClassifierScorer, ImplicitRewardScorer
+from tests.helpers.models import tiny_config
 
 PROMPTS = [
     "Explain why the sky is blue in two sentences, for a ten-year-old who asked at dinner.",
@@ -30,19 +31,9 @@ RESPONSES = [
 
 def _tiny(model_type: str, tokenizer, seed: int = 0, **extra):
     """A random tiny causal LM of a given family on SmolLM2's tokenizer."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
-    cfg = AutoConfig.for_model(
-        model_type,
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        **extra,
-    )
+    cfg = tiny_config(tokenizer, model_type, **extra)
     torch.manual_seed(seed)
     return AutoModelForCausalLM.from_config(cfg).eval()
 
@@ -206,3 +197,20 @@ def test_classifier_scores_equal_rewardbenchs_pipeline(tiny_classifier_dir, tmp_
     scorer = ClassifierScorer(model, tok, fmt, max_length=4096, device="cpu")
     ours, _ = _score(scorer, tmp_path, packed=True)
     np.testing.assert_allclose(theirs.reshape(-1), ours[:4], atol=1e-5, rtol=0)
+
+
+def test_dtype_auto_keeps_float32_for_implicit_rewards_with_a_reference(
+    tiny_lm_dir, tiny_ref_dir, tmp_path, monkeypatch
+):
+    """bf16 where native, except for a reward that is the difference of two log-prob sums (measured flips)."""
+    from omegaconf import OmegaConf
+
+    from rmlab.scoring.build import plan_scorer
+    from rmlab.utils import config
+
+    monkeypatch.setattr(config, "native_bf16", lambda device=None: True)
+    base = {"pretrained": str(tiny_lm_dir), "kind": "implicit", "dtype": "auto", "chat_template": "tokenizer"}
+    free = plan_scorer(OmegaConf.create({**base, "reference": None}), cache_dir=str(tmp_path), device="cpu")
+    assert free.describe["dtype"] == "bfloat16" and free.dtype_choice["configured"] == "auto"
+    ref = plan_scorer(OmegaConf.create({**base, "reference": str(tiny_ref_dir)}), cache_dir=str(tmp_path), device="cpu")
+    assert ref.describe["dtype"] == "float32" and "reference" in ref.dtype_choice["why"]

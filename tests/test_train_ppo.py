@@ -16,6 +16,7 @@ from rmlab.training.ppo_parts import check_same_tokenizer, missing_eos_treatment
 from rmlab.training.ppo_reward import TextReward, text_rewards
 from rmlab.training.train_ppo import setup_ppo
 from tests.conftest import ROOT, compose_ppo_cfg
+from tests.helpers.overrides import tiny_ppo_recipe
 
 
 def _tiny(policy, rm, extra=()):
@@ -24,16 +25,7 @@ def _tiny(policy, rm, extra=()):
         f"reward_model={rm}",
         "preference.max_pairs=24",
         "preference.heldout_pairs=8",
-        "prompts.heldout=3",
-        "recipe.response_length=6",
-        "recipe.rollouts_per_device_batch=2",
-        "recipe.gradient_accumulation=2",
-        "recipe.total_episodes=8",
-        "recipe.rollout_forward_batch=2",
-        "recipe.max_prompt_length=256",
-        "recipe.ppo_epochs=1",
-        "recipe.num_mini_batches=1",
-        "recipe.lr=1e-3",
+        *tiny_ppo_recipe(),
         "bootstrap.n_boot=50",
         "device=cpu",
         *extra,

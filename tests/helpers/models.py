@@ -18,10 +18,12 @@ def smollm2_tokenizer():
     return AutoTokenizer.from_pretrained(pkg, gguf_file=GGUF_FILE)
 
 
-def _tiny_config(tokenizer, **extra):
-    from transformers import LlamaConfig
+def tiny_config(tokenizer, model_type: str = "llama", **extra):
+    """A 2-layer, 32-wide config of any decoder family, on SmolLM2's vocabulary."""
+    from transformers import AutoConfig
 
-    return LlamaConfig(
+    return AutoConfig.for_model(
+        model_type,
         vocab_size=len(tokenizer),
         hidden_size=32,
         intermediate_size=64,
@@ -29,6 +31,13 @@ def _tiny_config(tokenizer, **extra):
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=4096,
+        **extra,
+    )
+
+
+def _tiny_config(tokenizer, **extra):
+    return tiny_config(
+        tokenizer,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=True,

@@ -89,6 +89,15 @@ def plan_scorer(model_cfg, *, cache_dir: str, device: str = "auto", seed: int = 
             ref_resolved = resolve_model(reference, cache_dir=cache_dir, revision=model_cfg.get("reference_revision"))
             _check_same_tokenizer(tokenizer, load_tokenizer(ref_resolved), resolved, ref_resolved)
             describe["reference"] = ref_resolved.fingerprint
+            if str(model_cfg.get("dtype", "float32")) == "auto" and dtype != "float32":
+                # a reward with a reference is the difference of two sums of hundreds of log-probs: bf16 rounding
+                # flipped 6 of 36 RM-Bench decisions against float32 in the bench (docs/performance.md)
+                dtype, dtype_why = (
+                    "float32",
+                    "auto: float32 for implicit rewards with a reference (bf16 flips decisions)",
+                )
+                describe["dtype"] = dtype
+                log.info("model %s: dtype %s (%s)", resolved.spec, dtype, dtype_why)
         else:
             describe["ref_free_mode"] = str(model_cfg.get("ref_free_mode", "avg"))
         describe["tokens"] = str(model_cfg.get("implicit_tokens", "rewardbench"))
