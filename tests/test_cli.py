@@ -118,3 +118,15 @@ def test_a_users_config_directory_joins_the_search_path(tmp_path, capsys):
     run_entry(ENTRIES["eval-rm"], [search, "model=my_rm", "experiment=mine", "--cfg", "job"])
     out = capsys.readouterr().out
     assert "name: my-own-rm" in out and "seed: 7" in out
+
+
+def test_hydra_flags_anywhere_the_user_puts_them():
+    """Flags anywhere among the overrides (`rmlab x a=1 -m b=1,2`, `... --cfg job`, `--info`): Hydra's parser gets
+    the flags first and the overrides together, the job name the command adds among them."""
+    from rmlab.cli import _with_job_name
+
+    assert _with_job_name(["-m", "a=1,2"], "train_rm") == ["-m", "a=1,2", "hydra.job.name=train_rm"]
+    assert _with_job_name(["a=1", "--cfg", "job", "b=2"], "x") == ["--cfg", "job", "a=1", "b=2", "hydra.job.name=x"]
+    assert _with_job_name(["--info"], "x") == ["--info", "hydra.job.name=x"]
+    assert _with_job_name(["--info", "defaults", "a=1"], "x") == ["--info", "defaults", "a=1", "hydra.job.name=x"]
+    assert _with_job_name(["hydra.job.name=mine", "-m"], "x") == ["-m", "hydra.job.name=mine"]

@@ -87,7 +87,8 @@ def test_two_processes_write_once_and_match_one_process(two_process_run, tmp_pat
     assert metrics["train"]["processes"] == 2 and metrics["train"]["global_steps"] == 3
     assert metrics["train"]["accumulate_grad_batches"] == 2  # 4 pairs per step = 2 ranks x 1 pair x 2
     assert {p.name for p in run.iterdir()} == {
-        ".hydra", "checkpoints", "log_history.jsonl", "model", "train_dpo.log", "train_metrics.json", "wandb"}  # fmt: skip
+        ".hydra", "checkpoints", "curves.png", "log_history.jsonl", "model", "train_dpo.log", "train_metrics.json",
+        "wandb"}  # fmt: skip
     assert len(list((run / "wandb").glob("offline-run-*"))) == 1  # one W&B run, started by rank 0
     (ckpt,) = (run / "checkpoints").glob("checkpoint-*")  # save_total_limit=1; both ranks' RNG states in it
     assert {"rng_state_0.pth", "rng_state_1.pth", "trainer_state.json"} <= {p.name for p in ckpt.iterdir()}

@@ -88,7 +88,9 @@ def test_two_processes_write_once_and_train_as_one_process_with_twice_the_batch(
         ".hydra",
         "checkpoints",
         "csv",
+        "curves.png",
         "model",
+        "train_history.jsonl",
         "train_metrics.json",
         "train_rm.log",
     }

@@ -25,6 +25,14 @@ def main(argv: list[str] | None = None) -> None:
 
         print(overview())
         return
+    from rmlab.utils.config import ENTRY_ENV
+
+    # Lightning's DDP launcher restarts this program for ranks 1..N-1 with the arguments Hydra parsed, which do
+    # not include the command name; they inherit the environment, which names the entry point
+    inherited = os.environ.get(ENTRY_ENV)
+    if inherited and (argv[0].startswith("-") or "=" in argv[0]):  # a relaunched rank: overrides only
+        run_entry(by_config(inherited), argv)
+        return
     run_entry(find_entry(argv[0]), argv[1:])
 
 
@@ -35,7 +43,7 @@ def alias(config: str) -> None:
 
 def run_entry(entry: Entry, argv: list[str]) -> None:
     """Run one entry point with Hydra overrides ``argv`` (``-m``, ``--cfg job`` and Hydra's other flags included)."""
-    from rmlab.utils.config import CONF_DIR, ROOT, conf_dirs, rewrite_model_overrides
+    from rmlab.utils.config import CONF_DIR, ENTRY_ENV, ROOT, conf_dirs, rewrite_model_overrides
 
     dirs = conf_dirs(argv)
     if any(a in HELP for a in argv):
@@ -56,8 +64,39 @@ def run_entry(entry: Entry, argv: list[str]) -> None:
     def task(cfg) -> None:
         fn(cfg)
 
-    sys.argv = [f"rmlab {entry.command}", f"hydra.job.name={entry.config}", *argv]
+    os.environ[ENTRY_ENV] = entry.config
+    # argv[0] stays the program that runs (the ``rmlab`` script, a script alias, or ``rmlab/cli/__main__.py``), so
+    # that Lightning can start the other ranks of a DDP run with it (see ENTRY_ENV)
+    sys.argv = [sys.argv[0], *_with_job_name(argv, entry.config)]
     task()
+
+
+# Hydra's flags that take a value (``--info`` takes one of its choices, optionally)
+_VALUED = {"-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir"}
+_VALUED |= {"--experimental-rerun"}
+_INFO = {"-i", "--info"}
+_INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+
+
+def _with_job_name(argv: list[str], config: str) -> list[str]:
+    """``argv`` as Hydra's parser takes it, with ``hydra.job.name=<config>`` added unless the user names the job:
+    flags (and their values) first, then every override. Hydra's parser rejects overrides on both sides of a flag
+    (``a=1 --cfg job b=2``), which adding the job name anywhere would otherwise cause."""
+    flags, overrides, i = [], [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("-"):
+            overrides.append(arg)
+        else:
+            flags.append(arg)
+            takes = arg in _VALUED or (arg in _INFO and i + 1 < len(argv) and argv[i + 1] in _INFO_CHOICES)
+            if takes and i + 1 < len(argv):
+                flags.append(argv[i + 1])
+                i += 1
+        i += 1
+    if not any(o.startswith("hydra.job.name=") for o in overrides):
+        overrides.append(f"hydra.job.name={config}")
+    return [*flags, *overrides]
 
 
 def run(main: Callable[[], object], groups: tuple[str, ...] = ("model",)) -> None:

@@ -108,9 +108,15 @@ def check_relaunch(trainer: pl.Trainer, script: str) -> None:
         return
     if launcher.cluster_environment.creates_processes_externally:
         return
+    import os
+
+    from rmlab.utils.config import ENTRY_ENV
+
     program = Path(getattr(__main__, "__file__", None) or "<interactive>").name
     sweep = any(a in ("-m", "--multirun") for a in sys.argv[1:])
-    if program == script and not sweep:
+    # the rmlab command (its script or ``python -m rmlab.cli``) restarts the entry point it runs (ENTRY_ENV)
+    cli = program in ("rmlab", "__main__.py") and os.environ.get(ENTRY_ENV) == script.removesuffix(".py")
+    if (program == script or cli) and not sweep:
         return
     raise RuntimeError(
         f"{launcher.num_processes} processes per node: Lightning starts ranks 1..{launcher.num_processes - 1} by "

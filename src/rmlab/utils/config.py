@@ -29,6 +29,11 @@ if not OmegaConf.has_resolver("basename"):  # ${basename:/a/b/c} -> c (W&B group
     OmegaConf.register_new_resolver("basename", lambda path: Path(str(path)).name)
 
 
+# The entry point (root config name) a process runs; the rmlab command sets it, so that the processes a run starts
+# by running its program again (Lightning's DDP ranks) run the same entry point (rmlab.cli.main).
+ENTRY_ENV = "RMLAB_ENTRY"
+
+
 def native_bf16(device: str | None = None) -> bool:
     """Whether bf16 matmuls run natively here: a CUDA device with bf16, or a CPU with AVX512-BF16 or AMX.
     Elsewhere PyTorch emulates bf16 on the CPU, and bf16 autocast is many times slower than fp32.
