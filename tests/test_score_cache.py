@@ -50,7 +50,7 @@ from tests.conftest import compose_eval_cfg
 from rmlab.rm_eval.evaluate import evaluate_rm
 model, out, scores, n = sys.argv[1:5]
 cfg = compose_eval_cfg(Path(out), [f"model={model}", f"benchmark.max_per_domain={n}", "scoring.batch_size=1",
-                                   "bootstrap.n_boot=50"])
+                                   "scoring.packed=false", "bootstrap.n_boot=50"])
 cfg.paths.score_cache_dir = scores
 evaluate_rm(cfg)
 """
@@ -59,7 +59,11 @@ evaluate_rm(cfg)
 @pytest.mark.slow
 def test_concurrent_evaluations_then_resume_match_a_single_run(tiny_classifier_dir, rm_bench_dir, tmp_path):
     """Two evaluations of one model write one cache at the same time (different subsets, one batch per pair, so
-    their shards interleave); a third run then scores nothing and its metrics equal a run on a cache of its own."""
+    their shards interleave); a third run then scores nothing and its metrics equal a run on a cache of its own.
+
+    One pair per pass (``scoring.packed=false scoring.batch_size=1``) makes every score independent of the
+    other pairs a run has, so the equality is exact; in packed passes a score depends on its pass at float
+    rounding (about 1e-8 here), which runs over different subsets do not share."""
     shared = tmp_path / "shared-scores"
 
     def launch(name, n, scores):
