@@ -47,10 +47,7 @@ class RewardMath:
         metrics = _summarize(items, outcomes, k=k, n_boot=n_boot, confidence=confidence, seed=seed)
         rows = [
             {
-                "benchmark": "reward_math",
-                "problem_id": p.problem_id,
-                "subject": p.subject,
-                "level": p.level,
+                **_row_id(p),
                 "solution_reference": [p.correct.reference, *[x.reference for x in p.incorrect]],
                 "score": row.tolist(),
             }
@@ -89,10 +86,7 @@ class RewardMath:
         metrics = _summarize(items, per_problem, k=k, n_boot=n_boot, confidence=confidence, seed=seed)
         rows = [
             {
-                "benchmark": "reward_math",
-                "problem_id": p.problem_id,
-                "subject": p.subject,
-                "level": p.level,
+                **_row_id(p),
                 "solution_reference": [x.reference for x in p.incorrect],  # the correct one's opponents
                 "outcome": row.tolist(),
             }
@@ -159,3 +153,8 @@ def _summarize(
         confidence=confidence,
         seed=seed,
     )
+
+
+def _row_id(p: MathProblem) -> dict:
+    """What identifies a per-problem row, for scores and judge outcomes alike."""
+    return {"benchmark": "reward_math", "problem_id": p.problem_id, "subject": p.subject, "level": p.level}

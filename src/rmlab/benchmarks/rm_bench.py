@@ -59,17 +59,7 @@ class RMBench:
         scores = np.asarray(scores, dtype=np.float64).reshape(len(items), 2, 3)
         rows, by_domain = [], {}
         for it, s in zip(items, scores):
-            rows.append(
-                {
-                    "benchmark": "rm_bench",
-                    "domain": it.domain,
-                    "metric_domain": it.metric_domain,
-                    "id": it.id,
-                    "subset": it.subset,
-                    "chosen": s[0].tolist(),
-                    "rejected": s[1].tolist(),
-                }
-            )
+            rows.append({**_row_id(it), "chosen": s[0].tolist(), "rejected": s[1].tolist()})
             by_domain.setdefault(it.metric_domain, []).append(s)
         arrays = {d: (np.stack(v)[:, 0], np.stack(v)[:, 1]) for d, v in by_domain.items()}
         metrics = rm_bench_metrics(arrays, n_boot=n_boot, confidence=confidence, seed=seed)
@@ -107,11 +97,7 @@ class RMBench:
         for k, it in enumerate(items):
             rows.append(
                 {
-                    "benchmark": "rm_bench",
-                    "domain": it.domain,
-                    "metric_domain": it.metric_domain,
-                    "id": it.id,
-                    "subset": it.subset,
+                    **_row_id(it),
                     "outcome": cells[k].tolist(),  # [chosen style][rejected style]
                 }
             )
@@ -197,3 +183,14 @@ def markdown_table(metrics: dict, model_name: str) -> str:
         "easy = lower triangle; ties count as losses."
     )
     return "\n".join(lines) + "\n"
+
+
+def _row_id(it: RMBenchItem) -> dict:
+    """What identifies a per-sample row, for scores and judge outcomes alike."""
+    return {
+        "benchmark": "rm_bench",
+        "domain": it.domain,
+        "metric_domain": it.metric_domain,
+        "id": it.id,
+        "subset": it.subset,
+    }

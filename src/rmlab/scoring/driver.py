@@ -1,4 +1,5 @@
-"""Score a list of (prompt, response) pairs once each, in length-bucketed batches, through the score cache."""
+"""Score a list of (prompt, response) pairs once each, in packed (or length-bucketed) passes, through the score
+cache."""
 
 from __future__ import annotations
 

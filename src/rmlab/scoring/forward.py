@@ -211,9 +211,12 @@ def hidden_at(
     return [hidden[layout.index(row, lo, hi).to(device)] for row, (lo, hi) in enumerate(positions)]
 
 
-def token_logprobs(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """float32 ``log p(target | hidden)`` per row of ``hidden`` (N x hidden), the head run a chunk at a time."""
-    vocab = head.weight.shape[0]
+def token_logprobs(
+    head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor, *, vocab: int | None = None
+) -> torch.Tensor:
+    """float32 ``log p(target | hidden)`` per row of ``hidden`` (N x hidden), the head run a chunk at a time
+    (``head`` may be the identity on rows that already are logits; then give ``vocab``)."""
+    vocab = vocab or head.weight.shape[0]
     half_on_cpu = hidden.device.type == "cpu" and hidden.dtype != torch.float32
     chunk = max(1, (CPU_HALF_HEAD_CHUNK_BYTES if half_on_cpu else HEAD_CHUNK_BYTES) // (4 * vocab))
     out = torch.empty(len(targets), dtype=torch.float32, device=hidden.device)

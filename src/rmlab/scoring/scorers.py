@@ -139,10 +139,7 @@ def response_logprobs(
         logits = logits.reshape(-1, logits.shape[-1])  # (response tokens in the batch, vocab)
     else:
         logits = model(input_ids=input_ids, attention_mask=causal_mask_arg(attention_mask)).logits[keep]
-    logps = torch.empty(len(targets), dtype=torch.float32, device=logits.device)
-    for lo in range(0, len(targets), 2048):  # float32 copies of the logits, a chunk at a time
-        chunk = logits[lo : lo + 2048].float()
-        logps[lo : lo + 2048] = chunk.gather(1, targets[lo : lo + 2048, None])[:, 0] - torch.logsumexp(chunk, dim=-1)
+    logps = token_logprobs(torch.nn.Identity(), logits, targets, vocab=logits.shape[-1])  # float32, chunk by chunk
     return list(torch.split(logps, [end - start for start, end in bounds]))
 
 
