@@ -62,7 +62,12 @@ def run_entry(entry: Entry, argv: list[str]) -> None:
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=entry.config)
     def task(cfg) -> None:
-        fn(cfg)
+        from rmlab.utils.io import DiskFullError
+
+        try:
+            fn(cfg)
+        except DiskFullError as err:  # one line naming the file, not a traceback
+            raise SystemExit(f"rmlab {entry.config}: {err}") from err
 
     os.environ[ENTRY_ENV] = entry.config
     # argv[0] stays the program that runs (the ``rmlab`` script, a script alias, or ``rmlab/cli/__main__.py``), so

@@ -12,15 +12,13 @@ import json
 import logging
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from rmlab.models.fingerprint import fingerprint_weights
-from rmlab.utils.io import write_json
+from rmlab.utils.io import atomic_dir, write_json
 
 log = logging.getLogger(__name__)
 
@@ -205,16 +203,8 @@ def save_model_dir(model, tokenizer, out_dir: Path, meta: dict) -> Path:
     ``rmlab_meta.json``, LoRA merged, atomically: a reader never sees a half-written model."""
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
+    with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         write_json(tmp / META_FILE, meta)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir

@@ -30,6 +30,7 @@ from torch.utils.data import RandomSampler
 from transformers import TrainerCallback
 
 from rmlab.training.resume import resolve_resume
+from rmlab.utils.io import write_text
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +87,7 @@ class PPOCheckpoint(TrainerCallback):
             os.replace(tmp, final)
             pointer = self.root / LAST
             previous = pointer.read_text().strip() if pointer.is_file() else None
-            (self.root / ".last.tmp").write_text(name)
-            os.replace(self.root / ".last.tmp", pointer)
+            write_text(pointer, name)
             if previous and previous != name:
                 shutil.rmtree(self.root / previous, ignore_errors=True)
             log.info("PPO checkpoint: %s", final)
