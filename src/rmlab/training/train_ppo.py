@@ -234,6 +234,7 @@ def setup_ppo(cfg: DictConfig) -> PPOSetup:
         train_dataset=Dataset.from_dict({"input_ids": prompts.train_ids}),
     )
     trainer.callback_handler.callbacks.insert(0, _ResponseLength(reward))
+    trainer.callback_handler.callbacks.insert(0, _NoVarianceOfOne())
     trainer.dataloader = SeededEpochs(trainer.dataloader, cfg.seed)  # a known prompt order at every update
     if r.get("save_every"):
         trainer.add_callback(PPOCheckpoint(trainer, run_dir, r.save_every))
@@ -368,3 +369,20 @@ class _ResponseLength(TrainerCallback):
             logs["response_length"] = float(np.mean(lengths))
             if state.log_history:
                 state.log_history[-1]["response_length"] = logs["response_length"]
+
+
+class _NoVarianceOfOne(TrainerCallback):
+    """TRL logs ``val/ratio_var``, the sample variance (n - 1 in the denominator) of the per-micro-batch mean
+    policy ratio over an update's micro-batches (epochs x mini-batches x accumulation steps x processes). With one
+    micro-batch it is 0/0, NaN, which no log can hold (JSON refuses it): undefined, so it is left out of the logs
+    rather than written as a number."""
+
+    KEY = "val/ratio_var"
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        micro_batches = args.num_ppo_epochs * args.num_mini_batches * args.gradient_accumulation_steps
+        if micro_batches * args.world_size > 1 or logs is None or self.KEY not in logs:
+            return
+        logs.pop(self.KEY)
+        if state.log_history:
+            state.log_history[-1].pop(self.KEY, None)
