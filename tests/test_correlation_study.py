@@ -320,3 +320,42 @@ def test_a_link_that_contradicts_rmlab_meta_is_an_error(tmp_path, runs):
     cfg.policy_links = {policy: {"reward_model": str(tmp_path / "train/rm-b/model"), "sft_model": sft}}
     with pytest.raises(ValueError, match=rf"policy {policy}: its rmlab_meta.json links it to reward model rm-a"):
         correlate(cfg)
+
+
+def test_one_set_of_weights_under_two_chat_templates_is_two_reward_models(tmp_path, runs):
+    """The four reward models given the same weights, told apart only by their formatting's fingerprint (as two
+    chat templates on one checkpoint would be): the correlation keeps four reward models with their own scores,
+    each policy linked to the one it was trained with, instead of merging them under one fingerprint."""
+    expected = correlate(_cfg(tmp_path / "by-weights", runs))
+    for rm in RMB:
+        for bench in ("rmb", "rb"):
+            path = runs / f"eval_rm/{rm}-{bench}/metrics.json"
+            m = json.loads(path.read_text())
+            m["scorer"] = {"model": "fp-same-weights", "formatting": f"fmt-{rm}"}
+            path.write_text(json.dumps(m))
+        meta_path = tmp_path / f"ppo/{rm}/policy/rmlab_meta.json"
+        meta = json.loads(meta_path.read_text())
+        meta |= {"reward_model_fingerprint": "fp-same-weights", "reward_model_formatting_fingerprint": f"fmt-{rm}"}
+        meta_path.write_text(json.dumps(meta))
+    result = correlate(_cfg(tmp_path / "by-formatting", runs))
+    for bench in ("rm_bench", "reward_bench"):
+        got, want = result["benchmarks"][bench], expected["benchmarks"][bench]
+        assert len(got["points"]) == len(want["points"]) == 12
+        assert [(p["reward_model"], p["x"], p["y"]) for p in got["points"]] == [
+            (p["reward_model"], p["x"], p["y"]) for p in want["points"]
+        ]
+        assert got["pearson_r"] == want["pearson_r"]
+    assert len(result["chosen_runs"]["reward_models"]) == 8  # 4 reward models x 2 benchmarks, none merged
+
+
+def test_a_policy_record_without_the_formatting_is_ambiguous_between_two_evaluated_formattings(tmp_path, runs):
+    """rm-a's weights evaluated under two formattings (rm-b's evaluations carry rm-a's weights), and rm-a's policy
+    recorded before the formatting was: which evaluation it goes with is unknown, an error, not a guess."""
+    for name, fmt in (("rm-a", "fmt-1"), ("rm-b", "fmt-2")):
+        for bench in ("rmb", "rb"):
+            path = runs / f"eval_rm/{name}-{bench}/metrics.json"
+            m = json.loads(path.read_text())
+            m["scorer"] = {"model": "fp-rm-a", "formatting": fmt}
+            path.write_text(json.dumps(m))
+    with pytest.raises(ValueError, match="evaluated under 2 formattings"):
+        correlate(_cfg(tmp_path, runs))

@@ -3,11 +3,13 @@
 Inputs are run directories, found under ``runs`` (a directory or a glob):
 
 - reward-model evaluations (``scripts/eval_rm.py``): ``metrics.json`` with ``benchmark`` = ``rm_bench`` or
-  ``reward_bench``; the reward model is identified by its weights' fingerprint (``scorer.model``);
+  ``reward_bench``; the reward model is identified by its weights' fingerprint and its formatting's
+  (``scorer.model``, ``scorer.formatting``: :func:`rm_key`), so one set of weights evaluated under two chat
+  templates is two reward models;
 - policy evaluations (``scripts/eval_policy.py``): ``summary.json`` with the policy's fingerprint and spec
   (``policy_spec``: its directory or Hub id).
-  A PPO policy our ``train_ppo`` wrote holds ``rmlab_meta.json`` naming its reward model and SFT model by
-  fingerprint, which links the policy to the reward model's evaluations and to the SFT policy's evaluation. A
+  A PPO policy our ``train_ppo`` wrote holds ``rmlab_meta.json`` naming its reward model (weights and formatting)
+  and SFT model by fingerprint, which links the policy to the reward model's evaluations and to the SFT policy's evaluation. A
   released policy (a Hub id) has no such file: ``policy_links`` (policy spec -> ``{reward_model, sft_model}``)
   links it instead, by the specs the evaluations record (``model_spec`` of an RM evaluation, ``policy_spec`` of
   the SFT model's). A link to a model with no evaluation, or one that contradicts ``rmlab_meta.json``, is an
@@ -78,6 +80,30 @@ def policy_group_scores(summary: dict, *, lower_is_better: str = "invert", group
     return {g: float(np.mean(v)) for g, v in by_group.items()}
 
 
+def rm_key(weights: str, formatting: str | None) -> str:
+    """A reward model's key among the evaluations: its weights' fingerprint and, where recorded, its formatting's
+    (chat template, system prompt: :attr:`rmlab.models.chat_format.ChatFormatter.fingerprint`)."""
+    return weights if formatting is None else f"{weights}+{formatting}"
+
+
+def _meta_rm_key(rms: dict, meta: dict) -> str:
+    """The key of the reward model a PPO policy's ``rmlab_meta.json`` names. A record without the formatting's
+    fingerprint (written before it was recorded) matches by weights alone, if only one formatting was evaluated."""
+    fp, formatting = meta["reward_model_fingerprint"], meta.get("reward_model_formatting_fingerprint")
+    if formatting is not None:
+        key = rm_key(fp, formatting)
+        return fp if key not in rms and fp in rms else key  # evaluations from before formatting was recorded
+    if fp in rms:
+        return fp
+    keys = sorted(k for k in rms if k.split("+")[0] == fp)
+    if len(keys) > 1:
+        raise ValueError(
+            f"reward model {meta.get('reward_model')} (weights {fp}) was evaluated under {len(keys)} formattings "
+            f"({', '.join(keys)}) and the policy's rmlab_meta.json does not say which one it was trained with"
+        )
+    return keys[0] if keys else fp
+
+
 def _read(marker: Path) -> dict:
     try:
         return json.loads(marker.read_text())
@@ -86,7 +112,7 @@ def _read(marker: Path) -> dict:
 
 
 def collect(runs, links=None) -> tuple[dict[str, dict[str, dict]], dict[str, dict], dict]:
-    """Reward-model evaluations by fingerprint and benchmark; policy evaluations by policy (its directory or spec),
+    """Reward-model evaluations by :func:`rm_key` and benchmark; policy evaluations by policy (its directory or spec),
     each linked to its reward model and SFT model (``_link``, :func:`link_policies`, with ``links`` as
     ``policy_links``); and which file was chosen for each (:func:`rmlab.analysis.runs.choose_runs`: the newest run
     of each model on one data fingerprint; runs of a model on different data are an error)."""
@@ -95,7 +121,8 @@ def collect(runs, links=None) -> tuple[dict[str, dict[str, dict]], dict[str, dic
         m = _read(run / "metrics.json")
         if m.get("benchmark") in ("rm_bench", "reward_bench") and isinstance(m.get("scorer"), dict):
             m["_run"] = str(run)
-            rm_candidates.append((f"{m['scorer']['model']}|{m['benchmark']}", run / "metrics.json", m))
+            key = rm_key(m["scorer"]["model"], m["scorer"].get("formatting"))
+            rm_candidates.append((f"{key}|{m['benchmark']}", run / "metrics.json", m))
     chosen_rms = choose_runs(rm_candidates, data_of=lambda m: m.get("data_fingerprint"), what="reward model|benchmark")
     rms: dict[str, dict[str, dict]] = {}
     for key, c in chosen_rms.items():
@@ -147,12 +174,13 @@ def link_policies(rms: dict, policies: dict, links) -> None:
             from_meta = {
                 "reward_model": meta.get("reward_model"),
                 "reward_model_fingerprint": meta["reward_model_fingerprint"],
+                "reward_model_key": _meta_rm_key(rms, meta),
                 "sft_model": meta.get("sft_model"),
                 "sft_fingerprint": meta.get("sft_fingerprint"),
                 "sft": sft,
             }
         from_links = _config_link(spec, links[spec], rms, policies) if spec in links else None
-        fields = ("reward_model_fingerprint", "sft_fingerprint")
+        fields = ("reward_model_key", "sft_fingerprint")
         if from_meta and from_links and [from_meta[f] for f in fields] != [from_links[f] for f in fields]:
             raise ValueError(
                 f"policy {spec}: its rmlab_meta.json links it to reward model {from_meta['reward_model']} and SFT "
@@ -169,17 +197,17 @@ def _config_link(policy: str, link, rms: dict, policies: dict) -> dict:
     rm, sft = (link or {}).get("reward_model"), (link or {}).get("sft_model")
     if not rm or not sft:
         raise ValueError(f"policy_links: policy {policy} needs reward_model and sft_model (model specs), got {link}")
-    fps = sorted({fp for fp, by_bench in rms.items() for m in by_bench.values() if m.get("model_spec") == str(rm)})
-    if not fps:
+    keys = sorted({k for k, by_bench in rms.items() for m in by_bench.values() if m.get("model_spec") == str(rm)})
+    if not keys:
         evaluated = sorted({str(m.get("model_spec")) for by_bench in rms.values() for m in by_bench.values()})
         raise ValueError(
             f"policy_links: policy {policy}: its reward model {rm} has no evaluation among the runs "
             f"(evaluated reward models: {', '.join(evaluated) or 'none'})"
         )
-    if len(fps) > 1:
+    if len(keys) > 1:
         raise ValueError(
-            f"policy_links: policy {policy}: its reward model {rm} names evaluations of different weights "
-            f"(fingerprints {fps}); pass runs= that select one"
+            f"policy_links: policy {policy}: its reward model {rm} names evaluations of different weights or "
+            f"formattings ({keys}); pass runs= that select one"
         )
     if str(sft) not in policies:
         raise ValueError(
@@ -188,7 +216,8 @@ def _config_link(policy: str, link, rms: dict, policies: dict) -> dict:
         )
     return {
         "reward_model": str(rm),
-        "reward_model_fingerprint": fps[0],
+        "reward_model_fingerprint": keys[0].split("+")[0],
+        "reward_model_key": keys[0],
         "sft_model": str(sft),
         "sft_fingerprint": policies[str(sft)]["policy_fingerprint"],
         "sft": str(sft),
@@ -196,13 +225,15 @@ def _config_link(policy: str, link, rms: dict, policies: dict) -> dict:
 
 
 def rm_names(rms: dict, benchmark: str) -> dict[str, str]:
-    """Reward model fingerprint -> the name its evaluation was run under (``model.name``); a name shared by
-    different weights (e.g. two ``<run>/model`` directories) gets the fingerprint appended."""
-    names = {fp: by_bench[benchmark]["model"] for fp, by_bench in rms.items() if benchmark in by_bench}
+    """Reward model key (:func:`rm_key`) -> the name its evaluation was run under (``model.name``); a name shared
+    by different reward models (two ``<run>/model`` directories, one model under two chat templates) gets the
+    start of the weights' and formatting's fingerprints appended."""
+    names = {key: by_bench[benchmark]["model"] for key, by_bench in rms.items() if benchmark in by_bench}
     counts: dict[str, int] = {}
     for n in names.values():
         counts[n] = counts.get(n, 0) + 1
-    return {fp: n if counts[n] == 1 else f"{n}@{fp[:8]}" for fp, n in names.items()}
+    short = {key: "+".join(part[:8] for part in key.split("+")) for key in names}
+    return {key: n if counts[n] == 1 else f"{n}@{short[key]}" for key, n in names.items()}
 
 
 def build_points(
@@ -222,7 +253,7 @@ def build_points(
         link = pol["_link"]
         if link is None:
             continue  # not a PPO policy (e.g. the SFT model itself)
-        rm_fp = link["reward_model_fingerprint"]
+        rm_fp = link["reward_model_key"]
         rm_eval = rms.get(rm_fp, {}).get(benchmark)
         if rm_eval is None:
             log.warning(

@@ -47,14 +47,14 @@ def style_control_points(
     """The points (x = the reward model's ``spec.benchmark`` accuracy at ``spec.domain`` / ``spec.level``, y = its
     policy's relative drop), a row per point naming its files, and the pool they share (None without points).
 
-    :param names: reward model fingerprint -> its name (:func:`rmlab.analysis.correlation_study.rm_names`).
+    :param names: reward model key -> its name (:func:`rmlab.analysis.correlation_study.rm_names`).
     """
     points, trace, pools = [], [], {}
     for key, pol in sorted(policies.items(), key=lambda kv: (kv[1]["policy"], kv[0])):
         link = pol["_link"]
         if link is None:
             continue  # not a PPO policy (e.g. the SFT model itself)
-        arena, rm_eval = arenas.get(key), rms.get(link["reward_model_fingerprint"], {}).get(str(spec.benchmark))
+        arena, rm_eval = arenas.get(key), rms.get(link["reward_model_key"], {}).get(str(spec.benchmark))
         if arena is None or rm_eval is None:
             what = "no arena_hard.json" if arena is None else f"its reward model has no {spec.benchmark} evaluation"
             log.warning("style control: policy %s left out: %s among the runs", pol["policy"], what)
@@ -69,7 +69,7 @@ def style_control_points(
         pool = arena["pool"]
         pools.setdefault(json.dumps([pool["name"], sorted(pool["battle_sets"])]), []).append(arena["_run"])
         y = float(arena["score"]["relative_drop"])
-        name = names[link["reward_model_fingerprint"]]
+        name = names[link["reward_model_key"]]
         points.append(Point(reward_model=str(name), group=str(spec.domain), x=x, y=y))
         trace.append(
             {

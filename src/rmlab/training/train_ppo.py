@@ -246,6 +246,7 @@ def setup_ppo(cfg: DictConfig) -> PPOSetup:
         "data": prompts.data_info,
         "formatting": policy_handle.formatting,
         "reward_model_formatting": rm.formatting,
+        "reward_model_formatting_fingerprint": rm.formatter.fingerprint,  # with the weights: the RM's identity
         "prompts": {"train": len(prompts.train_ids), "heldout": len(prompts.heldout_ids)},
         "recipe": OmegaConf.to_container(r, resolve=True),
         "seed": cfg.seed,
