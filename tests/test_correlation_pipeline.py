@@ -273,3 +273,39 @@ def test_a_stage_with_a_launcher_runs_as_a_child_process(tmp_path, tiny_classifi
     assert run_stage("eval_rm", over, out, launch=[sys.executable]) == metrics
     assert [d["decision"] for d in stage_record(out)["decisions"]] == ["run", "reuse"]
     assert (out / "metrics.json").stat().st_mtime_ns == stamp
+
+
+_LAUNCHER = """
+import os, sys
+# stands in for accelerate launch: --config_file <file> must name a file from wherever it runs, then the command
+flag, config, *cmd = sys.argv[1:]
+assert flag == "--config_file" and os.path.isabs(config) and os.path.isfile(config), config
+os.execv(sys.executable, [sys.executable, *cmd])
+"""
+
+
+@pytest.mark.slow
+def test_a_launched_stage_finds_its_launcher_config_from_another_directory(
+    tmp_path, tiny_classifier_dir, rm_bench_dir, data_dir, monkeypatch
+):
+    """``launch: [accelerate, launch, --config_file, conf/accelerate/...]`` as the experiments spell it runs from a
+    directory that is not the checkout, as from an installed wheel (the project root is then the working
+    directory): the config file reaches the launcher as an absolute path into the configs rmlab ships."""
+    from rmlab.pipelines import stages
+    from rmlab.utils import config
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setattr(config, "ROOT", elsewhere)  # what a wheel sets: the working directory
+    launcher = tmp_path / "launcher.py"
+    launcher.write_text(_LAUNCHER)
+    launch = [sys.executable, str(launcher), "--config_file", "conf/accelerate/multi_cpu.yaml"]
+    assert stages.launch_command(["--config_file=conf/accelerate/fsdp.yaml", "conf/nothing.yaml"]) == [
+        f"--config_file={config.CONF_DIR / 'accelerate' / 'fsdp.yaml'}",
+        "conf/nothing.yaml",  # not a shipped config: left as written
+    ]
+    over = [f"model={tiny_classifier_dir}", "benchmark=rm_bench", "benchmark.max_per_domain=1", "bootstrap.n_boot=0"]
+    runtime = ["device=cpu", "scoring.progress=false", "logger=none", f"paths.score_cache_dir={tmp_path / 'scores'}"]
+    metrics = stages.run_stage("eval_rm", over, tmp_path / "stage", runtime=runtime, launch=launch)
+    assert metrics["benchmark"] == "rm_bench" and not (elsewhere / "conf").exists()

@@ -162,6 +162,22 @@ def _note(out_dir: Path, record: dict, decision: str, reason: str, **extra) -> d
     return record
 
 
+def launch_command(launch: Sequence[str]) -> list[str]:
+    """``launch`` with every ``conf/...`` file it names (``--config_file conf/accelerate/fsdp.yaml``, also as
+    ``--opt=conf/...``) made absolute in the configs this rmlab runs with (a checkout's ``conf/``, a wheel's
+    ``rmlab/_conf``), so that a stage launches the same from any working directory and from an installed wheel."""
+    from rmlab.utils.config import CONF_DIR
+
+    def resolve(arg: str) -> str:
+        flag, eq, value = arg.rpartition("=") if arg.startswith("-") and "=" in arg else ("", "", arg)
+        parts = Path(value).parts
+        if parts[:1] == ("conf",) and len(parts) > 1 and CONF_DIR.joinpath(*parts[1:]).is_file():
+            value = str(CONF_DIR.joinpath(*parts[1:]))
+        return f"{flag}{eq}{value}"
+
+    return [resolve(str(a)) for a in launch]
+
+
 def run_stage(
     entry: str,
     overrides: Sequence[str],
@@ -210,7 +226,7 @@ def run_stage(
     record = _note(out_dir, record, decision, reason, **extra)
     start = time.perf_counter()
     if launch:
-        cmd = [*launch, "-m", "rmlab.cli", entry, *overrides, *runtime, f"hydra.run.dir={out_dir}"]  # = rmlab <entry>
+        cmd = [*launch_command(launch), "-m", "rmlab.cli", entry, *overrides, *runtime, f"hydra.run.dir={out_dir}"]
         subprocess.run(cmd, cwd=ROOT, check=True)
     else:
         cfg = compose_config(entry, rewrite_model_overrides([*overrides, *runtime], kind.groups))
