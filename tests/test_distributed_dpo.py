@@ -72,11 +72,15 @@ def _implicit_rewards(model_dir: Path, reference_dir: Path, tokenizer, cfg) -> n
 
 @pytest.fixture(scope="module")
 def two_process_run(tmp_path_factory, tiny_lm_dir, data_dir) -> tuple[Path, float]:
-    """An uninterrupted 2-process run, 1 pair per rank per micro-batch, W&B offline."""
+    """An uninterrupted 2-process run, 1 pair per rank per micro-batch, W&B offline, in the run directory Hydra
+    names (no ``hydra.run.dir``): rank 1 leaves no directory of its own, beside it or in its scratch space."""
     tmp = tmp_path_factory.mktemp("dpo2")
-    run = tmp / "run"
-    args = _overrides(tiny_lm_dir, 1, ["logger=wandb", f"hydra.run.dir={run}"])
-    wall = run_entry([*ACCELERATE, "scripts/train_dpo.py", *args], child_env(tmp))
+    scratch = tmp / "tmp"
+    scratch.mkdir()
+    args = _overrides(tiny_lm_dir, 1, ["logger=wandb"])
+    wall = run_entry([*ACCELERATE, "scripts/train_dpo.py", *args], child_env(tmp, TMPDIR=str(scratch)))
+    (run,) = (tmp / "logs" / "train_dpo" / "runs").iterdir()  # rank 0's alone
+    assert not list(scratch.glob("rmlab-rank*"))
     return run, wall
 
 

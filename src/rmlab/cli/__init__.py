@@ -7,7 +7,9 @@ experiment of another entry point stops the run with the command that runs it.""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 
 from rmlab.cli.entries import ENTRIES, Entry, by_config, find_entry
@@ -70,10 +72,34 @@ def run_entry(entry: Entry, argv: list[str]) -> None:
             raise SystemExit(f"rmlab {entry.config}: {err}") from err
 
     os.environ[ENTRY_ENV] = entry.config
+    argv, scratch = _other_rank_dirs(argv)
     # argv[0] stays the program that runs (the ``rmlab`` script, a script alias, or ``rmlab/cli/__main__.py``), so
     # that Lightning can start the other ranks of a DDP run with it (see ENTRY_ENV)
     sys.argv = [sys.argv[0], *_with_job_name(argv, entry.config)]
-    task()
+    try:
+        task()
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _other_rank_dirs(argv: list[str]) -> tuple[list[str], str | None]:
+    """Ranks 1..N-1 of a launch (``RANK`` > 0: torchrun, ``accelerate launch``) keep no Hydra output of their own.
+
+    Rank 0's run directory holds the run (the trainers move every rank there: ``agree_on_run_dir``), and Hydra
+    would give every other rank a directory of its own (``${now:...}`` read per process) holding only its config
+    files and log. Those ranks write no ``.hydra/`` (``hydra.output_subdir=null``), and without ``hydra.run.dir``
+    on the command line run in a scratch directory removed when they finish; returns ``(argv, scratch)``."""
+    rank = os.environ.get("RANK", "")
+    if not rank.isdigit() or int(rank) == 0 or any(a in ("-m", "--multirun") for a in argv):
+        return argv, None
+    extra, scratch = [], None
+    if not any(a.startswith("hydra.output_subdir=") for a in argv):
+        extra.append("hydra.output_subdir=null")
+    if not any(a.startswith("hydra.run.dir=") for a in argv):
+        scratch = tempfile.mkdtemp(prefix=f"rmlab-rank{rank}-")
+        extra.append(f"hydra.run.dir={scratch}")
+    return [*argv, *extra], scratch
 
 
 # Hydra's flags that take a value (``--info`` takes one of its choices, optionally)

@@ -155,8 +155,8 @@ def agree_on_run_dir(run_dir: Path, *, cpu: bool) -> Path:
     trainer would start anyway; a single process gets ``run_dir`` back untouched.
 
     Hydra names the run directory by the time each process reads it, so without ``hydra.run.dir=<dir>`` on the
-    command line every rank but 0 also has a directory of its own that holds only Hydra's files; it is named in
-    the log. Pass ``hydra.run.dir`` (pipelines do) to get one directory."""
+    command line every rank but 0 would have a directory of its own; the ``rmlab`` command runs those ranks in a
+    scratch directory it removes (``rmlab.cli._other_rank_dirs``)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return run_dir
     from accelerate import PartialState
@@ -164,11 +164,5 @@ def agree_on_run_dir(run_dir: Path, *, cpu: bool) -> Path:
     state = PartialState(cpu=cpu)
     shared = Path(same_on_every_rank(str(run_dir)))
     if shared != run_dir:
-        log.warning(
-            "rank %d: outputs go to rank 0's run directory %s; %s holds only this rank's Hydra files "
-            "(pass hydra.run.dir=<dir> to accelerate launch for one directory)",
-            state.process_index,
-            shared,
-            run_dir,
-        )
+        log.info("rank %d: outputs go to rank 0's run directory %s", state.process_index, shared)
     return shared
