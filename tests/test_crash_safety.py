@@ -136,3 +136,49 @@ def test_a_killed_stage_reruns_to_the_uninterrupted_outputs(
     assert _stable(got) == _stable(want)
     assert (out / rows).read_text() == (whole / rows).read_text()
     print(f"\n{stage}: killed at shard {k} of {n}, shard {damaged.name} damaged; rerun equals the uninterrupted run")
+
+
+def _finished_stages(stages: Path) -> int:
+    """Stages of a pipeline that have finished (``stage.json`` gets its wall time last)."""
+    return sum("wall_seconds" in json.loads(p.read_text()) for p in stages.rglob("stage.json"))
+
+
+@pytest.mark.slow
+def test_a_killed_experiment_reruns_to_the_uninterrupted_comparison(
+    tmp_path, tiny_classifier_dir, tiny_lm_dir, data_dir
+):
+    """``experiment=dpo_vs_classifier`` (train an RM and a DPO model, 3 evaluations, a comparison) killed once its
+    k-th stage of 5 has finished (k seeded), then the same command: the finished stages are reused, the others
+    run, and the comparison equals an uninterrupted run's."""
+    from tests.test_dpo_vs_classifier import pipeline_command
+
+    def run(name: str) -> tuple[list[str], dict, Path]:
+        env = child_env(tmp_path / name)
+        return pipeline_command(tmp_path / name, tiny_classifier_dir, tiny_lm_dir), env, tmp_path / name / "logs"
+
+    cmd, env, logs = run("whole")
+    run_entry(cmd, env)
+    (whole,) = (logs / "dpo_vs_classifier" / "runs").iterdir()
+    k = random.Random(f"{SEED}-experiment").randint(1, 4)
+
+    cmd, env, logs = run("killed")
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 600
+    while proc.poll() is None and time.monotonic() < deadline and _finished_stages(logs / "stages") < k:
+        time.sleep(0.05)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-3000:]
+    log = _run_logged(cmd, env)
+    assert log.count("reusing") >= k  # what had finished is not computed again
+
+    def rows(run_dir: Path) -> list[dict]:
+        doc = json.loads((run_dir / "comparison.json").read_text())
+        return [{key: v for key, v in r.items() if key != "source"} for r in doc["rows"]]
+
+    resumed = max((logs / "dpo_vs_classifier" / "runs").iterdir())
+    assert rows(resumed) == rows(whole) and len(rows(whole)) == 3
+    print(f"\nexperiment: killed after stage {k} of 5; rerun equals the uninterrupted comparison")

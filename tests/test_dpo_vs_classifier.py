@@ -52,9 +52,8 @@ def _list(key: str, items: list[str]) -> str:
     return f"{key}=[" + ",".join(f"'{i}'" for i in items) + "]"
 
 
-@pytest.mark.slow
-def test_pipeline_end_to_end_and_reuse(tmp_path, tiny_classifier_dir, tiny_lm_dir, data_dir):
-    env = {**os.environ, "RMLAB_LOG_DIR": str(tmp_path / "logs"), "HF_HUB_OFFLINE": "1"}
+def pipeline_command(tmp_path: Path, classifier: Path, lm: Path) -> list[str]:
+    """``experiment=dpo_vs_classifier`` on tiny models: one optimizer step each, one RM-Bench prompt per domain."""
     train = [
         "recipe.max_steps=1",
         "recipe.pairs_per_update=2",
@@ -62,7 +61,7 @@ def test_pipeline_end_to_end_and_reuse(tmp_path, tiny_classifier_dir, tiny_lm_di
         "recipe.max_pair_tokens=256",
         "recipe.lr=1e-3",
     ]
-    cmd = [
+    return [
         sys.executable,
         "scripts/run_experiment.py",
         "experiment=dpo_vs_classifier",
@@ -71,17 +70,20 @@ def test_pipeline_end_to_end_and_reuse(tmp_path, tiny_classifier_dir, tiny_lm_di
             "pipeline.preference_overrides",
             ["preference.max_pairs=16", "preference.heldout_pairs=6", "bootstrap.n_boot=20"],
         ),
-        _list(
-            "pipeline.classifier.overrides",
-            [f"model={tiny_classifier_dir}", "trainer.enable_progress_bar=false", *train],
-        ),
-        _list("pipeline.dpo.overrides", [f"model={tiny_lm_dir}", "precision=fp32", "device=cpu", *train]),
+        _list("pipeline.classifier.overrides", [f"model={classifier}", "trainer.enable_progress_bar=false", *train]),
+        _list("pipeline.dpo.overrides", [f"model={lm}", "precision=fp32", "device=cpu", *train]),
         _list(
             "pipeline.eval.overrides",
             ["benchmark.max_per_domain=1", "bootstrap.n_boot=0", "scoring.progress=false", "device=cpu"],
         ),
         f"paths.score_cache_dir={tmp_path / 'scores'}",
     ]
+
+
+@pytest.mark.slow
+def test_pipeline_end_to_end_and_reuse(tmp_path, tiny_classifier_dir, tiny_lm_dir, data_dir):
+    env = {**os.environ, "RMLAB_LOG_DIR": str(tmp_path / "logs"), "HF_HUB_OFFLINE": "1"}
+    cmd = pipeline_command(tmp_path, tiny_classifier_dir, tiny_lm_dir)
     res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
     assert res.returncode == 0, res.stderr[-3000:]
     (run,) = (tmp_path / "logs" / "dpo_vs_classifier" / "runs").iterdir()
