@@ -182,3 +182,47 @@ def test_a_killed_experiment_reruns_to_the_uninterrupted_comparison(
     resumed = max((logs / "dpo_vs_classifier" / "runs").iterdir())
     assert rows(resumed) == rows(whole) and len(rows(whole)) == 3
     print(f"\nexperiment: killed after stage {k} of 5; rerun equals the uninterrupted comparison")
+
+
+_FULL_DISK = """
+import errno, os, sys
+real = os.write
+
+
+def write(fd, data):  # the file system is full for the correlation's output, as ENOSPC from write(2)
+    if ".correlation.json." in os.readlink(f"/proc/self/fd/{fd}"):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return real(fd, data)
+
+
+os.write = write
+from rmlab.cli import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to tell which file a write goes to")
+def test_a_full_disk_stops_a_command_with_one_line_naming_the_file(tmp_path):
+    """``rmlab correlate`` whose output cannot be written: exit status 1 and one line naming the file, no
+    traceback, no file and no temporary file left behind."""
+    from tests.test_correlation_study import make_study_runs
+
+    runs, out = make_study_runs(tmp_path), tmp_path / "out"
+    cmd = [
+        sys.executable,
+        "-c",
+        _FULL_DISK,
+        "correlate",
+        f"runs={runs}",
+        "n_boot=20",
+        "n_perm=20",
+        f"hydra.run.dir={out}",
+    ]
+    res = subprocess.run(
+        cmd, cwd=tmp_path, env=child_env(tmp_path), capture_output=True, text=True, timeout=300, check=False
+    )
+    assert res.returncode == 1
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("rmlab correlate: no space left on device writing") and str(out / "correlation.json") in last
+    assert "Traceback" not in res.stderr
+    assert not list(out.glob("*correlation.json*"))
