@@ -200,7 +200,6 @@ def _scale_note(summary: dict) -> str:
     n = summary.get("rating_ends_with_scale", 0)
     if not n:
         return ""
-    return (
-        f"\n{n} ratings end in \"n/10\" or \"n out of 10\"; prompt `{summary['prompt']}` reads "
-        + ("n.\n" if summary["prompt"].endswith("_strict") else "10 there (rewardbench's rule; `_strict` reads n).\n")
+    return f'\n{n} ratings end in "n/10" or "n out of 10"; prompt `{summary["prompt"]}` reads ' + (
+        "n.\n" if summary["prompt"].endswith("_strict") else "10 there (rewardbench's rule; `_strict` reads n).\n"
     )

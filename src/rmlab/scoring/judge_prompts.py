@@ -191,7 +191,7 @@ def parse_labelled_rating(text: str) -> int | None:
     """RewardMATH's rule: the first integer after the last ``Rating:`` (``Rating: [[7]]`` -> 7); without the
     label, the last ``[[n]]`` in the text. Outside 1-10, or absent: ``None`` (RewardMATH: a rating of 1)."""
     if "Rating:" in text:
-        found = re.search(r"\d+", text.rsplit("Rating:", 1)[1])
+        found = re.search(r"-?\d+", text.rsplit("Rating:", 1)[1])  # signed: "-3" is out of range, not 3
         return _in_range(int(found.group(0))) if found else None
     tags = re.findall(r"\[\[\s*(\d+)\s*\]\]", text)
     return _in_range(int(tags[-1])) if tags else None

@@ -18,7 +18,6 @@ from rmlab.generation.decoding import Decoding
 from rmlab.metrics.bootstrap import bootstrap_mean_interval
 from rmlab.utils.hashing import stable_hash
 
-
 SUBSAMPLE_RNGS = ("shared", "per_file")
 
 
