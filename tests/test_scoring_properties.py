@@ -76,11 +76,16 @@ def _same_shape_wrong(task: str, target: str, seed: int) -> list[str]:
     return [w for w in wrong if w != target]
 
 
+# every BBH task gets its own run (names read at collection; without the data the test skips)
+BBH_TASKS = sorted(p.stem for p in (DATA_DIR / "bbh" / "bbh").glob("*.json")) or ["(no local BBH data)"]
+PER_TASK = settings(PROPERTY, max_examples=25)
+
+
+@pytest.mark.parametrize("task", BBH_TASKS)
 @given(data=st.data())
-@PROPERTY
-def test_bbh_wrong_answer_of_the_right_shape_never_matches(data):
+@PER_TASK
+def test_bbh_wrong_answer_of_the_right_shape_never_matches(task, data):
     targets = _bbh_targets()
-    task = data.draw(st.sampled_from(sorted(targets)), label="task")
     target = data.draw(st.sampled_from(targets[task]), label="target")
     wrong = data.draw(st.sampled_from(_same_shape_wrong(task, target, data.draw(st.integers(0, 99)))))
     before = data.draw(PROSE, label="reasoning")
@@ -90,11 +95,11 @@ def test_bbh_wrong_answer_of_the_right_shape_never_matches(data):
     assert not bbh_match(bbh_answer(f"{output} Actually, the answer is {target}."), target)
 
 
+@pytest.mark.parametrize("task", BBH_TASKS)
 @given(data=st.data())
-@PROPERTY
-def test_bbh_target_and_its_spellings_always_match(data):
+@PER_TASK
+def test_bbh_target_and_its_spellings_always_match(task, data):
     targets = _bbh_targets()
-    task = data.draw(st.sampled_from(sorted(targets)), label="task")
     target = data.draw(st.sampled_from(targets[task]), label="target")
     before, after = data.draw(PROSE), data.draw(PROSE)
     for output in (
