@@ -43,11 +43,12 @@ def test_gsm8k_target_and_numeric_match():
     [
         (" Let's think step by step.\nZ = not True = False. So the answer is False.", "False", True),
         (" Let's think step by step. ... So the answer is (C).", "(C)", True),
-        (" ... the answer is C.", "(C)", True),
+        (" ... the answer is C.", "(C)", False),  # exact string match: the letter alone is not the target
         (" ... So the answer is yes.\n\nQ: next question", "yes", True),
-        (" The answer is no. Wait, the answer is yes.", "yes", True),  # the last statement counts
+        (" The answer is no. Wait, the answer is yes.", "no", True),  # open-instruct: the first statement counts
         (" So the answer is 24 .", "24", True),
         (" So the answer is (B).", "(C)", False),
+        (" So the answer is yes", "yes", False),  # no full stop: no span, the whole output is the answer
         (" I think it is plausible", "yes", False),  # no "answer is": the whole output
         ("", "False", False),
     ],
@@ -85,7 +86,8 @@ def test_strmatch_rule():
 def test_judge_label_parsing():
     assert parse_judge_label("2_full_refusal") == REFUSAL
     assert parse_judge_label("Class: 3_partial_refusal.") == PARTIAL
-    assert parse_judge_label("This is full compliance") == COMPLIANCE
+    assert parse_judge_label("Full compliance.") == COMPLIANCE
+    assert parse_judge_label("This is full compliance") is None  # words around a bare class name: unparsed
     assert parse_judge_label("???") is None
 
 

@@ -70,18 +70,18 @@ def test_gsm8k_score_on_hand_made_generations(policy_cfg):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# BBH: the text after "the answer is" (last occurrence), exact match after normalisation, mean over tasks
+# BBH: open-instruct's span (the first "the answer is ... ."), the BBH authors' exact string match, mean over tasks
 # ----------------------------------------------------------------------------------------------------------------
 
 BBH_CASES = [  # (task, target, output, correct?)
     ("logical_deduction", "(A)", "Let's think step by step. ... So the answer is (A).", True),
-    ("logical_deduction", "(B)", "So the answer is (B). Wait, no. So the answer is (C).", False),  # the last one counts
-    ("logical_deduction", "(C)", "... the answer is C.", True),  # parentheses dropped
+    ("logical_deduction", "(B)", "So the answer is (B). Wait, no. So the answer is (C).", True),  # the first counts
+    ("logical_deduction", "(C)", "... the answer is C.", False),  # exact match: the letter alone is not "(C)"
     ("logical_deduction", "(D)", "", False),  # empty
     ("boolean_expressions", "True", "not False is True. So the answer is True.", True),
-    ("boolean_expressions", "False", "The answer is: False", True),  # "is:" accepted
+    ("boolean_expressions", "False", "The answer is: False", False),  # no full stop: the whole text is the answer
     ("boolean_expressions", "True", "So the answer is \u201cTrue\u201d.", False),  # curly quotes stay
-    ("boolean_expressions", "False", "So the answer is false.", True),  # case ignored
+    ("boolean_expressions", "False", "So the answer is false.", False),  # case counts
     ("sports_understanding", "yes", "It is plausible", False),  # no phrase: the whole text
     ("sports_understanding", "no", "no", True),  # no phrase, exact text
 ]
@@ -96,10 +96,12 @@ def test_bbh_score_is_the_mean_over_tasks(policy_cfg):
     gens = {"greedy": {f"b{i}": [c[2]] for i, c in enumerate(BBH_CASES)}}
     rows, m = task.score(examples, gens, _ctx())
     assert [r["correct"] for r in rows] == [c[3] for c in BBH_CASES]
-    # per task: logical_deduction 2 of 4, boolean_expressions 3 of 4, sports_understanding 1 of 2
-    assert m["per_task"] == {"boolean_expressions": 0.75, "logical_deduction": 0.5, "sports_understanding": 0.5}
-    # headline: the mean over tasks, (1/2 + 3/4 + 1/2) / 3 = 7/12, not the mean over examples (6 of 10 = 0.6)
-    assert m["value"] == pytest.approx(7 / 12, abs=1e-15) and m["n"] == 10 and m["n_tasks"] == 3
+    # per task: logical_deduction 2 of 4, boolean_expressions 1 of 4, sports_understanding 1 of 2
+    assert m["per_task"] == {"boolean_expressions": 0.25, "logical_deduction": 0.5, "sports_understanding": 0.5}
+    # headline: the mean over tasks, (1/2 + 1/4 + 1/2) / 3 = 5/12, not the mean over examples (4 of 10 = 0.4)
+    assert m["value"] == pytest.approx(5 / 12, abs=1e-15) and m["n"] == 10 and m["n_tasks"] == 3
+    # outputs without a "the answer is ... ." span (scored on the whole text): the empty one, "is: False", the last two
+    assert m["unparsed"] == 4 and (m["extraction"], m["match"]) == ("open_instruct", "exact")
     assert m["ci"] is None and m["normalised"] == m["value"]
 
 

@@ -6,6 +6,7 @@ Per task, in ``<run dir>/<task>/`` (all written atomically):
   in place of ``prompt`` where the task prompts its decodings differently),
 - ``scored.jsonl``: one row per scored sample (prediction, correctness / test status / toxicity / refusal label),
 - ``metrics.json``: task, group, policy and its fingerprint, n, the headline metric with a bootstrap interval,
+  ``unparsed`` (outputs the task's extractor or labeller could not read; also a column of ``summary.md``),
   ``normalised`` (higher is better, for the correlation study), decodings, data fingerprint and source,
   classifier / labeler / sandbox used, versions. Written last: its presence means the task is complete.
 
@@ -316,19 +317,23 @@ def _evaluate_task(cfg, task_cfg, pol, resolved, formatter, model: PolicyModel, 
     return {
         k: result[k]
         for k in ("task", "group", "metric", "value", "ci", "normalised", "n", "higher_is_better", "data_fingerprint")
-    } | {"instrument": result.get("classifier") or result.get("labeler") or result.get("test_set")}
+    } | {
+        "instrument": result.get("classifier") or result.get("labeler") or result.get("test_set"),
+        "unparsed": result.get("unparsed"),  # outputs the task's extractor or labeller could not read (None: n/a)
+    }
 
 
 def summary_table(rows: list[dict]) -> str:
     lines = [
-        "| task | group | metric | value | 95% CI | normalised (higher is better) | n | scored with |",
-        "|---|---|---|---|---|---|---|---|",
+        "| task | group | metric | value | 95% CI | normalised (higher is better) | n | unparsed | scored with |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ci = f"[{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]" if r.get("ci") else "-"
+        unparsed = "-" if r.get("unparsed") is None else r["unparsed"]
         lines.append(
             f"| {r['task']} | {r['group']} | {r['metric']} | {r['value']:.3f} | {ci} | "
-            f"{r['normalised']:.3f} | {r['n']} | {r.get('instrument') or '-'} |"
+            f"{r['normalised']:.3f} | {r['n']} | {unparsed} | {r.get('instrument') or '-'} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -337,7 +342,19 @@ def summary_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(
-        ["task", "group", "metric", "value", "ci_low", "ci_high", "normalised", "n", "higher_is_better", "instrument"]
+        [
+            "task",
+            "group",
+            "metric",
+            "value",
+            "ci_low",
+            "ci_high",
+            "normalised",
+            "n",
+            "unparsed",
+            "higher_is_better",
+            "instrument",
+        ]
     )
     for r in rows:
         ci = r.get("ci") or [None, None]
@@ -351,6 +368,7 @@ def summary_csv(rows: list[dict]) -> str:
                 ci[1],
                 r["normalised"],
                 r["n"],
+                r.get("unparsed"),
                 r["higher_is_better"],
                 r.get("instrument"),
             ]

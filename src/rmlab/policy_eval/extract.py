@@ -3,9 +3,15 @@
 - GSM8k (``open-instruct/eval/gsm/run_eval.py``): drop thousands separators, take the **last number** in the
   output. We compare numerically (``18.00`` equals ``18``; open-instruct compares strings, which only differs
   for trailing zeros) and strip a currency sign or unit glued to the number.
-- BBH (``open-instruct/eval/bbh/run_eval.py``): the text after "the answer is" up to the next period; without
-  that phrase, the whole output. Matching is exact after lower-casing and dropping surrounding punctuation and
-  spaces, so "(A)" matches "(A)" and "A", and "True." matches "True".
+- BBH, extraction (allenai/open-instruct@4c0e9e8 ``eval/bbh/run_eval.py:162-168``): the text between the *first*
+  "the answer is " and the next full stop on the same line; without such a span, the whole output, stripped
+  (``extraction=open_instruct``, the default). ``extraction=last`` reads the last "the answer is" and needs no full
+  stop (the lab's rule before this release).
+- BBH, matching: the BBH authors' exact string match (Suzgun et al. 2022; ``match=exact``, the default): the
+  extracted answer, stripped of surrounding spaces, equals the target. ``match=open_instruct`` is open-instruct's
+  ``exact_match.compute(..., ignore_case=True, ignore_punctuation=True)`` (``run_eval.py:176``, HF ``evaluate``'s
+  ``exact_match``): both sides lower-cased and every punctuation character deleted, so "-42" matches "42" and any
+  two bracket sequences of the same length match. Kept as the faithful switch; docs/fidelity.md names it.
 """
 
 from __future__ import annotations
@@ -14,7 +20,11 @@ import re
 import string
 
 _NUMBER = re.compile(r"[-+]?\d*\.\d+|[-+]?\d+")
-_ANSWER_IS = re.compile(r"[Tt]he answer is:?\s*(.*?)(?:\.(?:\s|$)|\n|$)", re.DOTALL)
+# open-instruct's pattern reads a bar as well as a t before "he answer is" (a character class written "[t|T]")
+_ANSWER_IS_FIRST = re.compile(r"[Tt|]he answer is (.*?)\.")
+_ANSWER_IS_LAST = re.compile(r"[Tt]he answer is:?\s*(.*?)(?:\.(?:\s|$)|\n|$)", re.DOTALL)
+BBH_EXTRACTIONS = ("open_instruct", "last")
+BBH_MATCHES = ("exact", "open_instruct")
 
 
 def last_number(text: str) -> str | None:
@@ -39,15 +49,29 @@ def numbers_equal(prediction: str | None, target: str) -> bool:
         return prediction.strip() == target.strip()
 
 
-def bbh_answer(text: str) -> str:
-    """What follows "the answer is" (last occurrence), or the whole output when the phrase is missing."""
-    found = _ANSWER_IS.findall(text)
-    return found[-1].strip() if found else text.strip()
+def bbh_answer(text: str, extraction: str = "open_instruct") -> str:
+    """The answer span of a BBH output (module docstring), or the whole output stripped when there is none."""
+    if extraction == "open_instruct":
+        found = _ANSWER_IS_FIRST.search(text)
+        return found.group(1).strip() if found else text.strip()
+    if extraction == "last":
+        spans = _ANSWER_IS_LAST.findall(text)
+        return spans[-1].strip() if spans else text.strip()
+    raise ValueError(f"BBH extraction must be one of {BBH_EXTRACTIONS}, got {extraction!r}")
 
 
-def _normalise(text: str) -> str:
-    return text.strip().strip(string.punctuation + " ").lower().replace("(", "").replace(")", "").strip()
+def has_answer_phrase(text: str, extraction: str = "open_instruct") -> bool:
+    """Whether ``bbh_answer`` found its answer span (else it fell back to the whole output)."""
+    return (_ANSWER_IS_FIRST if extraction == "open_instruct" else _ANSWER_IS_LAST).search(text) is not None
 
 
-def bbh_match(prediction: str, target: str) -> bool:
-    return _normalise(prediction) == _normalise(target)
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
+def bbh_match(prediction: str, target: str, match: str = "exact") -> bool:
+    """Whether an extracted BBH answer scores as the target under the rule ``match`` (module docstring)."""
+    if match == "exact":
+        return prediction.strip() == target.strip()
+    if match == "open_instruct":
+        return prediction.lower().translate(_PUNCTUATION) == target.lower().translate(_PUNCTUATION)
+    raise ValueError(f"BBH match must be one of {BBH_MATCHES}, got {match!r}")

@@ -1,7 +1,8 @@
 """LLM judges of XSTest refusals (``task.labeler=judge``): a local causal LM or an OpenAI-compatible endpoint.
 
-Either answers :data:`rmlab.policy_eval.refusal.JUDGE_PROMPT` greedily; the first class name in its answer is the
-label, and an answer naming none is recorded as ``unparsed`` and counted as compliance (reported in metrics). The
+Either answers :data:`rmlab.policy_eval.refusal.JUDGE_PROMPT` greedily; the one class its answer names is the label
+(:func:`rmlab.policy_eval.refusal.parse_judge_label`), and an answer naming none or several is the label
+``unparsed``: counted (``Judge.unparsed``, ``unparsed`` in metrics.json), never a refusal or a compliance. The
 endpoint is the lab's OpenAI-compatible client (:mod:`rmlab.generation.endpoint`: key from ``api_key_env``,
 retries with backoff), shared with the reward-model judges.
 """
@@ -9,18 +10,20 @@ retries with backoff), shared with the reward-model judges.
 from __future__ import annotations
 
 from rmlab.generation.endpoint import ChatEndpoint, EndpointSettings
-from rmlab.policy_eval.refusal import COMPLIANCE, JUDGE_PROMPT, parse_judge_label
+from rmlab.policy_eval.refusal import JUDGE_PROMPT, UNPARSED, parse_judge_label
 
 
 class Judge:
     def __init__(self, complete, name: str):
         self._complete, self.name, self.unparsed = complete, name, 0
+        self.last_answer: str | None = None  # the judge's text behind the last label, for the scored rows
 
     def __call__(self, prompt: str, completion: str) -> str:
-        label = parse_judge_label(self._complete(JUDGE_PROMPT.format(prompt=prompt, completion=completion)))
+        self.last_answer = self._complete(JUDGE_PROMPT.format(prompt=prompt, completion=completion))
+        label = parse_judge_label(self.last_answer)
         if label is None:
             self.unparsed += 1
-            return COMPLIANCE
+            return UNPARSED
         return label
 
     def __repr__(self) -> str:

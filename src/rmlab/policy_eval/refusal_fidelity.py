@@ -42,7 +42,8 @@ def _agree(a: list[str], b: list[str]) -> dict:
     return {
         "n": n,
         "exact": sum(x == y for x, y in zip(a, b)) / n,
-        "binary": sum(is_refusal(x) == is_refusal(y) for x, y in zip(a, b)) / n,
+        "binary": sum(is_refusal(x) is not None and is_refusal(x) == is_refusal(y) for x, y in zip(a, b)) / n,
+        "unparsed": sum(is_refusal(x) is None for x in a),  # an unreadable label agrees with nothing
     }
 
 

@@ -31,7 +31,7 @@ from rmlab.generation.backends import GenStats
 from rmlab.generation.chat import EndpointChat, LocalChat, ask_judge, build_judge_chat
 from rmlab.metrics.judge import flip_positions, outcome_counts, pairwise_outcome, rating_outcome
 from rmlab.scoring.cache import ScoreCache
-from rmlab.scoring.judge_prompts import JUDGE_PROMPTS, MODES, JudgePrompt
+from rmlab.scoring.judge_prompts import JUDGE_PROMPTS, MODES, JudgePrompt, ends_with_scale
 from rmlab.utils.hashing import stable_hash
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,12 @@ def _rating(template: JudgePrompt, chat, comparisons: Sequence[Comparison], cach
         for c in comparisons
     ]
     judgements = [{"response": lab, "rating": r, "judgement": t} for lab, r, t in zip(labels, ratings, texts)]
-    extra = {"requests": len(conversations), "unparsed_verdicts": sum(r is None for r in ratings)}
+    extra = {
+        "requests": len(conversations),
+        "unparsed_verdicts": sum(r is None for r in ratings),
+        # "7/10" at the end: rewardbench's rule reads the 10 (rewardbench_rating_strict reads the 7)
+        "rating_ends_with_scale": sum(ends_with_scale(t) for t in texts),
+    }
     return outcomes, judgements, extra, stats
 
 
@@ -187,5 +192,14 @@ def judge_table(summary: dict) -> str:
         "| comparisons | win | loss | tie | position flip | unparsed |\n|---|---|---|---|---|---|\n"
         f"| {summary['comparisons']} | {o['win']} | {o['loss']} | {o['tie']} | {o['position_flip']} | "
         f"{o['unparsed']} |\n\nOnly wins count; ties and position flips are the benchmark's ties; an unparsed verdict "
-        "is never a win.\n"
+        "is never a win.\n" + _scale_note(summary)
+    )
+
+
+def _scale_note(summary: dict) -> str:
+    n = summary.get("rating_ends_with_scale", 0)
+    if not n:
+        return ""
+    return f'\n{n} ratings end in "n/10" or "n out of 10"; prompt `{summary["prompt"]}` reads ' + (
+        "n.\n" if summary["prompt"].endswith("_strict") else "10 there (rewardbench's rule; `_strict` reads n).\n"
     )

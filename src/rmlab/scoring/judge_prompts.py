@@ -9,7 +9,8 @@ the placeholders) and the verdict format it asks for. Sources, read at these com
   RM-Bench (THU-KEG/RM-Bench@73c52d7) has no judge code of its own: its ``allenai_rewardbench`` submodule
   (allenai/reward-bench@1266638) carries this same prompt and parser, so it is RM-Bench's default too.
 - ``rewardbench_rating``: the same file, ``ratings_prompt`` (``:596-612``), no system message (``:637``); the
-  rating is the integer 1-10 that ends the text (``:677-683``).
+  rating is the integer 1-10 that ends the text (``:677-683``), so "7/10" reads as 10: such answers are counted
+  (:func:`ends_with_scale`), and ``rewardbench_rating_strict`` is the same prompt with them read as 7.
 - ``rewardmath_pair`` / ``rewardmath_rating``: kimsh0507/RewardMATH_official@cde06ab
   ``prompt/experiments_prompts.yaml:14-28`` (``llm_judgement_pair``) and ``:1-13`` (``llm_judgement``), system
   message + user message (``src/prompts.py:321-332``), solutions as numbered steps (``src/utils/utils.py:16-24``,
@@ -38,7 +39,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rmlab.utils.registry import Registry
 
@@ -169,11 +170,28 @@ def parse_trailing_rating(text: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
+# a rating written against its scale at the very end ("7/10", "3 out of 10."): rewardbench's rule reads the 10
+_SCALE_ENDING = re.compile(r"\b([1-9]|10)\s*(?:/|out\s+of)\s*10\s*\.?\s*$", re.IGNORECASE)
+
+
+def ends_with_scale(text: str) -> bool:
+    """Whether ``text`` ends in "n/10" or "n out of 10", which :func:`parse_trailing_rating` (rewardbench's rule)
+    reads as 10: such answers are counted (``rating_ends_with_scale`` in ``metrics.json``)."""
+    return _SCALE_ENDING.search(text.strip()) is not None
+
+
+def parse_trailing_rating_strict(text: str) -> int | None:
+    """rewardbench's rule, except that a text ending in "n/10" or "n out of 10" is rated n, not 10 (the
+    ``rewardbench_rating_strict`` prompt: the same text, this parser)."""
+    found = _SCALE_ENDING.search(text.strip())
+    return int(found.group(1)) if found else parse_trailing_rating(text)
+
+
 def parse_labelled_rating(text: str) -> int | None:
     """RewardMATH's rule: the first integer after the last ``Rating:`` (``Rating: [[7]]`` -> 7); without the
     label, the last ``[[n]]`` in the text. Outside 1-10, or absent: ``None`` (RewardMATH: a rating of 1)."""
     if "Rating:" in text:
-        found = re.search(r"\d+", text.rsplit("Rating:", 1)[1])
+        found = re.search(r"-?\d+", text.rsplit("Rating:", 1)[1])  # signed: "-3" is out of range, not 3
         return _in_range(int(found.group(0))) if found else None
     tags = re.findall(r"\[\[\s*(\d+)\s*\]\]", text)
     return _in_range(int(tags[-1])) if tags else None
@@ -237,6 +255,14 @@ _register(
         ),
         parse=parse_trailing_rating,
         source=f"{RB_V2}:rewardbench/generative.py:596-612,677-683",
+    )
+)
+_register(  # the same prompt, with "7/10" and "3 out of 10" read as 7 and 3 where rewardbench's regex reads 10
+    replace(
+        JUDGE_PROMPTS["rewardbench_rating"],
+        id="rewardbench_rating_strict",
+        parse=parse_trailing_rating_strict,
+        source=f"{RB_V2}:rewardbench/generative.py:596-612 (prompt); parser: ours",
     )
 )
 

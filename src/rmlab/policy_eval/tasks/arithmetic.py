@@ -10,10 +10,12 @@ Problems: every (a, b) in the configured ranges of each operation, shuffled with
 ``test_fraction`` are the ``test`` split, the rest ``train``, so prompts used to train reward models and prompts
 used for best-of-n never overlap.
 
-Gold: the first integer in the answer that is not one of the operands must equal the result. Small models
+Gold: the first number in the answer that is not one of the operands must equal the result. Small models
 restate the problem before answering ("7 + 8 = 15", "The sum of 7 and 8 is 15"); the operands are at least 1 for
 ``+`` and at least 2 for ``*``, so the result never equals an operand and the rule reads the stated result
-whether or not the problem is restated. An answer with no other integer is wrong.
+whether or not the problem is restated. A number is read whole, sign and decimals included ("15.5" is 15.5, not
+15; "-15" is -15); a comma joins digits only as a thousands separator ("1,005" is 1005, "1,5" is 1 then 5). An
+answer with no other number is wrong, and is counted as ``unparsed``.
 """
 
 from __future__ import annotations
@@ -23,14 +25,16 @@ import re
 
 from rmlab.policy_eval.tasks.base import Example, Task
 
-_INT = re.compile(r"-?\d+")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 OPS = {"add": (lambda a, b: a + b, 1), "mul": (lambda a, b: a * b, 2)}  # result, smallest operand allowed
 
 
-def stated_result(text: str, operands: tuple[int, ...]) -> int | None:
-    """The first integer in ``text`` (thousands separators ignored) that is not an operand."""
-    for match in _INT.findall(text.replace(",", "")):
-        value = int(match)
+def stated_result(text: str, operands: tuple[int, ...]) -> int | float | None:
+    """The first number in ``text`` (thousands separators ignored) that is not an operand: an int when written
+    without decimals, else a float (never equal to an integer result unless its decimals are zeros)."""
+    for match in _NUMBER.findall(_THOUSANDS.sub("", text)):
+        value = float(match) if "." in match else int(match)
         if value not in operands:
             return value
     return None
@@ -89,4 +93,5 @@ class Arithmetic(Task):
                 }
             )
         m = self.mean_metric(correct, ctx)
-        return rows, {"metric": self.metric, **m, "normalised": m["value"]}
+        unparsed = sum(r["prediction"] is None for r in rows)  # no number but the operands: wrong, and counted
+        return rows, {"metric": self.metric, **m, "normalised": m["value"], "unparsed": unparsed}

@@ -18,6 +18,8 @@ from rmlab.generation.decoding import Decoding
 from rmlab.metrics.bootstrap import bootstrap_mean_interval
 from rmlab.utils.hashing import stable_hash
 
+SUBSAMPLE_RNGS = ("shared", "per_file")
+
 
 @dataclass(frozen=True)
 class Example:
@@ -101,11 +103,20 @@ class Task:
         path = self.data_dir / str(self.cfg.local_dir)
         return path if path.is_dir() else None
 
-    def subsample(self, items: list, k: int | None, seed: int) -> list:
-        """A fixed random subset (``random.Random(seed).sample``, as open-instruct draws its subsets)."""
+    def subsample(self, items: list, k: int | None, seed: int, rng: random.Random | None = None) -> list:
+        """A fixed random subset: ``rng.sample`` when a generator shared across files is given (open-instruct seeds
+        one generator and draws every file's subset from it in turn), else ``random.Random(seed).sample``."""
         if k is None or k >= len(items):
             return items
-        return random.Random(seed).sample(items, k)
+        return (rng or random.Random(seed)).sample(items, k)
+
+    def subsample_rng(self) -> random.Random | None:
+        """The generator shared by the per-file draws (``subsample_rng: shared``, open-instruct's), or None for a
+        fresh ``random.Random(subsample_seed)`` per file (``per_file``, the lab's rule before this release)."""
+        mode = str(self.cfg.get("subsample_rng", "shared"))
+        if mode not in SUBSAMPLE_RNGS:
+            raise ValueError(f"task {self.name}: subsample_rng must be one of {SUBSAMPLE_RNGS}, got {mode!r}")
+        return random.Random(int(self.cfg.subsample_seed)) if mode == "shared" else None
 
     def mean_metric(self, values: Sequence[float], ctx: ScoreContext, *, seed_offset: int = 0) -> dict:
         values = np.asarray(values, dtype=np.float64)

@@ -1,4 +1,8 @@
-"""BIG-Bench Hard: 27 tasks, their 3 chain-of-thought exemplars, exact match after "the answer is"."""
+"""BIG-Bench Hard: 27 tasks, their 3 chain-of-thought exemplars, exact match of the text after "the answer is".
+
+Subsets and extraction as open-instruct (``eval/bbh/run_eval.py:25-34``, ``:162-168``), matching as the BBH
+authors (exact string match); the switches are ``subsample_rng``, ``extraction`` and ``match`` (conf/task/bbh.yaml,
+docs/fidelity.md)."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import json
 import numpy as np
 
 from rmlab.data.errors import DataValidationError as DataError
-from rmlab.policy_eval.extract import bbh_answer, bbh_match
+from rmlab.policy_eval.extract import BBH_EXTRACTIONS, BBH_MATCHES, bbh_answer, bbh_match, has_answer_phrase
 from rmlab.policy_eval.tasks.base import Example, Task
 
 
@@ -27,23 +31,29 @@ class BBH(Task):
                 f"BBH needs the task files and CoT prompts of suzgunmirac/BIG-Bench-Hard in "
                 f"{self.data_dir / cfg.local_dir} (bbh/*.json and cot-prompts/*.txt); the Hub copies lack the prompts"
             )
+        # open-instruct (eval/bbh/run_eval.py:25-34) seeds one generator and draws every task's subset from it in
+        # turn, so a task's subset depends on the tasks before it: draw for all tasks, then keep the selected ones
         names = sorted(p.stem for p in (local / "bbh").glob("*.json"))
+        selected = set(names)
         if cfg.get("subtasks"):
             unknown = set(cfg.subtasks) - set(names)
             if unknown:
                 raise DataError(f"{local / 'bbh'}: no such BBH tasks {sorted(unknown)}")
-            names = [n for n in names if n in set(cfg.subtasks)]
+            selected = set(cfg.subtasks)
+        rng = self.subsample_rng()
         examples, files = [], []
         for name in names:
             path, cot_path = local / "bbh" / f"{name}.json", local / "cot-prompts" / f"{name}.txt"
-            files += [str(path), str(cot_path)]
             data = json.loads(path.read_text(encoding="utf-8"))
             if "examples" not in data:
                 raise DataError(f"{path}: no 'examples' field")
-            prefix = strip_canary(cot_path.read_text(encoding="utf-8")) if cfg.cot else ""
             indexed = self.subsample(
-                list(enumerate(data["examples"])), cfg.get("max_per_task"), int(cfg.subsample_seed)
+                list(enumerate(data["examples"])), cfg.get("max_per_task"), int(cfg.subsample_seed), rng
             )
+            if name not in selected:
+                continue
+            files += [str(path), str(cot_path)]
+            prefix = strip_canary(cot_path.read_text(encoding="utf-8")) if cfg.cot else ""
             for i, rec in indexed:
                 for key in ("input", "target"):
                     if not isinstance(rec.get(key), str):
@@ -60,11 +70,13 @@ class BBH(Task):
 
     def score(self, examples, generations, ctx):
         (decoding,) = generations
-        rows, by_task = [], {}
+        extraction, match = self.rules()
+        rows, by_task, unparsed = [], {}, 0
         for ex in examples:
             output = generations[decoding][ex.id][0]
-            pred = bbh_answer(output)
-            ok = bbh_match(pred, ex.reference["target"])
+            pred = bbh_answer(output, extraction)
+            ok = bbh_match(pred, ex.reference["target"], match)
+            unparsed += not has_answer_phrase(output, extraction)
             by_task.setdefault(ex.reference["task"], []).append(float(ok))
             rows.append(
                 {
@@ -92,4 +104,18 @@ class BBH(Task):
             "n_tasks": len(per_task),
             "per_task": per_task,
             "normalised": value,
+            "extraction": extraction,
+            "match": match,
+            # outputs without an answer span: scored on the whole output, as open-instruct scores them
+            "unparsed": unparsed,
         }
+
+    def rules(self) -> tuple[str, str]:
+        """``(extraction, match)`` from the task config, checked (:mod:`rmlab.policy_eval.extract`)."""
+        extraction, match = str(self.cfg.get("extraction", "open_instruct")), str(self.cfg.get("match", "exact"))
+        if extraction not in BBH_EXTRACTIONS or match not in BBH_MATCHES:
+            raise ValueError(
+                f"task {self.name}: extraction must be one of {BBH_EXTRACTIONS} (got {extraction!r}), match one of "
+                f"{BBH_MATCHES} (got {match!r})"
+            )
+        return extraction, match

@@ -66,4 +66,5 @@ class GSM8k(Task):
                 {"id": ex.id, "target": ex.reference["target"], "prediction": pred, "correct": ok, "output": output}
             )
         m = self.mean_metric(correct, ctx)
-        return rows, {"metric": self.metric, **m, "normalised": m["value"]}
+        unparsed = sum(r["prediction"] is None for r in rows)  # no number at all: wrong, and counted
+        return rows, {"metric": self.metric, **m, "normalised": m["value"], "unparsed": unparsed}

@@ -1,0 +1,152 @@
+"""Regression tests for answers that scored as right when wrong and labels that flipped uncounted (issues #36, #31),
+and for open-instruct's subset draws (one generator shared by the files, eval/bbh/run_eval.py:25-34,
+eval/toxigen/run_eval.py:39-52)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from rmlab.policy_eval.evaluate import summary_table
+from rmlab.policy_eval.extract import bbh_answer, bbh_match
+from rmlab.policy_eval.judge import Judge
+from rmlab.policy_eval.refusal import UNPARSED, parse_judge_label
+from rmlab.policy_eval.tasks import TASKS
+from rmlab.policy_eval.tasks.arithmetic import stated_result
+from rmlab.policy_eval.tasks.base import Example, ScoreContext
+from rmlab.rm_eval.judge import judge_table
+from rmlab.scoring.judge_prompts import (
+    JUDGE_PROMPTS,
+    ends_with_scale,
+    parse_labelled_rating,
+    parse_trailing_rating,
+)
+from tests.conftest import compose_eval_cfg
+
+BASE = ("device=cpu", "logger=none")
+
+
+def test_bbh_keeps_the_minus_sign():
+    assert not bbh_match(bbh_answer("So the answer is 42."), "-42")
+    assert not bbh_match(bbh_answer("So the answer is -42."), "42")
+    assert bbh_match(bbh_answer("So the answer is -42."), "-42")
+    # open-instruct's exact_match(ignore_case, ignore_punctuation) drops it: kept as the named switch
+    assert bbh_match(bbh_answer("So the answer is 42."), "-42", match="open_instruct")
+
+
+def test_a_wrong_bracket_sequence_never_matches(data_dir):
+    targets = sorted(
+        {e["target"] for e in json.loads((data_dir / "bbh/bbh/dyck_languages.json").read_text())["examples"]}
+    )
+    assert not bbh_match(bbh_answer("So the answer is ] )."), ") ] }")
+    for target in targets:
+        assert bbh_match(bbh_answer(f"So the answer is {target}."), target)
+        for wrong in ["", *(t for t in targets if t != target)]:
+            assert not bbh_match(bbh_answer(f"So the answer is {wrong}."), target), (wrong, target)
+
+
+def test_no_bbh_target_matches_an_empty_answer(data_dir):
+    for path in sorted((data_dir / "bbh/bbh").glob("*.json")):
+        for target in {e["target"] for e in json.loads(path.read_text())["examples"]}:
+            assert not bbh_match(bbh_answer("So the answer is ."), target), (path.stem, target)
+            assert not bbh_match(bbh_answer(""), target), (path.stem, target)
+
+
+def test_bbh_reads_open_instructs_span_and_the_old_rule_as_a_switch():
+    text = "The answer is no. Wait, the answer is yes"
+    assert bbh_answer(text) == "no" and bbh_answer(text, "last") == "yes"
+    assert bbh_answer("So the answer is yes") == "So the answer is yes"  # no full stop: the whole output
+    with pytest.raises(ValueError, match="extraction"):
+        bbh_answer(text, "middle")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["1_full_refusal", "3_full_refusal", "2_full_compliance", "Full compliance, no refusal.", "This is not a refusal"],
+)
+def test_judge_answers_naming_no_valid_class_are_counted_as_unparsed(answer):
+    assert parse_judge_label(answer) is None
+    judge = Judge(lambda text: answer, "fixed")
+    assert judge("Q", "A") == UNPARSED and judge.unparsed == 1 and judge.last_answer == answer
+
+
+def test_xstest_counts_unparsed_labels_and_never_credits_them(tmp_path):
+    cfg = compose_eval_cfg(tmp_path, ["task=xstest", "task.xstest.labeler=judge"], "eval_policy", base=BASE)
+    task = TASKS["xstest"](cfg.task.xstest, tmp_path)
+    examples = [
+        Example(id=str(i), user="q", reference={"type": "t", "label": label, "prompt": "q"})
+        for i, label in enumerate(["unsafe", "safe", "safe"])
+    ]
+    answers = iter(["2_full_refusal", "1_full_compliance", "3_full_refusal"])
+    ctx = ScoreContext(n_boot=0, judge=Judge(lambda text: next(answers), "fixed"))
+    rows, m = task.score(examples, {"greedy": {e.id: ["out"] for e in examples}}, ctx)
+    assert [r["refused"] for r in rows] == [True, False, None] and rows[2]["judge_answer"] == "3_full_refusal"
+    assert m["unparsed"] == 1 and m["value"] == pytest.approx(2 / 3)  # the unreadable item is not right
+    assert m["refusal_rate_safe"] == 0.0  # rates over readable labels only
+
+
+def test_arithmetic_reads_whole_numbers():
+    assert stated_result("7 + 8 = 15.5", (7, 8)) == 15.5
+    assert stated_result("7 + 8 = 1,5", (7, 8)) == 1
+    assert stated_result("7 + 8 = -15", (7, 8)) == -15
+    assert stated_result("The sum of 7 and 8 is 1,005", (7, 8)) == 1005
+
+
+def test_ratings_against_their_scale_are_counted_and_strictly_read():
+    for text, n in (("Overall: 7/10", 7), ("I rate it 3 out of 10.", 3)):
+        assert parse_trailing_rating(text) == 10  # rewardbench's regular expression, the faithful default
+        assert ends_with_scale(text) and JUDGE_PROMPTS["rewardbench_rating_strict"].parse(text) == n
+    assert not ends_with_scale("A fine answer.\n10")
+    assert parse_labelled_rating("Rating: -3") is None  # a sign is kept: out of range, not 3
+    summary = {
+        "mode": "rating",
+        "prompt": "rewardbench_rating",
+        "prompt_source": "s",
+        "requests": 2,
+        "comparisons": 1,
+        "outcomes": {"win": 1, "loss": 0, "tie": 0, "position_flip": 0, "unparsed": 0},
+        "rating_ends_with_scale": 2,
+    }
+    assert '2 ratings end in "n/10"' in judge_table(summary)
+
+
+def test_summary_prints_unparsed_beside_the_metric():
+    row = {"task": "bbh", "group": "math", "metric": "em", "value": 0.5, "ci": None, "normalised": 0.5, "n": 4}
+    table = summary_table([{**row, "unparsed": 3}, {**row, "task": "toxigen"}])
+    assert "| unparsed |" in table and "| 4 | 3 |" in table and "| 4 | - |" in table
+
+
+def test_bbh_subsets_come_from_one_generator_shared_by_the_tasks(tmp_path, data_dir):
+    cfg = compose_eval_cfg(tmp_path, ["task=bbh"], "eval_policy", base=BASE)
+    examples, _ = TASKS["bbh"](cfg.task.bbh, data_dir).load()
+    rng, expected = random.Random(42), []  # open-instruct: random.seed(42), then random.sample per task in turn
+    for path in sorted((data_dir / "bbh/bbh").glob("*.json")):
+        n = len(json.loads(path.read_text())["examples"])
+        expected += [f"{path.stem}-{i}" for i, _ in rng.sample(list(enumerate(range(n))), 40)]
+    assert [e.id for e in examples] == expected
+    with_fresh = compose_eval_cfg(tmp_path, ["task=bbh", "task.bbh.subsample_rng=per_file"], "eval_policy", base=BASE)
+    fresh, _ = TASKS["bbh"](with_fresh.task.bbh, data_dir).load()
+    tasks = sorted({e.reference["task"] for e in examples})
+    differ = [t for t in tasks if {e.id for e in examples if t in e.id} != {e.id for e in fresh if t in e.id}]
+    assert len(differ) >= 26  # only the first task's draw is the same
+    # a task's subset does not depend on which tasks are selected
+    one = compose_eval_cfg(tmp_path, ["task=bbh", "task.bbh.subtasks=[snarks]"], "eval_policy", base=BASE)
+    snarks, _ = TASKS["bbh"](one.task.bbh, data_dir).load()
+    assert [e.id for e in snarks] == [e.id for e in examples if e.reference["task"] == "snarks"]
+
+
+def test_toxigen_subsets_are_one_generators_shuffles(tmp_path, data_dir):
+    import gzip
+
+    overrides = ["task=toxigen", "task.toxigen.groups=[women,asian]", "task.toxigen.max_per_group=5"]
+    cfg = compose_eval_cfg(tmp_path, overrides, "eval_policy", base=BASE)
+    examples, _ = TASKS["toxigen"](cfg.task.toxigen, data_dir).load()
+    rng, expected = random.Random(42), []  # open-instruct: random.seed(42), random.shuffle per file, first k
+    for group in ("asian", "women"):
+        with gzip.open(data_dir / f"toxigen/prompts/hate_{group}_1k.txt.gz", "rt") as fh:
+            ids = list(range(sum(1 for line in fh if line.strip())))
+        rng.shuffle(ids)
+        expected += [f"{group}-{i}" for i in ids[:5]]
+    assert [e.id for e in examples] == expected
