@@ -92,7 +92,7 @@ def effective_n(points: Sequence[Point], x_how: str, y_how: str) -> int:
     return len(points) - (groups - 1 if "within_group" in (x_how, y_how) else 0)
 
 
-def _r(x: np.ndarray, y: np.ndarray) -> float:
+def defined_r(x: np.ndarray, y: np.ndarray) -> float:
     """Pearson's r, or NaN where it is undefined (fewer than 3 points, or x or y constant). The moment formula
     directly: scipy's ``pearsonr`` gives the same r, but its input checks dominate thousands of resamples."""
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
@@ -128,7 +128,7 @@ def cluster_bootstrap(
 
     def statistic(chosen):
         idx = np.concatenate([clusters[int(c)] for c in chosen])
-        return _r(zscored(xs[idx], groups[idx], x_how), zscored(ys[idx], groups[idx], y_how))
+        return defined_r(zscored(xs[idx], groups[idx], x_how), zscored(ys[idx], groups[idx], y_how))
 
     out = {"method": method, "resampled": "reward models", "n_reward_models": len(clusters), "n_boot": n_boot}
     if len(clusters) < 2 or n_boot <= 0:
@@ -165,7 +165,7 @@ def cluster_permutation_p(
     ys = np.array([p.y for p in points], dtype=float)
     groups = np.array([p.group for p in points])
     x = zscored(xs, groups, x_how)
-    observed = _r(x, zscored(ys, groups, y_how))
+    observed = defined_r(x, zscored(ys, groups, y_how))
     models = sorted({p.reward_model for p in points})
     cell = {(p.reward_model, p.group): i for i, p in enumerate(points)}
     layout = {m: sorted(g for mm, g in cell if mm == m) for m in models}
@@ -178,7 +178,7 @@ def cluster_permutation_p(
         def statistic(perm):
             yp = ys.copy()
             yp[order] = ys[np.array([i for k in perm for i in cols[int(k)]])]
-            return _r(x, zscored(yp, groups, y_how))
+            return defined_r(x, zscored(yp, groups, y_how))
 
         res = stats.permutation_test(
             (np.arange(len(models)),), statistic, permutation_type="pairings", n_resamples=n_perm, rng=rng
@@ -191,7 +191,7 @@ def cluster_permutation_p(
         for g in np.unique(groups):
             m = np.flatnonzero(groups == g)
             yp[m] = ys[rng.permutation(m)]
-        hits += abs(_r(x, zscored(yp, groups, y_how))) >= abs(observed) - 1e-12
+        hits += abs(defined_r(x, zscored(yp, groups, y_how))) >= abs(observed) - 1e-12
     p = (hits + 1) / (n_perm + 1)
     return {"p": float(p), "scheme": "points within groups (reward models cover different groups)", "n_perm": n_perm,
             "exact": False}
@@ -262,7 +262,7 @@ def correlation_report(
     for m in models:
         keep = [p for p in points if p.reward_model != m]
         if len(keep) >= 3:
-            r = _r(*standardised(keep, standardise_x, standardise_y))
+            r = defined_r(*standardised(keep, standardise_x, standardise_y))
             loo[m] = None if np.isnan(r) else r
     return {
         **base,
