@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from rmlab.analysis.benchmark_comparison import compare_benchmarks, comparison_markdown, interval_text, power_note
 from rmlab.analysis.correlation import Point, correlation_figure, correlation_report
 from rmlab.analysis.runs import choose_runs, find_runs, runs_value
 from rmlab.analysis.style_control import arena_hard_runs, style_control_entry, style_control_markdown
@@ -284,7 +285,7 @@ def correlate(cfg) -> dict:
         "benchmarks": {},
         "chosen_runs": chosen,
     }
-    figure_data = {}
+    figure_data, bench_points = {}, {}
     for bench, spec in cfg.benchmarks.items():
         points, trace = build_points(
             rms,
@@ -296,12 +297,14 @@ def correlate(cfg) -> dict:
             group_tasks=OmegaConf.to_container(cfg.group_tasks) if cfg.get("group_tasks") else None,
         )
         entry = {"points": trace}
+        bench_points[bench] = points
         if len(points) >= 3:
             entry.update(
                 correlation_report(
                     points,
                     standardise_x=cfg.standardise_x,
                     standardise_y=cfg.standardise_y,
+                    interval=str(cfg.get("interval", "fisher")),
                     n_boot=int(cfg.n_boot),
                     n_perm=int(cfg.n_perm),
                     seed=int(cfg.seed),
@@ -314,6 +317,9 @@ def correlate(cfg) -> dict:
         else:
             entry["note"] = f"{len(points)} point(s): a correlation needs at least 3"
         result["benchmarks"][bench] = entry
+    result["comparison"] = compare_benchmarks(
+        bench_points, standardise_x=cfg.standardise_x, standardise_y=cfg.standardise_y
+    )
     arenas = arena_hard_runs(runs) if cfg.get("style_control") is not None else {}
     if arenas:  # only when some policy has an Arena-Hard result: a Sec. 5.2 study's outputs stay as they were
         spec = cfg.style_control
@@ -340,20 +346,36 @@ def correlation_markdown(result: dict) -> str:
     lines = [
         setting,
         "",
-        "| benchmark | n | Pearson r | p | 95% CI of r | permutation p | Spearman | Kendall |",
-        "|---|---|---|---|---|---|---|---|",
+        "| benchmark | RMs | points | Pearson r | CI of r | p | permutation p | Spearman [CI] | Kendall [CI] | "
+        "min. detectable r |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    methods = set()
     for bench, e in result["benchmarks"].items():
         if e.get("pearson_r") is None:
             why = e.get("undefined") or e.get("note", "")
-            lines.append(f"| {bench} | {len(e['points'])} | - ({why}) | - | - | - | - | - |")
+            lines.append(f"| {bench} | {e.get('n_reward_models', '-')} | {len(e['points'])} | - ({why}) |" + " - |" * 6)
             continue
-        ci = e["pearson_ci"]
-        ci_s = f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci[0] is not None else "-"
+        methods.add((f"{e['confidence']:.0%} CI of r and its p: {e['interval_method'].split(', n_eff')[0]}",
+                     f"{bench} {e['n_effective']}"))
+        inf, pw = e["inference"], e["power"]
+        rank = [f"{inf[k]['estimate']:.3f} " + interval_text({"pearson_ci": inf[k]["interval"]}) for k in
+                ("spearman", "kendall")]
+        perm = "-" if e["permutation_p"] is None else f"{e['permutation_p']:.3f}"
+        r_min = "-" if pw["min_detectable_r"] is None else f"{pw['min_detectable_r']:.2f}"
         lines.append(
-            f"| {bench} | {e['n']} | {e['pearson_r']:.3f} | {e['pearson_p']:.3f} | {ci_s} | "
-            f"{e['permutation_p']:.3f} | {e['spearman']:.3f} | {e['kendall']:.3f} |"
+            f"| {bench} | {e['n_reward_models']} | {e['n']} | {e['pearson_r']:.3f} | {interval_text(e)} | "
+            f"{e['pearson_p']:.3f} | {perm} | {rank[0]} | {rank[1]} | {r_min}"
+            f"{' (underpowered)' if pw['underpowered'] else ''} |"
         )
+    for method in sorted({m for m, _ in methods}):
+        n_effs = ", ".join(n for m, n in sorted(methods) if m == method)
+        lines += ["", f"{method}; Spearman and Kendall: Fisher z; effective points (less the group means estimated): "
+                  f"{n_effs}."]
+    lines += ["Permutation p: policy scores permuted among reward models within task groups.",
+              power_note({b: e for b, e in result["benchmarks"].items() if e.get("power")})]
+    if result.get("comparison", {}).get("pairs"):
+        lines += ["", comparison_markdown(result["comparison"], "the policy score").rstrip()]
     if result.get("style_control") is not None:
         lines += ["", style_control_markdown(result["style_control"])]
     return "\n".join(lines) + "\n"
