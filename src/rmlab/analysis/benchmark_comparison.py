@@ -81,7 +81,9 @@ def interval_text(rep: dict, digits: int = 2) -> str:
     """``[low, high]`` of ``pearson_ci``, or why there is none."""
     lo, hi = rep.get("pearson_ci") or (None, None)
     if lo is None:
-        return f"- ({(rep.get('bootstrap') or {}).get('withheld') or 'undefined'})"
+        boot = str(rep.get("interval_method") or "").startswith("cluster bootstrap")
+        why = (rep.get("bootstrap") or {}).get("withheld") if boot else None
+        return f"- ({why or 'too few points'})"
     return f"[{lo:.{digits}f}, {hi:.{digits}f}]"
 
 

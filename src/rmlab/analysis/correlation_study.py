@@ -379,3 +379,22 @@ def correlation_markdown(result: dict) -> str:
     if result.get("style_control") is not None:
         lines += ["", style_control_markdown(result["style_control"])]
     return "\n".join(lines) + "\n"
+
+
+def correlation_table(result: dict) -> tuple[list[str], list[list[str]], str]:
+    """The paper-table form of one reading (``tables/correlation.{md,csv,tex}``): per benchmark the reward models,
+    points, r with its interval and p, the smallest detectable r; and the power note as the caption's end."""
+    head = ["benchmark", "reward models", "points", "Pearson r", "95% CI", "p", "min. detectable r", "method"]
+    rows = []
+    for bench, e in result["benchmarks"].items():
+        if e.get("pearson_r") is None:
+            rows.append([bench, str(e.get("n_reward_models", "-")), str(len(e["points"])), "undefined", "-", "-", "-",
+                         e.get("undefined") or e.get("note", "")])
+            continue
+        pw = e["power"]
+        r_min = "-" if pw["min_detectable_r"] is None else f"{pw['min_detectable_r']:.2f}"
+        rows.append([bench, str(e["n_reward_models"]), str(e["n"]), f"{e['pearson_r']:.3f}", interval_text(e),
+                     f"{e['pearson_p']:.3f}", r_min + (" (underpowered)" if pw["underpowered"] else ""),
+                     e["interval_method"]])
+    note = power_note({b: e for b, e in result["benchmarks"].items() if e.get("power")})
+    return head, rows, note
