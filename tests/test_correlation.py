@@ -51,8 +51,12 @@ def test_report_equals_scipy_on_hand_made_points():
     assert lo < rep["pearson_r"] < hi
     # 4 reward models: the permutation test permutes whole reward models (4! = 24 pairings, enumerated exactly)
     # and r = 0.90 is the largest of them, so scipy's two-sided p is 2 / 24
-    assert rep["permutation"] == {"p": pytest.approx(2 / 24), "scheme": "reward models within groups",
-                                  "n_perm": 500, "exact": True}
+    assert rep["permutation"] == {
+        "p": pytest.approx(2 / 24),
+        "scheme": "reward models within groups",
+        "n_perm": 500,
+        "exact": True,
+    }
     keep = [p for p in pts if p.reward_model != "rm0"]
     assert rep["leave_one_reward_model_out"]["rm0"] == pytest.approx(
         stats.pearsonr([p.x for p in keep], [p.y for p in keep]).statistic
@@ -129,8 +133,11 @@ def test_permutation_stays_within_groups_and_reward_models():
     # x z-scored within groups, y with large group offsets: a permutation across groups would move y's group means
     # onto other groups' points and make |r| small almost always; within groups it keeps the design
     rng = np.random.default_rng(4)
-    pts = [Point(f"rm{m}", g, rng.normal(), off + 0.01 * rng.normal()) for m in range(7)
-           for g, off in (("math", 0.0), ("code", 100.0))]
+    pts = [
+        Point(f"rm{m}", g, rng.normal(), off + 0.01 * rng.normal())
+        for m in range(7)
+        for g, off in (("math", 0.0), ("code", 100.0))
+    ]
     res = cluster_permutation_p(pts, "within_group", "none", n_perm=10000)
     assert res["scheme"] == "reward models within groups" and res["exact"]  # 7! = 5040 pairings
     assert 0.05 < res["p"] <= 1

@@ -153,8 +153,10 @@ def study_markdown(
     lines += ["", f"Correlation with the best-of-{n} gold gain (one point per reward model):", ""]
     method = next((c["interval_method"] for c in correlations.values() if c.get("interval_method")), "-")
     lines += [
-        f"| x | n | Pearson r [95% CI: {method.split(', n_eff')[0]}] | p (same test) | permutation p | "
-        "Spearman [CI] | Kendall [CI] | min. detectable r |",
+        (
+            f"| x | n | Pearson r [95% CI: {method.split(', n_eff')[0]}] | p (same test) | permutation p | "
+            "Spearman [CI] | Kendall [CI] | min. detectable r |"
+        ),
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, c in correlations.items():
@@ -162,8 +164,10 @@ def study_markdown(
             lines.append(f"| {name} | {c.get('n')} | {c.get('note') or c.get('undefined')} | | | | | |")
             continue
         inf, pw = c["inference"], c["power"]
-        rank = [f"{inf[k]['estimate']:.2f} " + interval_text({"pearson_ci": inf[k]["interval"]}) for k in
-                ("spearman", "kendall")]
+        rank = [
+            f"{inf[k]['estimate']:.2f} " + interval_text({"pearson_ci": inf[k]["interval"]})
+            for k in ("spearman", "kendall")
+        ]
         perm = "-" if c["permutation_p"] is None else f"{c['permutation_p']:.3g}"
         r_min = "-" if pw["min_detectable_r"] is None else f"{pw['min_detectable_r']:.2f}"
         lines.append(

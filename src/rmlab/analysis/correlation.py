@@ -193,8 +193,12 @@ def cluster_permutation_p(
             yp[m] = ys[rng.permutation(m)]
         hits += abs(defined_r(x, zscored(yp, groups, y_how))) >= abs(observed) - 1e-12
     p = (hits + 1) / (n_perm + 1)
-    return {"p": float(p), "scheme": "points within groups (reward models cover different groups)", "n_perm": n_perm,
-            "exact": False}
+    return {
+        "p": float(p),
+        "scheme": "points within groups (reward models cover different groups)",
+        "n_perm": n_perm,
+        "exact": False,
+    }
 
 
 def _undefined(points: Sequence[Point], x: np.ndarray, y: np.ndarray) -> str | None:
@@ -245,8 +249,14 @@ def correlation_report(
     undefined = _undefined(points, x, y)
     if undefined:  # no correlation is defined; say so rather than report NaN
         none = {k: None for k in ("pearson_r", "pearson_p", "pearson_p_t", "spearman", "kendall", "permutation_p")}
-        return {**base, **none, "pearson_ci": [None, None], "interval_method": None, "leave_one_reward_model_out": {},
-                "undefined": undefined}
+        return {
+            **base,
+            **none,
+            "pearson_ci": [None, None],
+            "interval_method": None,
+            "leave_one_reward_model_out": {},
+            "undefined": undefined,
+        }
     inference = {k: fisher_inference(k, coefficient(k, x, y), n_eff, confidence).as_dict() for k in COEFFICIENTS}
     boot_method = "percentile" if interval == "percentile" else "BCa"
     boot = cluster_bootstrap(

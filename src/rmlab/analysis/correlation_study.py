@@ -346,8 +346,10 @@ def correlation_markdown(result: dict) -> str:
     lines = [
         setting,
         "",
-        "| benchmark | RMs | points | Pearson r | CI of r | p | permutation p | Spearman [CI] | Kendall [CI] | "
-        "min. detectable r |",
+        (
+            "| benchmark | RMs | points | Pearson r | CI of r | p | permutation p | Spearman [CI] | Kendall [CI] | "
+            "min. detectable r |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     methods = set()
@@ -356,11 +358,17 @@ def correlation_markdown(result: dict) -> str:
             why = e.get("undefined") or e.get("note", "")
             lines.append(f"| {bench} | {e.get('n_reward_models', '-')} | {len(e['points'])} | - ({why}) |" + " - |" * 6)
             continue
-        methods.add((f"{e['confidence']:.0%} CI of r and its p: {e['interval_method'].split(', n_eff')[0]}",
-                     f"{bench} {e['n_effective']}"))
+        methods.add(
+            (
+                f"{e['confidence']:.0%} CI of r and its p: {e['interval_method'].split(', n_eff')[0]}",
+                f"{bench} {e['n_effective']}",
+            )
+        )
         inf, pw = e["inference"], e["power"]
-        rank = [f"{inf[k]['estimate']:.3f} " + interval_text({"pearson_ci": inf[k]["interval"]}) for k in
-                ("spearman", "kendall")]
+        rank = [
+            f"{inf[k]['estimate']:.3f} " + interval_text({"pearson_ci": inf[k]["interval"]})
+            for k in ("spearman", "kendall")
+        ]
         perm = "-" if e["permutation_p"] is None else f"{e['permutation_p']:.3f}"
         r_min = "-" if pw["min_detectable_r"] is None else f"{pw['min_detectable_r']:.2f}"
         lines.append(
@@ -370,10 +378,14 @@ def correlation_markdown(result: dict) -> str:
         )
     for method in sorted({m for m, _ in methods}):
         n_effs = ", ".join(n for m, n in sorted(methods) if m == method)
-        lines += ["", f"{method}; Spearman and Kendall: Fisher z; effective points (less the group means estimated): "
-                  f"{n_effs}."]
-    lines += ["Permutation p: policy scores permuted among reward models within task groups.",
-              power_note({b: e for b, e in result["benchmarks"].items() if e.get("power")})]
+        lines += [
+            "",
+            (f"{method}; Spearman and Kendall: Fisher z; effective points (less the group means estimated): {n_effs}."),
+        ]
+    lines += [
+        "Permutation p: policy scores permuted among reward models within task groups.",
+        power_note({b: e for b, e in result["benchmarks"].items() if e.get("power")}),
+    ]
     if result.get("comparison", {}).get("pairs"):
         lines += ["", comparison_markdown(result["comparison"], "the policy score").rstrip()]
     if result.get("style_control") is not None:
@@ -388,13 +400,32 @@ def correlation_table(result: dict) -> tuple[list[str], list[list[str]], str]:
     rows = []
     for bench, e in result["benchmarks"].items():
         if e.get("pearson_r") is None:
-            rows.append([bench, str(e.get("n_reward_models", "-")), str(len(e["points"])), "undefined", "-", "-", "-",
-                         e.get("undefined") or e.get("note", "")])
+            rows.append(
+                [
+                    bench,
+                    str(e.get("n_reward_models", "-")),
+                    str(len(e["points"])),
+                    "undefined",
+                    "-",
+                    "-",
+                    "-",
+                    e.get("undefined") or e.get("note", ""),
+                ]
+            )
             continue
         pw = e["power"]
         r_min = "-" if pw["min_detectable_r"] is None else f"{pw['min_detectable_r']:.2f}"
-        rows.append([bench, str(e["n_reward_models"]), str(e["n"]), f"{e['pearson_r']:.3f}", interval_text(e),
-                     f"{e['pearson_p']:.3f}", r_min + (" (underpowered)" if pw["underpowered"] else ""),
-                     e["interval_method"]])
+        rows.append(
+            [
+                bench,
+                str(e["n_reward_models"]),
+                str(e["n"]),
+                f"{e['pearson_r']:.3f}",
+                interval_text(e),
+                f"{e['pearson_p']:.3f}",
+                r_min + (" (underpowered)" if pw["underpowered"] else ""),
+                e["interval_method"],
+            ]
+        )
     note = power_note({b: e for b, e in result["benchmarks"].items() if e.get("power")})
     return head, rows, note
