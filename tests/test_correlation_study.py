@@ -140,6 +140,12 @@ def test_points_and_statistics(tmp_path, runs, monkeypatch):
     pair = res["comparison"]["pairs"][0]  # the same 4 reward models and 12 points in both benchmarks
     assert (pair["a"], pair["b"], pair["n_points"]) == ("reward_bench", "rm_bench", 12)
     assert pair["r_b"] == pytest.approx(ref.statistic) and pair["p_holm"] == pair["p"]  # one pair: nothing to adjust
+    from rmlab.pipelines.correlation_study import _correlation_tables
+
+    _correlation_tables(res, tmp_path / "tables")  # the paper table carries the same power note as correlation.md
+    note = next(line for line in (tmp_path / "out" / "correlation.md").read_text().splitlines() if "Power:" in line)
+    assert note in (tmp_path / "tables" / "correlation.md").read_text() and "underpowered" in note.lower()
+    assert "Power:" in (tmp_path / "tables" / "correlation.tex").read_text()
     point = next(p for p in rmb["points"] if p["reward_model"] == "rm-c" and p["group"] == "code")
     assert point["x"] == 0.66 and point["y"] == pytest.approx(0.12)  # normal accuracy on code; HumanEval+ score
     assert point["rm_metrics"].endswith("rm-c-rmb/metrics.json")  # traceable to its file
