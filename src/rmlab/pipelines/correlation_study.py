@@ -208,7 +208,7 @@ def _correlate(cfg: DictConfig, stages: list[Stage], out: Path) -> dict:
 
 def _correlation_tables(result: dict, out: Path) -> None:
     """The headline correlation as a paper table beside the others, with the same power note as correlation.md."""
-    from rmlab.analysis.correlation_study import correlation_table
+    from rmlab.analysis.correlation_markdown import correlation_table
     from rmlab.analysis.tables import to_csv, to_latex, to_markdown
 
     head, rows, note = correlation_table(result)
