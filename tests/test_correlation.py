@@ -154,3 +154,24 @@ def test_effective_n_counts_the_group_means():
     assert effective_n(pts, "within_group", "none") == 10 == effective_n(pts, "none", "within_group")
     rep = correlation_report(pts, standardise_x="within_group", n_boot=0, n_perm=0)
     assert rep["n_effective"] == 10 and rep["inference"]["pearson"]["n_effective"] == 10
+
+
+@pytest.mark.parametrize("how", ["none", "within_group"])
+def test_report_interval_excludes_zero_exactly_when_its_p_is_below_alpha(how):
+    # random small designs (3-6 reward models x 1-3 groups), through the report as the studies call it
+    rng = np.random.default_rng(5)
+    checked = 0
+    for _ in range(300):
+        n_models, groups = int(rng.integers(3, 7)), ["math", "code", "safety"][: int(rng.integers(1, 4))]
+        slope = rng.normal(0, 1.5)
+        pts = []
+        for m in range(n_models):
+            q = rng.normal()
+            pts += [Point(f"rm{m}", g, q + rng.normal(0, 0.5), slope * q + rng.normal()) for g in groups]
+        rep = correlation_report(pts, standardise_x=how, n_boot=0, n_perm=0)
+        if rep["pearson_p"] is None:
+            continue
+        checked += 1
+        lo, hi = rep["pearson_ci"]
+        assert (lo > 0 or hi < 0) == (rep["pearson_p"] < 0.05), rep
+    assert checked > 200
