@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from rmlab.analysis.bon_study import benchmark_accuracy, positive_control, study_correlations
@@ -170,3 +171,31 @@ def test_paper_scale_study_composes_stage_by_stage(tmp_path, data_dir):
     rms = reward_model_cfgs(c.reward_models)
     assert sorted(m.pretrained for m in rms.values()) == sorted(p.released.values())
     assert all((m.chat_template, m.dtype, m.kind) == ("tulu", "bfloat16", "classifier") for m in rms.values())
+
+
+def test_benchmarks_are_compared_on_the_same_reward_models_and_the_table_says_so():
+    from rmlab.analysis.bon_study import benchmark_comparison, study_markdown
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(10):
+        q = i / 10
+        rows.append(
+            {
+                "reward_model": f"rm{i}",
+                "pairwise_accuracy": {"value": 0.5 + q / 2, "ci": None},
+                "train_heldout_accuracy": None,
+                "train_heldout_ci": None,
+                "benchmarks": {"good_bench": q + rng.normal(0, 0.05), "noise_bench": rng.normal()},
+                "gold": {"1": 0.1},
+                "gain": {"value": q + rng.normal(0, 0.05), "ci": None},
+            }
+        )
+    corr = study_correlations(rows, n_boot=100, n_perm=100, seed=0)
+    comp = benchmark_comparison(rows)
+    (pair,) = comp["pairs"]  # benchmarks only: the positive control is not a benchmark
+    assert (pair["a"], pair["b"], pair["n_points"]) == ("good_bench", "noise_bench", 10)
+    assert pair["difference"] > 0.5 and pair["p"] < 0.01 and pair["df"] == 7
+    assert pair["r_a"] == pytest.approx(corr["good_bench"]["pearson_r"])
+    md = study_markdown(rows, corr, positive_control(corr), [1], 1, comp)
+    assert "Williams' t" in md and "Fisher z" in md and "UNDERPOWERED" in md and "10 reward models" in md

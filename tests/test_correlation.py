@@ -39,14 +39,24 @@ def test_report_equals_scipy_on_hand_made_points():
     x, y = np.array([p.x for p in pts]), np.array([p.y for p in pts])
     assert rep["n"] == 12
     assert rep["pearson_r"] == pytest.approx(stats.pearsonr(x, y).statistic)
-    assert rep["pearson_p"] == pytest.approx(stats.pearsonr(x, y).pvalue)
+    assert rep["pearson_p_t"] == pytest.approx(stats.pearsonr(x, y).pvalue)  # the papers' t-test p
+    ci = stats.pearsonr(x, y).confidence_interval()
+    assert rep["pearson_ci"] == pytest.approx([ci.low, ci.high])  # Fisher z by default, named, with its own p
+    assert rep["interval_method"].startswith("Fisher z") and rep["n_effective"] == 12
+    z = np.arctanh(rep["pearson_r"]) * np.sqrt(12 - 3)
+    assert rep["pearson_p"] == pytest.approx(2 * stats.norm.sf(abs(z)))
     assert rep["spearman"] == pytest.approx(stats.spearmanr(x, y).statistic)
     assert rep["kendall"] == pytest.approx(stats.kendalltau(x, y).statistic)
     lo, hi = rep["pearson_ci"]
     assert lo < rep["pearson_r"] < hi
-    # (permutations with |r'| >= |r| + 1) / (500 + 1): r = 0.90 on 12 points has a two-sided p of about 6e-5, so
-    # 500 random permutations are expected to reach it 0.03 times: none does, and only the observed one counts
-    assert rep["pearson_p"] < 1e-4 and rep["permutation_p"] == 1 / 501
+    # 4 reward models: the permutation test permutes whole reward models (4! = 24 pairings, enumerated exactly)
+    # and r = 0.90 is the largest of them, so scipy's two-sided p is 2 / 24
+    assert rep["permutation"] == {
+        "p": pytest.approx(2 / 24),
+        "scheme": "reward models within groups",
+        "n_perm": 500,
+        "exact": True,
+    }
     keep = [p for p in pts if p.reward_model != "rm0"]
     assert rep["leave_one_reward_model_out"]["rm0"] == pytest.approx(
         stats.pearsonr([p.x for p in keep], [p.y for p in keep]).statistic
@@ -74,7 +84,94 @@ def test_constant_scores_give_an_undefined_r_not_nan():
     pts = [Point(f"rm{i}", g, 0.5 + 0.1 * i, 0.25) for i in range(3) for g in ("code", "safety")]
     rep = correlation_report(pts, n_boot=20, n_perm=20)
     assert rep["pearson_r"] is None and rep["pearson_p"] is None and rep["pearson_ci"] == [None, None]
+    assert rep["n_reward_models"] == 3 and rep["power"]["underpowered"]
     assert rep["undefined"] == "the policy scores (y) are the same at every point: r is undefined"
     pts = [Point(f"rm{i}", g, 0.5 + 0.1 * i, 0.1 * i + (g == "code")) for i in range(3) for g in ("code", "safety")]
     rep = correlation_report(pts, standardise_x="none", n_boot=20, n_perm=20)
     assert rep["pearson_r"] == pytest.approx(stats.pearsonr([p.x for p in pts], [p.y for p in pts]).statistic)
+
+
+def _clustered(seed, n_models, groups=("math", "code", "safety"), slope=1.0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for m in range(n_models):
+        quality = rng.normal()  # one reward model's points share it: they are not independent
+        for g in groups:
+            out.append(Point(f"rm{m}", g, quality + rng.normal(0, 0.3), slope * quality + rng.normal(0, 0.5)))
+    return out
+
+
+def test_bootstrap_resamples_reward_models_and_restandardises():
+    from rmlab.analysis.correlation import cluster_bootstrap
+
+    pts = _clustered(0, 8)
+    boot = cluster_bootstrap(pts, "within_group", "none", n_boot=300, seed=1)
+    assert boot["resampled"] == "reward models" and boot["degenerate"] == 0 and boot["n_reward_models"] == 8
+    lo, hi = boot["interval"]
+    rep = correlation_report(pts, standardise_x="within_group", interval="bca", n_boot=300, n_perm=100, seed=1)
+    assert rep["pearson_ci"] == [lo, hi] and rep["interval_method"].startswith("cluster bootstrap (BCa)")
+    assert lo < rep["pearson_r"] < hi
+    # the unit is the reward model: the points listed in another order give the same resamples and interval
+    perc = cluster_bootstrap(pts, "within_group", "none", method="percentile", n_boot=300, seed=1)["interval"]
+    again = cluster_bootstrap(pts[::-1], "within_group", "none", method="percentile", n_boot=300, seed=1)
+    assert again["interval"] == pytest.approx(perc, abs=1e-12)
+
+
+def test_degenerate_resamples_are_counted_and_withhold_the_interval():
+    # 3 reward models: 3 of the 27 resamples draw one model three times, whose within-group z-scores are all 0
+    pts = _clustered(1, 3)
+    rep = correlation_report(pts, standardise_x="within_group", interval="percentile", n_boot=500, n_perm=0)
+    b = rep["bootstrap"]
+    assert 0 < b["degenerate"] < 500 and b["interval"] == [None, None] and "no defined r" in b["withheld"]
+    assert rep["pearson_ci"] == [None, None]  # withheld, not computed over a biased subset
+    assert correlation_report(pts, standardise_x="within_group", n_boot=500, n_perm=0)["pearson_ci"][0] is not None
+
+
+def test_permutation_stays_within_groups_and_reward_models():
+    from rmlab.analysis.correlation import cluster_permutation_p
+
+    # x z-scored within groups, y with large group offsets: a permutation across groups would move y's group means
+    # onto other groups' points and make |r| small almost always; within groups it keeps the design
+    rng = np.random.default_rng(4)
+    pts = [
+        Point(f"rm{m}", g, rng.normal(), off + 0.01 * rng.normal())
+        for m in range(7)
+        for g, off in (("math", 0.0), ("code", 100.0))
+    ]
+    res = cluster_permutation_p(pts, "within_group", "none", n_perm=10000)
+    assert res["scheme"] == "reward models within groups" and res["exact"]  # 7! = 5040 pairings
+    assert 0.05 < res["p"] <= 1
+    unbalanced = pts[:-1]
+    res = cluster_permutation_p(unbalanced, "within_group", "none", n_perm=200)
+    assert res["scheme"].startswith("points within groups") and not res["exact"]
+
+
+def test_effective_n_counts_the_group_means():
+    from rmlab.analysis.correlation import effective_n
+
+    pts = _clustered(2, 4)
+    assert effective_n(pts, "none", "none") == 12 == effective_n(pts, "global", "none")
+    assert effective_n(pts, "within_group", "none") == 10 == effective_n(pts, "none", "within_group")
+    rep = correlation_report(pts, standardise_x="within_group", n_boot=0, n_perm=0)
+    assert rep["n_effective"] == 10 and rep["inference"]["pearson"]["n_effective"] == 10
+
+
+@pytest.mark.parametrize("how", ["none", "within_group"])
+def test_report_interval_excludes_zero_exactly_when_its_p_is_below_alpha(how):
+    # random small designs (3-6 reward models x 1-3 groups), through the report as the studies call it
+    rng = np.random.default_rng(5)
+    checked = 0
+    for _ in range(300):
+        n_models, groups = int(rng.integers(3, 7)), ["math", "code", "safety"][: int(rng.integers(1, 4))]
+        slope = rng.normal(0, 1.5)
+        pts = []
+        for m in range(n_models):
+            q = rng.normal()
+            pts += [Point(f"rm{m}", g, q + rng.normal(0, 0.5), slope * q + rng.normal()) for g in groups]
+        rep = correlation_report(pts, standardise_x=how, n_boot=0, n_perm=0)
+        if rep["pearson_p"] is None:
+            continue
+        checked += 1
+        lo, hi = rep["pearson_ci"]
+        assert (lo > 0 or hi < 0) == (rep["pearson_p"] < 0.05), rep
+    assert checked > 200

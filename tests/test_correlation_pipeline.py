@@ -220,6 +220,9 @@ def test_cpu_study_end_to_end_resumes_and_fans_out(tmp_path, tiny_classifier_dir
     x_global = json.loads((run / "correlation_x_global" / "correlation.json").read_text())
     assert x_global["standardise_x"] == "global" and x_global["benchmarks"]["rm_bench"]["n"] == 4
     assert "| helpful_base |" in (run / "tables" / "rm_bench.md").read_text()
+    paper = (run / "tables" / "correlation.md").read_text()  # the paper table prints the power note too
+    assert "Power:" in paper and "Power:" in (run / "correlation" / "correlation.md").read_text()
+    assert "Power:" in (run / "tables" / "correlation.tex").read_text()
     policies = (run / "tables" / "policies.csv").read_text()
     assert policies.count("\n") == 1 + 3 and "ppo-helpful_base" in policies  # SFT + two PPO policies
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "logs" / "stages").rglob("*.json") if p.name != "stage.json"}

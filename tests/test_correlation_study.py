@@ -133,7 +133,19 @@ def test_points_and_statistics(tmp_path, runs, monkeypatch):
     xs = [p["x"] for p in rmb["points"]]
     ys = [p["y"] for p in rmb["points"]]
     ref = stats.pearsonr(xs, ys)
-    assert rmb["pearson_r"] == pytest.approx(ref.statistic) and rmb["pearson_p"] == pytest.approx(ref.pvalue)
+    assert rmb["pearson_r"] == pytest.approx(ref.statistic) and rmb["pearson_p_t"] == pytest.approx(ref.pvalue)
+    ci = ref.confidence_interval()  # Fisher z by default, and the p of the same test beside it
+    assert rmb["pearson_ci"] == pytest.approx([ci.low, ci.high]) and (rmb["pearson_p"] < 0.05) == (ci.low > 0)
+    assert rmb["n_reward_models"] == 4 and rmb["power"]["underpowered"]
+    pair = res["comparison"]["pairs"][0]  # the same 4 reward models and 12 points in both benchmarks
+    assert (pair["a"], pair["b"], pair["n_points"]) == ("reward_bench", "rm_bench", 12)
+    assert pair["r_b"] == pytest.approx(ref.statistic) and pair["p_holm"] == pair["p"]  # one pair: nothing to adjust
+    from rmlab.pipelines.correlation_study import _correlation_tables
+
+    _correlation_tables(res, tmp_path / "tables")  # the paper table carries the same power note as correlation.md
+    note = next(line for line in (tmp_path / "out" / "correlation.md").read_text().splitlines() if "Power:" in line)
+    assert note in (tmp_path / "tables" / "correlation.md").read_text() and "underpowered" in note.lower()
+    assert "Power:" in (tmp_path / "tables" / "correlation.tex").read_text()
     point = next(p for p in rmb["points"] if p["reward_model"] == "rm-c" and p["group"] == "code")
     assert point["x"] == 0.66 and point["y"] == pytest.approx(0.12)  # normal accuracy on code; HumanEval+ score
     assert point["rm_metrics"].endswith("rm-c-rmb/metrics.json")  # traceable to its file

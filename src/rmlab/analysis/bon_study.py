@@ -4,8 +4,10 @@ Inputs: one ``best_of_n`` run (``bon.json``: per reward model, the expected gold
 every n and the pairwise accuracy on the policy's own samples), and per reward model its ``eval_rm`` runs
 (``metrics.json``) and, optionally, its ``train_rm`` run (``train_metrics.json``: held-out accuracy on pairs of the
 training prompts). One point per reward model: x = a benchmark's accuracy, y = the best-of-N gold gain
-(gold@N - gold@1). The statistics are those of the correlation study (:func:`correlation_report`: Pearson r and p,
-a bootstrap interval of r, a permutation p-value, Spearman, Kendall, leave-one-out).
+(gold@N - gold@1). The statistics are those of the correlation study (:func:`correlation_report`: Pearson r with
+Fisher's z interval and the p of the same test, Spearman and Kendall with theirs, a bootstrap over reward models, a
+permutation p-value, the design's power, leave-one-out), and every pair of benchmarks is compared on the same
+reward models (:mod:`rmlab.analysis.benchmark_comparison`: Williams' t, Holm-adjusted).
 
 The first x is the positive control: the reward model's pairwise accuracy on the best-of-n prompts' own samples
 measures exactly what best-of-n rewards, so with reward models of graded quality its r must be clearly positive;
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from rmlab.analysis.benchmark_comparison import compare_benchmarks, comparison_markdown, interval_text, power_note
 from rmlab.analysis.correlation import Point, correlation_report
 
 # benchmark -> (how its headline accuracy is read from eval_rm's metrics.json, label)
@@ -65,7 +68,7 @@ def study_rows(bon: dict, evals: Mapping[str, Mapping[str, dict]], trained: Mapp
     return rows
 
 
-def study_correlations(rows: list[dict], *, n_boot: int, n_perm: int, seed: int) -> dict:
+def study_measures(rows: list[dict]) -> dict[str, list[Point]]:
     """x = each quality measure in turn, y = the best-of-N gold gain, one point per reward model."""
     measures: dict[str, list[Point]] = {"pairwise_accuracy (positive control)": [], "train_heldout_accuracy": []}
     for row in rows:
@@ -81,17 +84,28 @@ def study_correlations(rows: list[dict], *, n_boot: int, n_perm: int, seed: int)
         for bench, acc in row["benchmarks"].items():
             if acc is not None:
                 measures.setdefault(bench, []).append(Point(row["reward_model"], "bon", acc, y))
+    return measures
+
+
+def study_correlations(rows: list[dict], *, n_boot: int, n_perm: int, seed: int, interval: str = "fisher") -> dict:
+    """Each quality measure's correlation with the best-of-N gold gain (:func:`study_measures`)."""
     out = {}
-    for name, points in measures.items():
+    for name, points in study_measures(rows).items():
         if len(points) >= 3:
-            out[name] = correlation_report(points, n_boot=n_boot, n_perm=n_perm, seed=seed)
+            out[name] = correlation_report(points, interval=interval, n_boot=n_boot, n_perm=n_perm, seed=seed)
         elif points:
             out[name] = {"n": len(points), "note": "fewer than 3 reward models: no correlation"}
     return out
 
 
+def benchmark_comparison(rows: list[dict]) -> dict:
+    """Every pair of benchmarks (not the other quality measures), compared on the reward models both scored."""
+    benches = {b for r in rows for b in r["benchmarks"]}
+    return compare_benchmarks({k: v for k, v in study_measures(rows).items() if k in benches})
+
+
 def positive_control(correlations: dict) -> dict:
-    """Whether the positive control passed: r's bootstrap interval lies above 0."""
+    """Whether the positive control passed: r's interval (``pearson_ci``, Fisher z by default) lies above 0."""
     c = correlations.get("pairwise_accuracy (positive control)") or {}
     lo = (c.get("pearson_ci") or [None])[0]
     return {"r": c.get("pearson_r"), "ci": c.get("pearson_ci"), "passed": lo is not None and lo > 0}
@@ -108,7 +122,9 @@ def _pct_ci(entry) -> str:
     return _pct(entry["value"]) + (f" [{_pct(ci[0])}, {_pct(ci[1])}]" if ci else "")
 
 
-def study_markdown(rows: list[dict], correlations: dict, control: dict, ns: list[int], n: int) -> str:
+def study_markdown(
+    rows: list[dict], correlations: dict, control: dict, ns: list[int], n: int, comparison: dict | None = None
+) -> str:
     benches = sorted({b for r in rows for b in r["benchmarks"]})
     show = [k for k in (1, 4, 16) if k in ns] or ns
     head = [
@@ -135,20 +151,32 @@ def study_markdown(rows: list[dict], correlations: dict, control: dict, ns: list
         ]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"Correlation with the best-of-{n} gold gain (one point per reward model):", ""]
+    method = next((c["interval_method"] for c in correlations.values() if c.get("interval_method")), "-")
     lines += [
-        "| x | n | Pearson r [95% CI] | p | permutation p | Spearman | Kendall |",
-        "|---|---|---|---|---|---|---|",
+        (
+            f"| x | n | Pearson r [95% CI: {method.split(', n_eff')[0]}] | p (same test) | permutation p | "
+            "Spearman [CI] | Kendall [CI] | min. detectable r |"
+        ),
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, c in correlations.items():
         if c.get("pearson_r") is None:
-            lines.append(f"| {name} | {c.get('n')} | {c.get('note') or c.get('undefined')} | | | | |")
+            lines.append(f"| {name} | {c.get('n')} | {c.get('note') or c.get('undefined')} | | | | | |")
             continue
-        lo, hi = c["pearson_ci"]
-        ci = f" [{lo:.2f}, {hi:.2f}]" if lo is not None else ""
+        inf, pw = c["inference"], c["power"]
+        rank = [
+            f"{inf[k]['estimate']:.2f} " + interval_text({"pearson_ci": inf[k]["interval"]})
+            for k in ("spearman", "kendall")
+        ]
+        perm = "-" if c["permutation_p"] is None else f"{c['permutation_p']:.3g}"
+        r_min = "-" if pw["min_detectable_r"] is None else f"{pw['min_detectable_r']:.2f}"
         lines.append(
-            f"| {name} | {c['n']} | {c['pearson_r']:.2f}{ci} | {c['pearson_p']:.3g} | {c['permutation_p']:.3g} | "
-            f"{c['spearman']:.2f} | {c['kendall']:.2f} |"
+            f"| {name} | {c['n']} | {c['pearson_r']:.2f} {interval_text(c)} | {c['pearson_p']:.3g} | {perm} | "
+            f"{rank[0]} | {rank[1]} | {r_min}{' (underpowered)' if pw['underpowered'] else ''} |"
         )
+    lines += ["", power_note({k: c for k, c in correlations.items() if c.get("power")})]
+    if comparison and comparison["pairs"]:
+        lines += ["", comparison_markdown(comparison, f"the best-of-{n} gold gain").rstrip()]
     verdict = "PASSED" if control["passed"] else "FAILED: the benchmark r's above cannot be trusted"
     lines += ["", f"Positive control (pairwise accuracy vs gain, interval above 0): {verdict}"]
     return "\n".join(lines) + "\n"

@@ -35,9 +35,11 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from rmlab.analysis.benchmark_comparison import compare_benchmarks
 from rmlab.analysis.correlation import Point, correlation_figure, correlation_report
+from rmlab.analysis.correlation_markdown import correlation_markdown
 from rmlab.analysis.runs import choose_runs, find_runs, runs_value
-from rmlab.analysis.style_control import arena_hard_runs, style_control_entry, style_control_markdown
+from rmlab.analysis.style_control import arena_hard_runs, style_control_entry
 
 log = logging.getLogger(__name__)
 
@@ -315,7 +317,7 @@ def correlate(cfg) -> dict:
         "benchmarks": {},
         "chosen_runs": chosen,
     }
-    figure_data = {}
+    figure_data, bench_points = {}, {}
     for bench, spec in cfg.benchmarks.items():
         points, trace = build_points(
             rms,
@@ -327,12 +329,14 @@ def correlate(cfg) -> dict:
             group_tasks=OmegaConf.to_container(cfg.group_tasks) if cfg.get("group_tasks") else None,
         )
         entry = {"points": trace}
+        bench_points[bench] = points
         if len(points) >= 3:
             entry.update(
                 correlation_report(
                     points,
                     standardise_x=cfg.standardise_x,
                     standardise_y=cfg.standardise_y,
+                    interval=str(cfg.get("interval", "fisher")),
                     n_boot=int(cfg.n_boot),
                     n_perm=int(cfg.n_perm),
                     seed=int(cfg.seed),
@@ -345,6 +349,9 @@ def correlate(cfg) -> dict:
         else:
             entry["note"] = f"{len(points)} point(s): a correlation needs at least 3"
         result["benchmarks"][bench] = entry
+    result["comparison"] = compare_benchmarks(
+        bench_points, standardise_x=cfg.standardise_x, standardise_y=cfg.standardise_y
+    )
     arenas = arena_hard_runs(runs) if cfg.get("style_control") is not None else {}
     if arenas:  # only when some policy has an Arena-Hard result: a Sec. 5.2 study's outputs stay as they were
         spec = cfg.style_control
@@ -360,31 +367,3 @@ def correlate(cfg) -> dict:
         correlation_figure(figure_data, out / "correlation.png")
     print(table)
     return result
-
-
-def correlation_markdown(result: dict) -> str:
-    setting = (
-        f"Policy score: {result['policy_score']}; standardisation of benchmark scores (x): {result['standardise_x']}, "
-        f"of policy scores (y): {result['standardise_y']}; lower-is-better "
-        f"tasks: {result.get('lower_is_better', 'invert')}; group tasks: {result.get('group_tasks') or 'all'}."
-    )
-    lines = [
-        setting,
-        "",
-        "| benchmark | n | Pearson r | p | 95% CI of r | permutation p | Spearman | Kendall |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for bench, e in result["benchmarks"].items():
-        if e.get("pearson_r") is None:
-            why = e.get("undefined") or e.get("note", "")
-            lines.append(f"| {bench} | {len(e['points'])} | - ({why}) | - | - | - | - | - |")
-            continue
-        ci = e["pearson_ci"]
-        ci_s = f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci[0] is not None else "-"
-        lines.append(
-            f"| {bench} | {e['n']} | {e['pearson_r']:.3f} | {e['pearson_p']:.3f} | {ci_s} | "
-            f"{e['permutation_p']:.3f} | {e['spearman']:.3f} | {e['kendall']:.3f} |"
-        )
-    if result.get("style_control") is not None:
-        lines += ["", style_control_markdown(result["style_control"])]
-    return "\n".join(lines) + "\n"

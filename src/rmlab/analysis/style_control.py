@@ -14,6 +14,7 @@ import json
 import logging
 from pathlib import Path
 
+from rmlab.analysis.benchmark_comparison import interval_text
 from rmlab.analysis.correlation import Point, correlation_report
 from rmlab.analysis.runs import choose_runs, find_runs
 
@@ -116,7 +117,8 @@ def style_control_entry(cfg, rms: dict, policies: dict, arenas: dict, names: dic
 def style_control_markdown(entry: dict) -> str:
     """The Sec. 5.1 lines under the correlation table: what x and y are, the pool, n, r and Spearman."""
     pool = "none" if entry["pool"] is None else f"{entry['pool']['name']} (battle sets: {entry['pool']['battle_sets']})"
-    r = "-" if entry.get("pearson_r") is None else f"{entry['pearson_r']:.3f} (p {entry['pearson_p']:.3f})"
+    p = "-" if entry.get("pearson_p") is None else f"{entry['pearson_p']:.3f}"
+    r = "-" if entry.get("pearson_r") is None else f"{entry['pearson_r']:.3f} {interval_text(entry)} (p {p})"
     rho = "-" if entry.get("spearman") is None else f"{entry['spearman']:.3f}"
     why = entry.get("note") or entry.get("undefined") or ""
     return (

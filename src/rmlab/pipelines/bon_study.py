@@ -27,7 +27,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from rmlab.analysis.bon_study import positive_control, study_correlations, study_markdown, study_rows
+from rmlab.analysis.bon_study import (
+    benchmark_comparison,
+    positive_control,
+    study_correlations,
+    study_markdown,
+    study_rows,
+)
 from rmlab.pipelines.stages import PipelineProgress, plan_stage, run_stage, stage_record, with_stage_overrides
 from rmlab.utils.io import write_json, write_text
 
@@ -111,9 +117,12 @@ def run_bon_study(cfg: DictConfig) -> dict:
     bon_dir, bon = stage("best_of_n", bon_overrides(cfg, models), root, "bon")
     n = int(p.gain_n or bon["ns"][-1])
     rows = study_rows(bon, evals, train_runs, n)
-    correlations = study_correlations(rows, n_boot=int(p.n_boot), n_perm=int(p.n_perm), seed=int(cfg.seed))
+    correlations = study_correlations(
+        rows, n_boot=int(p.n_boot), n_perm=int(p.n_perm), seed=int(cfg.seed), interval=str(p.get("interval", "fisher"))
+    )
     control = positive_control(correlations)
-    table = study_markdown(rows, correlations, control, bon["ns"], n)
+    comparison = benchmark_comparison(rows)
+    table = study_markdown(rows, correlations, control, bon["ns"], n, comparison)
     header = (
         f"# Best-of-n study: {len(rows)} reward models, {bon['task']}, {bon['n_prompts']} prompts x "
         f"{bon['n_samples']} samples of {bon['policy']}\n\n"
@@ -123,10 +132,17 @@ def run_bon_study(cfg: DictConfig) -> dict:
         shutil.copyfile(bon_dir / f, out / f)
     write_json(
         out / "study.json",
-        {"rows": rows, "correlations": correlations, "positive_control": control, "gain_n": n, "bon_run": str(bon_dir)},
+        {
+            "rows": rows,
+            "correlations": correlations,
+            "benchmark_comparison": comparison,
+            "positive_control": control,
+            "gain_n": n,
+            "bon_run": str(bon_dir),
+        },
     )
     log.info("wrote %s\n%s", out, table)
     print(header + table)
     if not control["passed"]:
         log.warning("positive control failed: %s", json.dumps(control))
-    return {"rows": rows, "correlations": correlations, "positive_control": control}
+    return {"rows": rows, "correlations": correlations, "benchmark_comparison": comparison, "positive_control": control}

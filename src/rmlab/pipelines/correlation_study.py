@@ -202,7 +202,20 @@ def _correlate(cfg: DictConfig, stages: list[Stage], out: Path) -> dict:
             tcfg.runs = runs
             tcfg.paths.output_dir = str(out / "tables")
         make_tables(tcfg)
+        _correlation_tables(results["headline"], out / "tables")
     return results
+
+
+def _correlation_tables(result: dict, out: Path) -> None:
+    """The headline correlation as a paper table beside the others, with the same power note as correlation.md."""
+    from rmlab.analysis.correlation_markdown import correlation_table
+    from rmlab.analysis.tables import to_csv, to_latex, to_markdown
+
+    head, rows, note = correlation_table(result)
+    caption = f"Benchmark score vs policy score (RM-Bench Sec. 5.2 reading). {note}"
+    write_text(out / "correlation.md", to_markdown(head, rows) + f"\n{note}\n")
+    write_text(out / "correlation.csv", to_csv(head, rows))
+    write_text(out / "correlation.tex", to_latex(head, rows, caption))
 
 
 def stages_markdown(rows: list[dict]) -> str:

@@ -81,6 +81,10 @@ def training_curves(history: list[dict], keys: dict[str, str], *, path: Path, ti
 GROUP_COLOURS = {"math": "tab:blue", "code": "tab:orange", "safety": "tab:green"}
 
 
+def _p(p) -> str:
+    return "-" if p is None else f"{p:.2f}"  # no Fisher-z p below 4 effective points
+
+
 def correlation_scatter(panels: dict, path: Path) -> Path:
     """RM-Bench Fig. 5-style scatter, one panel per benchmark: one colour per task group, the least-squares line
     over all points, and Pearson r and p in the legend. ``panels[benchmark] = (x, y, groups, report)``."""
@@ -101,7 +105,7 @@ def correlation_scatter(panels: dict, path: Path) -> Path:
             slope * xs + icept,
             color="black",
             lw=1,
-            label=f"r = {rep['pearson_r']:.2f}, p = {rep['pearson_p']:.2f} (n = {rep['n']})",
+            label=f"r = {rep['pearson_r']:.2f}, p = {_p(rep['pearson_p'])} (n = {rep['n']})",
         )
         ax.set_xlabel(f"{bench} score" + ("" if rep["standardise_x"] == "none" else f" ({rep['standardise_x']} z)"))
         ax.set_ylabel("policy score")
