@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 from tests.conftest import ROOT
 from tests.helpers.launch import child_env, max_abs_diff, run_entry
 from tests.helpers.overrides import tiny_ppo_recipe
+from tests.helpers.tolerances import training_agreement
 from tests.test_distributed_dpo import ACCELERATE, _kill_tree
 
 
@@ -70,11 +71,12 @@ def test_two_process_ppo_writes_once_and_a_killed_run_resumes_to_the_same_policy
     run_entry([*cmd, "resume=last"], env)
     resumed = json.loads((killed / "train_metrics.json").read_text())["train"]
     assert resumed["resume"]["mode"] == "last" and resumed["updates"] == 3 and 0 < resumed["resumed_at_update"] < 3
-    diff = max_abs_diff(
-        load_file(whole / "policy" / "model.safetensors"), load_file(killed / "policy" / "model.safetensors")
-    )
+    init = load_file(tiny_lm_dir / "model.safetensors")
+    a, b = load_file(whole / "policy" / "model.safetensors"), load_file(killed / "policy" / "model.safetensors")
+    # 3 updates of one epoch and one mini-batch: 3 optimizer steps at recipe.lr=1e-3 (tiny_ppo_recipe)
+    agreement = training_agreement(a, b, init, lr=1e-3, steps=3, betas=(0.9, 0.999))  # TRL default AdamW
     print(
         f"\nPPO, 2 processes: {wall:.1f} s for 3 updates; killed after update {resumed['resumed_at_update']}, "
-        f"resumed: max |policy weight diff| to uninterrupted {diff:.2e}"
+        f"resumed: {agreement} (max |policy weight diff| {max_abs_diff(a, b):.2e})"
     )
-    assert diff < 1e-6
+    assert agreement["agree"], agreement

@@ -77,6 +77,11 @@ def comparison_markdown(comparison: dict, outcome: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def p_text(p: float | None, fmt: str = ".3f") -> str:
+    """A p-value, or "-" where there is none (the Fisher-z test needs more than 3 effective points)."""
+    return "-" if p is None else format(p, fmt)
+
+
 def interval_text(rep: dict, digits: int = 2) -> str:
     """``[low, high]`` of ``pearson_ci``, or why there is none."""
     lo, hi = rep.get("pearson_ci") or (None, None)

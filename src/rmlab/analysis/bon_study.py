@@ -18,7 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from rmlab.analysis.benchmark_comparison import compare_benchmarks, comparison_markdown, interval_text, power_note
+from rmlab.analysis.benchmark_comparison import (
+    compare_benchmarks,
+    comparison_markdown,
+    interval_text,
+    p_text,
+    power_note,
+)
 from rmlab.analysis.correlation import Point, correlation_report
 
 # benchmark -> (how its headline accuracy is read from eval_rm's metrics.json, label)
@@ -171,7 +177,7 @@ def study_markdown(
         perm = "-" if c["permutation_p"] is None else f"{c['permutation_p']:.3g}"
         r_min = "-" if pw["min_detectable_r"] is None else f"{pw['min_detectable_r']:.2f}"
         lines.append(
-            f"| {name} | {c['n']} | {c['pearson_r']:.2f} {interval_text(c)} | {c['pearson_p']:.3g} | {perm} | "
+            f"| {name} | {c['n']} | {c['pearson_r']:.2f} {interval_text(c)} | {p_text(c['pearson_p'], '.3g')} | {perm} | "
             f"{rank[0]} | {rank[1]} | {r_min}{' (underpowered)' if pw['underpowered'] else ''} |"
         )
     lines += ["", power_note({k: c for k, c in correlations.items() if c.get("power")})]

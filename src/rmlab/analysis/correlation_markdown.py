@@ -4,7 +4,7 @@ Sec. 5.1 style-control line) and the paper-table form of the headline reading (`
 
 from __future__ import annotations
 
-from rmlab.analysis.benchmark_comparison import comparison_markdown, interval_text, power_note
+from rmlab.analysis.benchmark_comparison import comparison_markdown, interval_text, p_text, power_note
 from rmlab.analysis.style_control import style_control_markdown
 
 
@@ -44,7 +44,7 @@ def correlation_markdown(result: dict) -> str:
         r_min = "-" if pw["min_detectable_r"] is None else f"{pw['min_detectable_r']:.2f}"
         lines.append(
             f"| {bench} | {e['n_reward_models']} | {e['n']} | {e['pearson_r']:.3f} | {interval_text(e)} | "
-            f"{e['pearson_p']:.3f} | {perm} | {rank[0]} | {rank[1]} | {r_min}"
+            f"{p_text(e['pearson_p'])} | {perm} | {rank[0]} | {rank[1]} | {r_min}"
             f"{' (underpowered)' if pw['underpowered'] else ''} |"
         )
     for method in sorted({m for m, _ in methods}):
@@ -93,7 +93,7 @@ def correlation_table(result: dict) -> tuple[list[str], list[list[str]], str]:
                 str(e["n"]),
                 f"{e['pearson_r']:.3f}",
                 interval_text(e),
-                f"{e['pearson_p']:.3f}",
+                p_text(e["pearson_p"]),
                 r_min + (" (underpowered)" if pw["underpowered"] else ""),
                 e["interval_method"],
             ]

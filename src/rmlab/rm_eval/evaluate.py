@@ -5,7 +5,8 @@ Outputs, all in the run directory and written atomically (a reader never sees a 
 - ``config.yaml``: the resolved config,
 - ``scores.jsonl``: one row per benchmark record with its scores (a judge: its outcome per comparison),
 - ``judgements.jsonl`` (judges only): every verdict with the judge's text,
-- ``metrics.json``: the benchmark's metrics plus provenance (model, fingerprints, versions, seed); for a judge,
+- ``metrics.json``: the benchmark's metrics plus provenance (model, fingerprints, versions, seed) and, for scores,
+  ``fragile``: how many comparisons have a margin within rounding (:mod:`rmlab.scoring.precision`); for a judge,
   ``judge``: mode, prompt template, and the counts of wins, losses, ties, position flips and unparsed verdicts,
 - ``table.md`` and the benchmark's figures (RM-Bench: ``heatmap_<domain>.png``).
 
@@ -27,6 +28,7 @@ from rmlab.rm_eval.judge import JUDGE_KIND, judge_benchmark, judge_table
 from rmlab.scoring.build import plan_scorer
 from rmlab.scoring.cache import ScoreCache
 from rmlab.scoring.driver import score_pairs
+from rmlab.scoring.precision import fragile_comparisons, fragile_line
 from rmlab.utils.io import write_json, write_jsonl, write_text
 from rmlab.utils.loggers import build_logger
 from rmlab.utils.run_info import run_info
@@ -99,6 +101,8 @@ def evaluate_rm(cfg: DictConfig, *, on_batch=None) -> dict:
         write_jsonl(out_dir / "judgements.jsonl", scored.judgements)
     metrics, rows, name = scored.metrics, scored.rows, scored.name
     table = benchmark.table(metrics, name) + (f"\n{judge_table(scored.judge)}" if scored.judge is not None else "")
+    if "fragile" in metrics:
+        table = f"{table.rstrip()}\n\n{fragile_line(metrics['fragile'])}\n"
     write_text(out_dir / "table.md", table)
     figures = benchmark.figures(metrics, name, out_dir)
     write_json(out_dir / "metrics.json", result)  # last: its presence means the run is complete
@@ -149,6 +153,10 @@ def _score(cfg: DictConfig, benchmark, items: list, on_batch) -> _Scored:
     )
     metrics, rows = benchmark.compute(
         items, scores, n_boot=cfg.bootstrap.n_boot, confidence=cfg.bootstrap.confidence, seed=cfg.seed
+    )
+    dtype = (plan.dtype_choice or {}).get("used") or "float32"
+    metrics["fragile"] = fragile_comparisons(
+        benchmark, items, requests, scores, str(dtype), cfg.scoring.get("fragile_bound")
     )
     return _Scored(
         metrics,

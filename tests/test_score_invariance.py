@@ -1,0 +1,219 @@
+"""Scores do not depend on how they were batched (issue #30, item 3).
+
+Per scorer kind (classifier; implicit with a reference; implicit without one, sum and mean; a judge's label
+log-probabilities) the same real RM-Bench texts are scored with batch size 1, 2, 7 and all, packed and unpacked, in
+three orders, and once more by a left-padded forward written here with Hugging Face calls alone; the right-padded
+path is the scorers' own. Every score must agree with one unpadded, one-at-a-time forward within the derived bound
+of :mod:`tests.helpers.tolerances` (fp32), or the measured bound of :mod:`rmlab.scoring.precision` (bf16), and the
+bound must be far below the spread of the scores (a score read from the wrong row fails).
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+from rmlab.data.rm_bench import load_rm_bench
+from rmlab.models.chat_format import ChatFormatter
+from rmlab.scoring.cache import ScoreCache
+from rmlab.scoring.driver import score_pairs
+from rmlab.scoring.precision import score_tolerance
+from rmlab.scoring.scorers import ClassifierScorer, ImplicitRewardScorer
+from tests.helpers import tolerances as tol
+
+pytestmark = pytest.mark.numeric
+
+# (batch size, packed, order); "all" is every pair in one batch; orders: 0 as given, 1 reversed, 2 shuffled
+BATCHINGS = [(1, False, 0), (2, False, 1), (7, False, 2), ("all", False, 0), (1, True, 1), (7, True, 2), ("all", True, 0)]
+
+
+@pytest.fixture(scope="module")
+def pairs(rm_bench_dir) -> list[tuple[str, str]]:
+    """18 real (prompt, response) pairs: one RM-Bench record per domain, its six responses."""
+    items, _ = load_rm_bench(data_dir=rm_bench_dir, hub_id=None, max_per_domain=1, seed=0)
+    return [(it.prompt, r) for it in items for r in (*it.chosen, *it.rejected)]
+
+
+def _batched(scorer, pairs, tmp_path, batch_size, packed, order) -> np.ndarray:
+    n = len(pairs)
+    idx = list(range(n))
+    if order == 1:
+        idx.reverse()
+    elif order == 2:
+        random.Random(3).shuffle(idx)
+    cache = ScoreCache(tmp_path / f"cache-{batch_size}-{packed}-{order}", "k")
+    got, _ = score_pairs(
+        [pairs[i] for i in idx],
+        scorer_factory=lambda: scorer,
+        cache=cache,
+        batch_size=n if batch_size == "all" else batch_size,
+        max_tokens=None,
+        progress=False,
+        packed=packed,
+    )
+    out = np.empty(n)
+    out[idx] = got
+    return out
+
+
+def _left_padded(model, rows: list[list[int]], pad_id: int):
+    """One left-padded batch through the Hugging Face model: input ids, mask, positions counted from each row's first
+    real token."""
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), pad_id)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r) :], mask[i, width - len(r) :] = torch.tensor(r), 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    return ids, mask, positions, width
+
+
+@torch.inference_mode()
+def _left_padded_rewards(model, encoded, pad_id: int) -> np.ndarray:
+    ids, mask, positions, _ = _left_padded(model, [e.input_ids for e in encoded], pad_id)
+    hidden = model.model(input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state
+    return model.score(hidden[:, -1]).float()[:, 0].double().numpy()  # the last token of every row is real
+
+
+@torch.inference_mode()
+def _left_padded_logprobs(model, encoded, pad_id: int) -> list[torch.Tensor]:
+    ids, mask, positions, width = _left_padded(model, [e.input_ids for e in encoded], pad_id)
+    logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask, position_ids=positions).logits.float(), -1)
+    out = []
+    for i, e in enumerate(encoded):
+        off = width - len(e.input_ids)
+        targets = torch.tensor(e.input_ids[e.response_start :])
+        out.append(logp[i, off + e.response_start - 1 : width - 1].gather(-1, targets[:, None])[:, 0])
+    return out
+
+
+@torch.inference_mode()
+def _alone_logprobs(model, e) -> torch.Tensor:
+    logp = torch.log_softmax(model(input_ids=torch.tensor([e.input_ids])).logits[0].float(), -1)
+    return logp[e.response_start - 1 : -1].gather(-1, torch.tensor(e.input_ids[e.response_start :])[:, None])[:, 0]
+
+
+def _check(name, ref: np.ndarray, runs: dict[str, np.ndarray], bounds: np.ndarray) -> None:
+    worst = {k: float((np.abs(v - ref) / bounds).max()) for k, v in runs.items()}
+    dev = max(float(np.abs(v - ref).max()) for v in runs.values())
+    print(f"\n{name}: max |deviation| {dev:.2e}, largest share of the bound {max(worst.values()):.2e} ({worst})")
+    for k, v in runs.items():
+        assert np.all(np.abs(v - ref) <= bounds), (name, k, np.abs(v - ref).max(), bounds.min())
+    # non-vacuity: reading any other pair's score (a wrong row) breaks the bound
+    shifted = np.roll(ref, 1)
+    assert np.all(np.abs(shifted - ref) > bounds), (name, np.abs(shifted - ref).min(), bounds.max())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_classifier_scores_ignore_batching_padding_packing_and_order(
+    pairs, tiny_classifier_dir, tmp_path, dtype
+):
+    tok = AutoTokenizer.from_pretrained(tiny_classifier_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_classifier_dir, dtype=dtype).eval()
+    scorer = ClassifierScorer(model, tok, ChatFormatter(tok, "tulu"), max_length=4096, device="cpu")
+    encoded = [scorer.encode(p, r) for p, r in pairs]
+    with torch.inference_mode():
+        ref = np.array([model.score(model.model(input_ids=torch.tensor([e.input_ids])).last_hidden_state[:, -1])
+                        .float().item() for e in encoded])  # fmt: skip
+    runs = {f"bs={b},packed={p},order={o}": _batched(scorer, pairs, tmp_path, b, p, o) for b, p, o in BATCHINGS}
+    runs["left-padded"] = _left_padded_rewards(model, encoded, tok.pad_token_id)
+    if dtype == torch.float32:
+        cfg = AutoConfig.from_pretrained(tiny_classifier_dir)
+        w = model.state_dict()
+        # |w.h| <= |w| |h| <= |w| sqrt(hidden) max|norm gain| (Cauchy-Schwarz; h is RMS-normalised): the read-out's
+        # magnitude; the sequence length is each row's own
+        scale = float(w["score.weight"].norm() * w["model.norm.weight"].abs().max()) * cfg.hidden_size**0.5
+        bounds = np.array([tol.forward_diff(cfg, len(e.input_ids), "classifier", magnitude=scale) for e in encoded])
+    else:
+        bounds = 2 * score_tolerance("bfloat16", ref)  # two runs, each within the measured bound
+    _check(f"classifier {dtype}", ref, runs, bounds)
+
+
+@pytest.mark.parametrize(
+    ("mode", "with_reference", "dtype"),
+    [("sum", True, torch.float32), ("sum", False, torch.float32), ("avg", False, torch.float32),
+     ("sum", True, torch.bfloat16), ("avg", False, torch.bfloat16)],
+)  # fmt: skip
+def test_implicit_rewards_ignore_batching_padding_packing_and_order(
+    pairs, tiny_lm_dir, tiny_ref_dir, tmp_path, mode, with_reference, dtype
+):
+    tok = AutoTokenizer.from_pretrained(tiny_lm_dir)
+    policy = AutoModelForCausalLM.from_pretrained(tiny_lm_dir, dtype=dtype).eval()
+    reference = AutoModelForCausalLM.from_pretrained(tiny_ref_dir, dtype=dtype).eval() if with_reference else None
+    scorer = ImplicitRewardScorer(
+        policy, tok, ChatFormatter(tok, "tulu"), max_length=4096, device="cpu", reference=reference, mode=mode
+    )
+    encoded = [scorer.encode(p, r) for p, r in pairs]
+    models = [policy, reference] if with_reference else [policy]
+
+    def reward(lps: list[torch.Tensor]) -> float:
+        d = lps[0] - lps[1] if with_reference else lps[0]
+        return float(d.sum() if mode == "sum" else d.mean())
+
+    ref = np.array([reward([_alone_logprobs(m, e) for m in models]) for e in encoded])
+    runs = {f"bs={b},packed={p},order={o}": _batched(scorer, pairs, tmp_path, b, p, o) for b, p, o in BATCHINGS}
+    left = [_left_padded_logprobs(m, encoded, tok.pad_token_id) for m in models]
+    runs["left-padded"] = np.array([reward([lp[i] for lp in left]) for i in range(len(encoded))])
+    if dtype == torch.float32:
+        cfg = AutoConfig.from_pretrained(tiny_lm_dir)
+        # per response token one log-softmax value; logits of these models are O(1) (magnitude 1); a sum carries
+        # one error per token, a mean at most the largest; a reward with a reference two models' errors
+        bounds = np.array([
+            len(models) * tol.forward_diff(cfg, len(e.input_ids), "logprob",
+                                           tokens=len(e.input_ids) - e.response_start if mode == "sum" else 1)
+            for e in encoded
+        ])  # fmt: skip
+    else:
+        bounds = 2 * len(models) * score_tolerance("bfloat16", ref)
+    _check(f"implicit {mode} reference={with_reference} {dtype}", ref, runs, bounds)
+
+
+def test_judge_label_logprobs_ignore_batching_and_order(pairs, tiny_lm_dir, tmp_path):
+    """The ``logprob`` judge reading (lm-eval's loglikelihood under the hood): the labels' log-probabilities after
+    a context equal a direct forward's, whatever the batch size and the order of the requests."""
+    from omegaconf import OmegaConf
+
+    from rmlab.generation.chat import LocalChat
+
+    tok = AutoTokenizer.from_pretrained(tiny_lm_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm_dir).eval()
+    requests = [(f"{p}\n\n{r}\n\nVerdict: [[", label) for p, r in pairs[:9] for label in ("A]]", "B]]")]
+    cfg = AutoConfig.from_pretrained(tiny_lm_dir)
+    ref, bounds = [], []
+    for context, label in requests:
+        ctx = tok(context)["input_ids"]
+        full = tok(context + label)["input_ids"]
+        assert full[: len(ctx)] == ctx  # the label starts a token of its own here
+        with torch.inference_mode():
+            logp = torch.log_softmax(model(input_ids=torch.tensor([full])).logits[0].float(), -1)
+        ref.append(float(logp[len(ctx) - 1 : -1].gather(-1, torch.tensor(full[len(ctx) :])[:, None]).sum()))
+        bounds.append(tol.forward_diff(cfg, len(full), "logprob", tokens=len(full) - len(ctx)))
+    ref, bounds = np.array(ref), np.array(bounds)
+    runs = {}
+    for batch_size, order in [(1, 0), (2, 1), (7, 2), (len(requests), 0)]:
+        idx = list(range(len(requests)))
+        if order == 1:
+            idx.reverse()
+        elif order == 2:
+            random.Random(3).shuffle(idx)
+        model_cfg = OmegaConf.create({"pretrained": str(tiny_lm_dir), "dtype": "float32",
+                                      "judge": {"local": {"batch_size": batch_size}}})  # fmt: skip
+        chat = LocalChat(model_cfg, cache_dir=str(tmp_path / "models"), device="cpu", seed=0, max_new_tokens=4,
+                         reading="logprob")  # fmt: skip
+        got, _ = chat.loglikelihoods(
+            [requests[i] for i in idx], ScoreCache(tmp_path / f"judge-{batch_size}-{order}", "k"), chunk_size=5,
+            progress=False,
+        )  # fmt: skip
+        out = np.empty(len(requests))
+        out[idx] = got
+        runs[f"bs={batch_size},order={order}"] = out
+    worst = max(float(np.abs(v - ref).max()) for v in runs.values())
+    print(f"\njudge label log-probabilities: max |deviation| {worst:.2e} (bounds {bounds.min():.1e}..{bounds.max():.1e})")
+    for k, v in runs.items():
+        assert np.all(np.abs(v - ref) <= bounds), (k, np.abs(v - ref).max())
+    # the two labels' log-probabilities differ by far more than the bound: a swapped label breaks it
+    assert np.all(np.abs(ref[0::2] - ref[1::2]) > bounds[0::2] + bounds[1::2])
