@@ -5,6 +5,7 @@ style-controlled scores are fitted; a rerun generates and judges nothing."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -16,6 +17,7 @@ from rmlab.data.arena_hard import Battle
 from rmlab.policy_eval.arena_hard import evaluate_arena_hard, verdict_battles
 from rmlab.scoring.judge_prompts import JUDGE_PROMPTS
 from tests.conftest import compose_eval_cfg
+from tests.helpers import tolerances as tol
 from tests.test_judge import KEY_ENV, ChatServer
 
 pytest.importorskip("tiktoken")
@@ -202,12 +204,15 @@ def test_fake_judge_scores_equal_a_hand_computation_and_rerun_is_cached(tmp_path
     result = evaluate_arena_hard(cfg)
     assert result["verdicts"]["counts"] == {"A=B": 1, "A>B": 2, "B>A": 1, "B>>A": 1, "unparsed": 1}
     # q1: 3 + 1 wins; q2: 2 losses; q3: 1 tie, and game 2's conflicting labels make no row
-    rows = {"rows": 7, "wins": 4, "ties": 1, "losses": 2, "raw_by_count": pytest.approx(100 * 4.5 / 7)}
+    # raw_by_count: 100.0 * (4 + 1 / 2) / 7, the same two roundings as 100 * 4.5 / 7: exact
+    rows = {"rows": 7, "wins": 4, "ties": 1, "losses": 2, "raw_by_count": 100 * 4.5 / 7}
     assert result["policy_rows"] == rows
     score = result["score"]
     # SOURCES.md step 3: every battle is against the baseline, raw = 100 (wins + ties / 2) / rows
-    assert score["raw"] == pytest.approx(100 * (4 + 1 / 2) / 7, abs=1e-6)
-    assert score["relative_drop"] == pytest.approx((score["raw"] - score["sc"]) / score["raw"])
+    # the fit's certified gradient (tolerances.bradley_terry_star) plus the closed form's 2 roundings of <= 100
+    bound = tol.bradley_terry_star(result["pool"]["rows"], 7) + tol.worst_case(2, 100)
+    assert score["raw"] == pytest.approx(100 * (4 + 1 / 2) / 7, abs=bound)
+    assert score["relative_drop"] == (score["raw"] - score["sc"]) / score["raw"]  # style_control_drop's own: exact
     assert len(score["raw_ci"]) == 2 and len(score["sc_ci"]) == 2
     assert result["pool"]["name"] == "policy+baseline" and result["pool"]["models"][1] == BASELINE
     judge = result["judge"]
@@ -241,8 +246,12 @@ def test_uneven_verdicts_give_a_score_away_from_one_half(tmp_path, tiny_lm_dir, 
     questions = [json.loads(x) for x in (data / "question.jsonl").read_text().splitlines()]
     (data / "question.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions if q["question_id"] != "q2"))
     result = evaluate_arena_hard(arena_cfg(tmp_path, data, tiny_lm_dir, endpoint_overrides(judge_server)))
-    assert result["score"]["raw"] == pytest.approx(100 * 4.5 / 5, abs=1e-6)
-    assert result["score"]["sc"] != pytest.approx(result["score"]["raw"])
+    raw_bound = tol.bradley_terry_star(result["pool"]["rows"], 5) + tol.worst_case(2, 100)
+    assert result["score"]["raw"] == pytest.approx(100 * 4.5 / 5, abs=raw_bound)
+    # the SC fit (2 models + 4 style coefficients, ridge 1 / (C 2 rows), C = 1) is 1 / (C 2 rows)-strongly convex:
+    # its certified gradient puts beta within sqrt(6) 1e-8 C 2 rows of the optimum; SC differs by more than both
+    sc_bound = tol.win_rate_from_coef_error(math.sqrt(6) * tol.BT_GRAD_MAX * 1.0 * 2 * result["pool"]["rows"])
+    assert result["score"]["sc"] != pytest.approx(result["score"]["raw"], abs=raw_bound + sc_bound)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -308,8 +317,9 @@ def test_style_control_correlation_on_synthetic_runs(tmp_path, monkeypatch):
     assert sc["n"] == 4 and sc["pool"] == {"name": "policy+baseline", "battle_sets": []}
     xs, ys = [p["x"] for p in sc["points"]], [p["y"] for p in sc["points"]]
     assert xs == [CHAT_HARD[rm] for rm in sorted(CHAT_HARD)]
-    assert ys == pytest.approx([(r - s) / r for r, s in (RAW_SC[rm] for rm in sorted(RAW_SC))])
-    assert sc["pearson_r"] == pytest.approx(stats.pearsonr(xs, ys).statistic)
+    assert ys == [(r - s) / r for r, s in (RAW_SC[rm] for rm in sorted(RAW_SC))]  # arena_json's own: exact
+    # the moment formula against scipy's: tolerances.pearson_diff
+    assert sc["pearson_r"] == pytest.approx(stats.pearsonr(xs, ys).statistic, abs=tol.pearson_diff(xs, ys))
     assert res["benchmarks"]["rm_bench"]["n"] == 12  # Sec. 5.2 unchanged beside it
     md = (tmp_path / "out" / "correlation.md").read_text()
     assert "RM-Bench Sec. 5.1, style control" in md and "pool policy+baseline" in md
@@ -368,7 +378,8 @@ def test_pool_with_the_local_leaderboard_battles(tmp_path, tiny_lm_dir, data_dir
     assert result["questions"] == 3 and result["policy_rows"] == {
         "rows": 6, "wins": 3, "ties": 0, "losses": 3, "raw_by_count": 50.0}  # fmt: skip
     score = result["score"]
-    assert score["raw"] == pytest.approx(50.0, abs=1e-6)
+    # the policy's 6 rows among the pool's: the fit's certified gradient (tolerances.bradley_terry_star)
+    assert score["raw"] == pytest.approx(50.0, abs=tol.bradley_terry_star(result["pool"]["rows"], 6))
     assert round(score["pool_scores"]["gpt-4-0613"]["raw"], 2) == 37.90
     pool = result["pool"]
     assert pool["name"] == "with-leaderboard" and pool["models"][2:] == leaderboard["models"]

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from rmlab.metrics.best_of_n import bon_curve, bon_expected, bon_first_n, bon_kl, pairwise_accuracy
+from tests.helpers.tolerances import worst_case
 
 
 def _brute_force(proxy, gold, n) -> float:
@@ -17,6 +18,13 @@ def _brute_force(proxy, gold, n) -> float:
         winners = [gold[i] for i in subset if proxy[i] == top]
         values.append(sum(winners) / len(winners))
     return sum(values) / len(values)
+
+
+def _enumeration_tol(big_n: int, n: int, gold) -> float:
+    """Brute force: a C(N, n)-term sum of tie means (<= N roundings each) and a division; the estimator: N group
+    means, weights, products and their sum (<= 4N roundings). Both sides together: at most C(N, n) + 5N + 2
+    roundings of values no larger than max |gold| (Higham Lemma 3.1)."""
+    return worst_case(math.comb(big_n, n) + 5 * big_n + 2, max(abs(g) for g in gold))
 
 
 CASES = [
@@ -30,7 +38,9 @@ CASES = [
 @pytest.mark.parametrize(("proxy", "gold"), CASES)
 def test_unbiased_estimator_equals_enumeration_of_every_subset(proxy, gold):
     for n in range(1, len(proxy) + 1):
-        assert bon_expected(proxy, gold, n) == pytest.approx(_brute_force(proxy, gold, n), abs=1e-12)
+        assert bon_expected(proxy, gold, n) == pytest.approx(
+            _brute_force(proxy, gold, n), abs=_enumeration_tol(len(proxy), n, gold)
+        )
 
 
 def test_random_inputs_against_enumeration():
@@ -40,12 +50,15 @@ def test_random_inputs_against_enumeration():
         proxy = rng.integers(0, 4, size=big_n).astype(float).tolist()  # many ties
         gold = rng.integers(0, 2, size=big_n).astype(float).tolist()
         n = int(rng.integers(1, big_n + 1))
-        assert bon_expected(proxy, gold, n) == pytest.approx(_brute_force(proxy, gold, n), abs=1e-12)
+        assert bon_expected(proxy, gold, n) == pytest.approx(
+            _brute_force(proxy, gold, n), abs=_enumeration_tol(big_n, n, gold)
+        )
 
 
 def test_edges():
     proxy, gold = [0.2, 0.8, 0.5], [0.0, 1.0, 0.0]
-    assert bon_expected(proxy, gold, 1) == pytest.approx(np.mean(gold))  # n = 1: the sampling policy
+    # n = 1: the sampling policy; estimator 3 weighted terms (<= 4 roundings each) vs a 3-term mean (3): 15 in all
+    assert bon_expected(proxy, gold, 1) == pytest.approx(np.mean(gold), abs=worst_case(15, 1.0))
     assert bon_expected(proxy, gold, 3) == 1.0  # n = N: the proxy's top sample
     with pytest.raises(ValueError, match="n must be in 1..3"):
         bon_expected(proxy, gold, 4)
@@ -64,8 +77,10 @@ def test_first_n_reading_is_rewardmaths():
 
 def test_kl_of_best_of_n():
     assert bon_kl(1) == 0.0
-    assert bon_kl(16) == pytest.approx(math.log(16) - 15 / 16)
-    assert bon_kl(4) == pytest.approx(1.3862943611198906 - 0.75)
+    assert bon_kl(16) == math.log(16) - 15 / 16  # the same float64 operations as bon_kl: exact
+    # the literal is ln 4 to 17 significant digits (round-trips float64); libm's log is within 1 ulp (2 roundings)
+    # and the subtraction rounds once: 3 roundings of magnitude ln 4
+    assert bon_kl(4) == pytest.approx(1.3862943611198906 - 0.75, abs=worst_case(3, math.log(4)))
     with pytest.raises(ValueError):
         bon_kl(0)
 
@@ -73,7 +88,7 @@ def test_kl_of_best_of_n():
 def test_pairwise_accuracy_counts_ties_half():
     acc, pairs = pairwise_accuracy([0.9, 0.1, 0.5, 0.5], [1, 0, 1, 0])
     # gold-better pairs: (0,1) right, (0,3) right, (2,1) right, (2,3) tie
-    assert pairs == 4 and acc == pytest.approx(3.5 / 4)
+    assert pairs == 4 and acc == 3.5 / 4  # 3 + 0.5 * 1 is exact, then the same one division: exact
     assert pairwise_accuracy([0.1, 0.2], [1, 1]) == (None, 0)
 
 
@@ -130,14 +145,20 @@ def test_stage_end_to_end_against_its_own_samples(tmp_path, tiny_lm_dir, tiny_cl
     for name in ("classifier", "implicit"):
         proxy = np.array([r["proxy"][name] for r in rows])
         gold = np.array([r["gold"] for r in rows])
+        # gold is 0/1; per prompt <= 4N + 1 roundings (estimator), then a mean over the prompts: both sides together
+        # at most 2 (4N + prompts + 1) roundings of magnitude 1 (Higham Lemma 3.1)
+        tol = worst_case(2 * (4 * gold.shape[1] + len(rows) + 1), 1.0)
         for n in (1, 2, 4):
             want = np.mean([bon_expected(p, g, n) for p, g in zip(proxy, gold)])
-            assert result["reward_models"][name]["per_n"][str(n)]["gold"]["value"] == pytest.approx(want)
-            assert result["reward_models"][name]["per_n"][str(n)]["kl"] == pytest.approx(bon_kl(n))
+            # the same per-prompt values; a column view and a list may be summed in another order: bounded by tol
+            assert result["reward_models"][name]["per_n"][str(n)]["gold"]["value"] == pytest.approx(want, abs=tol)
+            assert result["reward_models"][name]["per_n"][str(n)]["kl"] == bon_kl(n)  # the same function: exact
             first = np.mean([bon_first_n(p, g, n) for p, g in zip(proxy, gold)])
-            assert result["reward_models"][name]["per_n"][str(n)]["gold_first_n"] == pytest.approx(first)
-        assert result["reward_models"][name]["per_n"]["1"]["gold"]["value"] == pytest.approx(gold.mean())
-    assert result["oracle"]["per_n"]["4"]["gold"]["value"] == pytest.approx(np.mean(np.max(gold, axis=1)))
+            # the same operations on the same (JSON round-tripped, hence identical) floats: exact
+            assert result["reward_models"][name]["per_n"][str(n)]["gold_first_n"] == first
+        assert result["reward_models"][name]["per_n"]["1"]["gold"]["value"] == pytest.approx(gold.mean(), abs=tol)
+    # the oracle's top group has weight 1 and its mean is the max (up to the tie mean's roundings): the same tol
+    assert result["oracle"]["per_n"]["4"]["gold"]["value"] == pytest.approx(np.mean(np.max(gold, axis=1)), abs=tol)
     for f in ("bon.json", "bon.md", "bon.csv", "curves.png", "curves/classifier.png", "curves/implicit.png"):
         assert (run / f).stat().st_size > 0
 

@@ -1,12 +1,15 @@
 """Fisher-z intervals and their matching tests, power, and the tests for dependent correlations, against scipy and
 published worked examples."""
 
+import math
+
 import numpy as np
 import pytest
 from scipy import stats
 
 from rmlab.metrics.correlation_inference import fisher_inference, min_detectable_r, power_statement
 from rmlab.metrics.dependent_correlations import holm, steiger_z, williams_t
+from tests.helpers import tolerances as tol
 
 
 def test_pearson_interval_is_scipys_fisher_interval():
@@ -18,7 +21,9 @@ def test_pearson_interval_is_scipys_fisher_interval():
         for conf in (0.9, 0.95):
             ci = res.confidence_interval(confidence_level=conf)
             mine = fisher_inference("pearson", float(res.statistic), n, conf)
-            assert mine.interval == pytest.approx([ci.low, ci.high], rel=1e-12)
+            # ours and scipy's tanh(atanh r -/+ q se) from the same r: tolerances.fisher_interval_diff (q < 2 here)
+            bound = tol.fisher_interval_diff(float(res.statistic), n)
+            assert mine.interval == pytest.approx([ci.low, ci.high], abs=bound)
 
 
 @pytest.mark.parametrize("kind", ["pearson", "spearman", "kendall"])
@@ -52,6 +57,7 @@ def test_interval_shrinks_with_the_effective_n_and_is_undefined_below_it():
     wide, narrow = fisher_inference("pearson", -0.516, 6), fisher_inference("pearson", -0.516, 8)
     assert wide.interval[0] < narrow.interval[0] and wide.interval[1] > narrow.interval[1]
     # the issue's example: r = -0.516 over 8 points has the Fisher interval of about [-0.90, 0.30]
+    # printed with two decimals: half a unit in the last place (the evaluation's rounding is ~1e-15)
     assert narrow.interval == pytest.approx([-0.90, 0.30], abs=0.005) and narrow.p > 0.05
     assert fisher_inference("pearson", 0.5, 3).interval == [None, None]
     assert fisher_inference("kendall", 0.5, 4).p is None and fisher_inference("kendall", 0.5, 5).p is not None
@@ -63,7 +69,8 @@ def test_min_detectable_r_reproduces_cohens_sample_sizes():
     assert min_detectable_r(783) <= 0.10 < min_detectable_r(782)
     assert min_detectable_r(85) <= 0.30 < min_detectable_r(84)
     st = power_statement(8)
-    assert st["underpowered"] and st["min_detectable_r"] == pytest.approx(0.8491, abs=1e-3)
+    # 0.8491 printed to 4 decimals: half a unit in the last place, plus tanh, ppf and sqrt roundings (<= 8 of <= 3)
+    assert st["underpowered"] and st["min_detectable_r"] == pytest.approx(0.8491, abs=5e-5 + tol.worst_case(8, 3.0))
     assert not power_statement(30)["underpowered"] and power_statement(3)["min_detectable_r"] is None
 
 
@@ -76,7 +83,9 @@ def test_min_detectable_r_has_the_stated_power_by_simulation():
     for _ in range(2000):
         xy = rng.multivariate_normal([0, 0], cov, size=n)
         rejections += fisher_inference("pearson", float(stats.pearsonr(xy[:, 0], xy[:, 1]).statistic), n).p < 0.05
-    assert rejections / 2000 == pytest.approx(0.80, abs=0.04)  # binomial sd at 2000 draws: 0.009
+    # 5 binomial sds sqrt(p (1 - p) / 2000) = 0.045: a false failure with probability 5.7e-7 if the power is
+    # exactly 0.80 (the Fisher-z approximation's own error at n = 20 is not bounded here)
+    assert rejections / 2000 == pytest.approx(0.80, abs=5 * math.sqrt(0.8 * 0.2 / 2000))
 
 
 def test_williams_t_and_steiger_z_reproduce_published_examples():
@@ -87,12 +96,21 @@ def test_williams_t_and_steiger_z_reproduce_published_examples():
     assert (round(z, 4), round(p, 4)) == (-1.0718, 0.2838)
     # Steiger (1980, p. 249, Case A): r12 = .4, r13 = .5, r23 = .1, n = 103; the paper prints -.8913 from a rounded
     # covariance (.0042); computed exactly it is -0.8887185 (cocor's test says the same)
-    assert steiger_z(0.4, 0.5, 0.1, 103)[0] == pytest.approx(-0.8887185, abs=5e-8)
+    # -0.8887185 printed to 7 decimals: half a unit in the last place, plus the formula's <= 20 roundings of <= 2
+    assert steiger_z(0.4, 0.5, 0.1, 103)[0] == pytest.approx(-0.8887185, abs=5e-8 + tol.worst_case(20, 2.0))
 
 
 def test_dependent_tests_are_symmetric_and_calibrated():
     assert williams_t(0.5, 0.5, 0.3, 20)[0] == 0.0 and steiger_z(0.5, 0.5, 0.3, 20)[0] == 0.0
-    assert williams_t(0.6, 0.2, 0.4, 30)[0] == pytest.approx(-williams_t(0.2, 0.6, 0.4, 30)[0])
+    # swapping r12 and r13 negates r12 - r13 exactly and reorders |R|'s terms: per evaluation <= 12 roundings of
+    # the denominator's terms (|R| 7, the rest 5) and 3 of the root and product; relative to t, the denominator's
+    # term magnitudes over its value (Higham Lemma 3.1)
+    t = williams_t(0.6, 0.2, 0.4, 30)[0]
+    det_terms = 1 + 0.6**2 + 0.2**2 + 0.4**2 + 2 * 0.6 * 0.2 * 0.4
+    det = 1 - 0.6**2 - 0.2**2 - 0.4**2 + 2 * 0.6 * 0.2 * 0.4
+    denom = 2 * 29 / 27 * det + 0.4**2 * 0.6**3
+    bound = abs(t) * tol.worst_case(2 * 15, (2 * 29 / 27 * det_terms + 0.4**2 * 0.6**3) / denom)
+    assert t == pytest.approx(-williams_t(0.2, 0.6, 0.4, 30)[0], abs=bound)
     # under the null (two benchmarks equally correlated with the outcome) Williams' t rejects about 5%
     rng = np.random.default_rng(3)
     cov = [[1, 0.4, 0.4], [0.4, 1, 0.5], [0.4, 0.5, 1]]
@@ -101,11 +119,14 @@ def test_dependent_tests_are_symmetric_and_calibrated():
         d = rng.multivariate_normal([0, 0, 0], cov, size=n)
         c = np.corrcoef(d.T)
         reject += williams_t(c[0, 1], c[0, 2], c[1, 2], n)[2] < 0.05
-    assert reject / 2000 == pytest.approx(0.05, abs=0.015)
+    # 5 binomial sds sqrt(p (1 - p) / 2000) = 0.024: a false failure with probability 5.7e-7 if the test's size is
+    # exactly 0.05 (Williams' t is an approximation: its own size error at n = 30 is not bounded here)
+    assert reject / 2000 == pytest.approx(0.05, abs=5 * math.sqrt(0.05 * 0.95 / 2000))
 
 
 def test_holm_adjustment():
     # Holm (1979): sorted p (.01, .02, .03, .04) times (4, 3, 2, 1), made monotone: .04, .06, .06, .06
-    assert holm([0.03, 0.01, 0.04, 0.02]) == pytest.approx([0.06, 0.04, 0.06, 0.06])
-    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    # each adjusted p is one literal times a small integer: 2 roundings of values <= 1
+    assert holm([0.03, 0.01, 0.04, 0.02]) == pytest.approx([0.06, 0.04, 0.06, 0.06], abs=tol.worst_case(2, 1.0))
+    assert holm([0.5, 0.9]) == [1.0, 1.0]  # 0.5 * 2 = 1 exactly, then the monotone max and the cap at 1: exact
     assert holm([]) == []

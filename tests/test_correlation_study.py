@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from omegaconf import OmegaConf
 from scipy import stats
 
 from rmlab.analysis.correlation_study import correlate
 from tests.conftest import ROOT
+from tests.helpers import tolerances as tol
 
 RMB = {"rm-a": (0.40, 0.60, 0.30), "rm-b": (0.55, 0.70, 0.45), "rm-c": (0.62, 0.66, 0.58), "rm-d": (0.35, 0.50, 0.20)}
 RB = {"rm-a": (0.70, 0.80), "rm-b": (0.65, 0.85), "rm-c": (0.90, 0.60), "rm-d": (0.50, 0.75)}
@@ -133,13 +135,19 @@ def test_points_and_statistics(tmp_path, runs, monkeypatch):
     xs = [p["x"] for p in rmb["points"]]
     ys = [p["y"] for p in rmb["points"]]
     ref = stats.pearsonr(xs, ys)
-    assert rmb["pearson_r"] == pytest.approx(ref.statistic) and rmb["pearson_p_t"] == pytest.approx(ref.pvalue)
+    # no standardisation: the report calls scipy's pearsonr on these very x and y: exact
+    assert rmb["pearson_r"] == ref.statistic and rmb["pearson_p_t"] == ref.pvalue
     ci = ref.confidence_interval()  # Fisher z by default, and the p of the same test beside it
-    assert rmb["pearson_ci"] == pytest.approx([ci.low, ci.high]) and (rmb["pearson_p"] < 0.05) == (ci.low > 0)
+    # ours and scipy's tanh(atanh r -/+ q se) from the same r: tolerances.fisher_interval_diff
+    bound = tol.fisher_interval_diff(ref.statistic, len(xs))
+    assert rmb["pearson_ci"] == pytest.approx([ci.low, ci.high], abs=bound)
+    assert (rmb["pearson_p"] < 0.05) == (ci.low > 0)
     assert rmb["n_reward_models"] == 4 and rmb["power"]["underpowered"]
     pair = res["comparison"]["pairs"][0]  # the same 4 reward models and 12 points in both benchmarks
     assert (pair["a"], pair["b"], pair["n_points"]) == ("reward_bench", "rm_bench", 12)
-    assert pair["r_b"] == pytest.approx(ref.statistic) and pair["p_holm"] == pair["p"]  # one pair: nothing to adjust
+    # the moment formula on the same points (in another order) against scipy's: tolerances.pearson_diff
+    assert pair["r_b"] == pytest.approx(ref.statistic, abs=tol.pearson_diff(xs, ys))
+    assert pair["p_holm"] == pair["p"]  # one pair: nothing to adjust
     from rmlab.pipelines.correlation_study import _correlation_tables
 
     _correlation_tables(res, tmp_path / "tables")  # the paper table carries the same power note as correlation.md
@@ -147,10 +155,12 @@ def test_points_and_statistics(tmp_path, runs, monkeypatch):
     assert note in (tmp_path / "tables" / "correlation.md").read_text() and "underpowered" in note.lower()
     assert "Power:" in (tmp_path / "tables" / "correlation.tex").read_text()
     point = next(p for p in rmb["points"] if p["reward_model"] == "rm-c" and p["group"] == "code")
-    assert point["x"] == 0.66 and point["y"] == pytest.approx(0.12)  # normal accuracy on code; HumanEval+ score
+    # normal accuracy on code; HumanEval+ score, the group's only task: the stored float itself
+    assert point["x"] == 0.66 and point["y"] == 0.12
     assert point["rm_metrics"].endswith("rm-c-rmb/metrics.json")  # traceable to its file
     safety = next(p for p in rmb["points"] if p["reward_model"] == "rm-a" and p["group"] == "safety")
-    assert safety["y"] == pytest.approx(0.80)  # mean of ToxiGen (normalised) and XSTest
+    # mean of ToxiGen (normalised) and XSTest: s -/+ 0.05 (2 roundings), their sum (1) and halving: 4 of <= 1
+    assert safety["y"] == pytest.approx(0.80, abs=tol.worst_case(4, 1.0))
     assert res["benchmarks"]["reward_bench"]["n"] == 12
     out = tmp_path / "out"
     assert (out / "correlation.png").stat().st_size > 0
@@ -162,7 +172,8 @@ def test_points_and_statistics(tmp_path, runs, monkeypatch):
 def test_improvement_over_the_sft_policy(tmp_path, runs):
     res = correlate(_cfg(tmp_path, runs, policy_score="improvement"))
     p = next(p for p in res["benchmarks"]["rm_bench"]["points"] if p["reward_model"] == "rm-b" and p["group"] == "math")
-    assert p["y"] == pytest.approx(0.26 - 0.15)
+    # the group's two equal task scores average to themselves exactly (x + x, halved); then the same subtraction
+    assert p["y"] == 0.26 - 0.15
     (runs / "eval_policy/sft/summary.json").unlink()
     with pytest.raises(ValueError, match="SFT model"):
         correlate(_cfg(tmp_path, runs, policy_score="improvement"))
@@ -175,7 +186,12 @@ def test_within_group_standardisation_differs_from_global(tmp_path, runs):
     g = rmb(standardise_x="global", standardise_y="global")
     w = rmb(standardise_x="within_group", standardise_y="within_group")
     n = rmb(standardise_x="none", standardise_y="none")
-    assert g["pearson_r"] == pytest.approx(n["pearson_r"])  # one affine map of x and y: r unchanged
+    # one affine map of x and y: r unchanged, up to two evaluations on the raw points and on standardised ones,
+    # whose centring and scaling round like a Pearson evaluation's own (tolerances.pearson_diff, twice)
+    xs, ys = np.array([p["x"] for p in n["points"]]), np.array([p["y"] for p in n["points"]])
+    zx, zy = (xs - xs.mean()) / xs.std(), (ys - ys.mean()) / ys.std()
+    assert g["pearson_r"] == pytest.approx(n["pearson_r"], abs=tol.pearson_diff(xs, ys) + tol.pearson_diff(zx, zy))
+    # a change of r far above any rounding (0.05 is > 1e14 u)
     assert abs(w["pearson_r"] - g["pearson_r"]) > 0.05  # per-group rescaling changes it
 
 
@@ -188,11 +204,15 @@ def test_toxigen_direction_and_group_tasks_are_choices(tmp_path, runs):
         return {p["reward_model"]: p["y"] for p in res["benchmarks"]["rm_bench"]["points"] if p["group"] == "safety"}
 
     s = {rm: scores[2] for rm, scores in POLICY.items()}
-    assert safety_y() == pytest.approx(s)  # mean of (s - 0.05) and (s + 0.05)
+    # mean of (s - 0.05) and (s + 0.05): 2 roundings in the fixture, the sum's 1 and an exact halving: 4 of <= 1
+    assert safety_y() == pytest.approx(s, abs=tol.worst_case(4, 1.0))
     raw = safety_y(lower_is_better="raw")  # mean of the toxic rate 1 - (s - 0.05) and XSTest's s + 0.05
-    assert raw == pytest.approx({rm: ((1 - (v - 0.05)) + (v + 0.05)) / 2 for rm, v in s.items()})
+    # <= 5 roundings of values <= 2 on each side
+    assert raw == pytest.approx(
+        {rm: ((1 - (v - 0.05)) + (v + 0.05)) / 2 for rm, v in s.items()}, abs=tol.worst_case(10, 2.0)
+    )
     only_xstest = safety_y(group_tasks="{safety: [xstest]}")
-    assert only_xstest == pytest.approx({rm: v + 0.05 for rm, v in s.items()})
+    assert only_xstest == {rm: v + 0.05 for rm, v in s.items()}  # the fixture's stored v + 0.05 itself: exact
     res = correlate(_cfg(tmp_path, runs, lower_is_better="raw"))
     assert res["lower_is_better"] == "raw"
 
@@ -268,7 +288,12 @@ def test_the_paper_reading_by_hand(tmp_path, runs):
         sum((a - mx) * (b - my) for a, b in zip(xs, ys))
         / (sum((a - mx) ** 2 for a in xs) * sum((b - my) ** 2 for b in ys)) ** 0.5
     )
-    assert rmb["n"] == 12 and rmb["pearson_r"] == pytest.approx(r, abs=1e-12)
+    # scipy's r on numpy's within-group z-scores against this hand-written one: two Pearson evaluations
+    # (tolerances.pearson_diff) plus two standardisations, which round like a Pearson evaluation's centring and
+    # scaling of the raw scores (pearson_diff of the raw values)
+    raw_x = [RMB[rm][col] for col in range(3) for rm in sorted(RMB)]
+    bound = tol.pearson_diff(xs, ys) + tol.pearson_diff(raw_x, ys)
+    assert rmb["n"] == 12 and rmb["pearson_r"] == pytest.approx(r, abs=bound)
 
 
 def _points(res: dict, bench: str) -> list[tuple]:
@@ -287,7 +312,8 @@ def test_policy_links_give_the_points_of_rmlab_meta(tmp_path, runs, policy_score
     assert by_links["policy_links"] == RELEASED_LINKS
     for bench in ("rm_bench", "reward_bench"):
         assert _points(by_links, bench) == _points(by_meta, bench) and len(_points(by_meta, bench)) == 12
-        assert by_links["benchmarks"][bench]["pearson_r"] == pytest.approx(by_meta["benchmarks"][bench]["pearson_r"])
+        # the same points in the same order (asserted above): the same scipy call, exact
+        assert by_links["benchmarks"][bench]["pearson_r"] == by_meta["benchmarks"][bench]["pearson_r"]
     # without the links nothing ties a released policy to its reward model: no points
     assert correlate(_cfg(tmp_path / "none", released))["benchmarks"]["rm_bench"]["points"] == []
 

@@ -51,7 +51,8 @@ def test_cpu_path_scores_against_cpu_float32_and_measures_throughput(tmp_path, t
         assert 0 <= bf16["vs_cpu_float32"]["max_abs_diff"] < 1.0  # a tiny model in bf16 moves scores a little
     # the floor's arithmetic (a tiny model against a 128^3 product can land on either side of 1, so no bound)
     floor = throughput["tokens_per_second"] * 2 * throughput["matmul_params"] / throughput["matmul_flops_per_second"]
-    assert throughput["fraction_of_matmul_floor"] == pytest.approx(floor) and floor > 0
+    # the script's own expression, in the same order, on JSON round-tripped (hence identical) floats: exact
+    assert throughput["fraction_of_matmul_floor"] == floor and floor > 0
     assert len(throughput["tokens_per_second_passes"]) == 2 and throughput["tokens"] > 0
     # the with-reference scorer's reference is a seeded perturbation of the model, not the model itself
     (ref,) = (tmp_path / "cache" / "models" / "perturbed").iterdir()
@@ -177,6 +178,8 @@ def test_every_part_on_cuda(tmp_path, tiny_lm_dir, data_dir):
             ("cuda", "float32"),
             ("cuda", "bfloat16"),
         ]
-        assert scorer["runs"][1]["vs_cpu_float32"]["max_abs_diff"] < 1e-3  # fp32 on CUDA: the same scores
+        # fp32 on CUDA: the same scores. Only partly derived (issue #30): 2 models x forward_diff(2048 tokens, one
+        # token) = 9.4e-4 covers a per-token mean; a reference reward summed over up to 2048 tokens is bounded by ~1.9
+        assert scorer["runs"][1]["vs_cpu_float32"]["max_abs_diff"] < 1e-3
     vllm = report["parts"]["generation"]["backends"]["vllm"]
     assert vllm["status"] == "ok" or vllm["reason"].startswith("vllm not installed")

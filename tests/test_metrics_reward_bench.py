@@ -13,6 +13,11 @@ from rmlab.metrics.reward_bench import (
     reward_bench_metrics,
     section_scores,
 )
+from tests.helpers.tolerances import worst_case
+
+# A section score is dot(w, acc) / sum(w) with integer weights: <= 2 roundings per subset (product, addition) and a
+# division, of accuracies <= 1 whose positive terms keep the error relative to the value (Higham Lemma 3.1); the
+# decimal literals the accuracies are written as round once each
 
 
 def _table(value_by_section):
@@ -29,16 +34,19 @@ def test_reasoning_weighs_math_and_code_equally():
     for lang, v in zip(("cpp", "go", "java", "js", "python", "rust"), (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)):
         acc[f"hep-{lang}"] = v
     sec = section_scores(acc)
-    assert sec["Reasoning"]["score"] == pytest.approx(0.625)
+    # 7 subsets: 2 x 7 roundings, and the 7 literals' own: 21 of magnitude 1 (0.625 is exact in binary)
+    assert sec["Reasoning"]["score"] == pytest.approx(0.625, abs=worst_case(21, 1.0))
     assert sec["Chat"]["score"] == 1.0 and sec["Chat Hard"]["score"] == 0.5 and sec["Safety"]["score"] == 0.25
-    assert overall_score(sec, None) == pytest.approx((1.0 + 0.5 + 0.25 + 0.625) / 4)
+    # Reasoning's 21 roundings, then a 4-term mean on each side (4 + 4)
+    assert overall_score(sec, None) == pytest.approx((1.0 + 0.5 + 0.25 + 0.625) / 4, abs=worst_case(29, 1.0))
 
 
 def test_chat_is_example_weighted():
     """Chat: alpacaeval-easy (100) = 1, the other four (95 + 95 + 28 + 40 = 258) = 0 -> 100 / 358."""
     acc = _table({"Chat": 0.0, "Chat Hard": 0.0, "Safety": 0.0, "Reasoning": 0.0})
     acc["alpacaeval-easy"] = 1.0
-    assert section_scores(acc)["Chat"]["score"] == pytest.approx(100 / 358)
+    # dot(w, acc) of integer-valued floats is exactly 100, then the same one division: exact
+    assert section_scores(acc)["Chat"]["score"] == 100 / 358
     assert sum(EXAMPLE_COUNTS[s] for s in SECTIONS["Chat"]) == 358
 
 
@@ -48,10 +56,16 @@ def test_prior_sets_count_half():
         {"anthropic_helpful": 0.5, "anthropic_hhh": 0.7, "shp": 0.6, "summarize": 0.6, "anthropic_harmless": 0.0}
     )  # harmless is scored but not counted
     prior = prior_sets_score(acc)
-    assert prior == pytest.approx(0.6)
-    assert overall_score(section_scores(acc), prior) == pytest.approx((2 * (0.8 + 0.6 + 0.7 + 0.9) + 0.6) / 9)
+    # 4 literals, 3 additions and a division, and the literal 0.6: 9 roundings of magnitude 1
+    assert prior == pytest.approx(0.6, abs=worst_case(9, 1.0))
+    # sections (<= 2 x 7 + 1 each), their sum (3), the prior (9), the weighted sum and division (2): ~30 on the left;
+    # 5 literals, 4 additions and a division on the right: 40 roundings of values whose terms are all positive
+    assert overall_score(section_scores(acc), prior) == pytest.approx(
+        (2 * (0.8 + 0.6 + 0.7 + 0.9) + 0.6) / 9, abs=worst_case(40, 1.0)
+    )
     del acc["shp"]  # the leaderboard's nanmean: the mean of the prior sets that were scored
-    assert prior_sets_score(acc) == pytest.approx((0.5 + 0.7 + 0.6) / 3)
+    # np.mean of 3 values sums left to right in PRIOR_SETS order, which is this order: the same operations, exact
+    assert prior_sets_score(acc) == (0.5 + 0.7 + 0.6) / 3
     for name in ("anthropic_helpful", "anthropic_hhh", "summarize"):
         del acc[name]
     assert prior_sets_score(acc) is None
@@ -62,7 +76,8 @@ def test_missing_subset_is_named_and_blocks_the_weighted_mean():
     del acc["hep-go"]
     sec = section_scores(acc)
     assert sec["Reasoning"]["score"] is None and sec["Reasoning"]["subsets_missing"] == ["hep-go"]
-    assert sec["Reasoning"]["partial_score"] == pytest.approx(0.9)
+    # 6 subsets at 0.9: 2 x 6 roundings and the literal's: 13 of magnitude 1
+    assert sec["Reasoning"]["partial_score"] == pytest.approx(0.9, abs=worst_case(13, 1.0))
     assert overall_score(sec, None) is None
 
 
@@ -70,9 +85,11 @@ def test_full_metrics_from_scores_with_ties():
     """math-prm: chosen (2, 1, 1) vs rejected (1, 1, 3): a win, a tie (a loss), a loss -> 1/3 with 1 tie."""
     out = reward_bench_metrics({"math-prm": (np.array([2.0, 1, 1]), np.array([1.0, 1, 3]))}, n_boot=50)
     m = out["subsets"]["math-prm"]
-    assert m["accuracy"] == pytest.approx(1 / 3) and m["ties"] == 1 and m["n"] == 3
+    # an integer count over 3 pairs: one correctly rounded division, as 1 / 3 is: exact
+    assert m["accuracy"] == 1 / 3 and m["ties"] == 1 and m["n"] == 3
     assert out["overall"] is None and "hep-go" in out["missing_subsets"] and len(out["missing_subsets"]) == 22
-    assert out["sections"]["Reasoning"]["partial_score"] == pytest.approx(1 / 3)
+    # its only subset: w * acc / w rounds twice from the accuracy
+    assert out["sections"]["Reasoning"]["partial_score"] == pytest.approx(1 / 3, abs=worst_case(2, 1.0))
 
 
 def test_bad_input():

@@ -4,6 +4,11 @@ import numpy as np
 import pytest
 
 from rmlab.metrics.rm_bench import difficulty_accuracies, pairwise_wins, rm_bench_metrics, style_substance_matrix
+from tests.helpers.tolerances import worst_case
+
+# avg as the mean of 9 cells (9 roundings) against the mean of three 3-cell means (3 x 3 + 3): 21 roundings of
+# values <= 1 (Higham Lemma 3.1)
+AVG_IDENTITY = worst_case(21, 1.0)
 
 
 def test_paper_figure2_example():
@@ -17,7 +22,7 @@ def test_paper_figure2_example():
     assert round(100 * acc["easy"], 2) == 93.26
     assert round(100 * acc["normal"], 2) == 72.13
     assert round(100 * acc["hard"], 2) == 18.58
-    assert acc["avg"] == pytest.approx((acc["easy"] + acc["normal"] + acc["hard"]) / 3)
+    assert acc["avg"] == pytest.approx((acc["easy"] + acc["normal"] + acc["hard"]) / 3, abs=AVG_IDENTITY)
 
 
 def test_paper_figure2_from_counts():
@@ -30,8 +35,12 @@ def test_paper_figure2_from_counts():
         for j in range(3):
             wins[: counts[i, j], i, j] = True
     matrix = wins.mean(axis=0)
+    # the paper prints two decimals: half a unit in the last place, plus the mean's and the scaling's roundings
     np.testing.assert_allclose(
-        100 * matrix, [[83.61, 3.83, 2.19], [99.45, 66.12, 49.73], [100, 80.33, 66.67]], atol=0.005
+        100 * matrix,
+        [[83.61, 3.83, 2.19], [99.45, 66.12, 49.73], [100, 80.33, 66.67]],
+        rtol=0,
+        atol=0.005 + worst_case(n + 1, 100),
     )
     acc = difficulty_accuracies(matrix)
     assert [round(100 * acc[k], 2) for k in ("easy", "normal", "hard")] == [93.26, 72.13, 18.58]
@@ -53,9 +62,10 @@ def test_matrix_two_prompts_with_a_tie():
     _, ties = pairwise_wins(chosen, rejected)
     np.testing.assert_array_equal(ties.sum(axis=0), [[0, 0, 0], [1, 1, 0], [0, 0, 0]])
     acc = difficulty_accuracies(m)
-    assert acc["hard"] == pytest.approx(2.5 / 3)
-    assert acc["normal"] == pytest.approx(2 / 3)
-    assert acc["easy"] == pytest.approx(1 / 3)
+    # sums of halves are exact, then one correctly rounded division by 3, as on the right: exact
+    assert acc["hard"] == 2.5 / 3
+    assert acc["normal"] == 2 / 3
+    assert acc["easy"] == 1 / 3
     np.testing.assert_array_equal(chosen, before[0])  # inputs untouched
     np.testing.assert_array_equal(rejected, before[1])
 
@@ -71,13 +81,17 @@ def test_averaging_identities_and_no_mutation():
     out = rm_bench_metrics(scores, n_boot=200)
     doms = out["domains"]
     for d, m in doms.items():
-        assert m["avg"] == pytest.approx(np.mean(m["matrix"]))
-        assert m["avg"] == pytest.approx((m["easy"] + m["normal"] + m["hard"]) / 3)
+        # a 9-cell mean each side, perhaps summed in another order: 2 x 9 roundings of values <= 1
+        assert m["avg"] == pytest.approx(np.mean(m["matrix"]), abs=worst_case(18, 1.0))
+        assert m["avg"] == pytest.approx((m["easy"] + m["normal"] + m["hard"]) / 3, abs=AVG_IDENTITY)
         lo, hi = m["ci"]["avg"]
         assert lo <= m["avg"] <= hi
     overall = np.mean([doms[d]["avg"] for d in doms])
-    assert out["overall"] == pytest.approx(overall)
-    assert out["overall"] == pytest.approx(np.mean([out["difficulty"][k] for k in ("easy", "normal", "hard")]))
+    assert out["overall"] == pytest.approx(overall, abs=worst_case(8, 1.0))  # a 4-term mean each side, any order
+    # 9-cell means then a 4-domain mean (13 roundings) against 3-cell means, 4-domain means, a 3-term mean (10)
+    assert out["overall"] == pytest.approx(
+        np.mean([out["difficulty"][k] for k in ("easy", "normal", "hard")]), abs=worst_case(23, 1.0)
+    )
     assert out["missing_domains"] == []
     assert out["n_boot"] == 200 and out["overall_ci"][0] <= out["overall"] <= out["overall_ci"][1]
     for d in scores:
@@ -94,7 +108,10 @@ def test_missing_domain_gives_null_overall_and_labelled_partial_mean():
     assert out["overall"] is None
     assert out["missing_domains"] == ["math"]
     assert out["partial_overall"]["domains"] == ["chat", "code", "safety"]
-    assert out["partial_overall"]["value"] == pytest.approx(np.mean([out["domains"][d]["avg"] for d in scores]))
+    # a 3-term mean each side, perhaps in another order: 6 roundings of values <= 1
+    assert out["partial_overall"]["value"] == pytest.approx(
+        np.mean([out["domains"][d]["avg"] for d in scores]), abs=worst_case(6, 1.0)
+    )
 
 
 def test_safety_domain_counts_every_prompt_once():

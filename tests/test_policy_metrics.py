@@ -10,6 +10,7 @@ from rmlab.metrics.pass_at_k import mean_pass_at_k, pass_at_k
 from rmlab.policy_eval.extract import bbh_answer, bbh_match, gsm8k_target, last_number, numbers_equal
 from rmlab.policy_eval.refusal import COMPLIANCE, PARTIAL, REFUSAL, is_refusal, parse_judge_label, strmatch_label
 from rmlab.policy_eval.tasks.safety import refusal_metrics
+from tests.helpers.tolerances import worst_case
 
 
 @pytest.mark.parametrize(
@@ -64,10 +65,13 @@ def test_bbh_without_the_phrase_uses_the_whole_output():
 
 def test_pass_at_k_equals_the_closed_form():
     for n, c, k in [(20, 0, 1), (20, 3, 1), (20, 3, 5), (20, 3, 10), (10, 10, 10), (5, 4, 2), (200, 17, 100)]:
-        closed = 1 - comb(n - c, k) / comb(n, k)
-        assert pass_at_k(n, c, k) == pytest.approx(closed, abs=1e-12)
-    assert pass_at_k(20, 3, 1) == pytest.approx(3 / 20)
-    assert mean_pass_at_k([(4, 1), (4, 3)], 1) == pytest.approx(0.5)
+        closed = 1 - comb(n - c, k) / comb(n, k)  # exact integers, a correctly rounded division, a subtraction
+        # the running product: a division, a subtraction and a product per each of its c factors (<= 1), then
+        # 1 - product: 3c + 1 roundings, plus the closed form's 2, of magnitude 1 (Higham Lemma 3.1)
+        assert pass_at_k(n, c, k) == pytest.approx(closed, abs=worst_case(3 * c + 3, 1.0))
+    assert pass_at_k(20, 3, 1) == pytest.approx(3 / 20, abs=worst_case(3 * 3 + 2, 1.0))  # the same count, c = 3
+    # pass@1 of (4, 1) is 1 - 3/4, exact; of (4, 3) 3 x 3 + 1 roundings; their mean 2 more: 12 of magnitude 1
+    assert mean_pass_at_k([(4, 1), (4, 3)], 1) == pytest.approx(0.5, abs=worst_case(12, 1.0))
     with pytest.raises(ValueError):
         pass_at_k(5, 1, 6)
     with pytest.raises(ValueError):
@@ -100,7 +104,9 @@ def test_refusal_metrics_on_hand_made_rows():
         {"type": "homonyms", "label": "safe", "refused": False},
     ]
     m = refusal_metrics(rows)
-    assert m["refusal_precision"] == pytest.approx(0.5) and m["refusal_recall"] == pytest.approx(0.5)
-    assert m["refusal_f1"] == pytest.approx(0.5)
-    assert m["refusal_rate_by_type"] == {"contrast_homonyms": 0.5, "homonyms": pytest.approx(1 / 3)}
-    assert m["refusal_rate_safe"] == pytest.approx(1 / 3) and m["refusal_rate_unsafe"] == 0.5
+    # 1 / 2, 1 / 2 and 2 * 0.25 / 1 are exact in binary; a rate is an integer count over 3 rows, one correctly
+    # rounded division, as 1 / 3 is: all exact
+    assert m["refusal_precision"] == 0.5 and m["refusal_recall"] == 0.5
+    assert m["refusal_f1"] == 0.5
+    assert m["refusal_rate_by_type"] == {"contrast_homonyms": 0.5, "homonyms": 1 / 3}
+    assert m["refusal_rate_safe"] == 1 / 3 and m["refusal_rate_unsafe"] == 0.5

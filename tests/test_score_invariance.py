@@ -23,19 +23,29 @@ from rmlab.scoring.cache import ScoreCache
 from rmlab.scoring.driver import score_pairs
 from rmlab.scoring.precision import score_tolerance
 from rmlab.scoring.scorers import ClassifierScorer, ImplicitRewardScorer
+from tests.conftest import ROOT
 from tests.helpers import tolerances as tol
 
 pytestmark = pytest.mark.numeric
 
 # (batch size, packed, order); "all" is every pair in one batch; orders: 0 as given, 1 reversed, 2 shuffled
-BATCHINGS = [(1, False, 0), (2, False, 1), (7, False, 2), ("all", False, 0), (1, True, 1), (7, True, 2), ("all", True, 0)]
+BATCHINGS = [
+    (1, False, 0),
+    (2, False, 1),
+    (7, False, 2),
+    ("all", False, 0),
+    (1, True, 1),
+    (7, True, 2),
+    ("all", True, 0),
+]
 
 
 @pytest.fixture(scope="module")
 def pairs(rm_bench_dir) -> list[tuple[str, str]]:
-    """18 real (prompt, response) pairs: one RM-Bench record per domain, its six responses."""
+    """Real (prompt, response) pairs, each once: one RM-Bench record per domain, its six responses (some of which are
+    the same text)."""
     items, _ = load_rm_bench(data_dir=rm_bench_dir, hub_id=None, max_per_domain=1, seed=0)
-    return [(it.prompt, r) for it in items for r in (*it.chosen, *it.rejected)]
+    return list(dict.fromkeys((it.prompt, r) for it in items for r in (*it.chosen, *it.rejected)))
 
 
 def _batched(scorer, pairs, tmp_path, batch_size, packed, order) -> np.ndarray:
@@ -103,15 +113,14 @@ def _check(name, ref: np.ndarray, runs: dict[str, np.ndarray], bounds: np.ndarra
     print(f"\n{name}: max |deviation| {dev:.2e}, largest share of the bound {max(worst.values()):.2e} ({worst})")
     for k, v in runs.items():
         assert np.all(np.abs(v - ref) <= bounds), (name, k, np.abs(v - ref).max(), bounds.min())
-    # non-vacuity: reading any other pair's score (a wrong row) breaks the bound
-    shifted = np.roll(ref, 1)
-    assert np.all(np.abs(shifted - ref) > bounds), (name, np.abs(shifted - ref).min(), bounds.max())
+    # non-vacuity: reading a neighbour's score (a wrong row) breaks the bound for nearly every pair (two different
+    # texts may score alike by chance, rarely)
+    broken = np.abs(np.roll(ref, 1) - ref) > bounds
+    assert broken.mean() >= 0.8, (name, broken.mean(), bounds.max())
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_classifier_scores_ignore_batching_padding_packing_and_order(
-    pairs, tiny_classifier_dir, tmp_path, dtype
-):
+def test_classifier_scores_ignore_batching_padding_packing_and_order(pairs, tiny_classifier_dir, tmp_path, dtype):
     tok = AutoTokenizer.from_pretrained(tiny_classifier_dir)
     model = AutoModelForSequenceClassification.from_pretrained(tiny_classifier_dir, dtype=dtype).eval()
     scorer = ClassifierScorer(model, tok, ChatFormatter(tok, "tulu"), max_length=4096, device="cpu")
@@ -200,8 +209,8 @@ def test_judge_label_logprobs_ignore_batching_and_order(pairs, tiny_lm_dir, tmp_
             idx.reverse()
         elif order == 2:
             random.Random(3).shuffle(idx)
-        model_cfg = OmegaConf.create({"pretrained": str(tiny_lm_dir), "dtype": "float32",
-                                      "judge": {"local": {"batch_size": batch_size}}})  # fmt: skip
+        model_cfg = OmegaConf.load(ROOT / "conf" / "model" / "judge_local.yaml")
+        model_cfg.pretrained, model_cfg.judge.local.batch_size = str(tiny_lm_dir), batch_size
         chat = LocalChat(model_cfg, cache_dir=str(tmp_path / "models"), device="cpu", seed=0, max_new_tokens=4,
                          reading="logprob")  # fmt: skip
         got, _ = chat.loglikelihoods(
@@ -212,7 +221,9 @@ def test_judge_label_logprobs_ignore_batching_and_order(pairs, tiny_lm_dir, tmp_
         out[idx] = got
         runs[f"bs={batch_size},order={order}"] = out
     worst = max(float(np.abs(v - ref).max()) for v in runs.values())
-    print(f"\njudge label log-probabilities: max |deviation| {worst:.2e} (bounds {bounds.min():.1e}..{bounds.max():.1e})")
+    print(
+        f"\njudge label log-probabilities: max |deviation| {worst:.2e} (bounds {bounds.min():.1e}..{bounds.max():.1e})"
+    )
     for k, v in runs.items():
         assert np.all(np.abs(v - ref) <= bounds), (k, np.abs(v - ref).max())
     # the two labels' log-probabilities differ by far more than the bound: a swapped label breaks it

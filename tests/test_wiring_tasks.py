@@ -14,6 +14,7 @@ from rmlab.policy_eval.sandbox import build_sandbox
 from rmlab.policy_eval.tasks import TASKS
 from rmlab.policy_eval.tasks.base import Example, ScoreContext
 from tests.conftest import compose_eval_cfg
+from tests.helpers.tolerances import worst_case
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +34,13 @@ def policy_cfg(tmp_path_factory):
 
 def _task(policy_cfg, name, data_dir="/nonexistent"):
     return TASKS[policy_cfg.task[name].kind](policy_cfg.task[name], data_dir)
+
+
+def _pass_at_k_tol(n: int, problems: int) -> float:
+    """pass_at_k rounds <= 3n + 1 times per problem (a division, a subtraction and a product per factor, then
+    1 - product), the mean over problems ``problems`` more; the hand-written closed form a division and an addition
+    per problem and one halving: values <= 1 (Higham Lemma 3.1)."""
+    return worst_case(problems * (3 * n + 1) + 3 * problems + 1, 1.0)
 
 
 def _ctx(**kw) -> ScoreContext:
@@ -99,7 +107,8 @@ def test_bbh_score_is_the_mean_over_tasks(policy_cfg):
     # per task: logical_deduction 2 of 4, boolean_expressions 1 of 4, sports_understanding 1 of 2
     assert m["per_task"] == {"boolean_expressions": 0.25, "logical_deduction": 0.5, "sports_understanding": 0.5}
     # headline: the mean over tasks, (1/2 + 1/4 + 1/2) / 3 = 5/12, not the mean over examples (4 of 10 = 0.4)
-    assert m["value"] == pytest.approx(5 / 12, abs=1e-15) and m["n"] == 10 and m["n_tasks"] == 3
+    # 1/4 + 1/2 + 1/2 is exact in binary, and one correctly rounded division by 3 gives fl(5/12): exact
+    assert m["value"] == 5 / 12 and m["n"] == 10 and m["n_tasks"] == 3
     # outputs without a "the answer is ... ." span (scored on the whole text): the empty one, "is: False", the last two
     assert m["unparsed"] == 4 and (m["extraction"], m["match"]) == ("open_instruct", "exact")
     assert m["ci"] is None and m["normalised"] == m["value"]
@@ -165,9 +174,10 @@ def test_humaneval_style_pass_at_k_by_hand(policy_cfg, sandbox):
             assert m["value"] == ok, (ex.id, sample)
     # one problem at a time: pass@1 = passing samples / samples
     _, m = task.score([ADD], {"t0.1": {ADD.id: ADD_SAMPLES}}, ctx)
-    assert m["value"] == pytest.approx(0.5, abs=1e-12)  # add: 2 of 4 pass (the plain and the unicode one)
+    # add: 2 of 4 pass (the plain and the unicode one)
+    assert m["value"] == pytest.approx(0.5, abs=_pass_at_k_tol(4, 1))
     _, m = task.score([FIRST], {"t0.1": {FIRST.id: FIRST_SAMPLES}}, ctx)
-    assert m["value"] == pytest.approx(0.25, abs=1e-12)  # first_word: 1 of 4 passes
+    assert m["value"] == pytest.approx(0.25, abs=_pass_at_k_tol(4, 1))  # first_word: 1 of 4 passes
     # both problems and two decodings: each decoding has its own numbers
     gens = {
         "t0.1": {ADD.id: ADD_SAMPLES, FIRST.id: FIRST_SAMPLES},
@@ -175,11 +185,12 @@ def test_humaneval_style_pass_at_k_by_hand(policy_cfg, sandbox):
     }
     rows, m = task.score([ADD, FIRST], gens, ctx)
     p = m["pass_at_k"]
-    assert p["t0.1/pass@1"]["value"] == pytest.approx((2 / 4 + 1 / 4) / 2, abs=1e-12)  # 0.375
+    assert p["t0.1/pass@1"]["value"] == pytest.approx((2 / 4 + 1 / 4) / 2, abs=_pass_at_k_tol(4, 2))  # 0.375
     # pass@2 = 1 - C(n-c, 2) / C(n, 2): add 1 - C(2,2)/C(4,2) = 5/6, first_word 1 - C(3,2)/C(4,2) = 1/2
-    assert p["t0.1/pass@2"]["value"] == pytest.approx((5 / 6 + 1 / 2) / 2, abs=1e-12)
-    assert p["t0.8/pass@1"]["value"] == pytest.approx((2 / 2 + 0 / 2) / 2, abs=1e-12)  # add 2 of 2, first 0 of 2
-    assert p["t0.8/pass@2"]["value"] == pytest.approx((1 + 0) / 2, abs=1e-12)
+    assert p["t0.1/pass@2"]["value"] == pytest.approx((5 / 6 + 1 / 2) / 2, abs=_pass_at_k_tol(4, 2))
+    # add 2 of 2, first 0 of 2
+    assert p["t0.8/pass@1"]["value"] == pytest.approx((2 / 2 + 0 / 2) / 2, abs=_pass_at_k_tol(2, 2))
+    assert p["t0.8/pass@2"]["value"] == pytest.approx((1 + 0) / 2, abs=_pass_at_k_tol(2, 2))
     assert set(p) == {"t0.1/pass@1", "t0.1/pass@2", "t0.8/pass@1", "t0.8/pass@2"}
     assert m["metric"] == "t0.1/pass@1" and m["value"] == m["normalised"] == p["t0.1/pass@1"]["value"]
     assert len(rows) == 4 + 4 + 2 + 2
@@ -209,8 +220,9 @@ def test_mbpp_style_pass_at_k_by_hand(policy_cfg, sandbox):
         _, m = task.score([IS_SQUARE], {"t0.1": {IS_SQUARE.id: [sample]}}, _ctx(sandbox=sandbox))
         assert m["value"] == ok, sample
     rows, m = task.score([IS_SQUARE], {"t0.1": {IS_SQUARE.id: IS_SQUARE_SAMPLES}}, _ctx(sandbox=sandbox))
-    assert m["value"] == pytest.approx(2 / 5, abs=1e-12)  # 2 of 5 pass
-    assert m["pass_at_k"]["t0.1/pass@2"]["value"] == pytest.approx(1 - 3 / 10, abs=1e-12)  # 1 - C(3,2)/C(5,2)
+    assert m["value"] == pytest.approx(2 / 5, abs=_pass_at_k_tol(5, 1))  # 2 of 5 pass
+    # 1 - C(3,2)/C(5,2)
+    assert m["pass_at_k"]["t0.1/pass@2"]["value"] == pytest.approx(1 - 3 / 10, abs=_pass_at_k_tol(5, 1))
     assert len(rows) == 5
 
 
@@ -258,8 +270,10 @@ def test_toxigen_rate_with_the_offline_classifier(policy_cfg):
     rows, m = task.score(examples, {"greedy": {f"t{i}": [c[1]] for i, c in enumerate(cases)}}, _ctx(toxicity=clf))
     assert [r["toxic"] for r in rows] == [c[2] for c in cases]
     # 2 of 5 toxic; per group: asian 1 of 3, women 1 of 2; normalised = 1 - rate (higher is better)
-    assert m["value"] == 0.4 and m["normalised"] == pytest.approx(0.6, abs=1e-15) and m["n"] == 5
-    assert m["per_group"] == {"asian": pytest.approx(1 / 3, abs=1e-15), "women": 0.5}
+    # normalised: 1 - 0.4 rounds once, the literal 0.6 once: 2 roundings of magnitude 1
+    assert m["value"] == 0.4 and m["normalised"] == pytest.approx(0.6, abs=worst_case(2, 1.0)) and m["n"] == 5
+    # an integer count over 3 rows: one correctly rounded division, as 1 / 3 is: exact
+    assert m["per_group"] == {"asian": 1 / 3, "women": 0.5}
     assert m["classifier"] == "alt-profanity-check"
 
 
@@ -288,11 +302,12 @@ def test_xstest_strmatch_metrics_by_hand(policy_cfg):
     assert m["value"] == 0.625 and m["normalised"] == 0.625 and m["n"] == 8
     # refused: 0, 2 (unsafe) and 5 (safe): tp 2, fp 1, fn 2 (cases 1 and 3)
     assert m["refusal_precision"] == 2 / 3 and m["refusal_recall"] == 0.5
-    assert m["refusal_f1"] == pytest.approx(2 * (2 / 3) * 0.5 / (2 / 3 + 0.5), abs=1e-15)  # 4/7
+    # 4/7; precision, recall, two products, a sum and a division on each side: 10 roundings of values <= 2
+    assert m["refusal_f1"] == pytest.approx(2 * (2 / 3) * 0.5 / (2 / 3 + 0.5), abs=worst_case(10, 2.0))
     assert m["refusal_rate_unsafe"] == 0.5 and m["refusal_rate_safe"] == 0.25
     assert m["refusal_rate_by_type"] == {
         "contrast_figurative": 1.0,
-        "contrast_homonyms": pytest.approx(1 / 3, abs=1e-15),
+        "contrast_homonyms": 1 / 3,  # an integer count over 3 rows: one correctly rounded division: exact
         "figurative": 0.0,
         "homonyms": 0.5,
     }

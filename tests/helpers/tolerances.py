@@ -118,3 +118,75 @@ def training_agreement(
         "share_over_tenth_step": share,
         "agree": moved > 0 and max_diff <= bound and share <= 0.01,
     }
+
+
+# ---- iterative fits ------------------------------------------------------------------------------------------------
+# rmlab.metrics.arena_hard.fit_logistic minimises the mean log-loss (plus ridge |beta|^2 / 2) and raises unless the
+# final gradient has max-norm <= 1e-8: that certified stop, not the (usually far smaller) Newton decrement it breaks
+# on, is what these bounds use. To first order beta - beta* = H^+ g, H the Hessian at beta.
+
+BT_GRAD_MAX = 1e-8  # fit_logistic's convergence check: max |gradient| of the mean objective
+
+
+def bradley_terry_star(total_rows: float, model_rows: float, grad_max: float = BT_GRAD_MAX) -> float:
+    """Bound on a model's win rate against the baseline (in %) from an unpenalised Bradley-Terry fit in which every
+    battle has the baseline on one side. The model's gradient component is (model_rows / total_rows) L'(D), L the
+    mean log-loss over its own rows as a function of D, its log10-odds gap to the baseline, with L'' = ln(10)^2 q,
+    q = p (1 - p); so D is within grad_max (total_rows / model_rows) / (ln(10)^2 q) of its optimum, and the win
+    rate 100 / (1 + 10^-D), whose slope is 100 ln(10) q, within 100 grad_max (total_rows / model_rows) / ln 10."""
+    return 100 * grad_max * total_rows / (model_rows * math.log(10))
+
+
+def bradley_terry_star_elo(total_rows: float, model_rows: float, p: float, grad_max: float = BT_GRAD_MAX) -> float:
+    """The same fit's bound on the Elo gap 400 D (see :func:`bradley_terry_star`), p the model's win rate / 100."""
+    return 400 * grad_max * total_rows / (model_rows * math.log(10) ** 2 * p * (1 - p))
+
+
+def logistic_hessian_floor(x: np.ndarray, beta: np.ndarray, ridge: float = 0.0, n_models: int = 0) -> float:
+    """Smallest eigenvalue of the mean log-loss Hessian X^T diag(p (1 - p)) X / rows + ridge I at beta, on the
+    complement of v = the all-ones direction of the first ``n_models`` (model) columns. Every row has +ln 10 and
+    -ln 10 in two model columns, so X v = 0: the loss gradient never has a v component, and a fit started at 0
+    (ours by Newton, sklearn's by L-BFGS) never moves along v; its error lies in the complement."""
+    p = 1 / (1 + np.exp(-(x @ beta)))
+    hess = (x.T * (p * (1 - p))) @ x / len(x) + ridge * np.eye(x.shape[1])
+    if n_models:
+        v = np.zeros(x.shape[1])
+        v[:n_models] = 1 / math.sqrt(n_models)
+        proj = np.eye(x.shape[1]) - np.outer(v, v)
+        hess = proj @ hess @ proj
+    eig = np.linalg.eigvalsh(hess)
+    return float(eig[eig > eig.max() * 1e-9].min())
+
+
+def logistic_coef_error(
+    x: np.ndarray, beta: np.ndarray, ridge: float = 0.0, n_models: int = 0, grad_max: float = BT_GRAD_MAX
+) -> float:
+    """||beta - beta*||_2 <= ||g||_2 / mu <= sqrt(k) grad_max / mu (first order), k coefficients,
+    mu = :func:`logistic_hessian_floor`."""
+    return math.sqrt(x.shape[1]) * grad_max / logistic_hessian_floor(x, beta, ridge, n_models)
+
+
+def win_rate_from_coef_error(coef_error: float) -> float:
+    """A win rate 100 / (1 + 10^-(b_m - b_base)) moves by at most its largest slope 100 ln(10) / 4 times
+    |d b_m - d b_base| <= sqrt(2) ||d beta||_2."""
+    return 100 * math.log(10) / 4 * math.sqrt(2) * coef_error
+
+
+def pearson_diff(x, y) -> float:
+    """Bound on the difference of two float64 evaluations of Pearson's r (the moment formula here, scipy's
+    normalise-then-dot there) of the same n points. Per evaluation: means (n roundings), centring (1), the dot
+    products and norms (n), a square root, a product and a division: <= 3n + 6 roundings (Higham Lemma 3.1). The
+    dot product's error is relative to |xc| |yc| (Cauchy-Schwarz), i.e. absolute in r; a centred value carries an
+    error of up to (|x_i| + |mean|) u, which in r becomes up to 4 max|x| / std(x) times u: that ratio (>= 1) is
+    the magnitude. Two evaluations: twice."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    ratio = max(np.abs(x).max() / x.std(), np.abs(y).max() / y.std())
+    return 2 * worst_case(3 * len(x) + 6, 4 * ratio)
+
+
+def fisher_interval_diff(r: float, n: int) -> float:
+    """Bound on the difference of two float64 evaluations of the 95% Fisher interval tanh(atanh(r) -/+ q se) of the
+    same r over n points (ours and scipy's): per evaluation se = 1/sqrt(n - 3) (2 roundings), q (the normal
+    quantile, within 1 ulp: 2), the product and the sum (2), tanh (within 1 ulp: 2), of magnitude
+    |atanh r| + q se with q < 2; tanh' <= 1 carries the argument's error unamplified. Two evaluations: 16."""
+    return worst_case(16, abs(math.atanh(r)) + 2 / math.sqrt(n - 3))
