@@ -9,7 +9,7 @@ EXTRAS ?= train,policy,wheels,cluster,dev
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile constraints.txt | sha1sum | cut -c1-12)
 
-.PHONY: setup quickstart test test-fast train-rm-demo train-dpo-demo eval-policy-demo bench-generation dpo-vs-classifier correlation-study bench bench-train clean
+.PHONY: setup quickstart test test-numeric test-fast train-rm-demo train-dpo-demo eval-policy-demo bench-generation dpo-vs-classifier correlation-study bench bench-train clean
 
 $(STAMP): pyproject.toml Makefile constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ quickstart: setup  ## SmolLM2-135M-Instruct on local RM-Bench data (a few minute
 
 test: setup  ## every test, end-to-end ones included
 	$(BIN)/python -m pytest
+
+test-numeric: setup  ## the numeric tests (scores, losses, metrics, distributed equality); .ci/run repeats them under ATEN_CPU_CAPABILITY=default
+	$(BIN)/python -m pytest -m numeric
 
 test-fast: setup  ## unit tests only
 	$(BIN)/python -m pytest -m "not slow"

@@ -9,6 +9,8 @@ import pytest
 from rmlab.metrics.best_of_n import bon_curve, bon_expected, bon_first_n, bon_kl, pairwise_accuracy
 from tests.helpers.tolerances import worst_case
 
+pytestmark = pytest.mark.numeric  # also run under ATEN_CPU_CAPABILITY=default (.ci/run)
+
 
 def _brute_force(proxy, gold, n) -> float:
     """Every n-subset, equally likely; within a subset, a tie for the highest proxy broken uniformly."""

@@ -7,6 +7,8 @@ from scipy import stats
 from rmlab.analysis.correlation import Point, correlation_report, pearson_p_from_r, standardised
 from tests.helpers import tolerances as tol
 
+pytestmark = pytest.mark.numeric  # also run under ATEN_CPU_CAPABILITY=default (.ci/run)
+
 
 def _points(seed=0, n_models=4):
     rng = np.random.default_rng(seed)

@@ -11,6 +11,8 @@ from rmlab.metrics.correlation_inference import fisher_inference, min_detectable
 from rmlab.metrics.dependent_correlations import holm, steiger_z, williams_t
 from tests.helpers import tolerances as tol
 
+pytestmark = pytest.mark.numeric  # also run under ATEN_CPU_CAPABILITY=default (.ci/run)
+
 
 def test_pearson_interval_is_scipys_fisher_interval():
     rng = np.random.default_rng(0)

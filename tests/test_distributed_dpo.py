@@ -88,6 +88,7 @@ def two_process_run(tmp_path_factory, tiny_lm_dir, data_dir) -> tuple[Path, floa
 
 
 @pytest.mark.slow
+@pytest.mark.numeric
 def test_two_processes_write_once_and_match_one_process(two_process_run, tmp_path, tiny_lm_dir, tokenizer):
     run, two_wall = two_process_run
     metrics = json.loads((run / "train_metrics.json").read_text())

@@ -79,6 +79,7 @@ def ddp_run(tmp_path_factory, tiny_classifier_dir, data_dir) -> tuple[Path, floa
 
 
 @pytest.mark.slow
+@pytest.mark.numeric
 def test_two_processes_write_once_and_train_as_one_process_with_twice_the_batch(ddp_run, tmp_path, tiny_classifier_dir):
     run, ddp_wall = ddp_run
     metrics = json.loads((run / "train_metrics.json").read_text())

@@ -31,6 +31,7 @@ def _run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     return res
 
 
+@pytest.mark.numeric
 def test_quickstart_smollm2_implicit_reward_with_wandb_offline(tmp_path, rm_bench_dir):
     _run(
         [

@@ -17,6 +17,8 @@ from rmlab.scoring.driver import score_pairs
 from rmlab.scoring.scorers import ClassifierScorer, ImplicitRewardScorer
 from tests.helpers.models import tiny_config
 
+pytestmark = pytest.mark.numeric  # also run under ATEN_CPU_CAPABILITY=default (.ci/run)
+
 PROMPTS = [
     "Explain why the sky is blue in two sentences, for a ten-year-old who asked at dinner.",
     "Write a Python function that returns the n-th Fibonacci number iteratively.",

@@ -15,6 +15,8 @@ from rmlab.metrics.reward_bench import (
 )
 from tests.helpers.tolerances import worst_case
 
+pytestmark = pytest.mark.numeric  # also run under ATEN_CPU_CAPABILITY=default (.ci/run)
+
 # A section score is dot(w, acc) / sum(w) with integer weights: <= 2 roundings per subset (product, addition) and a
 # division, of accuracies <= 1 whose positive terms keep the error relative to the value (Higham Lemma 3.1); the
 # decimal literals the accuracies are written as round once each

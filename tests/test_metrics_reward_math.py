@@ -8,6 +8,8 @@ import pytest
 from rmlab.metrics.reward_math import PRM_AGGREGATIONS, pairwise_outcomes, problem_outcomes, random_baselines, summarize
 from tests.helpers.tolerances import worst_case
 
+pytestmark = pytest.mark.numeric  # also run under ATEN_CPU_CAPABILITY=default (.ci/run)
+
 
 def test_accuracy_ties_and_pessimistic_mrr():
     """Three problems, k = 3 incorrect each.

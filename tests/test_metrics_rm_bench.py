@@ -6,6 +6,8 @@ import pytest
 from rmlab.metrics.rm_bench import difficulty_accuracies, pairwise_wins, rm_bench_metrics, style_substance_matrix
 from tests.helpers.tolerances import worst_case
 
+pytestmark = pytest.mark.numeric  # also run under ATEN_CPU_CAPABILITY=default (.ci/run)
+
 # avg as the mean of 9 cells (9 roundings) against the mean of three 3-cell means (3 x 3 + 3): 21 roundings of
 # values <= 1 (Higham Lemma 3.1)
 AVG_IDENTITY = worst_case(21, 1.0)

@@ -9,6 +9,8 @@ from rmlab.models.chat_format import ChatFormatter
 from rmlab.scoring.peers import rewardbench_features, rewardbench_module
 from rmlab.scoring.scorers import ClassifierScorer, ImplicitRewardScorer
 
+pytestmark = pytest.mark.numeric  # also run under ATEN_CPU_CAPABILITY=default (.ci/run)
+
 PAIRS = [
     ("What is 2+2?", "4"),
     ("Name a prime number larger than ten, and explain briefly.", "Eleven is prime: its only divisors are 1 and 11."),

@@ -19,6 +19,8 @@ from rmlab.training.train_rm import train_reward_model
 from tests.conftest import ROOT, compose_train_cfg
 from tests.helpers.tolerances import worst_case
 
+pytestmark = pytest.mark.numeric  # also run under ATEN_CPU_CAPABILITY=default (.ci/run)
+
 
 def test_loss_and_metrics_on_hand_made_rewards():
     """r_c = (2, 0, 1), r_r = (0, 0, 3): differences (2, 0, -2).
