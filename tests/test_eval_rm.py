@@ -133,3 +133,26 @@ def test_bad_data_fails_before_any_output(eval_cfg, tiny_classifier_dir, tmp_pat
     with pytest.raises(DataValidationError, match=r"chat_filtered.json, record id=7 \(#0\): field 'rejected'"):
         evaluate_rm(cfg)
     assert not (tmp_path / "run").exists()
+
+
+def test_fragile_comparisons_are_counted_in_metrics_and_table(eval_cfg, tiny_classifier_dir, tmp_path):
+    """``fragile``: the comparisons whose margin is within the dtype's score bound, counted from the scores
+    themselves (every RM-Bench cell: 9 per record), and printed under the table; a wider bound counts more."""
+    import numpy as np
+
+    from rmlab.scoring.precision import RELATIVE_BOUND
+
+    out = evaluate_rm(eval_cfg(_overrides(tiny_classifier_dir)))
+    frag = out["fragile"]
+    rows = [json.loads(line) for line in (tmp_path / "run" / "scores.jsonl").read_text().splitlines()]
+    margins = np.array([c - r for row in rows for c in row["chosen"] for r in row["rejected"]])
+    scale = np.array([max(1, abs(c)) + max(1, abs(r)) for row in rows for c in row["chosen"] for r in row["rejected"]])
+    assert frag["comparisons"] == 9 * len(rows) == margins.size and frag["dtype"] == "float32"
+    assert frag["fragile"] == int((np.abs(margins) <= RELATIVE_BOUND["float32"] * scale).sum())
+    assert "Fragile comparisons:" in (tmp_path / "run" / "table.md").read_text()
+    # a bound as wide as the largest margin makes the closest comparison fragile: the count reads the margins
+    wide = np.abs(margins).min() / scale[np.abs(margins).argmin()]
+    again = evaluate_rm(
+        eval_cfg(_overrides(tiny_classifier_dir, [f"scoring.fragile_bound={wide * 1.01}"]), tmp_path / "b")
+    )
+    assert again["fragile"]["fragile"] >= 1 and again["fragile"]["relative_bound"] == pytest.approx(wide * 1.01)
