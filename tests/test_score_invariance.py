@@ -113,10 +113,10 @@ def _check(name, ref: np.ndarray, runs: dict[str, np.ndarray], bounds: np.ndarra
     print(f"\n{name}: max |deviation| {dev:.2e}, largest share of the bound {max(worst.values()):.2e} ({worst})")
     for k, v in runs.items():
         assert np.all(np.abs(v - ref) <= bounds), (name, k, np.abs(v - ref).max(), bounds.min())
-    # non-vacuity: reading a neighbour's score (a wrong row) breaks the bound for nearly every pair (two different
-    # texts may score alike by chance, rarely)
+    # non-vacuity: reading a neighbour's score (a wrong row) breaks the bound for most pairs (two different texts
+    # may score alike by chance; bf16's bound is ~12% of these tiny models' score range, so more often there)
     broken = np.abs(np.roll(ref, 1) - ref) > bounds
-    assert broken.mean() >= 0.8, (name, broken.mean(), bounds.max())
+    assert broken.mean() >= 0.5, (name, broken.mean(), bounds.max())
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
