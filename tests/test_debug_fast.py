@@ -49,6 +49,7 @@ def _overrides(tmp, lm, rm) -> dict[str, list[str]]:
         "bench-scoring": [f"model={rm}"],
         "bench-generation": [f"policy={lm}"],
         "bench-train-rm": [f"model={rm}"],
+        "measure-score-bounds": [f"model={rm}", f"implicit={lm}"],
         "gpu-check": [f"model={lm}"],
     }
 

@@ -145,8 +145,12 @@ def test_classifier_scores_ignore_batching_padding_packing_and_order(pairs, tiny
 @pytest.mark.parametrize(
     ("mode", "with_reference", "dtype"),
     [("sum", True, torch.float32), ("sum", False, torch.float32), ("avg", False, torch.float32),
-     ("sum", True, torch.bfloat16), ("avg", False, torch.bfloat16)],
+     ("sum", True, torch.bfloat16)],
 )  # fmt: skip
+# No bf16 mean: a random tiny LM's mean log-probability is about -log(vocabulary) for every text (spread ~0.07 around
+# -10.8), inside the bf16 bound (2 x 6e-2 x 10.8 = 1.3), so a score read from the wrong row would pass and the case
+# could not fail. The mean shares the bf16 forward and gather with the sum case above; only the last reduction
+# differs, and it is checked in fp32.
 def test_implicit_rewards_ignore_batching_padding_packing_and_order(
     pairs, tiny_lm_dir, tiny_ref_dir, tmp_path, mode, with_reference, dtype
 ):

@@ -92,6 +92,19 @@ def interval_text(rep: dict, digits: int = 2) -> str:
     return f"[{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
+def inference_cells(rep: dict, digits: int = 2, p_fmt: str = ".3f") -> list[str]:
+    """A correlation report's rank-correlation, permutation and power cells, in table order: Spearman and Kendall
+    (estimate and interval), the permutation p, and the minimum detectable r (marked when underpowered)."""
+    inf, pw = rep["inference"], rep["power"]
+    rank = [
+        f"{inf[k]['estimate']:.{digits}f} " + interval_text({"pearson_ci": inf[k]["interval"]})
+        for k in ("spearman", "kendall")
+    ]
+    perm = p_text(rep["permutation_p"], p_fmt)
+    r_min = "-" if pw["min_detectable_r"] is None else f"{pw['min_detectable_r']:.2f}"
+    return [*rank, perm, r_min + (" (underpowered)" if pw["underpowered"] else "")]
+
+
 def power_note(reports: dict[str, dict]) -> str:
     """One line on the design's power for a table of correlation reports (``name -> report``)."""
     parts, weak = [], []

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from rmlab.analysis.benchmark_comparison import (
     compare_benchmarks,
     comparison_markdown,
+    inference_cells,
     interval_text,
     p_text,
     power_note,
@@ -169,16 +170,10 @@ def study_markdown(
         if c.get("pearson_r") is None:
             lines.append(f"| {name} | {c.get('n')} | {c.get('note') or c.get('undefined')} | | | | | |")
             continue
-        inf, pw = c["inference"], c["power"]
-        rank = [
-            f"{inf[k]['estimate']:.2f} " + interval_text({"pearson_ci": inf[k]["interval"]})
-            for k in ("spearman", "kendall")
-        ]
-        perm = "-" if c["permutation_p"] is None else f"{c['permutation_p']:.3g}"
-        r_min = "-" if pw["min_detectable_r"] is None else f"{pw['min_detectable_r']:.2f}"
+        spearman, kendall, perm, r_min = inference_cells(c, digits=2, p_fmt=".3g")
         lines.append(
             f"| {name} | {c['n']} | {c['pearson_r']:.2f} {interval_text(c)} | {p_text(c['pearson_p'], '.3g')} | {perm} | "
-            f"{rank[0]} | {rank[1]} | {r_min}{' (underpowered)' if pw['underpowered'] else ''} |"
+            f"{spearman} | {kendall} | {r_min} |"
         )
     lines += ["", power_note({k: c for k, c in correlations.items() if c.get("power")})]
     if comparison and comparison["pairs"]:

@@ -4,7 +4,13 @@ Sec. 5.1 style-control line) and the paper-table form of the headline reading (`
 
 from __future__ import annotations
 
-from rmlab.analysis.benchmark_comparison import comparison_markdown, interval_text, p_text, power_note
+from rmlab.analysis.benchmark_comparison import (
+    comparison_markdown,
+    inference_cells,
+    interval_text,
+    p_text,
+    power_note,
+)
 from rmlab.analysis.style_control import style_control_markdown
 
 
@@ -35,17 +41,10 @@ def correlation_markdown(result: dict) -> str:
                 f"{bench} {e['n_effective']}",
             )
         )
-        inf, pw = e["inference"], e["power"]
-        rank = [
-            f"{inf[k]['estimate']:.3f} " + interval_text({"pearson_ci": inf[k]["interval"]})
-            for k in ("spearman", "kendall")
-        ]
-        perm = "-" if e["permutation_p"] is None else f"{e['permutation_p']:.3f}"
-        r_min = "-" if pw["min_detectable_r"] is None else f"{pw['min_detectable_r']:.2f}"
+        spearman, kendall, perm, r_min = inference_cells(e, digits=3)
         lines.append(
             f"| {bench} | {e['n_reward_models']} | {e['n']} | {e['pearson_r']:.3f} | {interval_text(e)} | "
-            f"{p_text(e['pearson_p'])} | {perm} | {rank[0]} | {rank[1]} | {r_min}"
-            f"{' (underpowered)' if pw['underpowered'] else ''} |"
+            f"{p_text(e['pearson_p'])} | {perm} | {spearman} | {kendall} | {r_min} |"
         )
     for method in sorted({m for m, _ in methods}):
         n_effs = ", ".join(n for m, n in sorted(methods) if m == method)

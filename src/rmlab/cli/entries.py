@@ -153,6 +153,13 @@ ENTRIES: dict[str, Entry] = {
             "[bench.steps=8]",
         ),
         Entry(
+            "measure_score_bounds",
+            "rmlab.scoring.score_bounds:measure_score_bounds",
+            "how far scores move with batch size, packing and order (the fragile-count bounds)",
+            "[measure.dtypes=[float32]]",
+            ("model", "implicit"),
+        ),
+        Entry(
             "gpu_check",
             "rmlab.pipelines.gpu_check:gpu_check",
             "a few minutes on a GPU: scoring, generation, training and throughput checks",

@@ -8,7 +8,7 @@ evaluator counts those comparisons next to the accuracy (``metrics.json`` ``frag
 whose accuracies differ by less than the fragile share are not ranked on noise.
 
 The bound is relative to ``max(1, |score|)`` and per dtype (:data:`RELATIVE_BOUND`): the largest movement measured
-by ``scripts/measure_score_bounds.py`` on SmolLM2-135M-Instruct (classifier and implicit rewards; batch sizes 1, 2,
+by ``rmlab measure-score-bounds`` (:mod:`rmlab.scoring.score_bounds`) on SmolLM2-135M-Instruct (classifier and implicit rewards; batch sizes 1, 2,
 7 and all, packed and unpacked, three orders; the native and the ``default`` CPU kernel paths), doubled. The
 derived fp32 bound (``docs/numerics.md``) is far looser; the measured one is what rounding does in practice. Deeper
 models move more: ``scoring.fragile_bound`` sets another relative bound.
