@@ -46,7 +46,7 @@ def _overrides(tmp, lm, rm) -> dict[str, list[str]]:
         "leaderboard": [],
         "arena-hard-fidelity": [],
         "xstest-agreement": [],
-        "bench-scoring": [f"model={rm}"],
+        "bench-scoring": [f"model={rm}", f"implicit={lm}"],
         "bench-generation": [f"policy={lm}"],
         "bench-train-rm": [f"model={rm}"],
         "measure-score-bounds": [f"model={rm}", f"implicit={lm}"],

@@ -138,6 +138,7 @@ ENTRIES: dict[str, Entry] = {
             "rmlab.scoring.throughput:benchmark",
             "scoring throughput vs a RewardBench-style pipeline and the matmul rate",
             "[bench.prompts_per_domain=20]",
+            ("model", "implicit"),
         ),
         Entry(
             "bench_generation",
