@@ -20,8 +20,8 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceC
 from rmlab.data.rm_bench import load_rm_bench
 from rmlab.models.chat_format import ChatFormatter
 from rmlab.scoring.cache import ScoreCache
-from rmlab.scoring.driver import score_pairs
 from rmlab.scoring.precision import score_tolerance
+from rmlab.scoring.score_bounds import scores_under
 from rmlab.scoring.scorers import ClassifierScorer, ImplicitRewardScorer
 from tests.conftest import ROOT
 from tests.helpers import tolerances as tol
@@ -49,26 +49,8 @@ def pairs(rm_bench_dir) -> list[tuple[str, str]]:
     return list(dict.fromkeys((it.prompt, r) for it in items for r in (*it.chosen, *it.rejected)))
 
 
-def _batched(scorer, pairs, tmp_path, batch_size, packed, order) -> np.ndarray:
-    n = len(pairs)
-    idx = list(range(n))
-    if order == 1:
-        idx.reverse()
-    elif order == 2:
-        random.Random(3).shuffle(idx)
-    cache = ScoreCache(tmp_path / f"cache-{batch_size}-{packed}-{order}", "k")
-    got, _ = score_pairs(
-        [pairs[i] for i in idx],
-        scorer_factory=lambda: scorer,
-        cache=cache,
-        batch_size=n if batch_size == "all" else batch_size,
-        max_tokens=None,
-        progress=False,
-        packed=packed,
-    )
-    out = np.empty(n)
-    out[idx] = got
-    return out
+def _batched(scorer, pairs, batch_size, packed, order) -> np.ndarray:
+    return scores_under(scorer, pairs, None if batch_size == "all" else batch_size, packed, order)
 
 
 def _left_padded(model, rows: list[list[int]], pad_id: int):
@@ -121,7 +103,7 @@ def _check(name, ref: np.ndarray, runs: dict[str, np.ndarray], bounds: np.ndarra
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_classifier_scores_ignore_batching_padding_packing_and_order(pairs, tiny_classifier_dir, tmp_path, dtype):
+def test_classifier_scores_ignore_batching_padding_packing_and_order(pairs, tiny_classifier_dir, dtype):
     tok = AutoTokenizer.from_pretrained(tiny_classifier_dir)
     model = AutoModelForSequenceClassification.from_pretrained(tiny_classifier_dir, dtype=dtype).eval()
     scorer = ClassifierScorer(model, tok, ChatFormatter(tok, "tulu"), max_length=4096, device="cpu")
@@ -129,7 +111,7 @@ def test_classifier_scores_ignore_batching_padding_packing_and_order(pairs, tiny
     with torch.inference_mode():
         ref = np.array([model.score(model.model(input_ids=torch.tensor([e.input_ids])).last_hidden_state[:, -1])
                         .float().item() for e in encoded])  # fmt: skip
-    runs = {f"bs={b},packed={p},order={o}": _batched(scorer, pairs, tmp_path, b, p, o) for b, p, o in BATCHINGS}
+    runs = {f"bs={b},packed={p},order={o}": _batched(scorer, pairs, b, p, o) for b, p, o in BATCHINGS}
     runs["left-padded"] = _left_padded_rewards(model, encoded, tok.pad_token_id)
     if dtype == torch.float32:
         cfg = AutoConfig.from_pretrained(tiny_classifier_dir)
@@ -143,19 +125,19 @@ def test_classifier_scores_ignore_batching_padding_packing_and_order(pairs, tiny
     _check(f"classifier {dtype}", ref, runs, bounds)
 
 
+# bf16 is emulated on CPUs without AVX512-BF16/AMX (here about 25 s per pass over the pairs, 454 s for the old case),
+# so its case is one model (the reference's subtraction is checked in fp32), 8 pairs and BATCHINGS_BF16 (padded and
+# packed, batched, in other orders). No bf16 mean: a random tiny LM's mean log-probability is about -log(vocabulary)
+# for every text (spread ~0.07 around -10.8), inside the bf16 bound (2 x 6e-2 x 10.8 = 1.3), so a score read from the
+# wrong row would pass and the case could not fail. The mean shares the bf16 forward and gather with the sum case;
+# only the last reduction differs, and it is checked in fp32.
 @pytest.mark.parametrize(
     ("mode", "with_reference", "dtype"),
     [("sum", True, torch.float32), ("sum", False, torch.float32), ("avg", False, torch.float32),
      ("sum", False, torch.bfloat16)],
 )  # fmt: skip
-# bf16 is emulated on CPUs without AVX512-BF16/AMX (about 25 s per pass over the pairs here), so its case is one model and
-# 8 pairs (the reference's subtraction is checked in fp32) and BATCHINGS_BF16 (padded and packed, batched, in other orders).
-# No bf16 mean: a random tiny LM's mean log-probability is about -log(vocabulary) for every text (spread ~0.07 around
-# -10.8), inside the bf16 bound (2 x 6e-2 x 10.8 = 1.3), so a score read from the wrong row would pass and the case
-# could not fail. The mean shares the bf16 forward and gather with the sum case above; only the last reduction
-# differs, and it is checked in fp32.
 def test_implicit_rewards_ignore_batching_padding_packing_and_order(
-    pairs, tiny_lm_dir, tiny_ref_dir, tmp_path, mode, with_reference, dtype
+    pairs, tiny_lm_dir, tiny_ref_dir, mode, with_reference, dtype
 ):
     if dtype == torch.bfloat16:
         pairs = pairs[:8]  # emulated bf16 over the LM head's 49k-word vocabulary costs ~10x fp32 here
@@ -174,7 +156,7 @@ def test_implicit_rewards_ignore_batching_padding_packing_and_order(
 
     ref = np.array([reward([_alone_logprobs(m, e) for m in models]) for e in encoded])
     batchings = BATCHINGS if dtype == torch.float32 else BATCHINGS_BF16
-    runs = {f"bs={b},packed={p},order={o}": _batched(scorer, pairs, tmp_path, b, p, o) for b, p, o in batchings}
+    runs = {f"bs={b},packed={p},order={o}": _batched(scorer, pairs, b, p, o) for b, p, o in batchings}
     left = [_left_padded_logprobs(m, encoded, tok.pad_token_id) for m in models]
     runs["left-padded"] = np.array([reward([lp[i] for lp in left]) for i in range(len(encoded))])
     if dtype == torch.float32:

@@ -67,21 +67,26 @@ def deviation_report(runs: np.ndarray, dtype: torch.dtype) -> dict:
     }
 
 
-def _scorers(cfg, dtype: str) -> dict:
-    clf_handle = open_model(cfg.model, cache_dir=cfg.paths.model_cache_dir)
-    tok = clf_handle.tokenizer
-    clf, _ = load_classifier(
-        clf_handle.resolved, dtype=dtype, device="cpu", pad_token_id=tok.pad_token_id, seed=cfg.seed
-    )
-    lm_handle = open_model(cfg.implicit, cache_dir=cfg.paths.model_cache_dir)
-    lm = load_causal_lm(lm_handle.resolved, dtype=dtype, device="cpu")
-    ml = int(cfg.model.max_length)
-    lm_args = (lm, lm_handle.tokenizer, lm_handle.formatter)
-    return {
-        "classifier": ClassifierScorer(clf, tok, clf_handle.formatter, max_length=ml, device="cpu"),
-        "implicit_avg": ImplicitRewardScorer(*lm_args, max_length=ml, device="cpu", mode="avg"),
-        "implicit_sum": ImplicitRewardScorer(*lm_args, max_length=ml, device="cpu", mode="sum"),
-    }
+def _scorers(cfg, dtype: str, kinds) -> dict:
+    """The requested scorers in ``dtype``: the classifier from ``cfg.model``, the implicit ones from ``cfg.implicit``."""
+    out = {}
+    if "classifier" in kinds:
+        h = open_model(cfg.model, cache_dir=cfg.paths.model_cache_dir)
+        clf, _ = load_classifier(
+            h.resolved, dtype=dtype, device="cpu", pad_token_id=h.tokenizer.pad_token_id, seed=cfg.seed
+        )
+        out["classifier"] = ClassifierScorer(
+            clf, h.tokenizer, h.formatter, max_length=int(cfg.model.max_length), device="cpu"
+        )
+    modes = [k.removeprefix("implicit_") for k in kinds if k.startswith("implicit_")]
+    if modes:
+        h = open_model(cfg.implicit, cache_dir=cfg.paths.model_cache_dir)
+        lm = load_causal_lm(h.resolved, dtype=dtype, device="cpu")
+        for mode in modes:
+            out[f"implicit_{mode}"] = ImplicitRewardScorer(
+                lm, h.tokenizer, h.formatter, max_length=int(cfg.implicit.max_length), device="cpu", mode=mode
+            )
+    return out
 
 
 def measure_score_bounds(cfg) -> dict:
@@ -100,9 +105,7 @@ def measure_score_bounds(cfg) -> dict:
     pairs = list(dict.fromkeys((it.prompt, r) for it in items for r in (*it.chosen, *it.rejected)))[: m.pairs]
     out = {"capability": torch.backends.cpu.get_cpu_capability(), "pairs": len(pairs), "results": {}}
     for dtype in m.dtypes:
-        for kind, scorer in _scorers(cfg, dtype).items():
-            if kind not in m.scorers:
-                continue
+        for kind, scorer in _scorers(cfg, dtype, list(m.scorers)).items():
             runs = np.array([scores_under(scorer, pairs, *b) for b in BATCHINGS])
             out["results"][f"{kind}/{dtype}"] = res = deviation_report(runs, DTYPES[dtype])
             print(f"{kind:13s} {dtype:9s} " + ", ".join(f"{k} {v:.3g}" for k, v in res.items()), flush=True)
