@@ -46,8 +46,17 @@ class Benchmark(Protocol):
     def comparisons(self, items: list) -> list[Comparison]: ...  # what a judge decides, in a fixed order
 
     def compute_comparisons(
-        self, items: list, outcomes: Sequence[str], *, n_boot: int, confidence: float, seed: int
-    ) -> tuple[dict, list[dict]]: ...  # the same metrics from one judge outcome per comparison (metrics.judge)
+        self,
+        items: list,
+        outcomes: Sequence[str],
+        *,
+        n_boot: int,
+        confidence: float,
+        seed: int,
+        preferences: Sequence[tuple] | None = None,
+    ) -> tuple[dict, list[dict]]: ...  # the same metrics from one judge outcome per comparison (metrics.judge); a
+
+    # pairwise judge also passes each order's preference, for a rule that reads them apart (JudgeBench's counter)
 
     def table(self, metrics: dict, model_name: str) -> str: ...
 

@@ -78,7 +78,7 @@ class RewardBench:
         ]
 
     def compute_comparisons(
-        self, items, outcomes: Sequence[str], *, n_boot: int, confidence: float, seed: int
+        self, items, outcomes: Sequence[str], *, n_boot: int, confidence: float, seed: int, preferences=None
     ) -> tuple[dict, list[dict]]:
         """Metrics and per-pair rows from one judge outcome per pair (same order as :meth:`comparisons`)."""
         wins, ties = wins_and_ties(outcomes)

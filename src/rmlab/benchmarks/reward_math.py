@@ -76,7 +76,7 @@ class RewardMath:
         return out
 
     def compute_comparisons(
-        self, items, outcomes: Sequence[str], *, n_boot: int, confidence: float, seed: int
+        self, items, outcomes: Sequence[str], *, n_boot: int, confidence: float, seed: int, preferences=None
     ) -> tuple[dict, list[dict]]:
         """One-vs-nine from the judge's outcomes: a problem is won only if all ``k`` comparisons are."""
         k = len(items[0].incorrect)

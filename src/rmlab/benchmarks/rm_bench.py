@@ -87,7 +87,14 @@ class RMBench:
         return out
 
     def compute_comparisons(
-        self, items: Sequence[RMBenchItem], outcomes: Sequence[str], *, n_boot: int, confidence: float, seed: int
+        self,
+        items: Sequence[RMBenchItem],
+        outcomes: Sequence[str],
+        *,
+        n_boot: int,
+        confidence: float,
+        seed: int,
+        preferences=None,
     ) -> tuple[dict, list[dict]]:
         """Metrics and per-sample rows from one judge outcome per :meth:`comparisons` entry (same order)."""
         cells = np.asarray(outcomes, dtype=object).reshape(len(items), 3, 3)

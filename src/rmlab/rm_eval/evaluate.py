@@ -185,7 +185,12 @@ def _judge(cfg: DictConfig, benchmark, items: list, on_batch) -> _Scored:
     """An LLM judge (:mod:`rmlab.rm_eval.judge`): one outcome per comparison, the benchmark's metrics of those."""
     run = judge_benchmark(cfg, benchmark.comparisons(items), on_chunk=on_batch)
     metrics, rows = benchmark.compute_comparisons(
-        items, run.outcomes, n_boot=cfg.bootstrap.n_boot, confidence=cfg.bootstrap.confidence, seed=cfg.seed
+        items,
+        run.outcomes,
+        n_boot=cfg.bootstrap.n_boot,
+        confidence=cfg.bootstrap.confidence,
+        seed=cfg.seed,
+        preferences=run.preferences,
     )
     return _Scored(
         metrics,

@@ -29,7 +29,7 @@ from omegaconf import DictConfig
 from rmlab.benchmarks.base import Comparison
 from rmlab.generation.backends import GenStats
 from rmlab.generation.chat import EndpointChat, LocalChat, ask_judge, build_judge_chat
-from rmlab.metrics.judge import flip_positions, outcome_counts, pairwise_outcome, rating_outcome
+from rmlab.metrics.judge import flip_positions, outcome_counts, pairwise_outcome, preference, rating_outcome
 from rmlab.scoring.cache import ScoreCache
 from rmlab.scoring.judge_prompts import JUDGE_PROMPTS, MODES, JudgePrompt, ends_with_scale
 from rmlab.utils.hashing import stable_hash
@@ -53,6 +53,8 @@ class JudgeRun:
     formatting: dict | None
     judgements: list[dict]
     stats: GenStats
+    preferences: list[tuple] | None = None  # pairwise: per comparison, each order's preference (chosen first, then
+    # rejected first), for benchmarks whose rule reads the orders apart (JudgeBench); None for ratings
 
 
 def judge_prompt(cfg: DictConfig) -> JudgePrompt:
@@ -126,6 +128,12 @@ def judge_benchmark(
         chat.formatting,
         judgements,
         stats,
+        [
+            (preference("chosen_first", j["verdicts"][0]), preference("rejected_first", j["verdicts"][1]))
+            for j in judgements
+        ]
+        if template.mode == "pairwise"
+        else None,
     )
 
 
