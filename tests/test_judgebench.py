@@ -65,6 +65,18 @@ def test_split_counts_match_the_paper(jb_dir):
     assert sum(p.label == "A>B" for p in pairs) == 193  # SOURCES.md: 193 A>B / 157 B>A
 
 
+def test_hub_fallback_asks_for_the_split(tmp_path, monkeypatch):
+    """Without the split's file, the Hub dataset ``ScalerLab/JudgeBench`` and its split name (intercepted)."""
+    import datasets
+
+    row = {"pair_id": "p", "source": "livecodebench", "question": "q", "response_A": "a", "response_B": "b"}
+    calls = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: calls.append((a, k)) or [{**row, "label": "B>A"}])
+    pairs, prov = load_judgebench(data_dir=str(tmp_path), hub_id="ScalerLab/JudgeBench", split="claude")
+    assert calls == [(("ScalerLab/JudgeBench",), {"split": "claude"})] and pairs[0].correct == "b"
+    assert prov["source"] == "ScalerLab/JudgeBench (claude)" and prov["files"] == []
+
+
 @pytest.mark.parametrize("judge", list(AUTHOR_RUNS))
 def test_authors_outputs_reproduce_published_tables(jb_dir, published, judge):
     """Upstream's counter rule on the authors' own decisions gives the printed row, every cell."""

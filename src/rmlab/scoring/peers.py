@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
@@ -52,6 +53,27 @@ def rewardbench_module(relative: str, *, device: str | None = None) -> ModuleTyp
     module.__file__ = str(path)
     exec(compile(source, str(path), "exec"), module.__dict__)  # noqa: S102  (the installed peer's own source)
     return module
+
+
+def rewardbench_functions(relative: str, names: Sequence[str], namespace: dict) -> dict:
+    """Top-level functions of ``rewardbench/<relative>``, their source unchanged, compiled in ``namespace`` (the
+    names they use) instead of the module: for a module whose imports pull in what this lab does not install
+    (``utils.py`` imports fastchat and the model zoo only to define its loaders)."""
+    import ast
+
+    dist = importlib.metadata.distribution("rewardbench")
+    if dist.version != REWARDBENCH_VERSION:
+        raise RuntimeError(f"rewardbench {dist.version} is installed; the baseline is {REWARDBENCH_VERSION}")
+    path = Path(dist.locate_file(f"rewardbench/{relative}"))
+    source = path.read_text(encoding="utf-8")
+    defs = {n.name: n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)}
+    missing = [n for n in names if n not in defs]
+    if missing:
+        raise RuntimeError(f"{path}: no top-level function(s) {missing}")
+    scope = dict(namespace)
+    for name in names:
+        exec(compile(ast.Module([defs[name]], type_ignores=[]), str(path), "exec"), scope)  # noqa: S102
+    return {name: scope[name] for name in names}
 
 
 def rewardbench_classifier_scores(model, tokenizer, texts: dict, n_items: int, *, batch_size: int, max_length: int):
