@@ -25,7 +25,7 @@ def _metrics(seed: int, domains=("chat", "code", "safety")) -> dict:
 
 def test_table_rows_come_from_the_metrics_files(tmp_path):
     files = {v: _metrics(i) for i, v in enumerate(("classifier", "dpo_ref", "dpo_ref_free"))}
-    rows = [comparison_row("hh_rlhf", v, m, f"/runs/{v}/metrics.json") for v, m in files.items()]
+    rows = [comparison_row("hh_rlhf", v, m, f"/runs/{v}/metrics.json", "rm_bench") for v, m in files.items()]
     for row, m in zip(rows, files.values()):
         assert row["avg"] == m["partial_overall"]["value"] and not row["complete"]
         assert row["hard"] == m["difficulty"]["hard"]
@@ -41,10 +41,10 @@ def test_table_rows_come_from_the_metrics_files(tmp_path):
 
 
 def test_table_rejects_other_benchmarks_and_variants():
-    with pytest.raises(ValueError, match="not an RM-Bench metrics file"):
-        comparison_row("hh_rlhf", "classifier", {"benchmark": "reward_bench"}, "x/metrics.json")
+    with pytest.raises(ValueError, match="not a rm_bench metrics file"):
+        comparison_row("hh_rlhf", "classifier", {"benchmark": "reward_bench"}, "x/metrics.json", "rm_bench")
     with pytest.raises(ValueError, match="unknown variant"):
-        comparison_row("hh_rlhf", "ppo", _metrics(0), "x/metrics.json")
+        comparison_row("hh_rlhf", "ppo", _metrics(0), "x/metrics.json", "rm_bench")
 
 
 def _list(key: str, items: list[str]) -> str:

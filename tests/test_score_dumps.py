@@ -6,7 +6,7 @@ import json
 import pytest
 
 from rmlab.analysis.leaderboard import leaderboard_markdown
-from rmlab.analysis.score_dumps import leaderboard, load_dump
+from rmlab.benchmarks.reward_math_dumps import leaderboard, load_dump
 from rmlab.data.errors import DataValidationError
 
 

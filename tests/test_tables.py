@@ -56,7 +56,7 @@ def test_dpo_vs_classifier_table_from_comparison_files(tmp_path):
     runs = tmp_path / "runs"
     for i, dataset in enumerate(("stack_exchange", "hh_rlhf")):
         rows = [
-            comparison_row(dataset, v, _metrics(3 * i + j), f"/runs/{dataset}/{v}/metrics.json")
+            comparison_row(dataset, v, _metrics(3 * i + j), f"/runs/{dataset}/{v}/metrics.json", "rm_bench")
             for j, v in enumerate(("dpo_ref_free", "classifier", "dpo_ref"))
         ]
         (runs / dataset).mkdir(parents=True)

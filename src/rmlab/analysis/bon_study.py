@@ -27,30 +27,13 @@ from rmlab.analysis.benchmark_comparison import (
     power_note,
 )
 from rmlab.analysis.correlation import Point, correlation_report
-
-# benchmark -> (how its headline accuracy is read from eval_rm's metrics.json, label)
-BENCHMARK_ACCURACY = {
-    "rm_bench": "mean of the scored domains' accuracies (overall when complete)",
-    "reward_bench": "mean of the scored sections (partial where a section is incomplete)",
-    "reward_math": "accuracy (one correct solution above all nine incorrect ones)",
-}
+from rmlab.analysis.runs import benchmark_of
 
 
 def benchmark_accuracy(metrics: dict) -> float | None:
-    """The headline accuracy of one ``eval_rm`` run, on whatever part of the benchmark was scored."""
-    bench = metrics["benchmark"]
-    if bench == "rm_bench":
-        value = metrics.get("overall")
-        return float(value if value is not None else metrics["partial_overall"]["value"])
-    if bench == "reward_bench":
-        scores = [
-            s["score"] if s.get("score") is not None else s.get("partial_score") for s in metrics["sections"].values()
-        ]
-        scores = [float(s) for s in scores if s is not None]
-        return sum(scores) / len(scores) if scores else None
-    if bench == "reward_math":
-        return float(metrics["accuracy"])
-    raise ValueError(f"no headline accuracy for benchmark {bench!r}")
+    """The headline value of one ``eval_rm`` run (its benchmark's ``headline``), on whatever part of the benchmark
+    was scored."""
+    return benchmark_of(metrics).headline(metrics)[0]
 
 
 def study_rows(bon: dict, evals: Mapping[str, Mapping[str, dict]], trained: Mapping[str, dict], n: int) -> list[dict]:

@@ -1,10 +1,10 @@
-"""Put reward models side by side on RM-Bench, RewardBench and RewardMATH, and rank-correlate the benchmarks.
+"""Put reward models side by side on every benchmark they were evaluated on, and rank-correlate the benchmarks.
 
-Reads finished ``eval_rm`` runs (``metrics.json``); for each (model, benchmark) the newest run counts. The
-summary score per benchmark is RM-Bench's overall (or its labelled partial mean), RewardBench's overall (or the
-example-weighted mean of the sections present, labelled partial), and RewardMATH's accuracy. Benchmarks are
-compared by Spearman's rho and Kendall's tau over the models both scored, with percentile-bootstrap intervals
-from resampling models.
+Reads finished ``eval_rm`` runs (``metrics.json``); for each (model, benchmark) the newest run counts. The summary
+score per benchmark is the benchmark's own ``headline`` (e.g. RM-Bench's overall or its labelled partial mean) and
+the table's cells its ``columns``: this module names no benchmark, so a newly registered one appears with no edit
+here, and a run of an unregistered one is an error. Benchmarks are compared by Spearman's rho and Kendall's tau over
+the models both scored, with percentile-bootstrap intervals from resampling models.
 """
 
 from __future__ import annotations
@@ -16,23 +16,24 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from rmlab.analysis.runs import choose_runs, find_runs, load_metrics
+from rmlab.analysis.runs import choose_runs, eval_runs
+from rmlab.benchmarks import BENCHMARKS
 from rmlab.metrics.bootstrap import percentile_interval
-from rmlab.metrics.reward_bench import SECTIONS
 from rmlab.utils.io import save_figure, write_json, write_text
 
 log = logging.getLogger(__name__)
-BENCHMARK_ORDER = ("rm_bench", "reward_bench", "reward_math")
+
+
+def benchmark_order() -> list[str]:
+    """Every registered benchmark, in a fixed order: by the benchmark's ``order`` (any without one last), then name."""
+    return sorted(BENCHMARKS.names(), key=lambda name: (getattr(BENCHMARKS[name], "order", 1000), name))
 
 
 def collect(runs_dir) -> dict[str, dict[str, dict]]:
     """model -> benchmark -> metrics of its newest run (:func:`rmlab.analysis.runs.choose_runs`: runs of one model
-    on different data are an error, not a silent pick)."""
+    on different data are an error, not a silent pick; so is a run of an unregistered benchmark)."""
     candidates = []
-    for run in find_runs(runs_dir):
-        m = load_metrics(run)
-        if m.get("benchmark") not in BENCHMARK_ORDER:
-            continue
+    for run, m in eval_runs(runs_dir):
         m["_run_dir"] = str(run)
         candidates.append((f"{m['model']}|{m['benchmark']}", run / "metrics.json", m))
     table: dict[str, dict[str, dict]] = {}
@@ -43,15 +44,10 @@ def collect(runs_dir) -> dict[str, dict[str, dict]]:
 
 
 def summary_score(benchmark: str, m: dict) -> tuple[float, bool]:
-    """``(score, complete)``: the benchmark's headline number, and whether it covers the whole benchmark."""
-    if benchmark == "rm_bench":
-        return (m["overall"], True) if m["overall"] is not None else (m["partial_overall"]["value"], False)
-    if benchmark == "reward_bench":
-        if m["overall"] is not None:
-            return m["overall"], True
-        parts = [s["partial_score"] for s in m["sections"].values() if s["partial_score"] is not None]
-        return float(np.mean(parts)), False
-    return m["accuracy"], True
+    """``(score, complete)``: the benchmark's headline number, and whether it covers the whole benchmark (its own
+    judgement and the run's ``complete``)."""
+    value, complete = BENCHMARKS[benchmark].headline(m)
+    return value, bool(complete and m.get("complete", True))
 
 
 def rank_correlations(
@@ -91,9 +87,11 @@ def compare(runs_dir: str | Path, out_dir: str | Path, *, n_boot: int = 1000, se
     table = collect(runs_dir)
     if not table:
         raise FileNotFoundError(f"no eval_rm runs (metrics.json) under {runs_dir}")
-    scores = {b: {model: summary_score(b, t[b]) for model, t in table.items() if b in t} for b in BENCHMARK_ORDER}
+    order = benchmark_order()
+    scores = {b: {model: summary_score(b, t[b]) for model, t in table.items() if b in t} for b in order}
+    scores = {b: v for b, v in scores.items() if v}
     correlations = {}
-    for a, b in itertools.combinations(BENCHMARK_ORDER, 2):
+    for a, b in itertools.combinations(list(scores), 2):
         common = sorted(set(scores[a]) & set(scores[b]))
         if len(common) >= 3:
             x = np.array([scores[a][m][0] for m in common])
@@ -118,47 +116,22 @@ def _rank_cell(c: dict, k: str) -> str:
     return f"{c[k]:.2f}" + (f" [{ci[k][0]:.2f}, {ci[k][1]:.2f}]" if k in ci else "")
 
 
-def _pct(x) -> str:
-    return "—" if x is None else f"{100 * x:.1f}"
-
-
 def comparison_markdown(table: dict, correlations: dict) -> str:
-    head = [
-        "model",
-        "RM-Bench easy",
-        "normal",
-        "hard",
-        "avg",
-        *[f"RB {s}" for s in SECTIONS],
-        "RB overall",
-        "RewardMATH acc",
-        "MRR",
-    ]
+    """One row per model: every benchmark present, its ``columns`` under its ``title``."""
+    present = [b for b in benchmark_order() if any(b in t for t in table.values())]
+    heads = {}
+    for b in present:
+        sample = next(t[b] for t in table.values() if b in t)
+        heads[b] = list(BENCHMARKS[b].columns(sample))
+    head = ["model", *(f"{BENCHMARKS[b].title} {c}" for b in present for c in heads[b])]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for model in sorted(table):
-        t = table[model]
         cells = [model]
-        if "rm_bench" in t:
-            m = t["rm_bench"]
-            avg = _pct(m["overall"]) if m["overall"] is not None else f"({_pct(m['partial_overall']['value'])})"
-            cells += [_pct(m["difficulty"][k]) for k in ("easy", "normal", "hard")] + [avg]
-        else:
-            cells += ["—"] * 4
-        if "reward_bench" in t:
-            sec = t["reward_bench"]["sections"]
-            cells += [
-                _pct(sec[s]["score"])
-                if sec[s]["score"] is not None
-                else (f"({_pct(sec[s]['partial_score'])})" if sec[s]["partial_score"] is not None else "—")
-                for s in SECTIONS
-            ] + [_pct(t["reward_bench"]["overall"])]
-        else:
-            cells += ["—"] * (len(SECTIONS) + 1)
-        cells += (
-            [_pct(t["reward_math"]["accuracy"]), _pct(t["reward_math"]["mrr"])] if "reward_math" in t else ["—"] * 2
-        )
+        for b in present:
+            got = BENCHMARKS[b].columns(table[model][b]) if b in table[model] else {}
+            cells += [got.get(c, "—") for c in heads[b]]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Parenthesised values are partial (a domain or subset is missing).", ""]
+    lines += ["", "Parenthesised values are partial (a domain, subset or section is missing).", ""]
     if correlations:
         lines += ["| benchmarks | models | Spearman (95% CI) | Kendall (95% CI) |", "|---|---|---|---|"]
         for name, c in correlations.items():
@@ -174,14 +147,14 @@ def comparison_figure(scores: dict, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    present = [b for b in BENCHMARK_ORDER if scores[b]]
+    present = [b for b in benchmark_order() if scores.get(b)]
     models = sorted({m for b in present for m in scores[b]})
     fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(models) + 2), 3.8))
     width = 0.8 / max(1, len(present))
     for j, b in enumerate(present):
         vals = [100 * scores[b][m][0] if m in scores[b] else np.nan for m in models]
         hatches = ["" if m in scores[b] and scores[b][m][1] else "//" for m in models]
-        bars = ax.bar(np.arange(len(models)) + j * width, vals, width, label=b)
+        bars = ax.bar(np.arange(len(models)) + j * width, vals, width, label=BENCHMARKS[b].title)
         for bar, h in zip(bars, hatches):
             bar.set_hatch(h)
     ax.set_xticks(np.arange(len(models)) + width * (len(present) - 1) / 2, models, rotation=30, ha="right", fontsize=8)

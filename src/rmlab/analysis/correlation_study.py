@@ -2,8 +2,8 @@
 
 Inputs are run directories, found under ``runs`` (a directory or a glob):
 
-- reward-model evaluations (``scripts/eval_rm.py``): ``metrics.json`` with ``benchmark`` = ``rm_bench`` or
-  ``reward_bench``; the reward model is identified by its weights' fingerprint and its formatting's
+- reward-model evaluations (``scripts/eval_rm.py``): ``metrics.json`` of any registered benchmark (the study's
+  config names which benchmarks and groups it reads; each benchmark's ``group_score`` reads them); the reward model is identified by its weights' fingerprint and its formatting's
   (``scorer.model``, ``scorer.formatting``: :func:`rm_key`), so one set of weights evaluated under two chat
   templates is two reward models;
 - policy evaluations (``scripts/eval_policy.py``): ``summary.json`` with the policy's fingerprint and spec
@@ -38,7 +38,7 @@ from omegaconf import OmegaConf
 from rmlab.analysis.benchmark_comparison import compare_benchmarks
 from rmlab.analysis.correlation import Point, correlation_figure, correlation_report
 from rmlab.analysis.correlation_markdown import correlation_markdown
-from rmlab.analysis.runs import choose_runs, find_runs, runs_value
+from rmlab.analysis.runs import benchmark_of, choose_runs, eval_runs, find_runs, runs_value
 from rmlab.analysis.style_control import arena_hard_runs, style_control_entry
 
 log = logging.getLogger(__name__)
@@ -51,19 +51,9 @@ def _policy_runs(pattern: str) -> list[Path]:
 
 
 def rm_group_score(metrics: dict, spec) -> float | None:
-    """The benchmark score a reward model gets for one task group, per the group's spec (None if not scored)."""
-    if metrics["benchmark"] == "rm_bench":
-        if spec.get("domain"):
-            dom = metrics["domains"].get(spec["domain"])
-            return None if dom is None else float(dom[spec["level"]])
-        return float(metrics["difficulty"][spec["level"]])
-    if metrics["benchmark"] == "reward_bench":
-        sec = metrics["sections"][spec["section"]]
-        value = (
-            sec["score"] if sec["score"] is not None else (sec.get("partial_score") if spec.get("partial") else None)
-        )
-        return None if value is None else float(value)
-    raise ValueError(f"no group scores for benchmark {metrics['benchmark']!r}")
+    """The benchmark score a reward model gets for one task group, per the group's spec (None if not scored): the
+    benchmark's own ``group_score`` (RM-Bench ``{domain, level}``, RewardBench ``{section, partial}``, ...)."""
+    return benchmark_of(metrics).group_score(metrics, spec)
 
 
 def policy_group_scores(summary: dict, *, lower_is_better: str = "invert", group_tasks=None) -> dict[str, float]:
@@ -119,9 +109,8 @@ def collect(runs, links=None) -> tuple[dict[str, dict[str, dict]], dict[str, dic
     ``policy_links``); and which file was chosen for each (:func:`rmlab.analysis.runs.choose_runs`: the newest run
     of each model on one data fingerprint; runs of a model on different data are an error)."""
     rm_candidates = []
-    for run in find_runs(runs):
-        m = _read(run / "metrics.json")
-        if m.get("benchmark") in ("rm_bench", "reward_bench") and isinstance(m.get("scorer"), dict):
+    for run, m in eval_runs(runs):
+        if isinstance(m.get("scorer"), dict):  # a scored reward model (a judge's scorer is a description too)
             m["_run"] = str(run)
             key = rm_key(m["scorer"]["model"], m["scorer"].get("formatting"))
             rm_candidates.append((f"{key}|{m['benchmark']}", run / "metrics.json", m))
@@ -359,7 +348,7 @@ def correlate(cfg) -> dict:
         result["style_control"] = entry
         points = entry.pop("_points")
         if entry.get("pearson_r") is not None:
-            figure_data["rm_bench_style_control"] = (points, entry)
+            figure_data[f"{spec.benchmark}_style_control"] = (points, entry)
     write_json(out / "correlation.json", result)
     table = correlation_markdown(result)
     write_text(out / "correlation.md", table)

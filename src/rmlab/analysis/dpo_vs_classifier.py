@@ -23,11 +23,12 @@ DOMAINS = ("chat", "math", "code", "safety")
 LEVELS = ("easy", "normal", "hard")
 
 
-def comparison_row(dataset: str, variant: str, metrics: dict, source: str) -> dict:
-    """One flat row from an RM-Bench ``metrics.json``: ``avg`` is the overall average when every domain was
-    scored, else the partial average (``domains`` says over which domains)."""
-    if metrics.get("benchmark") != "rm_bench":
-        raise ValueError(f"{source}: not an RM-Bench metrics file (benchmark={metrics.get('benchmark')!r})")
+def comparison_row(dataset: str, variant: str, metrics: dict, source: str, benchmark: str) -> dict:
+    """One flat row from an RM-Bench ``metrics.json`` (``benchmark``: the experiment's ``pipeline.eval.benchmark``):
+    ``avg`` is the overall average when every domain was scored, else the partial average (``domains`` says over
+    which domains)."""
+    if metrics.get("benchmark") != benchmark:
+        raise ValueError(f"{source}: not a {benchmark} metrics file (benchmark={metrics.get('benchmark')!r})")
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
     partial = metrics["partial_overall"]

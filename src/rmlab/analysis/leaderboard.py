@@ -7,7 +7,7 @@ import io
 import logging
 from pathlib import Path
 
-from rmlab.analysis.score_dumps import leaderboard
+from rmlab.benchmarks.reward_math_dumps import leaderboard
 from rmlab.utils.io import write_json, write_text
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from rmlab.data.rm_bench import METRIC_DOMAINS
+from rmlab.benchmarks import BENCHMARKS
 
 
 def find_runs(pattern, marker: str = "metrics.json") -> list[Path]:
@@ -75,19 +75,29 @@ def load_metrics(run_dir: str | os.PathLike) -> dict:
     return json.loads((Path(run_dir) / "metrics.json").read_text())
 
 
-def rm_bench_rows(runs: list[Path]) -> list[dict]:
-    """One row per RM-Bench run: model, per-domain averages, easy / normal / hard, overall (or partial)."""
-    rows = []
-    for run in runs:
+class UnknownBenchmarkError(ValueError):
+    """A run directory holds an evaluation of a benchmark this installation does not register."""
+
+
+def benchmark_of(metrics: dict, where: str | os.PathLike | None = None):
+    """The registered benchmark class of an ``eval_rm`` run's ``metrics.json``; an unknown one is an error naming it
+    (never skipped: a table that silently drops a benchmark misleads)."""
+    name = metrics.get("benchmark")
+    if name not in BENCHMARKS:
+        raise UnknownBenchmarkError(
+            f"{where or 'metrics.json'}: benchmark {name!r} is not registered (known: {', '.join(BENCHMARKS.names())}); "
+            "import the module that registers it, or leave the run out of runs="
+        )
+    return BENCHMARKS[name]
+
+
+def eval_runs(runs) -> list[tuple[Path, dict]]:
+    """Every ``eval_rm`` run under ``runs`` (a ``metrics.json`` naming a ``benchmark``), with its metrics; other
+    stages' ``metrics.json`` (training, best-of-n) name none and are not evaluations."""
+    out = []
+    for run in find_runs(runs):
         m = load_metrics(run)
-        if m.get("benchmark") != "rm_bench":
-            continue
-        row = {"model": m["model"], "run": str(run)}
-        for d in METRIC_DOMAINS:
-            row[d] = m["domains"][d]["avg"] if d in m["domains"] else None
-        row.update(m["difficulty"])
-        row["overall"] = m["overall"]
-        row["partial_overall"] = m["partial_overall"]["value"]
-        row["partial_domains"] = ",".join(m["partial_overall"]["domains"])
-        rows.append(row)
-    return rows
+        if "benchmark" in m:
+            benchmark_of(m, run / "metrics.json")
+            out.append((run, m))
+    return out

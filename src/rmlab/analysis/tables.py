@@ -1,12 +1,13 @@
 """The papers' tables regenerated from run outputs, as markdown, CSV and LaTeX.
 
-- ``rm_bench``: RM-Bench Table 2 layout: per reward model chat, math, code, safety, easy, normal, hard, average;
-  a domain not scored is marked missing, and the average is then labelled partial with the domains it covers;
-- ``reward_bench``: the four RewardBench sections, prior sets and the overall score;
-- ``reward_math``: RewardMATH accuracy and MRR;
+- one per registered benchmark with runs (``<benchmark>.md``), its columns and caption the benchmark's own
+  (``columns``, ``caption``): RM-Bench in its Table 2 layout (a domain not scored is marked missing and the
+  average labelled partial with the domains it covers), RewardBench's sections, prior sets and overall, RewardMATH's
+  accuracy and MRR, JudgeBench's categories, RewardBench 2's subsets, RMB's sections;
 - ``policies``: per policy, each downstream task's headline metric (classifier / labeler named in the header).
 - ``dpo_vs_classifier``: RM-Bench Sec. 4.2, from the ``comparison.json`` of the dpo_vs_classifier experiment;
-- ``heatmaps/``: the style-substance matrix of every RM-Bench run, per domain and averaged.
+- ``heatmaps/``: each benchmark's figures over its runs (``collection_figures``): RM-Bench's style-substance
+  matrix of every run, per domain and averaged.
 
 Every row carries the path of the ``metrics.json`` (or ``summary.json``) it came from. Rows are sorted by model
 name and numbers formatted at fixed precision, so the same outputs always give byte-identical files. For one
@@ -20,10 +21,9 @@ import io
 import json
 from pathlib import Path
 
-from rmlab.analysis.compare import collect
+from rmlab.analysis.compare import benchmark_order, collect
 from rmlab.analysis.runs import runs_value
-from rmlab.data.rm_bench import METRIC_DOMAINS
-from rmlab.metrics.reward_bench import SECTIONS
+from rmlab.benchmarks import BENCHMARKS
 from rmlab.utils.io import write_text
 
 MISSING = "—"
@@ -33,51 +33,18 @@ def _pct(x) -> str:
     return MISSING if x is None else f"{100 * x:.1f}"
 
 
-def rm_bench_table(models: dict) -> tuple[list[str], list[list[str]]]:
-    head = ["model", *METRIC_DOMAINS, "easy", "normal", "hard", "average", "source"]
+def benchmark_table(models: dict, name: str) -> tuple[list[str], list[list[str]]]:
+    """One row per model evaluated on benchmark ``name``: its ``columns`` (the same keys for every run), the source."""
+    bench = BENCHMARKS[name]
+    runs = {model: per[name] for model, per in models.items() if name in per}
+    if not runs:
+        return ["model", "source"], []
+    head = list(bench.columns(next(iter(runs.values()))))
     rows = []
-    for name in sorted(models):
-        m = models[name].get("rm_bench")
-        if m is None:
-            continue
-        doms = [_pct(m["domains"][d]["avg"]) if d in m["domains"] else MISSING for d in METRIC_DOMAINS]
-        diff = [_pct(m["difficulty"][k]) for k in ("easy", "normal", "hard")]
-        if m["overall"] is not None:
-            avg = _pct(m["overall"])
-        else:
-            p = m["partial_overall"]
-            avg = f"{_pct(p['value'])} (partial: {'+'.join(p['domains'])})"
-        rows.append([name, *doms, *diff, avg, m["_source"]])
-    return head, rows
-
-
-def reward_bench_table(models: dict) -> tuple[list[str], list[list[str]]]:
-    head = ["model", *SECTIONS, "prior sets", "overall", "source"]
-    rows = []
-    for name in sorted(models):
-        m = models[name].get("reward_bench")
-        if m is None:
-            continue
-        cells = []
-        for s in SECTIONS:
-            sec = m["sections"][s]
-            cells.append(
-                _pct(sec["score"])
-                if sec["score"] is not None
-                else (f"({_pct(sec['partial_score'])} partial)" if sec.get("partial_score") is not None else MISSING)
-            )
-        rows.append([name, *cells, _pct(m.get("prior_sets")), _pct(m.get("overall")), m["_source"]])
-    return head, rows
-
-
-def reward_math_table(models: dict) -> tuple[list[str], list[list[str]]]:
-    head = ["model", "accuracy", "MRR", "n", "source"]
-    rows = [
-        [name, _pct(m["accuracy"]), f"{m['mrr']:.3f}", str(m["n"]), m["_source"]]
-        for name in sorted(models)
-        if (m := models[name].get("reward_math")) is not None
-    ]
-    return head, rows
+    for model in sorted(runs):
+        cells = bench.columns(runs[model])
+        rows.append([model, *(cells[c] for c in head), runs[model]["_source"]])
+    return ["model", *head, "source"], rows
 
 
 def policy_table(runs) -> tuple[list[str], list[list[str]]]:
@@ -129,36 +96,6 @@ def dpo_vs_classifier_table(runs) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
-def rm_bench_heatmaps(models: dict, out: Path) -> list[Path]:
-    """The style-substance matrices (chosen style x rejected style accuracy) of every RM-Bench run: one figure per
-    model and domain, and one of the mean over the scored domains, under ``heatmaps/<model>/``."""
-    import numpy as np
-
-    from rmlab.utils.plots import style_substance_heatmap
-
-    paths = []
-    for model, per_bench in sorted(models.items()):
-        m = per_bench.get("rm_bench")
-        if m is None:
-            continue
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model)
-        mats = {d: np.array(dm["matrix"]) for d, dm in sorted(m["domains"].items()) if "matrix" in dm}
-        for d, mat in mats.items():
-            paths.append(
-                style_substance_heatmap(mat, title=f"{model}: RM-Bench {d}", path=out / "heatmaps" / safe / f"{d}.png")
-            )
-        if mats:
-            label = "all domains" if not m.get("missing_domains") else f"mean of {', '.join(mats)}"
-            paths.append(
-                style_substance_heatmap(
-                    np.mean(list(mats.values()), axis=0),
-                    title=f"{model}: RM-Bench, {label}",
-                    path=out / "heatmaps" / safe / "mean.png",
-                )
-            )
-    return paths
-
-
 def to_markdown(head: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -206,10 +143,7 @@ def to_latex(head: list[str], rows: list[list[str]], caption: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-CAPTIONS = {
-    "rm_bench": "RM-Bench accuracy (%) per domain and difficulty (Liu et al. 2025, Table 2 layout).",
-    "reward_bench": "RewardBench scores (%) per section.",
-    "reward_math": "RewardMATH accuracy (%) and mean reciprocal rank.",
+CAPTIONS = {  # the benchmarks' own captions are their ``caption``
     "policies": "Downstream scores (%) of each policy.",
     "dpo_vs_classifier": "RM-Bench accuracy (%) of a sequence classifier and a DPO model trained on the same "
     "preference data (Liu et al. 2025, Sec. 4.2); * = average over the scored domains.",
@@ -225,10 +159,9 @@ def make_tables(cfg) -> dict[str, int]:
     for per_model in models.values():
         for m in per_model.values():
             m["_source"] = str(Path(m["_run_dir"]) / "metrics.json")
-    tables = {
-        "rm_bench": rm_bench_table(models),
-        "reward_bench": reward_bench_table(models),
-        "reward_math": reward_math_table(models),
+    tables = {name: benchmark_table(models, name) for name in benchmark_order()}
+    captions = {**{name: BENCHMARKS[name].caption for name in tables}, **CAPTIONS}
+    tables |= {
         "policies": policy_table(runs),
         "dpo_vs_classifier": dpo_vs_classifier_table(runs),
     }
@@ -239,8 +172,14 @@ def make_tables(cfg) -> dict[str, int]:
             continue
         write_text(out / f"{name}.md", to_markdown(head, rows))
         write_text(out / f"{name}.csv", to_csv(head, rows))
-        write_text(out / f"{name}.tex", to_latex(head, rows, CAPTIONS[name]))
+        write_text(out / f"{name}.tex", to_latex(head, rows, captions[name]))
         print(f"## {name}\n\n{to_markdown(head, rows)}")
-    if cfg.get("heatmaps", True):
-        counts["heatmaps"] = len(rm_bench_heatmaps(models, out))
+    if cfg.get("heatmaps", True):  # each benchmark's figures over all its runs (RM-Bench: style-substance heatmaps)
+        figures = 0
+        for name in benchmark_order():
+            draw = getattr(BENCHMARKS[name], "collection_figures", None)
+            runs_of = {model: per[name] for model, per in models.items() if name in per}
+            if draw is not None and runs_of:
+                figures += len(draw(runs_of, out))
+        counts["heatmaps"] = figures
     return counts

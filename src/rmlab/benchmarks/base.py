@@ -33,6 +33,10 @@ class Comparison:
 
 
 class Benchmark(Protocol):
+    title: str  # display name in tables ("RM-Bench")
+    caption: str  # what its regenerated table shows (make-tables)
+    order: int  # its place among the benchmarks in tables and comparisons (optional: without it, last)
+
     def load(self) -> tuple[list, dict]: ...  # items, provenance (incl. data_fingerprint)
 
     def requests(self, items: list) -> list[ScoreRequest]: ...
@@ -63,6 +67,22 @@ class Benchmark(Protocol):
     def figures(self, metrics: dict, model_name: str, out_dir: Path) -> list[Path]: ...
 
     def log_scalars(self, metrics: dict) -> dict[str, float]: ...
+
+    # what the analysis layer reads from a finished run's metrics.json (compare, make-tables, correlation and
+    # best-of-n studies, report card): none of it names a benchmark
+    def headline(self, metrics: dict) -> tuple[float | None, bool]: ...  # the headline value, and whether complete
+
+    def columns(self, metrics: dict) -> dict[str, str]: ...  # table column -> formatted cell, the same keys always
+
+    def group_score(self, metrics: dict, spec) -> float | None: ...  # one group's score (correlation study specs)
+
+
+def pct(x: float | None, digits: int = 1) -> str:
+    """A share as a percentage cell; ``—`` when missing."""
+    return MISSING if x is None else f"{100 * x:.{digits}f}"
+
+
+MISSING = "—"
 
 
 BENCHMARKS: Registry[type] = Registry("benchmark")

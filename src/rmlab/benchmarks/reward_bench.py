@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rmlab.benchmarks.base import BENCHMARKS, Comparison, ScoreRequest
+from rmlab.benchmarks.base import BENCHMARKS, MISSING, Comparison, ScoreRequest, pct
 from rmlab.data.reward_bench import PreferencePair, load_reward_bench
 from rmlab.metrics.judge import wins_and_ties
 from rmlab.metrics.reward_bench import EXAMPLE_COUNTS, SECTIONS, reward_bench_metrics, reward_bench_metrics_from_wins
@@ -15,6 +15,10 @@ from rmlab.metrics.reward_bench import EXAMPLE_COUNTS, SECTIONS, reward_bench_me
 
 @BENCHMARKS.register("reward_bench")
 class RewardBench:
+    title = "RewardBench"
+    order = 1  # place in tables (the lab papers' benchmarks first)
+    caption = "RewardBench scores (%) per section."
+
     def __init__(self, cfg):
         self.cfg = cfg
 
@@ -144,6 +148,41 @@ class RewardBench:
                 path=out_dir / "reward_bench_subsets.png",
             )
         ]
+
+    @staticmethod
+    def headline(metrics: dict) -> tuple[float | None, bool]:
+        """The overall, else the mean of the sections' scores over what was scored (labelled partial)."""
+        if metrics.get("overall") is not None:
+            return float(metrics["overall"]), True
+        parts = [
+            s["score"] if s.get("score") is not None else s.get("partial_score") for s in metrics["sections"].values()
+        ]
+        parts = [float(p) for p in parts if p is not None]
+        return (float(np.mean(parts)) if parts else None), False
+
+    @staticmethod
+    def columns(metrics: dict) -> dict[str, str]:
+        """The four sections (a partial one in parentheses), prior sets, overall."""
+        cells = {}
+        for s in SECTIONS:
+            sec = metrics["sections"][s]
+            cells[s] = (
+                pct(sec["score"])
+                if sec["score"] is not None
+                else (f"({pct(sec['partial_score'])} partial)" if sec.get("partial_score") is not None else MISSING)
+            )
+        cells["prior sets"] = pct(metrics.get("prior_sets"))
+        cells["overall"] = pct(metrics.get("overall"))
+        return cells
+
+    @staticmethod
+    def group_score(metrics: dict, spec) -> float | None:
+        """``{section, partial}``: a section's score; with ``partial`` its score over the subsets present."""
+        sec = metrics["sections"][spec["section"]]
+        value = (
+            sec["score"] if sec["score"] is not None else (sec.get("partial_score") if spec.get("partial") else None)
+        )
+        return None if value is None else float(value)
 
     @staticmethod
     def log_scalars(metrics: dict) -> dict[str, float]:

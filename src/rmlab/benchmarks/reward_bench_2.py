@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rmlab.benchmarks.base import BENCHMARKS, Comparison, ScoreRequest
+from rmlab.benchmarks.base import BENCHMARKS, MISSING, Comparison, ScoreRequest, pct
 from rmlab.data.reward_bench_2 import SUBSET_SIZES, SUBSETS, TIES, BonPrompt, load_reward_bench_2, ties_key
 from rmlab.metrics.judge import wins_and_ties
 from rmlab.metrics.reward_bench_2 import best_of_n_credit, credit_from_outcomes, reward_bench_2_metrics
@@ -18,6 +18,10 @@ JUDGE_TIES = "a judge's Ties score needs its ratings on one scale (rewardbench's
 
 @BENCHMARKS.register("reward_bench_2")
 class RewardBench2:
+    title = "RewardBench 2"
+    order = 3  # place in tables (the lab papers' benchmarks first)
+    caption = "RewardBench 2 scores (%) per subset; overall = mean of the six (Malik et al. 2025, Table 3 layout)."
+
     def __init__(self, cfg):
         self.cfg = cfg
 
@@ -143,6 +147,30 @@ class RewardBench2:
                 path=out_dir / "reward_bench_2_subsets.png",
             )
         ]
+
+    @staticmethod
+    def headline(metrics: dict) -> tuple[float | None, bool]:
+        if metrics["overall"] is not None:
+            return float(metrics["overall"]), True
+        return metrics["partial_overall"], False
+
+    @staticmethod
+    def columns(metrics: dict) -> dict[str, str]:
+        cells = {s: pct(metrics["subsets"][s]["score"]) if s in metrics["subsets"] else MISSING for s in SUBSETS}
+        overall = metrics["overall"]
+        part = metrics["partial_overall"]
+        cells["overall"] = (
+            pct(overall) if overall is not None else (f"({pct(part)} partial)" if part is not None else MISSING)
+        )
+        return cells
+
+    @staticmethod
+    def group_score(metrics: dict, spec) -> float | None:
+        """``{subset}``: that subset's score; ``{}``: overall."""
+        if spec.get("subset"):
+            m = metrics["subsets"].get(spec["subset"])
+            return None if m is None else float(m["score"])
+        return metrics["overall"]
 
     @staticmethod
     def log_scalars(metrics: dict) -> dict[str, float]:

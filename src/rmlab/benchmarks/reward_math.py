@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rmlab.benchmarks.base import BENCHMARKS, Comparison, ScoreRequest
+from rmlab.benchmarks.base import BENCHMARKS, Comparison, ScoreRequest, pct
 from rmlab.data.reward_math import MathProblem, MathSolution, load_reward_math
 from rmlab.metrics.judge import wins_and_ties
 from rmlab.metrics.reward_math import pairwise_outcomes, problem_outcomes, summarize
@@ -15,6 +15,10 @@ from rmlab.metrics.reward_math import pairwise_outcomes, problem_outcomes, summa
 
 @BENCHMARKS.register("reward_math")
 class RewardMath:
+    title = "RewardMATH"
+    order = 2  # place in tables (the lab papers' benchmarks first)
+    caption = "RewardMATH accuracy (%) and mean reciprocal rank."
+
     def __init__(self, cfg):
         self.cfg = cfg
 
@@ -126,6 +130,23 @@ class RewardMath:
                 path=out_dir / "reward_math_subjects.png",
             )
         ]
+
+    @staticmethod
+    def headline(metrics: dict) -> tuple[float | None, bool]:
+        return float(metrics["accuracy"]), True
+
+    @staticmethod
+    def columns(metrics: dict) -> dict[str, str]:
+        return {"accuracy": pct(metrics["accuracy"]), "MRR": f"{metrics['mrr']:.3f}", "n": str(metrics["n"])}
+
+    @staticmethod
+    def group_score(metrics: dict, spec) -> float | None:
+        """``{subject}`` or ``{level}``: the accuracy on those problems; ``{}``: the accuracy."""
+        for key, field in (("subject", "by_subject"), ("level", "by_level")):
+            if spec.get(key) is not None:
+                m = metrics.get(field, {}).get(str(spec[key]))
+                return None if m is None else float(m["accuracy"])
+        return float(metrics["accuracy"])
 
     @staticmethod
     def log_scalars(metrics: dict) -> dict[str, float]:

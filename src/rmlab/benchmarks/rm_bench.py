@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rmlab.benchmarks.base import BENCHMARKS, Comparison, ScoreRequest
+from rmlab.benchmarks.base import BENCHMARKS, MISSING, Comparison, ScoreRequest, pct
 from rmlab.data.rm_bench import METRIC_DOMAINS, STYLES, RMBenchItem, data_fingerprint, load_rm_bench
 from rmlab.metrics.judge import wins_and_ties
 from rmlab.metrics.rm_bench import rm_bench_metrics, rm_bench_metrics_from_wins
@@ -19,6 +19,10 @@ from rmlab.utils.io import write_json, write_text
 @BENCHMARKS.register("rm_bench")
 class RMBench:
     """RM-Bench (THU-KEG/RM-Bench): 3 chosen x 3 rejected responses per prompt, scored by style."""
+
+    title = "RM-Bench"
+    order = 0  # place in tables (the lab papers' benchmarks first)
+    caption = "RM-Bench accuracy (%) per domain and difficulty (Liu et al. 2025, Table 2 layout)."
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -133,6 +137,62 @@ class RMBench:
         ]
 
     @staticmethod
+    def headline(metrics: dict) -> tuple[float | None, bool]:
+        """The overall (all four domains), else the labelled mean over the domains scored."""
+        if metrics.get("overall") is not None:
+            return float(metrics["overall"]), True
+        return float(metrics["partial_overall"]["value"]), False
+
+    @staticmethod
+    def columns(metrics: dict) -> dict[str, str]:
+        """Table 2's layout: the four domains, easy / normal / hard, and the average (partial: which domains)."""
+        cells = {d: pct(metrics["domains"][d]["avg"]) if d in metrics["domains"] else MISSING for d in METRIC_DOMAINS}
+        cells.update({k: pct(metrics["difficulty"][k]) for k in ("easy", "normal", "hard")})
+        if metrics["overall"] is not None:
+            cells["average"] = pct(metrics["overall"])
+        else:
+            p = metrics["partial_overall"]
+            cells["average"] = f"{pct(p['value'])} (partial: {'+'.join(p['domains'])})"
+        return cells
+
+    @staticmethod
+    def group_score(metrics: dict, spec) -> float | None:
+        """``{domain, level}``: a domain's easy / normal / hard / avg accuracy (None if the domain is not scored);
+        ``{level}`` alone: that difficulty over the scored domains."""
+        if spec.get("domain"):
+            dom = metrics["domains"].get(spec["domain"])
+            return None if dom is None else float(dom[spec["level"]])
+        return float(metrics["difficulty"][spec["level"]])
+
+    @staticmethod
+    def collection_figures(models: dict, out: Path) -> list[Path]:
+        """The style-substance matrices (chosen style x rejected style accuracy) of every run (``{model: metrics}``),
+        for make-tables: one figure per model and domain, and one of the mean over the scored domains, under
+        ``heatmaps/<model>/``."""
+        from rmlab.utils.plots import style_substance_heatmap
+
+        paths = []
+        for model, m in sorted(models.items()):
+            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model)
+            mats = {d: np.array(dm["matrix"]) for d, dm in sorted(m["domains"].items()) if "matrix" in dm}
+            for d, mat in mats.items():
+                paths.append(
+                    style_substance_heatmap(
+                        mat, title=f"{model}: RM-Bench {d}", path=out / "heatmaps" / safe / f"{d}.png"
+                    )
+                )
+            if mats:
+                label = "all domains" if not m.get("missing_domains") else f"mean of {', '.join(mats)}"
+                paths.append(
+                    style_substance_heatmap(
+                        np.mean(list(mats.values()), axis=0),
+                        title=f"{model}: RM-Bench, {label}",
+                        path=out / "heatmaps" / safe / "mean.png",
+                    )
+                )
+        return paths
+
+    @staticmethod
     def log_scalars(metrics: dict) -> dict[str, float]:
         flat = {}
         for d, m in metrics["domains"].items():
@@ -201,3 +261,24 @@ def _row_id(it: RMBenchItem) -> dict:
         "id": it.id,
         "subset": it.subset,
     }
+
+
+def rm_bench_rows(runs: list[Path]) -> list[dict]:
+    """One row per RM-Bench run among ``runs``: model, per-domain averages, easy / normal / hard, overall (or partial);
+    for the results notebook."""
+    from rmlab.analysis.runs import load_metrics
+
+    rows = []
+    for run in runs:
+        m = load_metrics(run)
+        if m.get("benchmark") != "rm_bench":
+            continue
+        row = {"model": m["model"], "run": str(run)}
+        for d in METRIC_DOMAINS:
+            row[d] = m["domains"][d]["avg"] if d in m["domains"] else None
+        row.update(m["difficulty"])
+        row["overall"] = m["overall"]
+        row["partial_overall"] = m["partial_overall"]["value"]
+        row["partial_domains"] = ",".join(m["partial_overall"]["domains"])
+        rows.append(row)
+    return rows

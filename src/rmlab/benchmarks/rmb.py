@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rmlab.benchmarks.base import BENCHMARKS, Comparison, ScoreRequest
+from rmlab.benchmarks.base import BENCHMARKS, MISSING, Comparison, ScoreRequest, pct
 from rmlab.data.rmb import GOALS, PAPER_COUNTS, SETS, RmbItem, load_rmb, section_name
 from rmlab.metrics.bootstrap import bootstrap_mean_interval
 from rmlab.metrics.judge import wins_and_ties
@@ -26,6 +26,10 @@ SECTIONS = [section_name(k, g) for k in SETS for g in GOALS]
 
 @BENCHMARKS.register("rmb")
 class Rmb:
+    title = "RMB"
+    order = 5  # place in tables (the lab papers' benchmarks first)
+    caption = "RMB accuracy (%): pairwise and best-of-N, helpfulness and harmlessness; overall = mean of the four."
+
     def __init__(self, cfg):
         self.cfg = cfg
 
@@ -170,6 +174,32 @@ class Rmb:
                 path=out_dir / "rmb_sections.png",
             )
         ]
+
+    @staticmethod
+    def headline(metrics: dict) -> tuple[float | None, bool]:
+        if metrics["overall"] is not None:
+            return float(metrics["overall"]), True
+        return metrics["partial_overall"], False
+
+    @staticmethod
+    def columns(metrics: dict) -> dict[str, str]:
+        cells = {}
+        for s in SECTIONS:
+            m = metrics["sections"].get(s)
+            cells[s] = MISSING if m is None else pct(m["accuracy"]) + ("" if m["complete"] else " (partial)")
+        overall, part = metrics["overall"], metrics["partial_overall"]
+        cells["overall"] = (
+            pct(overall) if overall is not None else (f"({pct(part)} partial)" if part is not None else MISSING)
+        )
+        return cells
+
+    @staticmethod
+    def group_score(metrics: dict, spec) -> float | None:
+        """``{section}``: that section's accuracy; ``{}``: overall."""
+        if spec.get("section"):
+            m = metrics["sections"].get(spec["section"])
+            return None if m is None else float(m["accuracy"])
+        return metrics["overall"]
 
     @staticmethod
     def log_scalars(metrics: dict) -> dict[str, float]:

@@ -51,9 +51,13 @@ def run_dpo_vs_classifier(cfg: DictConfig) -> list[dict]:
             evals, provenance[dataset] = released_evals(cfg, dataset)
             for variant, over in evals.items():
                 eval_dir, metrics = stage(
-                    "eval_rm", over, root / dataset, f"rm_bench_{variant}", [f"model.name={dataset}-{variant}"]
+                    "eval_rm",
+                    over,
+                    root / dataset,
+                    f"{p.eval.benchmark}_{variant}",
+                    [f"model.name={dataset}-{variant}"],
                 )
-                rows.append(comparison_row(dataset, variant, metrics, str(eval_dir / "metrics.json")))
+                rows.append(comparison_row(dataset, variant, metrics, str(eval_dir / "metrics.json"), p.eval.benchmark))
             continue
         shared = [f"preference={dataset}", *p.preference_overrides, f"seed={cfg.seed}"]
         cls_over = [*shared, *p.classifier.overrides]
@@ -79,11 +83,17 @@ def run_dpo_vs_classifier(cfg: DictConfig) -> list[dict]:
             "dpo_ref_free": (dpo_dir, ["model.reference=null", f"model.ref_free_mode={p.ref_free_mode}"]),
         }
         for variant, (run_dir, extra) in evals.items():
-            over = [f"model={run_dir / 'model'}", "benchmark=rm_bench", *extra, *p.eval.overrides, f"seed={cfg.seed}"]
+            over = [
+                f"model={run_dir / 'model'}",
+                f"benchmark={p.eval.benchmark}",
+                *extra,
+                *p.eval.overrides,
+                f"seed={cfg.seed}",
+            ]
             eval_dir, metrics = stage(
-                "eval_rm", over, run_dir, f"rm_bench_{variant}", [f"model.name={dataset}-{variant}"]
+                "eval_rm", over, run_dir, f"{p.eval.benchmark}_{variant}", [f"model.name={dataset}-{variant}"]
             )
-            rows.append(comparison_row(dataset, variant, metrics, str(eval_dir / "metrics.json")))
+            rows.append(comparison_row(dataset, variant, metrics, str(eval_dir / "metrics.json"), p.eval.benchmark))
     write_text(out / "comparison.md", comparison_markdown(rows))
     write_text(out / "comparison.csv", comparison_csv(rows))
     comparison_figure(rows, out / "comparison.png")
@@ -109,5 +119,5 @@ def released_evals(cfg: DictConfig, dataset: str) -> tuple[dict[str, list[str]],
             f"model.ref_free_mode={ref_free_mode}",
         ],
     }
-    evals = {v: ["benchmark=rm_bench", *m, *p.eval.overrides, f"seed={cfg.seed}"] for v, m in models.items()}
+    evals = {v: [f"benchmark={p.eval.benchmark}", *m, *p.eval.overrides, f"seed={cfg.seed}"] for v, m in models.items()}
     return evals, {"released": {k: str(spec[k]) for k in ("classifier", "dpo", "reference")}}
