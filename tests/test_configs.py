@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 from rmlab.benchmarks import BENCHMARKS
 from rmlab.rm_eval.judge import JUDGE_KIND
 from rmlab.scoring.scorers import SCORERS
+from rmlab.scoring.style_baselines import STYLE_KINDS
 from rmlab.utils.config import rewrite_model_overrides
 from tests.conftest import ROOT, compose_eval_cfg
 
@@ -23,8 +24,9 @@ def test_model_configs_compose(tmp_path, model):
     OmegaConf.resolve(cfg)
     assert cfg.model.kind in {"auto", JUDGE_KIND, *SCORERS.names()}
     endpoint_judge = cfg.model.kind == JUDGE_KIND and cfg.model.judge.backend == "endpoint"
-    assert cfg.model.chat_template in (
-        {"tokenizer", "tulu", "plain", None} if model == "auto" or endpoint_judge else {"tokenizer", "tulu", "plain"}
+    no_formatting = model == "auto" or endpoint_judge or cfg.model.kind in STYLE_KINDS  # a style count reads no chat
+    assert cfg.model.get("chat_template") in (
+        {"tokenizer", "tulu", "plain", None} if no_formatting else {"tokenizer", "tulu", "plain"}
     )
     assert cfg.benchmark.name in BENCHMARKS
 

@@ -162,7 +162,7 @@ def _score(cfg: DictConfig, benchmark, items: list, on_batch) -> _Scored:
         metrics,
         rows,
         plan.name,
-        str(cfg.model.pretrained),
+        str(cfg.model.get("pretrained") or cfg.model.kind),
         plan.describe,
         plan.formatting,
         plan.cache_key,

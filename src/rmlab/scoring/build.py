@@ -26,6 +26,7 @@ from rmlab.models.loading import (
     resolve_model,
 )
 from rmlab.scoring.scorers import SCORERS, TOKEN_SETS
+from rmlab.scoring.style_baselines import STYLE_KINDS
 from rmlab.utils.hashing import stable_hash
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,16 @@ def model_display_name(model_cfg) -> str:
 
 def plan_scorer(model_cfg, *, cache_dir: str, device: str = "auto", seed: int = 0) -> ScorerPlan:
     """Resolve ``model_cfg`` (see ``conf/model/*.yaml``) into a :class:`ScorerPlan`."""
+    if model_cfg.get("kind") in STYLE_KINDS:  # a style heuristic: no weights, no tokenizer, no formatting
+        kind = str(model_cfg.kind)
+        describe = {"scorer": kind, "version": 1}
+        return ScorerPlan(
+            name=model_cfg.get("name") or f"{kind} baseline",
+            describe=describe,
+            factory=SCORERS[kind],
+            formatting=None,
+            dtype_choice={"configured": "exact", "used": "exact", "why": "an integer count: the same on every machine"},
+        )
     device = pick_device(device)
     dtype, dtype_why = resolve_dtype(str(model_cfg.get("dtype", "float32")), device)  # a mistyped one fails here
     handle = open_model(model_cfg, cache_dir=cache_dir)

@@ -24,6 +24,7 @@ RELATIVE_BOUND = {  # see the module docstring; docs/numerics.md has the measure
     "float32": 2.0e-5,
     "bfloat16": 6.0e-2,
     "float16": 1.0e-2,
+    "exact": 0.0,  # the style baselines' counts: integers, the same on every machine
 }
 
 
@@ -41,7 +42,8 @@ def fragile_count(
 ) -> dict:
     """How many comparisons have a margin within the two scores' tolerances (either could flip the outcome)."""
     c, r = np.asarray(chosen, dtype=np.float64), np.asarray(rejected, dtype=np.float64)
-    fragile = np.abs(c - r) <= score_tolerance(dtype, c, relative) + score_tolerance(dtype, r, relative)
+    tol = score_tolerance(dtype, c, relative) + score_tolerance(dtype, r, relative)
+    fragile = (np.abs(c - r) <= tol) & (tol > 0)  # exact scores (a zero bound): an equal pair is a tie, not fragile
     n = int(c.size)
     return {
         "comparisons": n,
