@@ -9,7 +9,7 @@ EXTRAS ?= train,policy,wheels,cluster,dev
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile constraints.txt | sha1sum | cut -c1-12)
 
-.PHONY: setup quickstart test test-numeric test-fast train-rm-demo train-dpo-demo eval-policy-demo bench-generation dpo-vs-classifier correlation-study bench bench-train clean
+.PHONY: setup quickstart test test-all test-numeric test-numeric-all train-rm-demo train-dpo-demo eval-policy-demo bench-generation dpo-vs-classifier correlation-study bench bench-train clean
 
 $(STAMP): pyproject.toml Makefile constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,14 +29,17 @@ setup: $(STAMP)
 quickstart: setup  ## SmolLM2-135M-Instruct on local RM-Bench data (a few minutes on 2 CPU cores)
 	$(BIN)/rmlab eval-rm experiment=quickstart
 
-test: setup  ## every test, end-to-end ones included
+test: setup  ## what CI runs: every test but the `slow` end-to-end ones; every entry point still runs end to end on tiny inputs (test_debug_fast)
+	$(BIN)/python -m pytest -m "not slow"
+
+test-all: setup  ## every test, the slow end-to-end ones included (about 45 min on 2 CPU cores)
 	$(BIN)/python -m pytest
 
-test-numeric: setup  ## the numeric tests (scores, losses, metrics, distributed equality); .ci/run repeats them under ATEN_CPU_CAPABILITY=default
-	$(BIN)/python -m pytest -m numeric
+test-numeric: setup  ## the numeric tests that are not slow; .ci/run repeats them under ATEN_CPU_CAPABILITY=default
+	$(BIN)/python -m pytest -m "numeric and not slow"
 
-test-fast: setup  ## unit tests only
-	$(BIN)/python -m pytest -m "not slow"
+test-numeric-all: setup  ## every numeric test, distributed equality and the quickstart's scores included (run it under ATEN_CPU_CAPABILITY=default too)
+	$(BIN)/python -m pytest -m numeric
 
 train-rm-demo: setup  ## a SmolLM2 reward model trained on real HH-RLHF pairs, then RM-Bench (~21 min on 2 CPU cores)
 	$(BIN)/rmlab train-rm experiment=rm_hh_helpful_smollm2

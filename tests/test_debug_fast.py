@@ -8,13 +8,12 @@ import json
 import time
 import traceback
 
-import pytest
 from hydra.core.global_hydra import GlobalHydra
 
 from rmlab.cli import ENTRIES, run_entry
 from rmlab.utils.config import CONF_DIR
 
-pytestmark = pytest.mark.slow
+# not marked slow: this is the end-to-end path on tiny inputs that `make test` (CI) runs for every entry point
 
 
 def test_every_entry_point_has_debug_fast():
@@ -43,6 +42,7 @@ def _overrides(tmp, lm, rm) -> dict[str, list[str]]:
         "correlate": [f"runs={logs}", "policy_score=absolute"],
         "make-tables": [f"runs={logs}"],
         "compare-benchmarks": [f"runs={logs}/eval_rm"],
+        "report-card": [f"model={rm}"],
         "leaderboard": [],
         "arena-hard-fidelity": [],
         "xstest-agreement": [],

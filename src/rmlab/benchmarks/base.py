@@ -76,6 +76,20 @@ class Benchmark(Protocol):
 
     def group_score(self, metrics: dict, spec) -> float | None: ...  # one group's score (correlation study specs)
 
+    # optional: the published headline per model, from ../shared/reference (report card reference rows); and the
+    # headline's interval, where the metric has one
+    def published(self, reference_dir: Path) -> dict[str, float]: ...
+
+    def headline_ci(self, metrics: dict) -> list[float] | None: ...
+
+
+def read_reference(reference_dir: Path, name: str) -> list[dict]:
+    """Rows of ``<reference_dir>/<name>`` (a CSV whose rows name their source); none when the file is absent."""
+    import csv
+
+    path = Path(reference_dir) / name
+    return list(csv.DictReader(path.open(encoding="utf-8"))) if path.is_file() else []
+
 
 def pct(x: float | None, digits: int = 1) -> str:
     """A share as a percentage cell; ``—`` when missing."""

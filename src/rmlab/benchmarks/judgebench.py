@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rmlab.benchmarks.base import BENCHMARKS, Comparison, ScoreRequest, pct
+from rmlab.benchmarks.base import BENCHMARKS, Comparison, ScoreRequest, pct, read_reference
 from rmlab.data.judgebench import CATEGORIES, SPLIT_SIZES, JudgePair, load_judgebench
 from rmlab.metrics.judgebench import judgebench_metrics, pair_correct, preference_counter, reward_model_decisions
 
@@ -128,6 +128,18 @@ class JudgeBench:
         """Overall accuracy (pair-weighted); complete when every category has pairs (the run's own ``complete``
         also counts the pairs)."""
         return float(metrics["accuracy"]), not metrics["missing_categories"]
+
+    @staticmethod
+    def headline_ci(metrics: dict) -> list[float] | None:
+        return metrics.get("ci")
+
+    @staticmethod
+    def published(reference_dir: Path) -> dict[str, float]:
+        """Overall accuracy of the paper's Tables 1-3 (GPT-4o split); a judge in two tables keeps its Table 2 row."""
+        rows = read_reference(reference_dir, "judgebench-published.csv")
+        return {
+            r["judge"]: float(r["overall"]) / 100 for r in sorted(rows, key=lambda r: r["table"]) if r.get("overall")
+        }
 
     @staticmethod
     def columns(metrics: dict) -> dict[str, str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rmlab.benchmarks.base import BENCHMARKS, MISSING, Comparison, ScoreRequest, pct
+from rmlab.benchmarks.base import BENCHMARKS, MISSING, Comparison, ScoreRequest, pct, read_reference
 from rmlab.data.reward_bench_2 import SUBSET_SIZES, SUBSETS, TIES, BonPrompt, load_reward_bench_2, ties_key
 from rmlab.metrics.judge import wins_and_ties
 from rmlab.metrics.reward_bench_2 import best_of_n_credit, credit_from_outcomes, reward_bench_2_metrics
@@ -153,6 +153,12 @@ class RewardBench2:
         if metrics["overall"] is not None:
             return float(metrics["overall"]), True
         return metrics["partial_overall"], False
+
+    @staticmethod
+    def published(reference_dir: Path) -> dict[str, float]:
+        """The Average of the paper's Table 3 (25 models)."""
+        rows = read_reference(reference_dir, "reward-bench-2-published.csv")
+        return {r["model"]: float(r["average"]) / 100 for r in rows if r.get("average")}
 
     @staticmethod
     def columns(metrics: dict) -> dict[str, str]:

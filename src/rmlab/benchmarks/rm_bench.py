@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rmlab.benchmarks.base import BENCHMARKS, MISSING, Comparison, ScoreRequest, pct
+from rmlab.benchmarks.base import BENCHMARKS, MISSING, Comparison, ScoreRequest, pct, read_reference
 from rmlab.data.rm_bench import METRIC_DOMAINS, STYLES, RMBenchItem, data_fingerprint, load_rm_bench
 from rmlab.metrics.judge import wins_and_ties
 from rmlab.metrics.rm_bench import rm_bench_metrics, rm_bench_metrics_from_wins
@@ -142,6 +142,16 @@ class RMBench:
         if metrics.get("overall") is not None:
             return float(metrics["overall"]), True
         return float(metrics["partial_overall"]["value"]), False
+
+    @staticmethod
+    def headline_ci(metrics: dict) -> list[float] | None:
+        return metrics.get("overall_ci") or metrics["partial_overall"].get("ci")
+
+    @staticmethod
+    def published(reference_dir: Path) -> dict[str, float]:
+        """The average of RM-Bench's results as reprinted in RM-R1 (arXiv 2505.02387, Table 7)."""
+        rows = read_reference(reference_dir, "rmbench_full_table_as_reprinted_in_rmr1.csv")
+        return {r["model"]: float(r["avg"]) / 100 for r in rows if r.get("avg")}
 
     @staticmethod
     def columns(metrics: dict) -> dict[str, str]:

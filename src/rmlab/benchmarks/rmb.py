@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rmlab.benchmarks.base import BENCHMARKS, MISSING, Comparison, ScoreRequest, pct
+from rmlab.benchmarks.base import BENCHMARKS, MISSING, Comparison, ScoreRequest, pct, read_reference
 from rmlab.data.rmb import GOALS, PAPER_COUNTS, SETS, RmbItem, load_rmb, section_name
 from rmlab.metrics.bootstrap import bootstrap_mean_interval
 from rmlab.metrics.judge import wins_and_ties
@@ -180,6 +180,12 @@ class Rmb:
         if metrics["overall"] is not None:
             return float(metrics["overall"]), True
         return metrics["partial_overall"], False
+
+    @staticmethod
+    def published(reference_dir: Path) -> dict[str, float]:
+        """The mean of the four sections for RM-R1's two 32B models (RM-R1's result files: the full set)."""
+        rows = read_reference(reference_dir, "rmb-published.csv")
+        return {r["model"]: float(r["accuracy"]) for r in rows if r["section"] == "Average of four sections"}
 
     @staticmethod
     def columns(metrics: dict) -> dict[str, str]:

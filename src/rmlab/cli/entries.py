@@ -37,7 +37,7 @@ ENTRIES: dict[str, Entry] = {
         Entry(
             "eval_rm",
             "rmlab.rm_eval.evaluate:evaluate_rm",
-            "score a reward model on RM-Bench, RewardBench or RewardMATH",
+            "score a reward model on one benchmark (RM-Bench, RewardBench (2), RewardMATH, JudgeBench, RMB)",
             "model=<name | hub id | dir> benchmark=rm_bench",
         ),
         Entry(
@@ -113,6 +113,12 @@ ENTRIES: dict[str, Entry] = {
             "reward models side by side on three benchmarks, with rank correlations",
             "runs=<dir or glob>",
             script="compare_benchmarks",
+        ),
+        Entry(
+            "report_card",
+            "rmlab.analysis.report_card:report_card",
+            "one reward model on every benchmark, one row (or, with runs=, one row per evaluated model)",
+            "model=<name | hub id | dir> [benchmarks=[...]] | runs=<dir>",
         ),
         Entry(
             "leaderboard",

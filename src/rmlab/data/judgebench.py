@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rmlab.data.errors import DataValidationError
+from rmlab.data.errors import DataUnavailableError, DataValidationError
 from rmlab.data.files import read_records
 from rmlab.utils.hashing import stable_hash
 
@@ -105,7 +105,7 @@ def load_judgebench(
         where = f"{hub_id} ({split})"
         pairs, files = validate_pairs(iter(datasets.load_dataset(hub_id, split=split)), source=where), []
     else:
-        raise DataValidationError(f"JudgeBench: {local} does not exist and no hub_id is configured")
+        raise DataUnavailableError(f"JudgeBench: {local} does not exist and no hub_id is configured")
     if max_pairs:
         pairs = pairs[: int(max_pairs)]
     fp = stable_hash(sorted([p.pair_id, p.source, p.question, p.response_a, p.response_b, p.label] for p in pairs))

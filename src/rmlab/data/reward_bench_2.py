@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from rmlab.data.errors import DataValidationError
+from rmlab.data.errors import DataUnavailableError, DataValidationError
 from rmlab.data.files import read_records
 from rmlab.utils.hashing import stable_hash
 
@@ -113,7 +113,7 @@ def load_reward_bench_2(
         where = f"{hub_id} ({split})"
         prompts = validate_rows(iter(datasets.load_dataset(hub_id, split=split)), source=where)
     else:
-        raise DataValidationError(f"RewardBench 2: no data files in {data_dir!r} and no hub_id configured")
+        raise DataUnavailableError(f"RewardBench 2: no data files in {data_dir!r} and no hub_id configured")
     if subsets:
         prompts = [p for p in prompts if p.subset in subsets]
     if max_per_subset:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rmlab.data.errors import DataValidationError
+from rmlab.data.errors import DataUnavailableError, DataValidationError
 from rmlab.data.files import read_records
 from rmlab.utils.hashing import stable_hash
 
@@ -117,7 +117,7 @@ def load_rmb(
     """The chosen sets and goals from ``data_dir`` (upstream's tree, ``RMB_dataset/...``). Upstream publishes the
     data on GitHub only (no Hub dataset): a missing directory is an error naming it."""
     if not data_dir or not (Path(data_dir) / "RMB_dataset").is_dir():
-        raise DataValidationError(
+        raise DataUnavailableError(
             f"RMB: no RMB_dataset/ under {data_dir!r}; clone Zhou-Zoey/RMB-Reward-Model-Benchmark and point "
             "benchmark.data_dir (or RMB_DATA_DIR) at it"
         )
