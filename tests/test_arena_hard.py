@@ -25,9 +25,9 @@ from rmlab.metrics.arena_hard import (
     style_z,
 )
 from rmlab.metrics.style_bias import BIAS_FEATURES, response_features, rm_bench_style_bias
-from rmlab.metrics.style_features import STYLE_FEATURES, markdown_counts, remove_code, token_lengths
 from rmlab.rm_eval.evaluate import evaluate_rm
 from rmlab.scoring.scorers import SCORERS
+from rmlab.utils.style_features import STYLE_FEATURES, markdown_counts, remove_code, token_lengths
 from tests.conftest import compose_eval_cfg
 from tests.helpers import tolerances as tol
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rmlab.metrics.style_features import markdown_counts, token_lengths
 from rmlab.rm_eval.evaluate import evaluate_rm
+from rmlab.utils.style_features import markdown_counts, token_lengths
 
 
 def _responses(rm_bench_dir: Path) -> dict[int, tuple[list[str], list[str]]]:

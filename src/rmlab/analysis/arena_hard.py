@@ -24,15 +24,15 @@ from rmlab.data.arena_hard import (
     load_published,
 )
 from rmlab.metrics.arena_hard import arena_hard_scores, style_control_drop, style_controlled_scores
-from rmlab.metrics.style_features import (
+from rmlab.utils.io import write_json, write_text
+from rmlab.utils.run_info import run_info
+from rmlab.utils.style_features import (
     CL100K_OFFLINE,
     STYLE_FEATURES,
     style_metadata,
     style_vector,
     token_lengths,
 )
-from rmlab.utils.io import write_json, write_text
-from rmlab.utils.run_info import run_info
 
 PUBLISHED_POOL = "upstream leaderboard (~75 models)"
 ALL_HERE = "all battles here"

@@ -276,11 +276,11 @@ def _row_id(it: RMBenchItem) -> dict:
 def rm_bench_rows(runs: list[Path]) -> list[dict]:
     """One row per RM-Bench run among ``runs``: model, per-domain averages, easy / normal / hard, overall (or partial);
     for the results notebook."""
-    from rmlab.analysis.runs import load_metrics
+    import json
 
     rows = []
     for run in runs:
-        m = load_metrics(run)
+        m = json.loads((Path(run) / "metrics.json").read_text())
         if m.get("benchmark") != "rm_bench":
             continue
         row = {"model": m["model"], "run": str(run)}

@@ -9,7 +9,7 @@ demeaned per prompt) of the reward on
 - ``length_kchars``: response length in thousands of characters (tokenizer-free, so that every model is
   measured on the same scale),
 - ``header_count``, ``list_count``, ``bold_count``: markdown counts by Arena-Hard-Auto's rules
-  (:func:`rmlab.metrics.style_features.markdown_counts`, code removed, each family summed), the features its
+  (:func:`rmlab.utils.style_features.markdown_counts`, code removed, each family summed), the features its
   style control uses (RM-Bench Sec. 5.1).
 
 Coefficients are in reward units per unit of the feature; ``std_coef`` rescales them to within-prompt standard
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rmlab.metrics.bootstrap import percentile_interval
-from rmlab.metrics.style_features import markdown_counts
+from rmlab.utils.style_features import markdown_counts
 
 BIAS_FEATURES = ("chosen", "length_kchars", "header_count", "list_count", "bold_count")
 

@@ -46,7 +46,6 @@ from rmlab.data.errors import DataValidationError
 from rmlab.generation.chat import ask_judge, build_judge_chat
 from rmlab.generation.decoding import Decoding
 from rmlab.metrics.arena_hard import arena_hard_scores, style_control_drop, style_controlled_scores
-from rmlab.metrics.style_features import STYLE_FEATURES, style_metadata, style_vector, token_lengths
 from rmlab.models.handle import open_model
 from rmlab.policy_eval.evaluate import PolicyModel, policy_config, prompt_text, sample_cached
 from rmlab.scoring.cache import ScoreCache
@@ -55,6 +54,7 @@ from rmlab.utils.hashing import stable_hash
 from rmlab.utils.io import write_json, write_jsonl, write_text
 from rmlab.utils.loggers import build_logger
 from rmlab.utils.run_info import run_info
+from rmlab.utils.style_features import STYLE_FEATURES, style_metadata, style_vector, token_lengths
 
 log = logging.getLogger(__name__)
 

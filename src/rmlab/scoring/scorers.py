@@ -231,6 +231,3 @@ class ImplicitRewardScorer:
         else:  # norm
             rewards = [-torch.linalg.vector_norm(p, ord=2) for p in policy]
         return torch.stack(rewards).double().cpu().numpy()
-
-
-from rmlab.scoring import style_baselines as _style_baselines  # noqa: F401  (registers length, markdown)

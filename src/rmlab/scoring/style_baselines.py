@@ -2,10 +2,10 @@
 a benchmark a heuristic already solves (``model.kind: length | markdown``; no weights).
 
 - ``length``: the response's length in tokens, counted as Arena-Hard-Auto counts answer length (tiktoken
-  ``cl100k_base``, the whole answer; :func:`rmlab.metrics.style_features.token_lengths`): the longer answer wins.
+  ``cl100k_base``, the whole answer; :func:`rmlab.utils.style_features.token_lengths`): the longer answer wins.
 - ``markdown``: the number of markdown elements, Arena-Hard-Auto's style-control counts summed (headers h1-h6,
   ordered and unordered list items, bold spans, counted outside code blocks;
-  :func:`rmlab.metrics.style_features.markdown_counts`): the more formatted answer wins.
+  :func:`rmlab.utils.style_features.markdown_counts`): the more formatted answer wins.
 
 Both ignore the prompt. A benchmark with an exact tie (same length, or no markdown on either side) counts it as the
 benchmark counts ties (RM-Bench, RewardBench: a loss), so the markdown baseline sits below chance where neither
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rmlab.metrics.style_features import markdown_counts, token_lengths
 from rmlab.scoring.scorers import SCORERS, Encoded
+from rmlab.utils.style_features import markdown_counts, token_lengths
 
 STYLE_KINDS = ("length", "markdown")
 
