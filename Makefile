@@ -7,6 +7,10 @@ TORCH  ?= torch==2.13.0
 PIN    ?= -c constraints.txt
 EXTRAS ?= train,policy,wheels,cluster,dev
 BIN    := $(VENV)/bin
+# pytest-xdist: one worker per core (each with its share of torch's threads, tests/conftest.py), whole test files per
+# worker (--dist loadfile keeps a file's module fixtures in one process); WORKERS=0 runs the suite in one process
+WORKERS ?= auto
+PYTEST  := $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile constraints.txt | sha1sum | cut -c1-12)
 
 .PHONY: setup quickstart test test-all test-numeric test-numeric-all train-rm-demo train-dpo-demo eval-policy-demo bench-generation dpo-vs-classifier correlation-study bench bench-train clean
@@ -30,16 +34,16 @@ quickstart: setup  ## SmolLM2-135M-Instruct on local RM-Bench data (a few minute
 	$(BIN)/rmlab eval-rm experiment=quickstart
 
 test: setup  ## what CI runs: every test but the `slow` end-to-end ones; every entry point still runs end to end on tiny inputs (test_debug_fast)
-	$(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 test-all: setup  ## every test, the slow end-to-end ones included (about 45 min on 2 CPU cores)
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 test-numeric: setup  ## the numeric tests that are not slow; .ci/run repeats them under ATEN_CPU_CAPABILITY=default
-	$(BIN)/python -m pytest -m "numeric and not slow"
+	$(PYTEST) -m "numeric and not slow"
 
 test-numeric-all: setup  ## every numeric test, distributed equality and the quickstart's scores included (run it under ATEN_CPU_CAPABILITY=default too)
-	$(BIN)/python -m pytest -m numeric
+	$(PYTEST) -m numeric
 
 train-rm-demo: setup  ## a SmolLM2 reward model trained on real HH-RLHF pairs, then RM-Bench (~21 min on 2 CPU cores)
 	$(BIN)/rmlab train-rm experiment=rm_hh_helpful_smollm2

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.models import build_tiny_causal_lm, build_tiny_classifier, smollm2_tokenizer
+# Under pytest-xdist (`make test` runs `-n auto`), each worker gets its share of the cores for torch's intra-op
+# threads, so the workers do not oversubscribe the machine. Set before torch is imported, so that the subprocesses
+# the tests start inherit it too. Tolerances do not depend on the thread count (docs/numerics.md: they bound any
+# reduction order).
+if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+    _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _workers))
+
+from tests.helpers.models import build_tiny_causal_lm, build_tiny_classifier, smollm2_tokenizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("RMLAB_DATA_DIR", ROOT.parent / "shared" / "data"))
