@@ -25,6 +25,9 @@ $(STAMP): pyproject.toml Makefile constraints.txt
 	# rewardbench 0.1.4, the peer's own code: the oracle of tests/test_scorers.py and the baseline of make bench (its modules
 	# need only torch and numpy); --no-deps: its pins (transformers 4.x, ...) would replace ours
 	$(BIN)/pip install -q $(PIN) --no-deps rewardbench==0.1.4
+	# fastchat's conversation templates, which rewardbench renders a classifier's input with when its tokenizer has no
+	# chat template (the oracle of tests/test_rewardbench_rendering.py; conversation.py needs only the standard library)
+	$(BIN)/pip install -q $(PIN) --no-deps fschat==0.2.36
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -19,7 +19,7 @@ if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ
     _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _workers))
 
-from tests.helpers.models import build_tiny_causal_lm, build_tiny_classifier, smollm2_tokenizer  # noqa: E402
+from tests.helpers.models import build_tiny_causal_lm, build_tiny_classifier, smollm2_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("RMLAB_DATA_DIR", ROOT.parent / "shared" / "data"))
@@ -27,6 +27,28 @@ os.environ.setdefault("RMLAB_ROOT", str(ROOT))
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the Hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+# The files whose tests take minutes on 2 cores, longest first. pytest-xdist (`make test`: --dist loadfile) hands
+# whole files to its workers in collection order, so starting these first lets the workers finish together
+# (longest-processing-time-first) instead of one worker running a long file alone at the end.
+LONGEST_FIRST = (
+    "test_debug_fast_tools.py",
+    "test_debug_fast.py",
+    "test_score_invariance.py",
+    "test_stage_identity.py",
+    "test_correlation_pipeline.py",
+    "test_configs.py",
+    "test_fidelity.py",
+    "test_judge.py",
+    "test_train_rm.py",
+    "test_crash_safety.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the other files keep their order
 
 
 @pytest.fixture(scope="session")

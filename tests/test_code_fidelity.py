@@ -177,6 +177,7 @@ def judge(request, small_sandbox):
     by module-level code ``after``, on a small HumanEval- or MBPP-format problem (``add``)."""
     task_cls, example = TASKS[request.param]
     task = task_cls.__new__(task_cls)
+    task.cfg = {}  # the task's defaults: no time limit beyond the sandbox's, open-instruct's MBPP program
 
     def run(body: str, after: str = "") -> RunResult:
         head = "" if request.param == "humaneval" else "def add(a, b):\n"
@@ -382,3 +383,43 @@ def test_evaluate_policy_samples_each_decoding_from_its_own_prompt(tmp_path, dat
     m = json.loads((out / "metrics.json").read_text())
     assert m["prompt_style"] == {"t0.1": "plain", "t0.8": "humanevalpack"}
     assert set(m["pass_at_k"]) == {"t0.1/pass@1", "t0.8/pass@1"}
+
+
+def test_the_programs_time_limit_ends_it_as_human_eval_does(small_sandbox):
+    """human-eval / open-instruct give each program a real-time limit (3 s HumanEval, 10 s MBPP): the harness's
+    timer ends it by SIGALRM, which no ``except`` in the program can catch, and the run is a ``timeout``."""
+    slow = "import time\ntry:\n    time.sleep(5)\nexcept BaseException:\n    pass\n"
+    res = small_sandbox.run_tests(slow, time_limit=0.5)
+    assert res.status == "timeout" and "time limit of the program" in res.reason, res
+    assert res.wall_seconds < 5  # ended by the timer, not by the sleep
+    assert small_sandbox.run_tests("x = 1\n", time_limit=2.0).passed  # the timer is stopped before the pass signal
+    with pytest.raises(ValueError, match="wall-clock limit"):
+        small_sandbox.run_tests("x = 1\n", time_limit=small_sandbox.limits.wall_seconds)
+
+
+def test_code_tasks_take_open_instructs_time_limits(tmp_path):
+    from tests.conftest import compose_eval_cfg
+
+    tasks = compose_eval_cfg(tmp_path, ["task=all"], "eval_policy", base=("device=cpu", "logger=none")).task
+    # open-instruct@4c0e9e8: eval/codex_humaneval/evaluation.py:43 (timeout=3.0, run_eval.py:170-175 keeps it),
+    # eval/mbpp/run_eval.py:184 (timeout=10.0)
+    assert (tasks.humaneval_plus.time_limit_s, tasks.mbpp_plus.time_limit_s) == (3.0, 10.0)
+    assert not tasks.mbpp_plus.prepend_test_imports
+
+
+def test_mbpp_program_is_completion_then_tests_as_open_instruct(small_sandbox):
+    """open-instruct runs ``completion + "\\n" + test`` (eval/mbpp/evaluation.py:50): a completion that leaves out
+    an import the tests need fails there, and so here; ``prepend_test_imports=true`` is the lab's older rule."""
+    example = Example(
+        id="Mbpp/area",
+        user="",
+        reference={"imports": "import math", "test": "assert math.isclose(area(1.0), 3.141592653589793)\n"},
+    )
+    completion = "def area(r):\n    return 3.141592653589793 * r * r\n"  # no `import math`, which the test uses
+    task = MBPPPlus.__new__(MBPPPlus)
+    task.cfg = {}
+    assert task.program(example, completion) == completion + "\n" + example.reference["test"]
+    res = task.run(small_sandbox, example, completion)
+    assert res.status == "error" and "NameError" in res.stderr, res
+    task.cfg = {"prepend_test_imports": True}
+    assert task.run(small_sandbox, example, completion).passed

@@ -7,6 +7,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from rmlab.benchmarks import BENCHMARKS
+from rmlab.models.chat_format import TEMPLATES
 from rmlab.rm_eval.judge import JUDGE_KIND
 from rmlab.scoring.scorers import SCORERS
 from rmlab.scoring.style_baselines import STYLE_KINDS
@@ -25,9 +26,7 @@ def test_model_configs_compose(tmp_path, model):
     assert cfg.model.kind in {"auto", JUDGE_KIND, *SCORERS.names()}
     endpoint_judge = cfg.model.kind == JUDGE_KIND and cfg.model.judge.backend == "endpoint"
     no_formatting = model == "auto" or endpoint_judge or cfg.model.kind in STYLE_KINDS  # a style count reads no chat
-    assert cfg.model.get("chat_template") in (
-        {"tokenizer", "tulu", "plain", None} if no_formatting else {"tokenizer", "tulu", "plain"}
-    )
+    assert cfg.model.get("chat_template") in ({*TEMPLATES, None} if no_formatting else set(TEMPLATES))
     assert cfg.benchmark.name in BENCHMARKS
 
 

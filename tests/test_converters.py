@@ -84,3 +84,35 @@ def test_nectar_rank_one_against_a_seeded_random_other():
     assert CONVERTERS["nectar"](row, "train#0")[0].rejected == ex.rejected  # reproducible
     with pytest.raises(MalformedRow, match="at least two answers"):
         CONVERTERS["nectar"]({**row, "answers": row["answers"][:1]}, "train#1")
+
+
+def test_contents_are_stripped_as_easylm_formats_training_pairs():
+    """EasyLM (Tulu 2.5's trainer) strips every message's content; ``preference.strip_content`` does the same at
+    load time, and a response that is only whitespace becomes a counted malformed row, never an empty target."""
+    from rmlab.data.pairs import PreferenceExample
+    from rmlab.data.preference import convert_rows, stripped
+
+    rows = [
+        {"question": "  How do I reverse a list?\n", "response_j": "Use `l[::-1]`.\n\n", "response_k": " Loop. "},
+        {"question": "Q", "response_j": "fine", "response_k": " \n "},
+    ]
+    for row in rows:
+        row.update(qid=1, date="2012", metadata=[])
+    kwargs = {
+        "converter": CONVERTERS["stack_exchange_paired"],
+        "id_prefix": "t",
+        "where": "t.jsonl",
+        "skip_malformed": True,
+    }
+    malformed = []
+    (ex,) = convert_rows(rows, **kwargs, malformed=malformed, strip=True)
+    assert ex.prompt == (("user", "How do I reverse a list?"),) and (ex.chosen, ex.rejected) == (
+        "Use `l[::-1]`.",
+        "Loop.",
+    )
+    assert [(m["file"], m["row"]) for m in malformed] == [("t.jsonl", 1)]  # counted, with its file and row
+    blank = PreferenceExample("s", "s#0", (("user", "Q"),), "fine", "\n\t ")
+    with pytest.raises(MalformedRow, match="empty once stripped"):
+        stripped(blank)
+    padded = PreferenceExample("s", "s#1", (("system", " Be brief.\n"), ("user", "\nQ ")), " yes\n", "no\n\n")
+    assert stripped(padded) == PreferenceExample("s", "s#1", (("system", "Be brief."), ("user", "Q")), "yes", "no")

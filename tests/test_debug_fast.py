@@ -54,13 +54,46 @@ def _overrides(tmp, lm, rm) -> dict[str, list[str]]:
     }
 
 
-def test_every_entry_point_runs_with_debug_fast(tmp_path, monkeypatch, tiny_lm_dir, tiny_classifier_dir, data_dir):
+# Commands that read no other command's runs: tests/test_debug_fast_tools.py runs them, in a file of its own so
+# that `make test`'s workers (pytest-xdist, whole files per worker) run the two halves side by side.
+STANDALONE = (
+    "best-of-n",
+    "arena-hard",
+    "reward-signal",
+    "run-experiment",
+    "arena-hard-fidelity",
+    "xstest-agreement",
+    "bench-scoring",
+    "bench-generation",
+    "bench-train-rm",
+    "measure-score-bounds",
+    "gpu-check",
+)
+
+
+def test_every_entry_point_runs_in_one_of_the_two_halves(tmp_path):
+    overrides = _overrides(tmp_path, "lm", "rm")
+    assert set(overrides) == set(ENTRIES), "every entry point runs here"
+    assert set(STANDALONE) < set(overrides)
+
+
+def test_the_chain_of_entry_points_runs_with_debug_fast(
+    tmp_path, monkeypatch, tiny_lm_dir, tiny_classifier_dir, data_dir
+):
+    """Training, evaluation, and the analysis commands that read those runs (correlate, make-tables, ...)."""
+    overrides = _overrides(tmp_path, tiny_lm_dir, tiny_classifier_dir)
+    run_debug_fast({c: o for c, o in overrides.items() if c not in STANDALONE}, tmp_path, monkeypatch, data_dir)
+    for stage in ("train_rm", "train_dpo", "train_ppo"):  # curves beside the metrics, whatever the logger
+        (run,) = (tmp_path / "logs" / stage / "runs").iterdir()
+        assert (run / "curves.png").is_file() and "curves" in json.loads((run / "train_metrics.json").read_text())
+
+
+def run_debug_fast(overrides: dict[str, list[str]], tmp_path, monkeypatch, data_dir) -> None:
+    """Run each command with ``debug=fast`` in one log directory; every failure reported together."""
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # the exception itself, not SystemExit(1)
     monkeypatch.setenv("RMLAB_LOG_DIR", str(tmp_path / "logs"))
     monkeypatch.setenv("RMLAB_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("RMLAB_DATA_DIR", str(data_dir))
-    overrides = _overrides(tmp_path, tiny_lm_dir, tiny_classifier_dir)
-    assert set(overrides) == set(ENTRIES), "every entry point runs here"
     failed, seconds = {}, {}
     for command, extra in overrides.items():
         GlobalHydra.instance().clear()
@@ -75,9 +108,6 @@ def test_every_entry_point_runs_with_debug_fast(tmp_path, monkeypatch, tiny_lm_d
         seconds[command] = round(time.perf_counter() - start, 1)
     print("seconds per command:", seconds)
     assert not failed, "\n".join(f"rmlab {c} debug=fast: {tb}" for c, tb in failed.items())
-    for stage in ("train_rm", "train_dpo", "train_ppo"):  # curves beside the metrics, whatever the logger
-        (run,) = (tmp_path / "logs" / stage / "runs").iterdir()
-        assert (run / "curves.png").is_file() and "curves" in json.loads((run / "train_metrics.json").read_text())
 
 
 def _runs(logs) -> set:

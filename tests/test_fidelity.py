@@ -46,6 +46,8 @@ def test_ppo_recipe_is_tulu25(paper_stages, tmp_path):
     # a rollout without EOS gets reward -10 (replaced, EasyLM llama_train_ppo.py:254-258), so TRL subtracts nothing
     assert missing_eos_treatment(r) == {"replace_by": -10.0, "penalty": None}
     assert args.missing_eos_penalty is None
+    # EasyLM's AdamW (optimizers.py:127-137): b2 0.95, no weight decay; TRL's PPOConfig would give b2 0.999
+    assert (args.adam_beta1, args.adam_beta2, args.weight_decay) == (0.9, 0.95, 0.0)
 
 
 def test_dpo_recipe_is_tulu25(tmp_path):
@@ -153,7 +155,7 @@ def test_rm_bench_sec_4_2_scores_the_released_tulu25_checkpoints(tmp_path, data_
                                     "reference": r["sft_start_and_dpo_reference"]}  # fmt: skip
         for variant, over in evals.items():
             m = compose_eval_cfg(tmp_path, over)
-            assert m.model.chat_template == "tulu" and m.model.dtype == "bfloat16" and m.device == "cuda"
+            assert m.model.chat_template == "rewardbench" and m.model.dtype == "bfloat16" and m.device == "cuda"
             assert m.benchmark.data_dir is None and m.benchmark.require_complete is True
             if variant == "classifier":
                 assert (m.model.pretrained, m.model.kind) == (r["reward_model_seq_classifier"], "classifier")
@@ -183,7 +185,7 @@ def test_rm_bench_sec_5_2_evaluates_the_released_tulu25_checkpoints(tmp_path, da
         c = _stage_cfg(tmp_path, s)
         if s.entry == "eval_rm":
             assert (c.model.kind, c.model.chat_template, c.model.dtype, c.device) == (
-                "classifier", "tulu", "bfloat16", "cuda")  # fmt: skip
+                "classifier", "rewardbench", "bfloat16", "cuda")  # fmt: skip
             assert c.benchmark.data_dir is None and c.benchmark.require_complete is True and c.benchmark.hub_id
             planned.append((s.step, c.model.pretrained))
         elif s.entry == "arena_hard":  # RM-Bench Sec. 5.1, every policy

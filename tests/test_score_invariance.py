@@ -39,6 +39,10 @@ BATCHINGS = [
     ("all", True, 0),
 ]
 BATCHINGS_BF16 = [(7, False, 2), ("all", True, 1)]
+# the implicit cases without a reference share the batched forward and the gather with the case with one, which runs
+# every batching; they differ in the last reduction (sum or mean of one model's log-probs), checked on three
+# batchings: one at a time unpacked, a padded batch in another order, one packed batch reversed
+BATCHINGS_ONE_MODEL = [(1, False, 0), (7, False, 2), ("all", True, 1)]
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +159,7 @@ def test_implicit_rewards_ignore_batching_padding_packing_and_order(
         return float(d.sum() if mode == "sum" else d.mean())
 
     ref = np.array([reward([_alone_logprobs(m, e) for m in models]) for e in encoded])
-    batchings = BATCHINGS if dtype == torch.float32 else BATCHINGS_BF16
+    batchings = BATCHINGS_BF16 if dtype != torch.float32 else BATCHINGS if with_reference else BATCHINGS_ONE_MODEL
     runs = {f"bs={b},packed={p},order={o}": _batched(scorer, pairs, b, p, o) for b, p, o in batchings}
     left = [_left_padded_logprobs(m, encoded, tok.pad_token_id) for m in models]
     runs["left-padded"] = np.array([reward([lp[i] for lp in left]) for i in range(len(encoded))])

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from rmlab.policy_eval.extract import bbh_answer, bbh_match, gsm8k_target, last_number, numbers_equal
+from rmlab.policy_eval.extract import bbh_answer, bbh_match, gsm8k_match, gsm8k_prediction, gsm8k_target
 from rmlab.policy_eval.refusal import LABELS, REFUSAL_PREFIXES, parse_judge_label, strmatch_label
 from rmlab.policy_eval.sandbox import Limits, Sandbox, SandboxUnavailable
 from rmlab.policy_eval.tasks.arithmetic import stated_result
@@ -123,9 +123,11 @@ def test_gsm8k_wrong_number_never_matches_and_spellings_do(data):
     )
     assume(wrong != target and not (value == 0 and wrong == "0"))
     before = data.draw(PROSE)
-    assert not numbers_equal(last_number(f"{before} The answer is {wrong}."), target)
+    output = f"{before} The answer is {wrong}."
+    assert not gsm8k_match(gsm8k_prediction(output), target, output=output)
     for right in (target, f"{value:,}", f"${value}", f"{value}.00"):
-        assert numbers_equal(last_number(f"{before} {wrong} is wrong. The answer is {right}."), target), right
+        output = f"{before} {wrong} is wrong. The answer is {right}."
+        assert gsm8k_match(gsm8k_prediction(output), target, output=output), right
 
 
 @given(a=st.integers(1, 999), b=st.integers(2, 999), op=st.sampled_from("+*"), data=st.data())

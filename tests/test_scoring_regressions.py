@@ -10,7 +10,7 @@ import random
 import pytest
 
 from rmlab.policy_eval.evaluate import summary_table
-from rmlab.policy_eval.extract import bbh_answer, bbh_match
+from rmlab.policy_eval.extract import bbh_answer, bbh_match, gsm8k_match, gsm8k_prediction
 from rmlab.policy_eval.judge import Judge
 from rmlab.policy_eval.refusal import UNPARSED, parse_judge_label
 from rmlab.policy_eval.tasks import TASKS
@@ -34,6 +34,43 @@ def test_bbh_keeps_the_minus_sign():
     assert bbh_match(bbh_answer("So the answer is -42."), "-42")
     # open-instruct's exact_match(ignore_case, ignore_punctuation) drops it: kept as the named switch
     assert bbh_match(bbh_answer("So the answer is 42."), "-42", match="open_instruct")
+
+
+@pytest.mark.parametrize(
+    ("output", "target", "numeric", "open_instruct"),
+    [
+        ("So the answer is -5.", "-5", True, True),
+        ("So the answer is 5.", "-5", False, True),  # open-instruct: "5" against "-5" with punctuation deleted
+        ("So the answer is 3.5.", "35", False, True),  # "3.5" loses its point
+        ("So the answer is 18.00.", "18", True, False),  # "1800" against "18"
+        ("So the answer is 1,234.", "1234", True, True),
+        ("I do not know.", "7", False, False),  # no number: wrong under both (open-instruct reads the whole output)
+    ],
+)
+def test_gsm8k_reads_signed_values_and_open_instructs_rule_is_a_switch(output, target, numeric, open_instruct):
+    """The default compares the last signed number by value; ``match=open_instruct`` reproduces
+    allenai/open-instruct@4c0e9e8 eval/gsm/run_eval.py:158-170, whose integer pattern drops the sign and whose
+    exact_match(ignore_punctuation=True) deletes "-" and "."."""
+    assert gsm8k_match(gsm8k_prediction(output), target, output=output) is numeric
+    assert gsm8k_match(gsm8k_prediction(output, "open_instruct"), target, "open_instruct", output) is open_instruct
+    with pytest.raises(ValueError, match="GSM8k match"):
+        gsm8k_prediction(output, "strict")
+
+
+def test_gsm8k_task_scores_with_the_configured_rule(tmp_path):
+    cfg = compose_eval_cfg(tmp_path, [], "eval_policy", base=("device=cpu", "logger=none")).task.gsm8k
+    assert cfg.match == "numeric"
+    examples = [
+        Example(id="a", user="", reference={"target": "-5"}),
+        Example(id="b", user="", reference={"target": "35"}),
+    ]
+    generations = {"greedy": {"a": ["The answer is 5."], "b": ["The answer is 3.5."]}}
+    ctx = ScoreContext(n_boot=0)
+    for match, expected in (("numeric", 0.0), ("open_instruct", 1.0)):
+        task = TASKS["gsm8k"].__new__(TASKS["gsm8k"])
+        task.cfg = {"match": match}
+        rows, metrics = task.score(examples, generations, ctx)
+        assert (metrics["value"], metrics["match"]) == (expected, match), rows
 
 
 def test_a_wrong_bracket_sequence_never_matches(data_dir):

@@ -44,16 +44,29 @@ def _tiny_overrides(model_dir, extra=()):
 def test_dpo_rows_are_the_scorers_token_sequences(tiny_lm_dir, tokenizer):
     lm = AutoModelForCausalLM.from_pretrained(tiny_lm_dir)
     scorer = ImplicitRewardScorer(lm, tokenizer, ChatFormatter(tokenizer), max_length=10**9, device="cpu", reference=lm)
-    rows, dropped = tokenize_dpo_pairs(PAIRS, scorer, max_length=4096)
-    assert dropped == 0 and len(rows) == 2
+    rows, counts = tokenize_dpo_pairs(PAIRS, scorer, max_length=4096)
+    assert counts == {"truncated": 0, "dropped": 0} and len(rows) == 2
     for pair, row in zip(PAIRS, rows):
         enc = scorer.encode(pair.prompt, pair.chosen)
         assert row["prompt_ids"] + row["chosen_ids"] == enc.input_ids
         assert len(row["prompt_ids"]) == enc.response_start
         assert row["prompt_ids"] + row["rejected_ids"] == scorer.encode(pair.prompt, pair.rejected).input_ids
+    full = rows
     short = min(len(r["prompt_ids"]) + max(len(r["chosen_ids"]), len(r["rejected_ids"])) for r in rows)
-    rows, dropped = tokenize_dpo_pairs(PAIRS, scorer, max_length=short)
-    assert (len(rows), dropped) == (1, 1)  # over-long pairs are dropped, not truncated
+    rows, counts = tokenize_dpo_pairs(PAIRS, scorer, max_length=short, overlong="drop")
+    assert (len(rows), counts) == (1, {"truncated": 0, "dropped": 1})  # recipe.overlong=drop
+    # EasyLM's DPO (the default): each side of an over-long pair keeps its first max_length tokens, prompt included
+    for pair, whole in zip(PAIRS, full):
+        window = len(whole["prompt_ids"]) + 2
+        (row,), counts = tokenize_dpo_pairs([pair], scorer, max_length=window)
+        assert counts == {"truncated": 1, "dropped": 0} and row["prompt_ids"] == whole["prompt_ids"]
+        assert (row["chosen_ids"], row["rejected_ids"]) == (whole["chosen_ids"][:2], whole["rejected_ids"][:2])
+        # a window the prompt alone fills leaves no response token to train on: dropped in both modes (EasyLM
+        # filters out examples without a loss token)
+        rows, counts = tokenize_dpo_pairs([pair], scorer, max_length=len(whole["prompt_ids"]))
+        assert (rows, counts) == ([], {"truncated": 0, "dropped": 1})
+    with pytest.raises(ValueError, match="recipe.overlong='cut'"):
+        tokenize_dpo_pairs(PAIRS, scorer, max_length=short, overlong="cut")
 
 
 def test_policy_equal_to_reference_gives_all_ties(tiny_lm_dir, tokenizer, tmp_path):

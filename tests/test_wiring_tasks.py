@@ -204,12 +204,12 @@ IS_SQUARE = Example(
         "test": "assert is_square(16)\nassert not is_square(15)\nassert is_square(0)\n",
     },
 )
-IS_SQUARE_SAMPLES = [
-    "def is_square(n):\n    return math.isqrt(n) ** 2 == n\n",  # right
-    "def is_square(n):\n    return n > 0 and math.isqrt(n) ** 2 == n\n",  # wrong on 0
-    "```python\ndef is_square(n):\n    return math.isqrt(n) ** 2 == n\n```\n",  # a fence: syntax error
-    "def is_square(n):\n    # \u221an squared \u2713\n    return math.isqrt(n) ** 2 == n\n",  # right, unicode
-    "def issquare(n):\n    return math.isqrt(n) ** 2 == n\n",  # wrong name: NameError
+IS_SQUARE_SAMPLES = [  # each writes its own import: open-instruct runs completion + tests, no test_imports
+    "import math\n\ndef is_square(n):\n    return math.isqrt(n) ** 2 == n\n",  # right
+    "import math\n\ndef is_square(n):\n    return n > 0 and math.isqrt(n) ** 2 == n\n",  # wrong on 0
+    "```python\nimport math\n\ndef is_square(n):\n    return math.isqrt(n) ** 2 == n\n```\n",  # a fence: syntax error
+    "import math\n\ndef is_square(n):\n    # \u221an squared \u2713\n    return math.isqrt(n) ** 2 == n\n",  # right
+    "import math\n\ndef issquare(n):\n    return math.isqrt(n) ** 2 == n\n",  # wrong name: NameError
 ]
 
 

@@ -32,14 +32,34 @@ class PreferenceSplits:
     info: dict  # source, files, counts, malformed rows, fingerprints
 
 
+def stripped(example: PreferenceExample) -> PreferenceExample:
+    """Every message's content without surrounding whitespace, as EasyLM formats Tulu 2.5's training pairs
+    (``message["content"].strip()`` for each turn, hamishivi/EasyLM ``EasyLM/data.py``,
+    ``encode_with_messages_format``). A response that is only whitespace is a malformed row."""
+    chosen, rejected = example.chosen.strip(), example.rejected.strip()
+    if not chosen or not rejected:
+        raise MalformedRow("a response is empty once stripped of whitespace")
+    prompt = tuple((role, content.strip()) for role, content in example.prompt)
+    return PreferenceExample(example.source, example.id, prompt, chosen, rejected, example.meta)
+
+
 def convert_rows(
-    rows: Iterable[dict], *, converter, id_prefix: str, where: str, skip_malformed: bool, malformed: list
+    rows: Iterable[dict],
+    *,
+    converter,
+    id_prefix: str,
+    where: str,
+    skip_malformed: bool,
+    malformed: list,
+    strip: bool = False,
 ) -> list[PreferenceExample]:
-    """Convert every row; ids are ``<id_prefix>#<row>`` (location-independent, so fingerprints are too)."""
+    """Convert every row; ids are ``<id_prefix>#<row>`` (location-independent, so fingerprints are too).
+    ``strip``: the contents without surrounding whitespace (:func:`stripped`)."""
     out = []
     for index, row in enumerate(rows):
         try:
-            out.extend(converter(row, f"{id_prefix}#{index}"))
+            converted = converter(row, f"{id_prefix}#{index}")
+            out.extend([stripped(e) for e in converted] if strip else converted)
         except MalformedRow as err:
             if not skip_malformed:
                 raise DataValidationError(
@@ -91,6 +111,7 @@ def load_preferences(cfg, *, seed: int) -> PreferenceSplits:
     """Load ``cfg`` (a ``conf/preference/*.yaml``) from its local directory, or else from the Hub."""
 
     converter = CONVERTERS[cfg.converter]
+    strip = bool(cfg.get("strip_content", True))
     malformed: list[dict] = []
     data_dir = cfg.get("data_dir")
     if data_dir and Path(data_dir).is_dir():
@@ -106,6 +127,7 @@ def load_preferences(cfg, *, seed: int) -> PreferenceSplits:
                 where=str(path),
                 skip_malformed=cfg.skip_malformed,
                 malformed=malformed,
+                strip=strip,
             )
         source = str(Path(data_dir).resolve())
     elif cfg.get("hub_id"):
@@ -125,6 +147,7 @@ def load_preferences(cfg, *, seed: int) -> PreferenceSplits:
             where=f"{cfg.hub_id}:{cfg.hub_split}",
             skip_malformed=cfg.skip_malformed,
             malformed=malformed,
+            strip=strip,
         )
         source = cfg.hub_id
     else:

@@ -1,8 +1,11 @@
 """Answer extraction from free-form generations, after the open-instruct evaluation scripts that Tulu 2.5 used.
 
 - GSM8k (``open-instruct/eval/gsm/run_eval.py``): drop thousands separators, take the **last number** in the
-  output. We compare numerically (``18.00`` equals ``18``; open-instruct compares strings, which only differs
-  for trailing zeros) and strip a currency sign or unit glued to the number.
+  output, signed, and compare it with the target as a number (``match=numeric``, the default: the GSM8k authors'
+  exact final answer, ``18.00`` equal to ``18``). ``match=open_instruct`` is open-instruct's rule at 4c0e9e8
+  (``run_eval.py:158-170``): its number pattern reads an integer without its sign, the whole output stands in when
+  there is no number, and HF ``exact_match`` with ``ignore_case`` and ``ignore_punctuation`` deletes every ``-``
+  and ``.``, so "-5" matches "5" and "3.5" matches "35". Kept as the faithful switch; docs/fidelity.md names it.
 - BBH, extraction (allenai/open-instruct@4c0e9e8 ``eval/bbh/run_eval.py:162-168``): the text between the *first*
   "the answer is " and the next full stop on the same line; without such a span, the whole output, stripped
   (``extraction=open_instruct``, the default). ``extraction=last`` reads the last "the answer is" and needs no full
@@ -23,6 +26,8 @@ _NUMBER = re.compile(r"[-+]?\d*\.\d+|[-+]?\d+")
 # open-instruct's pattern reads a bar as well as a t before "he answer is" (a character class written "[t|T]")
 _ANSWER_IS_FIRST = re.compile(r"[Tt|]he answer is (.*?)\.")
 _ANSWER_IS_LAST = re.compile(r"[Tt]he answer is:?\s*(.*?)(?:\.(?:\s|$)|\n|$)", re.DOTALL)
+_NUMBER_OPEN_INSTRUCT = re.compile(r"[-+]?\d*\.\d+|\d+")  # eval/gsm/run_eval.py:161: an integer loses its sign
+GSM8K_MATCHES = ("numeric", "open_instruct")
 BBH_EXTRACTIONS = ("open_instruct", "last")
 BBH_MATCHES = ("exact", "open_instruct")
 
@@ -47,6 +52,28 @@ def numbers_equal(prediction: str | None, target: str) -> bool:
         return abs(float(prediction) - float(target)) < 1e-6
     except ValueError:
         return prediction.strip() == target.strip()
+
+
+def gsm8k_prediction(text: str, match: str = "numeric") -> str | None:
+    """The answer GSM8k reads from ``text`` under ``match`` (module docstring); None when it has no number
+    (``open_instruct`` then reads the whole output, as upstream does)."""
+    if match == "numeric":
+        return last_number(text)
+    if match == "open_instruct":
+        found = _NUMBER_OPEN_INSTRUCT.findall(re.sub(r"(\d),(\d)", r"\1\2", text))
+        return found[-1] if found else None
+    raise ValueError(f"GSM8k match must be one of {GSM8K_MATCHES}, got {match!r}")
+
+
+def gsm8k_match(prediction: str | None, target: str, match: str = "numeric", output: str = "") -> bool:
+    """Whether GSM8k's ``prediction`` scores as ``target`` under ``match``; ``output``: the whole generation,
+    open-instruct's prediction when it found no number."""
+    if match == "numeric":
+        return numbers_equal(prediction, target)
+    if match == "open_instruct":
+        pred = output if prediction is None else prediction
+        return pred.lower().translate(_PUNCTUATION) == target.lower().translate(_PUNCTUATION)
+    raise ValueError(f"GSM8k match must be one of {GSM8K_MATCHES}, got {match!r}")
 
 
 def bbh_answer(text: str, extraction: str = "open_instruct") -> str:

@@ -44,6 +44,7 @@ import builtins
 import hmac
 import os
 import secrets
+import signal
 import sys
 import types
 
@@ -122,9 +123,16 @@ def _report(err: BaseException) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """``harness.py TOKEN_FD PROGRAM``: arm, run the program, then (only if it returned) emit the token."""
+    """``harness.py TOKEN_FD PROGRAM [SECONDS]``: arm, run the program, then (only if it returned) emit the token.
+
+    ``SECONDS``: the program's time limit as human-eval and open-instruct set it (``signal.setitimer`` of real
+    time around the ``exec``, interpreter start-up excluded). When it runs out the process ends by SIGALRM (the
+    default action: no exception a program could catch), which the evaluator reports as a timeout."""
     token_fd, path = int(argv[1]), argv[2]
     emit = _arm(token_fd)
+    if len(argv) > 3:
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.setitimer(signal.ITIMER_REAL, float(argv[3]))
     try:
         _run_program(path)
     except SystemExit:
@@ -132,6 +140,7 @@ def main(argv: list[str]) -> None:
     except BaseException as err:  # noqa: BLE001  an uncaught exception: exit status 1, as python would
         _report(err)
         raise SystemExit(1) from None
+    signal.setitimer(signal.ITIMER_REAL, 0)
     emit()
 
 

@@ -261,10 +261,13 @@ class Sandbox:
             root = self._root(program_dir)
             return self._run(self._command(program_dir, [f"{root}/main.py"]), stdin.encode(), program_dir)
 
-    def run_tests(self, source: str) -> RunResult:
+    def run_tests(self, source: str, *, time_limit: float | None = None) -> RunResult:
         """Run a program that ends with its tests (a completion and its test code): it passes only if it exits 0
         **and** the harness's pass signal arrives, which the harness emits after the program's last statement
-        (:mod:`rmlab.policy_eval.harness`); exiting 0 early is ``no_pass_signal``."""
+        (:mod:`rmlab.policy_eval.harness`); exiting 0 early is ``no_pass_signal``. ``time_limit``: real seconds for
+        the program, the benchmark's own per-program timeout (the harness's timer); running out is ``timeout``."""
+        if time_limit is not None and not 0 < time_limit < self.limits.wall_seconds:
+            raise ValueError(f"time limit {time_limit} s: not in (0, wall-clock limit {self.limits.wall_seconds:g})")
         secret = harness.new_secret()
         with self._program_dir(source) as program_dir:
             shutil.copyfile(harness.__file__, Path(program_dir) / "harness.py")
@@ -272,7 +275,8 @@ class Sandbox:
             read_end, write_end = os.pipe()  # both non-inheritable: no other sandbox started meanwhile gets one
             try:
                 root = self._root(program_dir)
-                cmd = self._command(program_dir, [f"{root}/harness.py", str(write_end), f"{root}/main.py"])
+                args = [f"{root}/harness.py", str(write_end), f"{root}/main.py"]
+                cmd = self._command(program_dir, args + ([] if time_limit is None else [repr(float(time_limit))]))
                 return self._run(cmd, secret, program_dir, pass_signal=(read_end, write_end, secret))
             finally:
                 os.close(read_end)  # ``_run`` has closed the write end
@@ -375,6 +379,8 @@ class Sandbox:
         signum = -rc if rc < 0 else (rc - 128 if self.mode != UNSAFE_MODE and rc > 128 else None)
         if signum is None:
             return "error", f"exit status {rc}"
+        if signum == signal.SIGALRM:  # only the harness's timer sends it (run_tests' time_limit)
+            return "timeout", "time limit of the program (the benchmark's own per-program timeout)"
         try:
             name = signal.Signals(signum).name
         except ValueError:

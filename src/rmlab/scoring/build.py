@@ -83,6 +83,8 @@ def plan_scorer(model_cfg, *, cache_dir: str, device: str = "auto", seed: int = 
         "dtype": dtype,
         "max_length": max_length,
     }
+    if formatter.requested != formatter.template:  # `rewardbench`: which of its branches this tokenizer took
+        describe["rendering"] = formatter.resolved
     if kind == "classifier":
         if not is_classifier_checkpoint(architectures):  # a new, seeded head: the seed is part of the model
             describe["new_head_seed"] = seed

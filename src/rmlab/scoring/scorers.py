@@ -83,8 +83,7 @@ class ClassifierScorer:
 
     def encode(self, prompt: str, response: str) -> Encoded:
         pair = self.formatter.format(prompt, response)
-        ids = _encode(self.tokenizer, pair.text, self.formatter.add_special_tokens)
-        return truncate_left(ids, 0, self.max_length)
+        return truncate_left(self.formatter.token_ids(pair.text), 0, self.max_length)
 
     @torch.inference_mode()
     def __call__(self, batch: list[Encoded], runs: list[tuple[int, int]] | None = None) -> np.ndarray:
@@ -191,7 +190,7 @@ class ImplicitRewardScorer:
             return self._encode_rewardbench(prompt, response)
         # prompt and response tokenised separately and concatenated, so the boundary is exact (as TRL does)
         pair = self.formatter.format(prompt, response)
-        prompt_ids = _encode(self.tokenizer, pair.prefix, self.formatter.add_special_tokens)
+        prompt_ids = self.formatter.token_ids(pair.prefix)
         response_ids = _encode(self.tokenizer, pair.text[len(pair.prefix) :], False)
         if not response_ids:
             raise ValueError(f"response tokenises to nothing: {response[:80]!r}")

@@ -26,13 +26,9 @@ def tokenize_pairs(
     pairs: Sequence[PreferenceExample], formatter: ChatFormatter, max_length: int
 ) -> tuple[list[tuple[list[int], list[int]]], int]:
     """``[(chosen ids, rejected ids)]`` and the number of pairs dropped for length."""
-    tok = formatter.tokenizer
     out, dropped = [], 0
     for p in pairs:
-        ids = [
-            tok(formatter.format(p.prompt, resp).text, add_special_tokens=formatter.add_special_tokens)["input_ids"]
-            for resp in (p.chosen, p.rejected)
-        ]
+        ids = [formatter.token_ids(formatter.format(p.prompt, resp).text) for resp in (p.chosen, p.rejected)]
         if max(len(i) for i in ids) > max_length:
             dropped += 1
             continue

@@ -4,7 +4,8 @@ TRL does the optimisation (loss, reference handling, LoRA, precomputed reference
 multi-GPU); this module only feeds it the project's preference registry and writes the project's outputs. The one
 thing taken over from TRL is tokenisation: pairs are tokenised by :meth:`ImplicitRewardScorer.encode` (prompt
 and response tokenised separately, the model's chat template), so the token sequences DPO trains on are exactly
-the ones ``scripts/eval_rm.py`` later scores. Over-long pairs are dropped, as in the classifier training.
+the ones ``scripts/eval_rm.py`` later scores. Over-long pairs are cut on the right, as EasyLM's DPO did
+(``recipe.overlong=drop`` drops them, as the classifier training does).
 
 Outputs in the run directory: ``model/`` (a Hugging Face causal-LM directory with ``rmlab_meta.json`` naming its
 reference model, so ``scripts/eval_rm.py model=<run>/model`` scores it with that reference, or reference-free
@@ -46,26 +47,35 @@ log = logging.getLogger(__name__)
 
 
 def tokenize_dpo_pairs(
-    pairs: list[PreferenceExample], scorer: ImplicitRewardScorer, max_length: int
-) -> tuple[list[dict], int]:
-    """TRL's pre-tokenised DPO rows (``prompt_ids``, ``chosen_ids``, ``rejected_ids``) and the number of pairs
-    dropped because the prompt plus either response is longer than ``max_length`` tokens."""
-    rows, dropped = [], 0
+    pairs: list[PreferenceExample], scorer: ImplicitRewardScorer, max_length: int, overlong: str = "truncate"
+) -> tuple[list[dict], dict[str, int]]:
+    """TRL's pre-tokenised DPO rows (``prompt_ids``, ``chosen_ids``, ``rejected_ids``) and what happened to the pairs
+    whose prompt plus a response is longer than ``max_length`` tokens: ``{"truncated": n, "dropped": n}``.
+
+    ``overlong="truncate"`` is EasyLM's rule for Tulu 2.5 DPO (``PreferenceDataset`` in ``EasyLM/data.py``): each side
+    is cut on the right at ``max_length`` tokens (so it loses its end, EOS included), and a pair is dropped only when
+    a side keeps no response token (EasyLM filters out examples without a loss token). ``"drop"`` drops every
+    over-long pair (EasyLM's ``remove_truncated_samples``, which its RM recipe sets)."""
+    if overlong not in ("truncate", "drop"):
+        raise ValueError(f"recipe.overlong={overlong!r}: expected truncate or drop")
+    rows, counts = [], {"truncated": 0, "dropped": 0}
     for p in pairs:
         chosen, rejected = scorer.encode(p.prompt, p.chosen), scorer.encode(p.prompt, p.rejected)
-        if max(len(chosen.input_ids), len(rejected.input_ids)) > max_length:
-            dropped += 1
-            continue
         start = chosen.response_start
         assert start == rejected.response_start, "the prompt tokenises the same for both responses"
+        if max(len(chosen.input_ids), len(rejected.input_ids)) > max_length:
+            if overlong == "drop" or start >= max_length:  # no response token would be left to train on
+                counts["dropped"] += 1
+                continue
+            counts["truncated"] += 1
         rows.append(
             {
                 "prompt_ids": chosen.input_ids[:start],
-                "chosen_ids": chosen.input_ids[start:],
-                "rejected_ids": rejected.input_ids[start:],
+                "chosen_ids": chosen.input_ids[start:max_length],
+                "rejected_ids": rejected.input_ids[start:max_length],
             }
         )
-    return rows, dropped
+    return rows, counts
 
 
 def heldout_rewards(scorer: ImplicitRewardScorer, rows: list[dict], batch_pairs: int) -> np.ndarray:
@@ -206,18 +216,24 @@ def train_dpo(cfg: DictConfig) -> dict:
     policy = load_causal_lm(resolved, dtype="float32", device="cpu")
     reference = None if recipe.trainable == "lora" else load_causal_lm(resolved, dtype="float32", device="cpu")
     encoder = ImplicitRewardScorer(policy, tokenizer, formatter, max_length=10**9, device=device, reference=reference)
-    train_rows, dropped_train = tokenize_dpo_pairs(splits.train, encoder, recipe.max_pair_tokens)
-    heldout_rows, dropped_heldout = tokenize_dpo_pairs(splits.heldout, encoder, recipe.max_pair_tokens)
+    overlong = recipe.get("overlong", "truncate")
+    train_rows, long_train = tokenize_dpo_pairs(splits.train, encoder, recipe.max_pair_tokens, overlong)
+    heldout_rows, long_heldout = tokenize_dpo_pairs(splits.heldout, encoder, recipe.max_pair_tokens, overlong)
     log.info(
-        "pairs: %d train (%d dropped as longer than %d tokens), %d held out (%d dropped)",
+        "pairs: %d train (%d truncated, %d dropped at %d tokens, overlong=%s), %d held out (%d truncated, %d dropped)",
         len(train_rows),
-        dropped_train,
+        long_train["truncated"],
+        long_train["dropped"],
         recipe.max_pair_tokens,
+        overlong,
         len(heldout_rows),
-        dropped_heldout,
+        long_heldout["truncated"],
+        long_heldout["dropped"],
     )
     if not train_rows:
-        raise ValueError(f"every training pair is longer than recipe.max_pair_tokens={recipe.max_pair_tokens}")
+        raise ValueError(
+            f"no training pair is left at recipe.max_pair_tokens={recipe.max_pair_tokens} (recipe.overlong={overlong})"
+        )
 
     before = None
     if main and cfg.get("heldout_before", False) and heldout_rows:  # policy == reference: all rewards 0, all ties
@@ -271,7 +287,9 @@ def train_dpo(cfg: DictConfig) -> dict:
         "heldout_before": before,
         "train": {
             "pairs": len(train_rows),
-            "dropped_too_long": dropped_train,
+            "dropped_too_long": long_train["dropped"],
+            "truncated_too_long": long_train["truncated"],
+            "overlong": overlong,
             "global_steps": trainer.state.global_step,
             "epochs": recipe.epochs,
             "processes": world,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from rmlab.data.errors import DataValidationError as DataError
-from rmlab.policy_eval.extract import gsm8k_target, last_number, numbers_equal
+from rmlab.policy_eval.extract import gsm8k_match, gsm8k_prediction, gsm8k_target
 from rmlab.policy_eval.tasks.base import Example, Task
 
 
@@ -51,20 +51,25 @@ class GSM8k(Task):
             )
         return examples, source, files
 
+    @property
+    def match(self) -> str:
+        return self.cfg.get("match", "numeric")
+
     def gold(self, example, completion, ctx) -> float:
-        return float(numbers_equal(last_number(completion), example.reference["target"]))
+        pred = gsm8k_prediction(completion, self.match)
+        return float(gsm8k_match(pred, example.reference["target"], self.match, completion))
 
     def score(self, examples, generations, ctx):
         (decoding,) = generations
         rows, correct = [], []
         for ex in examples:
             output = generations[decoding][ex.id][0]
-            pred = last_number(output)
-            ok = numbers_equal(pred, ex.reference["target"])
+            pred = gsm8k_prediction(output, self.match)
+            ok = gsm8k_match(pred, ex.reference["target"], self.match, output)
             correct.append(float(ok))
             rows.append(
                 {"id": ex.id, "target": ex.reference["target"], "prediction": pred, "correct": ok, "output": output}
             )
         m = self.mean_metric(correct, ctx)
         unparsed = sum(r["prediction"] is None for r in rows)  # no number at all: wrong, and counted
-        return rows, {"metric": self.metric, **m, "normalised": m["value"], "unparsed": unparsed}
+        return rows, {"metric": self.metric, **m, "normalised": m["value"], "unparsed": unparsed, "match": self.match}
