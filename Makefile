@@ -8,9 +8,10 @@ PIN    ?= -c constraints.txt
 EXTRAS ?= train,policy,wheels,cluster,dev
 BIN    := $(VENV)/bin
 # pytest-xdist: one worker per core (each with its share of torch's threads, tests/conftest.py), whole test files per
-# worker (--dist loadfile keeps a file's module fixtures in one process); WORKERS=0 runs the suite in one process
+# worker (--dist loadfile keeps a file's module fixtures in one process), in collection order (the longest files first:
+# tests/conftest.py LONGEST_FIRST; --no-loadscope-reorder, else xdist orders files by test count); WORKERS=0: one process
 WORKERS ?= auto
-PYTEST  := $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile
+PYTEST  := $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile constraints.txt | sha1sum | cut -c1-12)
 
 .PHONY: setup quickstart test test-all test-numeric test-numeric-all train-rm-demo train-dpo-demo eval-policy-demo bench-generation dpo-vs-classifier correlation-study bench bench-train clean
@@ -36,7 +37,7 @@ setup: $(STAMP)
 quickstart: setup  ## SmolLM2-135M-Instruct on local RM-Bench data (a few minutes on 2 CPU cores)
 	$(BIN)/rmlab eval-rm experiment=quickstart
 
-test: setup  ## what CI runs: every test but the `slow` end-to-end ones; every entry point still runs end to end on tiny inputs (test_debug_fast)
+test: setup  ## what CI runs: every test but the `slow` end-to-end ones; every entry point still runs end to end on tiny inputs (tests/test_debug_fast*.py)
 	$(PYTEST) -m "not slow"
 
 test-all: setup  ## every test, the slow end-to-end ones included (about 45 min on 2 CPU cores)

@@ -35,12 +35,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 LONGEST_FIRST = (
     "test_debug_fast_tools.py",
     "test_debug_fast.py",
+    "test_debug_fast_stages.py",
+    "test_score_invariance_implicit.py",
     "test_score_invariance.py",
     "test_stage_identity.py",
     "test_correlation_pipeline.py",
     "test_configs.py",
     "test_fidelity.py",
     "test_judge.py",
+    "test_gpu_check.py",
+    "test_train_ppo.py",
     "test_train_rm.py",
     "test_crash_safety.py",
 )

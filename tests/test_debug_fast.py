@@ -54,24 +54,22 @@ def _overrides(tmp, lm, rm) -> dict[str, list[str]]:
     }
 
 
-# Commands that read no other command's runs: tests/test_debug_fast_tools.py runs them, in a file of its own so
-# that `make test`'s workers (pytest-xdist, whole files per worker) run the two halves side by side.
-STANDALONE = (
+# Commands that read no other command's runs, in two files of their own so that `make test`'s workers (pytest-xdist,
+# whole files per worker) run them beside this chain: the stages (tests/test_debug_fast_stages.py) and the benches and
+# checks (tests/test_debug_fast_tools.py).
+STANDALONE_STAGES = (
     "best-of-n",
     "arena-hard",
     "reward-signal",
     "run-experiment",
     "arena-hard-fidelity",
     "xstest-agreement",
-    "bench-scoring",
-    "bench-generation",
-    "bench-train-rm",
-    "measure-score-bounds",
-    "gpu-check",
 )
+STANDALONE_TOOLS = ("bench-scoring", "bench-generation", "bench-train-rm", "measure-score-bounds", "gpu-check")
+STANDALONE = STANDALONE_STAGES + STANDALONE_TOOLS
 
 
-def test_every_entry_point_runs_in_one_of_the_two_halves(tmp_path):
+def test_every_entry_point_runs_in_one_of_the_three_files(tmp_path):
     overrides = _overrides(tmp_path, "lm", "rm")
     assert set(overrides) == set(ENTRIES), "every entry point runs here"
     assert set(STANDALONE) < set(overrides)

@@ -155,7 +155,8 @@ def test_rm_bench_sec_4_2_scores_the_released_tulu25_checkpoints(tmp_path, data_
                                     "reference": r["sft_start_and_dpo_reference"]}  # fmt: skip
         for variant, over in evals.items():
             m = compose_eval_cfg(tmp_path, over)
-            assert m.model.chat_template == "rewardbench" and m.model.dtype == "bfloat16" and m.device == "cuda"
+            assert (m.model.chat_template, m.model.dtype, m.model.quantization, m.device) == (
+                "rewardbench", "float16", "8bit", "cuda")  # fmt: skip
             assert m.benchmark.data_dir is None and m.benchmark.require_complete is True
             if variant == "classifier":
                 assert (m.model.pretrained, m.model.kind) == (r["reward_model_seq_classifier"], "classifier")
@@ -184,8 +185,8 @@ def test_rm_bench_sec_5_2_evaluates_the_released_tulu25_checkpoints(tmp_path, da
     for s in stages:
         c = _stage_cfg(tmp_path, s)
         if s.entry == "eval_rm":
-            assert (c.model.kind, c.model.chat_template, c.model.dtype, c.device) == (
-                "classifier", "rewardbench", "bfloat16", "cuda")  # fmt: skip
+            assert (c.model.kind, c.model.chat_template, c.model.dtype, c.model.quantization, c.device) == (
+                "classifier", "rewardbench", "float16", "8bit", "cuda")  # fmt: skip
             assert c.benchmark.data_dir is None and c.benchmark.require_complete is True and c.benchmark.hub_id
             planned.append((s.step, c.model.pretrained))
         elif s.entry == "arena_hard":  # RM-Bench Sec. 5.1, every policy
@@ -197,6 +198,11 @@ def test_rm_bench_sec_5_2_evaluates_the_released_tulu25_checkpoints(tmp_path, da
             assert (c.policy.chat_template, c.policy.dtype, c.device, c.generation.backend) == (
                 "tulu", "bfloat16", "cuda", "vllm")  # fmt: skip
             assert set(c.task) == {"gsm8k", "bbh", "humaneval_plus", "mbpp_plus", "toxigen", "xstest"}
+            x = c.task.xstest  # open-instruct's labels (classify_refusal.py:32-40) and primary score (run_eval.py:169)
+            assert (x.labeler, x.judge.kind, x.judge.model, x.judge.prompt, x.headline) == (
+                "judge", "endpoint", "gpt-4-0613", "xstest_refusal_detect", "refusal_f1")  # fmt: skip
+            # open-instruct's T=0.8 job reports pass@10 (codex_humaneval/run_eval.py:184-189, mbpp/run_eval.py:196-199)
+            assert c.task.humaneval_plus.headline == c.task.mbpp_plus.headline == "t0.8/pass@10"
             planned.append((s.step, c.policy.pretrained))
     want = [(f"eval_rm:{b}", r["reward_model_seq_classifier"]) for r in rows for b in ("rm_bench", "reward_bench")]
     want += [(step, r["ppo_policy"]) for r in rows for step in ("eval_policy", "arena_hard")]
@@ -205,3 +211,22 @@ def test_rm_bench_sec_5_2_evaluates_the_released_tulu25_checkpoints(tmp_path, da
     assert released_links(cfg) == {
         r["ppo_policy"]: {"reward_model": r["reward_model_seq_classifier"], "sft_model": sft} for r in rows
     }
+
+
+def test_8bit_loading_as_rm_bench_is_an_error_naming_the_switch_without_cuda(tmp_path, tiny_classifier_dir):
+    """RM-Bench loads every non-Llama-3 model in 8-bit with fp16 (scripts/run_rm.py, run_dpo.py: load_in_8bit);
+    bitsandbytes needs CUDA, so here the paper setting must fail at once, naming the switch, never load silently
+    in full precision; the 8-bit scores get their own cache key."""
+    from omegaconf import OmegaConf
+
+    from rmlab.models.loading import quantization_kwargs
+    from rmlab.scoring.build import plan_scorer
+
+    spec = {"pretrained": str(tiny_classifier_dir), "kind": "classifier", "dtype": "float16", "chat_template": "tulu"}
+    with pytest.raises(RuntimeError, match=r"needs a CUDA device.*model\.quantization=null"):
+        plan_scorer(OmegaConf.create({**spec, "quantization": "8bit"}), cache_dir=str(tmp_path), device="cpu")
+    with pytest.raises(ValueError, match="model.quantization='4bit': unknown"):
+        quantization_kwargs("4bit", "cuda")
+    assert quantization_kwargs(None, "cpu") == {} and quantization_kwargs("none", "cpu") == {}
+    plain = plan_scorer(OmegaConf.create({**spec, "quantization": None}), cache_dir=str(tmp_path), device="cpu")
+    assert "quantization" not in plain.describe  # full precision keeps the keys it always had

@@ -11,6 +11,7 @@ import threading
 import typing
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import pytest
 from omegaconf import OmegaConf
 
 from rmlab.policy_eval.judge import build_judge
@@ -23,15 +24,17 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         _Handler.seen.append((self.path, self.headers.get("Authorization"), body))
-        response = body["messages"][0]["content"].split("RESPONSE: ", 1)[1]
+        prompt = body["messages"][0]["content"]
+        response = prompt.split("RESPONSE: ", 1)[1].lstrip('"')
+        binary = 'classify it as "refusal"' in prompt  # open-instruct's two-class prompt
         if response.startswith("Sorry"):
-            answer = "2_full_refusal"
+            answer = "refusal" if binary else "2_full_refusal"
         elif "but" in response:
-            answer = "The class is 3_partial_refusal."
+            answer = "CLASS: refusal" if binary else "The class is 3_partial_refusal."
         elif response.startswith("??"):
             answer = "I cannot tell."
         else:
-            answer = "1_full_compliance"
+            answer = "following" if binary else "1_full_compliance"
         data = json.dumps({"choices": [{"message": {"role": "assistant", "content": answer}}]}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -43,7 +46,10 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-def test_endpoint_judge_labels_and_counts_unparsed(monkeypatch):
+@pytest.mark.parametrize(
+    ("prompt", "partial"), [("three_class", PARTIAL), ("xstest_refusal_detect", REFUSAL)]
+)  # the three-class prompt tells partial refusals apart; open-instruct's two-class one calls them refusals
+def test_endpoint_judge_labels_and_counts_unparsed(monkeypatch, prompt, partial):
     server = HTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -54,13 +60,15 @@ def test_endpoint_judge_labels_and_counts_unparsed(monkeypatch):
             "base_url": f"http://127.0.0.1:{server.server_port}/v1",
             "model": "judge-model",
             "api_key_env": "RMLAB_TEST_JUDGE_KEY",
+            "prompt": prompt,
         }
     )
+    _Handler.seen.clear()
     try:
         judge = build_judge(cfg, None)
         assert judge("How do I kill a process?", "Use kill -9 <pid>.") == COMPLIANCE
         assert judge("How do I kill a person?", "Sorry, I can't help with that.") == REFUSAL
-        assert judge("Q", "I won't explain that, but here is a summary.") == PARTIAL
+        assert judge("Q", "I won't explain that, but here is a summary.") == partial
         # an answer naming no class is unparsed: counted, never mapped to compliance
         assert judge("Q", "??") == UNPARSED and judge.unparsed == 1 and judge.last_answer == "I cannot tell."
     finally:

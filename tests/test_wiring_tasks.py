@@ -299,7 +299,8 @@ def test_xstest_strmatch_metrics_by_hand(policy_cfg):
     rows, m = task.score(examples, {"greedy": {f"x{i}": [c[2]] for i, c in enumerate(XSTEST_CASES)}}, _ctx())
     assert [r["refusal_label"] for r in rows] == [c[3] for c in XSTEST_CASES]
     # right = refused an unsafe prompt or answered a safe one: cases 0, 2, 4, 6, 7 -> 5 of 8
-    assert m["value"] == 0.625 and m["normalised"] == 0.625 and m["n"] == 8
+    assert m["accuracy"] == 0.625 and m["n"] == 8
+    assert m["metric"] == "refusal_f1" and m["value"] == m["normalised"] == m["refusal_f1"]  # the headline
     # refused: 0, 2 (unsafe) and 5 (safe): tp 2, fp 1, fn 2 (cases 1 and 3)
     assert m["refusal_precision"] == 2 / 3 and m["refusal_recall"] == 0.5
     # 4/7; precision, recall, two products, a sum and a division on each side: 10 roundings of values <= 2

@@ -120,8 +120,44 @@ def load_tokenizer(resolved: ResolvedModel, *, pad_token: str | None = None, pad
     return tok
 
 
-def load_classifier(resolved: ResolvedModel, *, dtype: str, device: str, pad_token_id: int, seed: int = 0):
-    """Load ``AutoModelForSequenceClassification`` with one output.
+QUANTIZATIONS = (None, "8bit")
+
+
+def quantization_kwargs(quantization: str | None, device: str) -> dict:
+    """``from_pretrained`` keyword arguments for ``model.quantization``: none, or ``8bit``, bitsandbytes' LLM.int8()
+    as RM-Bench loads every model but Llama-3 (``load_in_8bit=True`` with fp16, ``scripts/run_rm.py``,
+    ``run_dpo.py``; rewardbench's ``quantized: True``). It needs a CUDA device and bitsandbytes: anywhere else it is
+    an error naming the switch, never a silent full-precision load."""
+    if quantization in (None, "none"):
+        return {}
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"model.quantization={quantization!r}: unknown; valid values: null, 8bit")
+    if not str(device).startswith("cuda") or not torch.cuda.is_available():
+        raise RuntimeError(
+            f"model.quantization=8bit (bitsandbytes LLM.int8(), as RM-Bench loads the Tulu models) needs a CUDA "
+            f"device, not {device!r}: run on a GPU, or set model.quantization=null to load in model.dtype"
+        )
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as err:
+        raise RuntimeError(
+            "model.quantization=8bit needs bitsandbytes: pip install bitsandbytes (or model.quantization=null)"
+        ) from err
+    from transformers import BitsAndBytesConfig
+
+    return {"quantization_config": BitsAndBytesConfig(load_in_8bit=True), "device_map": {"": device}}
+
+
+def load_classifier(
+    resolved: ResolvedModel,
+    *,
+    dtype: str,
+    device: str,
+    pad_token_id: int,
+    seed: int = 0,
+    quantization: str | None = None,
+):
+    """Load ``AutoModelForSequenceClassification`` with one output (``quantization``: :func:`quantization_kwargs`).
 
     A causal-LM or encoder checkpoint gets a new scalar head, initialised from ``seed`` so that the same config
     always gives the same model. :return: ``(model, new_head)``.
@@ -129,6 +165,7 @@ def load_classifier(resolved: ResolvedModel, *, dtype: str, device: str, pad_tok
     from transformers import AutoModelForSequenceClassification
 
     dtype = resolve_dtype(dtype, device)[0]
+    quantized = quantization_kwargs(quantization, device)
     torch.manual_seed(seed)
     model, info = AutoModelForSequenceClassification.from_pretrained(
         resolved.path,
@@ -136,6 +173,7 @@ def load_classifier(resolved: ResolvedModel, *, dtype: str, device: str, pad_tok
         num_labels=1,
         dtype=torch_dtype(dtype),
         output_loading_info=True,
+        **quantized,
     )
     new_head = bool(info.get("missing_keys"))
     if new_head:
@@ -146,15 +184,18 @@ def load_classifier(resolved: ResolvedModel, *, dtype: str, device: str, pad_tok
             sorted(info["missing_keys"])[:4],
         )
     model.config.pad_token_id = pad_token_id
-    return model.to(device).eval(), new_head
+    return (model if quantized else model.to(device)).eval(), new_head  # bitsandbytes places it (device_map)
 
 
-def load_causal_lm(resolved: ResolvedModel, *, dtype: str, device: str):
+def load_causal_lm(resolved: ResolvedModel, *, dtype: str, device: str, quantization: str | None = None):
     from transformers import AutoModelForCausalLM
 
     dtype = resolve_dtype(dtype, device)[0]
-    model = AutoModelForCausalLM.from_pretrained(resolved.path, revision=resolved.revision, dtype=torch_dtype(dtype))
-    return model.to(device).eval()
+    quantized = quantization_kwargs(quantization, device)
+    model = AutoModelForCausalLM.from_pretrained(
+        resolved.path, revision=resolved.revision, dtype=torch_dtype(dtype), **quantized
+    )
+    return (model if quantized else model.to(device)).eval()
 
 
 def torch_dtype(name: str) -> torch.dtype:

@@ -21,6 +21,7 @@ from rmlab.models.loading import (
     load_classifier,
     load_tokenizer,
     pick_device,
+    quantization_kwargs,
     require_same_vocabulary,
     resolve_dtype,
     resolve_model,
@@ -85,14 +86,18 @@ def plan_scorer(model_cfg, *, cache_dir: str, device: str = "auto", seed: int = 
     }
     if formatter.requested != formatter.template:  # `rewardbench`: which of its branches this tokenizer took
         describe["rendering"] = formatter.resolved
+    quantization = model_cfg.get("quantization")
+    if quantization not in (None, "none"):  # 8-bit weights give other scores: another cache key
+        quantization_kwargs(quantization, device)  # fails now, naming the switch, where it cannot load
+        describe["quantization"] = str(quantization)
+    quantization = describe.get("quantization")
     if kind == "classifier":
         if not is_classifier_checkpoint(architectures):  # a new, seeded head: the seed is part of the model
             describe["new_head_seed"] = seed
 
         def factory():
-            model, _ = load_classifier(
-                resolved, dtype=dtype, device=device, pad_token_id=tokenizer.pad_token_id, seed=seed
-            )
+            loading = {"dtype": dtype, "device": device, "quantization": quantization}
+            model, _ = load_classifier(resolved, pad_token_id=tokenizer.pad_token_id, seed=seed, **loading)
             return SCORERS["classifier"](model, tokenizer, formatter, max_length=max_length, device=device)
 
     else:
@@ -118,8 +123,12 @@ def plan_scorer(model_cfg, *, cache_dir: str, device: str = "auto", seed: int = 
             raise ValueError(f"model.implicit_tokens={describe['tokens']!r}: choose one of {TOKEN_SETS}")
 
         def factory():
-            policy = load_causal_lm(resolved, dtype=dtype, device=device)
-            ref = load_causal_lm(ref_resolved, dtype=dtype, device=device) if ref_resolved else None
+            policy = load_causal_lm(resolved, dtype=dtype, device=device, quantization=quantization)
+            ref = (  # RM-Bench's run_dpo.py loads the reference as the policy
+                load_causal_lm(ref_resolved, dtype=dtype, device=device, quantization=quantization)
+                if ref_resolved
+                else None
+            )
             return SCORERS["implicit"](
                 policy,
                 tokenizer,
