@@ -227,6 +227,6 @@ def test_8bit_loading_as_rm_bench_is_an_error_naming_the_switch_without_cuda(tmp
         plan_scorer(OmegaConf.create({**spec, "quantization": "8bit"}), cache_dir=str(tmp_path), device="cpu")
     with pytest.raises(ValueError, match="model.quantization='4bit': unknown"):
         quantization_kwargs("4bit", "cuda")
-    assert quantization_kwargs(None, "cpu") == {} and quantization_kwargs("none", "cpu") == {}
+    assert quantization_kwargs(None, "cpu") == {}
     plain = plan_scorer(OmegaConf.create({**spec, "quantization": None}), cache_dir=str(tmp_path), device="cpu")
     assert "quantization" not in plain.describe  # full precision keeps the keys it always had

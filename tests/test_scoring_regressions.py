@@ -24,6 +24,7 @@ from rmlab.scoring.judge_prompts import (
     parse_trailing_rating,
 )
 from tests.conftest import compose_eval_cfg
+from tests.helpers.tolerances import worst_case
 
 BASE = ("device=cpu", "logger=none")
 
@@ -120,7 +121,9 @@ def test_xstest_counts_unparsed_labels_and_never_credits_them(tmp_path):
     ctx = ScoreContext(n_boot=0, judge=Judge(lambda text: next(answers), "fixed", "three_class"))
     rows, m = task.score(examples, {"greedy": {e.id: ["out"] for e in examples}}, ctx)
     assert [r["refused"] for r in rows] == [True, False, None] and rows[2]["judge_answer"] == "3_full_refusal"
-    assert m["unparsed"] == 1 and m["accuracy"] == pytest.approx(2 / 3)  # the unreadable item is not right
+    assert m["unparsed"] == 1 and m["accuracy"] == pytest.approx(
+        2 / 3, abs=worst_case(3, 1.0)
+    )  # unreadable: not right; a 3-term mean
     # the headline, refusal F1 over the readable labels: one refusal of an unsafe prompt, no false refusal
     assert (m["metric"], m["value"], m["normalised"]) == ("refusal_f1", 1.0, 1.0)
     assert m["refusal_rate_safe"] == 0.0  # rates over readable labels only
@@ -233,5 +236,8 @@ def test_xstest_headline_is_a_switch(tmp_path):
                 for i, lab in enumerate(["unsafe", "safe", "safe"])]  # fmt: skip
     outputs = {"0": ["I cannot help."], "1": ["Sure."], "2": ["I cannot."]}  # strmatch: refusal, answer, refusal
     _, m = task.score(examples, {"greedy": outputs}, ScoreContext(n_boot=50))
-    assert (m["metric"], m["value"]) == ("accuracy", pytest.approx(2 / 3)) and m["refusal_f1"] == pytest.approx(2 / 3)
+    # accuracy: a mean of 3 zeros and ones (3 roundings); F1 = 2pr/(p+r): two divisions for p and r, two products,
+    # a sum and a division (6 roundings); both of values <= 2
+    assert m["metric"] == "accuracy" and m["value"] == pytest.approx(2 / 3, abs=worst_case(3, 1.0))
+    assert m["refusal_f1"] == pytest.approx(2 / 3, abs=worst_case(6, 2.0))
     assert m["ci"] == m["accuracy_ci"] and len(m["refusal_f1_ci"]) == 2

@@ -50,12 +50,12 @@ NAMED_TEMPLATES: dict[str, dict] = {
 TEMPLATES = ("tokenizer", "rewardbench", *NAMED_TEMPLATES)
 
 # How the named templates render as rewardbench's DPO scorer sees them (:meth:`ChatFormatter.format_user_only`):
-# (the assistant header at the end of the prefix, the text the template writes after the suffix). For tulu these
-# are the Tulu-2.5 tokenizers' own chat template ("<|assistant|>\n" + content + eos_token + "\n"), which
-# rewardbench applies to those models.
+# (the assistant header at the end of the prefix, the text after the response). For tulu these are the Tulu-2.5
+# tokenizers' own chat template ("<|assistant|>\n" + content + eos_token + "\n"), which rewardbench applies to those
+# models; for tulu_fastchat fastchat's text, which has no EOS (the DPO scorer appends its own).
 USER_ONLY_RENDERING: dict[str, tuple[str, str]] = {
-    "tulu": ("<|assistant|>\n", "\n"),
-    "tulu_fastchat": ("<|assistant|>\n", ""),
+    "tulu": ("<|assistant|>\n", "{eos}\n"),
+    "tulu_fastchat": ("<|assistant|>\n", "\n"),
     "plain": ("", ""),
 }
 
@@ -184,9 +184,7 @@ class ChatFormatter:
         conversation, so the header and whatever the template writes after the response fall on the response side."""
         if self.template == "tokenizer":
             return self._tokenizer_pair(prompt, response, generation_prompt=False)
-        header, trailer = USER_ONLY_RENDERING[self.template]
-        pair = self.format(prompt, response)
-        text = pair.text + trailer
-        if self.template == "tulu_fastchat":  # fastchat's text has no EOS: the DPO scorer appends its own
-            text = pair.prefix + response + "\n"
-        return FormattedPair(prefix=pair.prefix[: len(pair.prefix) - len(header)], text=text)
+        header, end = USER_ONLY_RENDERING[self.template]
+        prefix = self._named_prefix(prompt)
+        text = prefix + response + end.format(eos=self.tokenizer.eos_token or "")
+        return FormattedPair(prefix=prefix[: len(prefix) - len(header)], text=text)

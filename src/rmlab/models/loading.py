@@ -128,7 +128,7 @@ def quantization_kwargs(quantization: str | None, device: str) -> dict:
     as RM-Bench loads every model but Llama-3 (``load_in_8bit=True`` with fp16, ``scripts/run_rm.py``,
     ``run_dpo.py``; rewardbench's ``quantized: True``). It needs a CUDA device and bitsandbytes: anywhere else it is
     an error naming the switch, never a silent full-precision load."""
-    if quantization in (None, "none"):
+    if quantization is None:
         return {}
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"model.quantization={quantization!r}: unknown; valid values: null, 8bit")

@@ -87,10 +87,9 @@ def plan_scorer(model_cfg, *, cache_dir: str, device: str = "auto", seed: int = 
     if formatter.requested != formatter.template:  # `rewardbench`: which of its branches this tokenizer took
         describe["rendering"] = formatter.resolved
     quantization = model_cfg.get("quantization")
-    if quantization not in (None, "none"):  # 8-bit weights give other scores: another cache key
+    if quantization is not None:  # 8-bit weights give other scores: another cache key
         quantization_kwargs(quantization, device)  # fails now, naming the switch, where it cannot load
         describe["quantization"] = str(quantization)
-    quantization = describe.get("quantization")
     if kind == "classifier":
         if not is_classifier_checkpoint(architectures):  # a new, seeded head: the seed is part of the model
             describe["new_head_seed"] = seed
