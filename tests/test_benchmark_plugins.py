@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from rmlab.analysis.bon_study import benchmark_accuracy
 from rmlab.analysis.compare import compare
 from rmlab.analysis.correlation_study import rm_group_score
+from rmlab.analysis.leaderboard import write_leaderboard
 from rmlab.analysis.runs import UnknownBenchmarkError
 from rmlab.analysis.tables import make_tables
 from rmlab.benchmarks import BENCHMARKS, ScoreRequest
@@ -146,6 +147,20 @@ def test_a_toy_benchmark_appears_in_every_analysis_output(toy, tmp_path, tokeniz
     assert table.startswith("| model | toy accuracy | first half | source |")
     assert r"\caption{Toy accuracy (\%).}" in (tmp_path / "tables" / "toy.tex").read_text()
 
+    # the leaderboard (the report card's table, one row per model, read from the runs)
+    lb = write_leaderboard(OmegaConf.create({"runs": str(runs), "paths": {"output_dir": str(tmp_path / "lb")}}))
+    assert lb["benchmarks"][-1] == "toy" and [r["model"] for r in lb["rows"]] == [f"rm-{s}" for s in (1, 2, 3)]
+    for row, s in zip(lb["rows"], (1, 2, 3)):
+        cells = {c["benchmark"]: c for c in row["cells"]}
+        assert cells["toy"]["value"] == toy_metrics[s]["accuracy"] and cells["toy"]["mark"] == "complete"
+        assert cells["rm_bench"] == {
+            "benchmark": "rm_bench",
+            "value": None,
+            "ci": None,
+            "mark": "no data (not evaluated)",
+        }
+    assert (tmp_path / "lb" / "leaderboard.md").read_text().splitlines()[0].endswith("| Toy |")
+
     assert benchmark_accuracy(toy_metrics[1]) == toy_metrics[1]["accuracy"]  # the best-of-n study's reading
     assert rm_group_score(toy_metrics[2], {"part": "half"}) == toy_metrics[2]["half"]  # the correlation study's
 
@@ -158,5 +173,7 @@ def test_a_run_of_an_unregistered_benchmark_is_an_error(tmp_path):
     (tmp_path / "runs" / "b" / "metrics.json").write_text(json.dumps({"loss": 0.1}))
     with pytest.raises(UnknownBenchmarkError, match=r"a/metrics.json: benchmark 'nope' is not registered"):
         compare(tmp_path / "runs", tmp_path / "cmp")
+    with pytest.raises(UnknownBenchmarkError, match="'nope'"):
+        write_leaderboard(OmegaConf.create({"runs": str(tmp_path / "runs"), "paths": {"output_dir": str(tmp_path)}}))
     with pytest.raises(UnknownBenchmarkError, match="'nope'"):
         make_tables(OmegaConf.create({"runs": str(tmp_path / "runs"), "paths": {"output_dir": str(tmp_path / "t")}}))

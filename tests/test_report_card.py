@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from rmlab.analysis.leaderboard import write_leaderboard
 from rmlab.analysis.report_card import report_card
 from rmlab.data.errors import DataValidationError
 from rmlab.utils.config import compose_config
@@ -71,6 +72,14 @@ def test_one_row_per_model_with_marks_and_published_rows(tmp_path, data_dir):
     )
     (row,) = again["rows"]
     assert row["model"] == "length-baseline" and [c["value"] for c in row["cells"]] == [rm["value"], jb["value"]]
+    # and as `rmlab leaderboard runs=...`: the same table, with the published rows, under leaderboard.*
+    lb_cfg = compose_config("leaderboard", [f"runs={card}", "benchmarks=[rm_bench,judgebench]"])
+    lb_cfg.paths.output_dir = str(tmp_path / "lb")
+    board = write_leaderboard(lb_cfg)
+    assert board["rows"][0] == row and board["rows"][1]["kind"] == "published"
+    assert [p.name for p in sorted((tmp_path / "lb").iterdir())] == [
+        "leaderboard.csv", "leaderboard.json", "leaderboard.md", "leaderboard.png"
+    ]  # fmt: skip
 
 
 def test_bad_data_is_an_error_not_a_missing_cell(tmp_path):

@@ -1,4 +1,11 @@
-"""Write the leaderboard of published score dumps as JSON, CSV and markdown (``scripts/leaderboard.py``)."""
+"""``rmlab leaderboard``: the multi-model table.
+
+With ``runs=<dir or glob>``: one row per reward model from finished ``eval_rm`` runs, one column per registered
+benchmark (or ``benchmarks=[...]``), each cell the benchmark's headline with its interval and a complete / partial
+mark, published rows below (the report card's table, :mod:`rmlab.analysis.report_card`), as
+``leaderboard.{md,csv,json,png}``. Without ``runs``: the leaderboard of published score dumps (RewardMATH /
+RewardBench math, the authors' own outputs), as JSON, CSV and markdown.
+"""
 
 from __future__ import annotations
 
@@ -63,7 +70,15 @@ def leaderboard_markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_leaderboard(cfg) -> list[dict]:
+def write_leaderboard(cfg) -> list[dict] | dict:
+    if cfg.get("runs"):
+        from rmlab.analysis.report_card import reference_rows, rows_from_runs, selected_benchmarks, write_card
+
+        names = selected_benchmarks(cfg)
+        rows = rows_from_runs(cfg.runs, names)
+        if not rows:
+            raise FileNotFoundError(f"runs={cfg.runs}: no finished eval_rm run (metrics.json) found there")
+        return write_card(Path(cfg.paths.output_dir), "leaderboard", names, rows + reference_rows(cfg, names))
     rows = leaderboard(cfg.dumps_dir, n_boot=cfg.n_boot, duplicates=str(cfg.get("duplicates", "keep")))
     out = Path(cfg.paths.output_dir)
     write_json(out / "leaderboard.json", rows)

@@ -73,27 +73,42 @@ def _evaluate(cfg: DictConfig, name: str, out: Path) -> tuple[dict | None, str |
 def report_card(cfg: DictConfig) -> dict:
     """The body of ``rmlab report-card``."""
     out = Path(cfg.paths.output_dir)
-    names = list(cfg.benchmarks) if cfg.get("benchmarks") else benchmark_order()
-    unknown = [n for n in names if n not in BENCHMARKS]
-    if unknown:
-        raise ValueError(f"benchmarks {unknown} are not registered (known: {', '.join(BENCHMARKS.names())})")
+    names = selected_benchmarks(cfg)
     if cfg.get("runs"):
-        models = collect(runs_value(cfg.runs))
-        rows = [
-            {"model": model, "kind": "run", "cells": [cell(n, per.get(n), "not evaluated") for n in names]}
-            for model, per in sorted(models.items())
-        ]
+        rows = rows_from_runs(cfg.runs, names)
     else:
         evaluated = {name: _evaluate(cfg, name, out) for name in names}
         cells = [cell(name, metrics, why) for name, (metrics, why) in evaluated.items()]
         scored = [metrics["model"] for metrics, _ in evaluated.values() if metrics is not None]
         rows = [{"model": scored[0] if scored else str(cfg.model.get("name")), "kind": "run", "cells": cells}]
-    rows += reference_rows(cfg, names)
+    return write_card(out, "report_card", names, rows + reference_rows(cfg, names))
+
+
+def selected_benchmarks(cfg: DictConfig) -> list[str]:
+    """``cfg.benchmarks`` (unknown names are an error), or every registered benchmark in table order."""
+    names = list(cfg.benchmarks) if cfg.get("benchmarks") else benchmark_order()
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise ValueError(f"benchmarks {unknown} are not registered (known: {', '.join(BENCHMARKS.names())})")
+    return names
+
+
+def rows_from_runs(runs, names: list[str]) -> list[dict]:
+    """One row per model from finished ``eval_rm`` runs (a directory or glob), nothing scored."""
+    models = collect(runs_value(runs))
+    return [
+        {"model": model, "kind": "run", "cells": [cell(n, per.get(n), "not evaluated") for n in names]}
+        for model, per in sorted(models.items())
+    ]
+
+
+def write_card(out: Path, stem: str, names: list[str], rows: list[dict]) -> dict:
+    """``<stem>.{json,md,csv,png}`` under ``out``; the markdown is printed too."""
     result = {"benchmarks": names, "rows": rows}
-    write_json(out / "report_card.json", result)
-    write_text(out / "report_card.md", markdown(names, rows))
-    write_text(out / "report_card.csv", to_csv(names, rows))
-    figure(names, rows, out / "report_card.png")
+    write_json(out / f"{stem}.json", result)
+    write_text(out / f"{stem}.md", markdown(names, rows))
+    write_text(out / f"{stem}.csv", to_csv(names, rows))
+    figure(names, rows, out / f"{stem}.png")
     print(markdown(names, rows))
     return result
 

@@ -110,7 +110,7 @@ ENTRIES: dict[str, Entry] = {
         Entry(
             "compare",
             "rmlab.cli.adapters:compare_benchmarks",
-            "reward models side by side on three benchmarks, with rank correlations",
+            "reward models side by side on every benchmark they were evaluated on, with rank correlations",
             "runs=<dir or glob>",
             script="compare_benchmarks",
         ),
@@ -123,8 +123,8 @@ ENTRIES: dict[str, Entry] = {
         Entry(
             "leaderboard",
             "rmlab.analysis.leaderboard:write_leaderboard",
-            "RewardMATH / RewardBench-math leaderboard from published score dumps",
-            "[dumps_dir=<dir>]",
+            "reward models x benchmarks from eval_rm runs (runs=), or the RewardMATH score-dump leaderboard",
+            "runs=<dir or glob> | [dumps_dir=<dir>]",
         ),
         Entry(
             "arena_hard_fidelity",
