@@ -77,22 +77,30 @@ def _left_padded_rewards(model, encoded, pad_id: int) -> np.ndarray:
     return model.score(hidden[:, -1]).float()[:, 0].double().numpy()  # the last token of every row is real
 
 
+def _response_logprobs(model, hidden: torch.Tensor, ids: list[int], start: int) -> torch.Tensor:
+    """log p(ids[start:]) from the hidden states at the positions before them: the LM head and the log-softmax on
+    those rows only, which is what ``model(...).logits`` computes there (a Llama's logits are ``lm_head`` of each
+    row's hidden state), without a full-vocabulary log-softmax over every prompt and pad position (4 GB and most of
+    the test's time for a padded batch of the real pairs)."""
+    logits = model.get_output_embeddings()(hidden[start - 1 : len(ids) - 1])
+    return torch.log_softmax(logits.float(), -1).gather(-1, torch.tensor(ids[start:])[:, None])[:, 0]
+
+
 @torch.inference_mode()
 def _left_padded_logprobs(model, encoded, pad_id: int) -> list[torch.Tensor]:
     ids, mask, positions, width = _left_padded(model, [e.input_ids for e in encoded], pad_id)
-    logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask, position_ids=positions).logits.float(), -1)
+    hidden = model.model(input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state
     out = []
     for i, e in enumerate(encoded):
-        off = width - len(e.input_ids)
-        targets = torch.tensor(e.input_ids[e.response_start :])
-        out.append(logp[i, off + e.response_start - 1 : width - 1].gather(-1, targets[:, None])[:, 0])
+        off = width - len(e.input_ids)  # row i's tokens sit at off .. width - 1
+        out.append(_response_logprobs(model, hidden[i, off:], e.input_ids, e.response_start))
     return out
 
 
 @torch.inference_mode()
 def _alone_logprobs(model, e) -> torch.Tensor:
-    logp = torch.log_softmax(model(input_ids=torch.tensor([e.input_ids])).logits[0].float(), -1)
-    return logp[e.response_start - 1 : -1].gather(-1, torch.tensor(e.input_ids[e.response_start :])[:, None])[:, 0]
+    hidden = model.model(input_ids=torch.tensor([e.input_ids])).last_hidden_state[0]
+    return _response_logprobs(model, hidden, e.input_ids, e.response_start)
 
 
 def _check(name, ref: np.ndarray, runs: dict[str, np.ndarray], bounds: np.ndarray) -> None:
@@ -147,8 +155,8 @@ def test_judge_label_logprobs_ignore_batching_and_order(pairs, tiny_lm_dir, tmp_
         full = tok(context + label)["input_ids"]
         assert full[: len(ctx)] == ctx  # the label starts a token of its own here
         with torch.inference_mode():
-            logp = torch.log_softmax(model(input_ids=torch.tensor([full])).logits[0].float(), -1)
-        ref.append(float(logp[len(ctx) - 1 : -1].gather(-1, torch.tensor(full[len(ctx) :])[:, None]).sum()))
+            hidden = model.model(input_ids=torch.tensor([full])).last_hidden_state[0]
+            ref.append(float(_response_logprobs(model, hidden, full, len(ctx)).sum()))
         bounds.append(tol.forward_diff(cfg, len(full), "logprob", tokens=len(full) - len(ctx)))
     ref, bounds = np.array(ref), np.array(bounds)
     runs = {}
