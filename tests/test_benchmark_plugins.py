@@ -47,7 +47,16 @@ def test_analysis_and_pipelines_name_no_benchmark():
     """What a benchmark means lives in its module: the analysis entry points and pipelines dispatch through
     ``BENCHMARKS`` (a name in a config, a test or a docstring is fine)."""
     names = BENCHMARKS.names()
-    assert {"rm_bench", "reward_bench", "reward_math", "judgebench", "reward_bench_2", "rmb"} <= set(names)
+    assert {
+        "rm_bench",
+        "reward_bench",
+        "reward_math",
+        "judgebench",
+        "reward_bench_2",
+        "rmb",
+        "ppe_preference",
+        "ppe_correctness",
+    } <= set(names)
     found = []
     for folder in ("analysis", "pipelines"):
         for path in sorted((SRC / folder).glob("*.py")):

@@ -4,7 +4,7 @@ become metrics.
 Importing this package registers the built-in benchmarks in :data:`BENCHMARKS`.
 """
 
-from rmlab.benchmarks import judgebench, reward_bench, reward_bench_2, reward_math, rm_bench, rmb  # noqa: F401  (register themselves)
+from rmlab.benchmarks import judgebench, ppe, reward_bench, reward_bench_2, reward_math, rm_bench, rmb  # noqa: F401  (register themselves)
 from rmlab.benchmarks.base import BENCHMARKS, Comparison, ScoreRequest
 
 __all__ = ["BENCHMARKS", "Comparison", "ScoreRequest"]
