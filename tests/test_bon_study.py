@@ -56,7 +56,7 @@ def test_benchmark_accuracy_reads_each_benchmark():
         "sections": {"Chat": {"score": None}, "Reasoning": {"score": None, "partial_score": 0.7}},
     }
     assert benchmark_accuracy(rb) == pytest.approx(0.7)
-    assert benchmark_accuracy({"benchmark": "reward_math", "accuracy": 0.25}) == 0.25
+    assert benchmark_accuracy({"benchmark": "reward_math", "accuracy": 0.25, "n": 4}) == 0.25
 
 
 NOISE = [  # replace the experiment's eleven reward models by three

@@ -12,6 +12,8 @@ from rmlab.data.reward_math import MathProblem, MathSolution, load_reward_math
 from rmlab.metrics.judge import wins_and_ties
 from rmlab.metrics.reward_math import pairwise_outcomes, problem_outcomes, summarize
 
+PROBLEMS = 483  # RewardMATH's problems, 1 correct and 9 incorrect solutions each (the Hub dataset, the paper)
+
 
 @BENCHMARKS.register("reward_math")
 class RewardMath:
@@ -33,8 +35,10 @@ class RewardMath:
         )
 
     def missing(self, items: Sequence[MathProblem]) -> list[str]:
-        """A subsample, if one was taken (the loader already refuses problems without their nine solutions)."""
-        return [f"max_problems={self.cfg.max_problems}"] if self.cfg.get("max_problems") else []
+        """Problems short of the benchmark's 483 (a subsample, or the authors' 2-problem sample; the loader already
+        refuses problems without their nine incorrect solutions)."""
+        out = [f"max_problems={self.cfg.max_problems}"] if self.cfg.get("max_problems") else []
+        return out + ([f"{len(items)} of the {PROBLEMS} problems"] if len(items) < PROBLEMS else [])
 
     @staticmethod
     def requests(items: Sequence[MathProblem]) -> list[ScoreRequest]:
@@ -133,7 +137,7 @@ class RewardMath:
 
     @staticmethod
     def headline(metrics: dict) -> tuple[float | None, bool]:
-        return float(metrics["accuracy"]), True
+        return float(metrics["accuracy"]), metrics["n"] >= PROBLEMS
 
     @staticmethod
     def columns(metrics: dict) -> dict[str, str]:
