@@ -1,9 +1,10 @@
-"""Downstream tasks of the RM-Bench correlation study (section 5.2), registered by ``task.kind``."""
+"""Downstream tasks (the six of the RM-Bench correlation study, section 5.2, and IFEval), registered by ``task.kind``."""
 
 from rmlab.policy_eval.tasks.arithmetic import Arithmetic
 from rmlab.policy_eval.tasks.bbh import BBH
 from rmlab.policy_eval.tasks.code import HumanEvalPlus, MBPPPlus
 from rmlab.policy_eval.tasks.gsm8k import GSM8k
+from rmlab.policy_eval.tasks.ifeval import IFEval
 from rmlab.policy_eval.tasks.safety import ToxiGen, XSTest
 
 TASKS = {
@@ -14,4 +15,5 @@ TASKS = {
     "mbpp_plus": MBPPPlus,
     "toxigen": ToxiGen,
     "xstest": XSTest,
+    "ifeval": IFEval,
 }
