@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rmlab.data.errors import DataUnavailableError, DataValidationError
-from rmlab.data.files import read_records
+from rmlab.data.files import data_files, read_records
 from rmlab.utils.hashing import stable_hash
 
 HUMAN_HUB_ID = "lmarena-ai/PPE-Human-Preference-V1"
@@ -81,25 +81,11 @@ class BestOfKRow:
         return f"{self.set}/question_id={self.question_id}/model={self.model_name}"
 
 
-def _records(path: Path) -> list:
-    stem = path.with_suffix("") if path.suffix == ".gz" else path
-    if stem.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pylist()
-    return read_records(path)
-
-
-def _files(directory: Path) -> list[Path]:
-    pattern = ("*.parquet", "*.jsonl", "*.jsonl.gz", "*.json", "*.json.gz")
-    return sorted(p for glob in pattern for p in directory.glob(glob) if p.is_file())
-
-
 def _rows(directory: Path | None, hub_id: str | None, split: str, what: str) -> tuple[list[tuple[str, int, dict]], str]:
     """``(file, index, record)`` of every record, from ``directory``'s files when it has any, else the Hub."""
-    files = _files(directory) if directory is not None and directory.is_dir() else []
+    files = data_files(directory)
     if files:
-        return [(str(f), i, r) for f in files for i, r in enumerate(_records(f))], str(directory.resolve())
+        return [(str(f), i, r) for f in files for i, r in enumerate(read_records(f))], str(directory.resolve())
     if not hub_id:
         raise DataUnavailableError(f"PPE {what}: no data files in {directory} and no hub_id is configured")
     import datasets

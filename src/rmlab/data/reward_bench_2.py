@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rmlab.data.errors import DataUnavailableError, DataValidationError
-from rmlab.data.files import read_records
+from rmlab.data.files import data_files, read_records
 from rmlab.utils.hashing import stable_hash
 
 # paper Table 2 and the dataset card
@@ -84,14 +84,6 @@ def ties_key(prompt: BonPrompt) -> tuple[str, int]:
     return kind, int(number)
 
 
-def _read(path: Path) -> list[dict]:
-    if path.suffix == ".parquet":
-        import pandas as pd
-
-        return pd.read_parquet(path).to_dict(orient="records")
-    return read_records(path)
-
-
 def load_reward_bench_2(
     *,
     data_dir: str | None,
@@ -101,11 +93,9 @@ def load_reward_bench_2(
     max_per_subset: int | None = None,
 ) -> tuple[list[BonPrompt], dict]:
     """From ``data_dir`` when it holds ``*.parquet`` / ``*.jsonl`` / ``*.json`` files, else the Hub."""
-    files = []
-    if data_dir and Path(data_dir).is_dir():
-        files = [p for ext in ("*.parquet", "*.jsonl", "*.json") for p in sorted(Path(data_dir).glob(ext))]
+    files = data_files(data_dir)
     if files:
-        prompts = [p for f in files for p in validate_rows(_read(f), source=str(f))]
+        prompts = [p for f in files for p in validate_rows(read_records(f), source=str(f))]
         where = str(Path(data_dir).resolve())
     elif hub_id:
         import datasets

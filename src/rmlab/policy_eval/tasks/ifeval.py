@@ -36,7 +36,8 @@ def _checkers():
 
 def follows(record: dict, response: str) -> dict:
     """Per instruction of ``record`` (``instruction_id_list``, ``kwargs``, ``prompt``): followed strictly, loosely,
-    or ``None`` for both where its checker cannot run here (the reason in ``unscored``)."""
+    or ``None`` for both where its checker cannot run here (the reason in ``unscored``). Each instruction is checked
+    on its own, as upstream's drivers do in their loop, so that one checker's missing data leaves the rest scored."""
     _, utils = _checkers()
     inp = utils.InputExample(
         key=record.get("key", 0),
@@ -44,12 +45,6 @@ def follows(record: dict, response: str) -> dict:
         prompt=record["prompt"],
         kwargs=[dict(k) for k in record["kwargs"]],
     )
-    try:
-        strict = utils.test_instruction_following_strict(inp, response).follow_instruction_list
-        loose = utils.test_instruction_following_loose(inp, response).follow_instruction_list
-        return {"strict": strict, "loose": loose, "unscored": {}}
-    except LookupError:  # a checker's NLTK data is missing: score each instruction alone to find which
-        pass
     strict, loose, unscored = [], [], {}
     for i, (instruction, kwargs) in enumerate(zip(inp.instruction_id_list, inp.kwargs)):
         one = utils.InputExample(inp.key, [instruction], inp.prompt, [kwargs])
