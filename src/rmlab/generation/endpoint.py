@@ -95,6 +95,20 @@ class ChatEndpoint:
             raise EndpointError(f"{self.settings.url}: no choices[0].message.content in {str(reply)[:300]}") from err
         return content or ""
 
+    def top_logprobs(self, messages: list[dict], *, top: int = 5) -> list[dict]:
+        """The first generated token's ``top_logprobs`` (a list of ``{"token", "logprob"}``), as AlpacaEval 2's
+        annotator reads its judge (one token, ``logprobs: true``)."""
+        body = {"model": self.settings.model, "messages": messages, "temperature": 0, "max_tokens": 1,
+                "logprobs": True, "top_logprobs": top}  # fmt: skip
+        reply = self._post(body, retry_unreachable=True)
+        try:
+            return list(reply["choices"][0]["logprobs"]["content"][0]["top_logprobs"])
+        except (KeyError, IndexError, TypeError) as err:
+            raise EndpointError(
+                f"{self.settings.url}: no choices[0].logprobs.content[0].top_logprobs in {str(reply)[:300]} "
+                "(the endpoint must return log-probabilities for AlpacaEval 2's annotator)"
+            ) from err
+
     def preflight(self) -> None:
         """One one-token request; raises :class:`EndpointError` with the reason if it does not succeed."""
         body = {

@@ -148,6 +148,12 @@ def score_context(cfg: DictConfig, task_cfg: DictConfig) -> ScoreContext:
         from rmlab.policy_eval.judge import build_judge
 
         ctx.judge = build_judge(task_cfg.judge, cfg)
+    if task_cfg.kind == "alpaca_eval":
+        from rmlab.policy_eval.judge import build_preference_judge
+        from rmlab.policy_eval.tasks.alpaca_eval import VERSIONS, annotator_spec
+
+        _, mode = annotator_spec(VERSIONS[int(task_cfg.get("version", 2))][1])
+        ctx.judge = build_preference_judge(task_cfg.judge, cfg, mode)
     return ctx
 
 

@@ -15,6 +15,14 @@
   ``exact_match.compute(..., ignore_case=True, ignore_punctuation=True)`` (``run_eval.py:176``, HF ``evaluate``'s
   ``exact_match``): both sides lower-cased and every punctuation character deleted, so "-42" matches "42" and any
   two bracket sequences of the same length match. Kept as the faithful switch; docs/fidelity.md names it.
+- MATH (open-instruct@4c0e9e8 ``eval/MATH/run_eval.py:165-177``, ``minerva_utils.py``): the span of "Final Answer:
+  The final answer is ... . I hope it is correct." (Minerva's answer sentence, the one the 4 exemplars end with;
+  none = unparsed), normalised with Minerva's rules (Lewkowycz et al. 2022, appendix D: units and filler words
+  dropped, the last ``=`` side, the inside of ``$...$``, ``\\text``, ``\\boxed``, shorthand ``\\frac``/``\\sqrt``
+  expanded), then compared with the normalised gold by Hendrycks et al.'s string equivalence (``is_equiv``: ``\\left``,
+  ``\\dfrac``, spaces, ``a/b`` canonicalised), which lm-evaluation-harness ships unchanged as
+  ``lm_eval.tasks.hendrycks_math.utils`` (the same code as open-instruct's copy; lm-eval's Minerva module has since
+  changed its normaliser and needs antlr 4.11, so the appendix-D normaliser is written out here).
 """
 
 from __future__ import annotations
@@ -102,3 +110,65 @@ def bbh_match(prediction: str, target: str, match: str = "exact") -> bool:
     if match == "open_instruct":
         return prediction.lower().translate(_PUNCTUATION) == target.lower().translate(_PUNCTUATION)
     raise ValueError(f"BBH match must be one of {BBH_MATCHES}, got {match!r}")
+
+
+# Minerva's final-answer normalisation (Lewkowycz et al. 2022, appendix D), as open-instruct applies it to both the
+# prediction and the gold answer: ordered string substitutions, then words and marks removed.
+_MINERVA_SUBSTITUTIONS = (
+    ("an ", ""), ("a ", ""), (".$", "$"), ("\\$", ""), (r"\ ", ""), (" ", ""), ("mbox", "text"),
+    (",\\text{and}", ","), ("\\text{and}", ","), ("\\text{m}", "\\text{}"),
+)  # fmt: skip
+_MINERVA_REMOVED = (
+    "square", "ways", "integers", "dollars", "mph", "inches", "ft", "hours", "km", "units", "\\ldots", "sue",
+    "points", "feet", "minutes", "digits", "cents", "degrees", "cm", "gm", "pounds", "meters", "meals", "edges",
+    "students", "childrentickets", "multiples", "\\text{s}", "\\text{.}", "\\text{\ns}", "\\text{}^2",
+    "\\text{}^3", "\\text{\n}", "\\text{}", r"\mathrm{th}", r"^\circ", r"^{\circ}", r"\;", r",\!", "{,}", '"',
+    "\\dots",
+)  # fmt: skip
+_MINERVA_FINAL = re.compile(r"Final Answer: The final answer is(.*?). I hope it is correct.")
+_MINERVA_END = "I hope it is correct."
+
+
+def minerva_final_answer(text: str) -> str | None:
+    """The span after "Final Answer: The final answer is" up to ". I hope it is correct.", on one line; None when
+    absent. As upstream, the closing sentence is appended before searching, so an output that stops right after
+    "$6$. " still reads."""
+    found = _MINERVA_FINAL.search(text + _MINERVA_END)
+    return found.group(1).strip() if found else None
+
+
+def minerva_normalize(answer: str) -> str:
+    """A final answer normalised by Minerva's rules (module docstring), as ``normalize_final_answer`` does."""
+    answer = answer.split("=")[-1]
+    for before, after in _MINERVA_SUBSTITUTIONS:
+        answer = answer.replace(before, after)
+    for removed in _MINERVA_REMOVED:
+        answer = answer.replace(removed, "")
+    answer = re.sub(r"(.*?)(\$)(.*?)(\$)(.*)", r"$\3$", answer)  # the first $...$ span
+    for command in ("text", "textbf", "overline"):
+        answer = re.sub(rf"(\\{command}\{{)(.*?)(\}})", r"\2", answer)
+    answer = re.sub(r"(\\boxed\{)(.*)(\})", r"\2", answer)
+    answer = re.sub(r"(frac)([^{])(.)", r"frac{\2}{\3}", answer)  # \fracab -> \frac{a}{b}
+    answer = re.sub(r"(sqrt)([^{])", r"sqrt{\2}", answer)  # \sqrta -> \sqrt{a}
+    answer = answer.replace("$", "")
+    if answer.replace(",", "").isdigit():  # 100,000 -> 100000
+        answer = answer.replace(",", "")
+    return answer
+
+
+def math_equivalent(prediction: str | None, target: str) -> bool:
+    """Hendrycks et al.'s string equivalence of two normalised answers (lm-eval's ``hendrycks_math.utils``)."""
+    from lm_eval.tasks.hendrycks_math.utils import is_equiv
+
+    return prediction is not None and bool(is_equiv(prediction, target))
+
+
+def math_boxed_answer(solution: str) -> str | None:
+    """The content of the last ``\\boxed{...}`` of a MATH reference solution (the gold answer), or None."""
+    from lm_eval.tasks.hendrycks_math.utils import last_boxed_only_string, remove_boxed
+
+    boxed = last_boxed_only_string(solution)
+    try:
+        return remove_boxed(boxed) if boxed else None
+    except AssertionError:
+        return None

@@ -76,3 +76,93 @@ def build_judge(judge_cfg, cfg) -> Judge:
 
         return Judge(complete, str(judge_cfg.model), judge_cfg.get("prompt", "xstest_refusal_detect"))
     raise ValueError(f"task.judge.kind must be 'local' or 'endpoint', got {judge_cfg.kind!r}")
+
+
+class PreferenceJudge:
+    """A pairwise judge for AlpacaEval: ChatML messages in (:func:`alpaca_eval.utils.prompt_to_chatml` of the
+    annotator's prompt), AlpacaEval's preference out (1 = the first output is better, 2 = the second, NaN =
+    unparsed). ``mode="logprob"`` is AlpacaEval 2's ``weighted_alpaca_eval_gpt4_turbo``: ``2 - p(m) / (p(m) + p(M))``
+    from the first answer token (a local model's full next-token distribution; an endpoint's ``top_logprobs``
+    through alpaca_eval's own ``logprob_parser``). ``mode="ranking"`` is AlpacaEval 1's ``alpaca_eval_gpt4``: a
+    generated ranking read by alpaca_eval's ``ranking_parser``."""
+
+    MODES = ("logprob", "ranking")
+
+    def __init__(self, name: str, mode: str, *, first_token_probs=None, complete=None, top_logprobs=None):
+        if mode not in self.MODES:
+            raise ValueError(f"AlpacaEval judge mode must be one of {self.MODES}, got {mode!r}")
+        self.name, self.mode = name, mode
+        self._probs, self._complete, self._top = first_token_probs, complete, top_logprobs
+        self.unparsed = 0
+
+    def __call__(self, messages: list[dict]) -> float:
+        import math
+
+        from rmlab.policy_eval.tasks.alpaca_eval import quiet
+
+        with quiet():
+            from alpaca_eval import completion_parsers
+
+        if self.mode == "ranking":
+            value = completion_parsers.ranking_parser(self._complete(messages, 100))[0]
+        elif self._probs is not None:
+            p_m, p_big = self._probs(messages, ("m", "M"))
+            value = 2 - p_m / (p_m + p_big) if p_m + p_big > 0 else float("nan")
+        else:
+            completion = {"logprobs": {"content": [{"top_logprobs": self._top(messages)}]}}
+            value = completion_parsers.logprob_parser(
+                completion, numerator_token="m", denominator_tokens=["m", "M"], is_binarize=False
+            )[0]
+        value = float(value)
+        if math.isnan(value):
+            self.unparsed += 1
+        return value
+
+    def __repr__(self) -> str:
+        return f"judge:{self.name} ({self.mode})"
+
+
+def build_preference_judge(judge_cfg, cfg, mode: str) -> PreferenceJudge:
+    """AlpacaEval's annotator on the configured judge: a local causal LM or an OpenAI-compatible endpoint."""
+    if judge_cfg.kind == "endpoint":
+        endpoint = ChatEndpoint(EndpointSettings.from_cfg(judge_cfg))
+        return PreferenceJudge(
+            f"{judge_cfg.model}@{judge_cfg.base_url}", mode,
+            complete=lambda messages, n: endpoint.chat(messages, max_tokens=n),
+            top_logprobs=lambda messages: endpoint.top_logprobs(messages),
+        )  # fmt: skip
+    if judge_cfg.kind == "local":
+        import torch
+
+        from rmlab.models.loading import load_causal_lm, load_tokenizer, pick_device, resolve_model
+
+        resolved = resolve_model(str(judge_cfg.model), cache_dir=cfg.paths.model_cache_dir)
+        tok = load_tokenizer(resolved, padding_side="left")
+        device = pick_device(cfg.device)
+        model = load_causal_lm(resolved, dtype=judge_cfg.get("dtype", "float32"), device=device)
+
+        def encode(messages):
+            return tok.apply_chat_template(
+                messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            ).to(device)
+
+        @torch.inference_mode()
+        def first_token_probs(messages, tokens):
+            logits = model(**encode(messages)).logits[0, -1].float()
+            probs = torch.softmax(logits, dim=-1)
+            ids = []
+            for t in tokens:
+                (i, *rest) = tok.encode(t, add_special_tokens=False)
+                if rest:
+                    raise ValueError(f"judge {judge_cfg.model}: {t!r} is not one token, so p({t!r}) is not defined")
+                ids.append(i)
+            return tuple(float(probs[i]) for i in ids)
+
+        @torch.inference_mode()
+        def complete(messages, n):
+            ids = encode(messages)
+            out = model.generate(**ids, max_new_tokens=n, do_sample=False, pad_token_id=tok.pad_token_id)
+            return tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+
+        return PreferenceJudge(str(judge_cfg.model), mode, first_token_probs=first_token_probs, complete=complete)
+    raise ValueError(f"task.alpaca_eval.judge.kind must be 'local' or 'endpoint', got {judge_cfg.kind!r}")

@@ -1,10 +1,12 @@
-"""Downstream tasks (the six of the RM-Bench correlation study, section 5.2, and IFEval), registered by ``task.kind``."""
+"""Downstream tasks (the six of the RM-Bench correlation study, section 5.2, IFEval, MATH and AlpacaEval), registered by ``task.kind``."""
 
+from rmlab.policy_eval.tasks.alpaca_eval import AlpacaEval
 from rmlab.policy_eval.tasks.arithmetic import Arithmetic
 from rmlab.policy_eval.tasks.bbh import BBH
 from rmlab.policy_eval.tasks.code import HumanEvalPlus, MBPPPlus
 from rmlab.policy_eval.tasks.gsm8k import GSM8k
 from rmlab.policy_eval.tasks.ifeval import IFEval
+from rmlab.policy_eval.tasks.math import MATH
 from rmlab.policy_eval.tasks.safety import ToxiGen, XSTest
 
 TASKS = {
@@ -16,4 +18,6 @@ TASKS = {
     "toxigen": ToxiGen,
     "xstest": XSTest,
     "ifeval": IFEval,
+    "math": MATH,
+    "alpaca_eval": AlpacaEval,
 }
