@@ -78,7 +78,8 @@ def test_one_row_per_model_with_marks_and_published_rows(tmp_path, data_dir):
     board = write_leaderboard(lb_cfg)
     assert board["rows"][0] == row and board["rows"][1]["kind"] == "published"
     assert [p.name for p in sorted((tmp_path / "lb").iterdir())] == [
-        "leaderboard.csv", "leaderboard.json", "leaderboard.md", "leaderboard.png"
+        "leaderboard.csv", "leaderboard.json", "leaderboard.md", "leaderboard.png", "leaderboard_paired.json",
+        "leaderboard_paired.md",
     ]  # fmt: skip
 
 

@@ -4,7 +4,8 @@ Reads finished ``eval_rm`` runs (``metrics.json``); for each (model, benchmark) 
 score per benchmark is the benchmark's own ``headline`` (e.g. RM-Bench's overall or its labelled partial mean) and
 the table's cells its ``columns``: this module names no benchmark, so a newly registered one appears with no edit
 here, and a run of an unregistered one is an error. Benchmarks are compared by Spearman's rho and Kendall's tau over
-the models both scored, with percentile-bootstrap intervals from resampling models.
+the models both scored, with percentile-bootstrap intervals from resampling models. Every pair of models is also
+compared item by item on each benchmark (:mod:`rmlab.analysis.paired_table`: paired difference, McNemar, Holm).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from rmlab.analysis.paired_table import paired_markdown, paired_rows
 from rmlab.analysis.runs import choose_runs, eval_runs
 from rmlab.benchmarks import BENCHMARKS
 from rmlab.metrics.bootstrap import percentile_interval
@@ -102,9 +104,11 @@ def compare(runs_dir: str | Path, out_dir: str | Path, *, n_boot: int = 1000, se
         "summary_scores": {b: {m: {"score": s, "complete": c} for m, (s, c) in v.items()} for b, v in scores.items()},
         "rank_correlations": correlations,
     }
+    paired, notes = paired_rows(table, n_boot=n_boot, seed=seed)
+    result["paired"] = {"rows": paired, "notes": notes}
     out = Path(out_dir)
     write_json(out / "comparison.json", result)
-    write_text(out / "comparison.md", comparison_markdown(table, correlations))
+    write_text(out / "comparison.md", comparison_markdown(table, correlations) + "\n" + paired_markdown(paired, notes))
     comparison_figure(scores, out / "comparison.png")
     return result
 

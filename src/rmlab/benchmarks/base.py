@@ -82,6 +82,10 @@ class Benchmark(Protocol):
 
     def headline_ci(self, metrics: dict) -> list[float] | None: ...
 
+    # optional: each scored item's outcome from the run's per-sample rows (scores.jsonl), keyed by (cluster, item),
+    # for paired comparisons of two models (rmlab.metrics.paired): 1 = ranked right, 0 = not, or a share
+    def item_outcomes(self, rows: list[dict]) -> dict[tuple[str, str], float]: ...
+
 
 def read_reference(reference_dir: Path, name: str) -> list[dict]:
     """Rows of ``<reference_dir>/<name>`` (a CSV whose rows name their source); none when the file is absent."""

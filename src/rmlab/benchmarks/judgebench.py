@@ -124,6 +124,11 @@ class JudgeBench:
         ]
 
     @staticmethod
+    def item_outcomes(rows: list[dict]) -> dict:
+        """Per pair: its ``correct`` verdict (the headline's own)."""
+        return {(str(r["pair_id"]), ""): float(r["correct"]) for r in rows}
+
+    @staticmethod
     def headline(metrics: dict) -> tuple[float | None, bool]:
         """Overall accuracy (pair-weighted); complete when every category has pairs (the run's own ``complete``
         also counts the pairs)."""

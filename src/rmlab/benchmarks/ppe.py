@@ -154,6 +154,11 @@ class PpePreference:
                           path=out_dir / "ppe_preference.png")]  # fmt: skip
 
     @staticmethod
+    def item_outcomes(rows: list[dict]) -> dict:
+        """Per human-preference pair: its ``correct`` verdict."""
+        return {(str(r["question_id"]), ""): float(r["correct"]) for r in rows}
+
+    @staticmethod
     def headline(metrics: dict) -> tuple[float | None, bool]:
         return metrics["accuracy"], metrics["battles"] >= metrics["paper_battles"]
 
@@ -305,6 +310,15 @@ class PpeCorrectness:
         bars = {n: m["pairwise_accuracy"] for n, m in metrics["sets"].items() if m["pairwise_accuracy"] is not None}
         return [bar_chart(bars, title=f"{model_name}: PPE correctness", ylabel="pairwise accuracy",
                           path=out_dir / "ppe_correctness.png")]  # fmt: skip
+
+    @staticmethod
+    def item_outcomes(rows: list[dict]) -> dict:
+        """Per conflict pair, clustered by (set, prompt, sampling model): whether the correct response ranked first."""
+        return {
+            (f"{r['set']}/{r['question_id']}/{r['model_name']}", str(j)): float(ok)
+            for r in rows
+            for j, ok in enumerate(r["pairs_correct"])
+        }
 
     @staticmethod
     def headline(metrics: dict) -> tuple[float | None, bool]:

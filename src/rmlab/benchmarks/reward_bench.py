@@ -150,6 +150,16 @@ class RewardBench:
         ]
 
     @staticmethod
+    def item_outcomes(rows: list[dict]) -> dict:
+        """Per pair: 1 where the chosen response scored strictly higher (or the judge's outcome is a win)."""
+        return {
+            (f"{r['subset']}/id={r['id']}", ""): float(
+                r["outcome"] == "win" if "outcome" in r else r["chosen"] > r["rejected"]
+            )
+            for r in rows
+        }
+
+    @staticmethod
     def headline(metrics: dict) -> tuple[float | None, bool]:
         """The overall, else the mean of the sections' scores over what was scored (labelled partial)."""
         if metrics.get("overall") is not None:

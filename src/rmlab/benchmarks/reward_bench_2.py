@@ -149,6 +149,11 @@ class RewardBench2:
         ]
 
     @staticmethod
+    def item_outcomes(rows: list[dict]) -> dict:
+        """Per prompt: its best-of-4 credit (a share where the top is tied); Ties prompts have none and are left out."""
+        return {(f"{r['subset']}/id={r['id']}", ""): float(r["credit"]) for r in rows if "credit" in r}
+
+    @staticmethod
     def headline(metrics: dict) -> tuple[float | None, bool]:
         if metrics["overall"] is not None:
             return float(metrics["overall"]), True

@@ -136,6 +136,18 @@ class RewardMath:
         ]
 
     @staticmethod
+    def item_outcomes(rows: list[dict]) -> dict:
+        """Per problem: 1 where the correct solution beat all nine incorrect ones (the accuracy's own rule)."""
+        out = {}
+        for r in rows:
+            if "outcome" in r:
+                won = all(o == "win" for o in r["outcome"])
+            else:
+                won = all(r["score"][0] > s for s in r["score"][1:])
+            out[(f"problem={r['problem_id']}", "")] = float(won)
+        return out
+
+    @staticmethod
     def headline(metrics: dict) -> tuple[float | None, bool]:
         return float(metrics["accuracy"]), metrics["n"] >= PROBLEMS
 

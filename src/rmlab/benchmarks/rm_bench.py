@@ -137,6 +137,17 @@ class RMBench:
         ]
 
     @staticmethod
+    def item_outcomes(rows: list[dict]) -> dict:
+        """Per style cell, clustered by prompt: 1 where chosen style i beat rejected style j (a tie is a loss)."""
+        out = {}
+        for r in rows:
+            for i in range(3):
+                for j in range(3):
+                    won = r["outcome"][i][j] == "win" if "outcome" in r else r["chosen"][i] > r["rejected"][j]
+                    out[(f"{r['domain']}/id={r['id']}", f"{STYLES[i]}/{STYLES[j]}")] = float(won)
+        return out
+
+    @staticmethod
     def headline(metrics: dict) -> tuple[float | None, bool]:
         """The overall (all four domains), else the labelled mean over the domains scored."""
         if metrics.get("overall") is not None:

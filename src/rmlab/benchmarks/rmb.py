@@ -176,6 +176,11 @@ class Rmb:
         ]
 
     @staticmethod
+    def item_outcomes(rows: list[dict]) -> dict:
+        """Per record: its ``correct`` verdict (pairwise: the chosen first; best-of-n: the best above every loser)."""
+        return {(f"{r['set']}/{r['category_path']}/{r['uid']}", ""): float(r["correct"]) for r in rows}
+
+    @staticmethod
     def headline(metrics: dict) -> tuple[float | None, bool]:
         if metrics["overall"] is not None:
             return float(metrics["overall"]), True

@@ -24,7 +24,7 @@ SUBSAMPLE_RNGS = ("shared", "per_file")
 @dataclass(frozen=True)
 class Example:
     id: str
-    user: str  # the user turn of the chat prompt
+    user: str | tuple  # the user turn of the chat prompt, or (role, content) turns ending with it (MATH's exemplars)
     answer_prefix: str = ""  # text the assistant turn starts with (e.g. "Answer:"), part of the prompt
     reference: dict = field(default_factory=dict)  # whatever scoring needs: target, tests, label, group
     # (user, answer_prefix) by decoding name, for decodings sampled from another prompt than the one above: the
