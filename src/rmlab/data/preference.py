@@ -167,6 +167,10 @@ def load_preferences(cfg, *, seed: int) -> PreferenceSplits:
         raise DataValidationError(f"{cfg.name}: no training pairs left after holding out {cfg.heldout_pairs}")
     noise = float(cfg.get("label_noise") or 0.0)
     train, flipped = flip_labels(train, noise, seed=seed) if noise else (train, 0)  # held-out pairs stay clean
+    # the benchmarks' prompts among these pairs (the run config's `contamination` block; none for a bare config)
+    from rmlab.data.contamination import check
+
+    train, heldout, contamination = check(train, heldout, cfg._get_root(), drop=bool(cfg.get("decontaminate")))
     info = {
         "name": cfg.name,
         "source": source,
@@ -182,5 +186,6 @@ def load_preferences(cfg, *, seed: int) -> PreferenceSplits:
         "labels_flipped": flipped,
         "train_fingerprint": fingerprint(train),
         "heldout_fingerprint": fingerprint(heldout),
+        "contamination": contamination,
     }
     return PreferenceSplits(train, heldout, info)
