@@ -3,6 +3,7 @@
 import pytest
 
 from rmlab.data.converters import CONVERTERS, parse_hh_transcript
+from rmlab.data.pairs import SkippedRow
 from rmlab.data.preference import MalformedRow
 
 
@@ -61,7 +62,8 @@ def test_chatbot_arena_winner_ties_and_malformed():
     }
     (ex,) = CONVERTERS["chatbot_arena_2023"](row, "train#0")
     assert (ex.chosen, ex.rejected) == ("11", "12") and ex.prompt == (("user", "Prime > 10?"),)
-    assert CONVERTERS["chatbot_arena_2023"]({**row, "winner": "tie (bothbad)"}, "train#1") == []
+    with pytest.raises(SkippedRow, match="tie"):
+        CONVERTERS["chatbot_arena_2023"]({**row, "winner": "tie (bothbad)"}, "train#1")
     with pytest.raises(MalformedRow, match="field 'winner'"):
         CONVERTERS["chatbot_arena_2023"]({**row, "winner": "model_c"}, "train#2")
 

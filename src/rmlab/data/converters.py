@@ -1,7 +1,8 @@
 """Source rows -> :class:`PreferenceExample`, one converter per preference dataset.
 
 Each converter takes one row as its source distributes it and a row id, and returns zero or more pairs, or raises
-:class:`MalformedRow`. The rule each follows is stated in its docstring with its source.
+:class:`MalformedRow` (a broken row) or :class:`SkippedRow` (a row that is by rule no pair, such as a tie: counted
+by reason). The rule each follows is stated in its docstring with its source.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import random
 import re
 
-from rmlab.data.pairs import MalformedRow, PreferenceExample
+from rmlab.data.pairs import MalformedRow, PreferenceExample, SkippedRow
 from rmlab.utils.registry import Registry
 
 CONVERTERS: Registry = Registry("preference converter")
@@ -116,7 +117,7 @@ def chatbot_arena_2023(row: dict, row_id: str) -> list[PreferenceExample]:
     if winner not in ("model_a", "model_b", "tie", "tie (bothbad)"):
         raise MalformedRow(f"field 'winner' is {winner!r}")
     if winner.startswith("tie"):
-        return []
+        raise SkippedRow("tie")
     a, b = (
         _messages(row.get("conversation_a"), "conversation_a"),
         _messages(row.get("conversation_b"), "conversation_b"),
@@ -215,3 +216,104 @@ def policy_samples(row: dict, row_id: str) -> list[PreferenceExample]:
             )
         )
     return pairs
+
+
+def chat_messages(conv, field: str) -> list[tuple[str, str]]:
+    """``[{role, content}, ...]`` -> turns: an optional system turn, then user and assistant alternating from a
+    user turn, every content a string (stripped)."""
+    if not isinstance(conv, list) or not conv:
+        raise MalformedRow(f"field '{field}' must be a non-empty list of messages")
+    turns = []
+    for k, m in enumerate(conv):
+        if not isinstance(m, dict) or not isinstance(m.get("content"), str):
+            raise MalformedRow(f"field '{field}', message {k}: needs a string 'content'")
+        turns.append((m.get("role"), m["content"].strip()))
+    body = turns[1:] if turns[0][0] == "system" else turns
+    expected = ["user", "assistant"]
+    for k, (role, _) in enumerate(body):
+        if role != expected[k % 2]:
+            raise MalformedRow(f"field '{field}': turn {k} is {role!r}, expected {expected[k % 2]!r} (not alternating)")
+    return turns
+
+
+def final_turn_pair(chosen: list[tuple[str, str]], rejected: list[tuple[str, str]]) -> tuple[tuple, str, str]:
+    """Two conversations that share every turn but the last, an assistant turn: (prompt, chosen, rejected)."""
+    if len(chosen) != len(rejected) or chosen[:-1] != rejected[:-1]:
+        raise MalformedRow("'chosen' and 'rejected' differ before their final turn")
+    if chosen[-1][0] != "assistant":
+        raise MalformedRow("the final turn is not an assistant turn")
+    if not chosen[-1][1] or not rejected[-1][1]:
+        raise MalformedRow("empty response")
+    return tuple(chosen[:-1]), chosen[-1][1], rejected[-1][1]
+
+
+@CONVERTERS.register("messages_pair")
+def messages_pair(row: dict, row_id: str) -> list[PreferenceExample]:
+    """``{chosen: [messages], rejected: [messages], ...}``: two whole conversations that differ in the final
+    assistant turn. The layout of allenai/tulu-2.5-preference-data (every split, ``source`` per row; EasyLM
+    ``conversion_scripts/convert_preference_data.py``), HuggingFaceH4/ultrafeedback_binarized (``*_prefs`` splits,
+    with ``score_chosen`` / ``score_rejected``), Skywork-Reward-Preference-80K and the Tulu 3 preference mixtures
+    (their cards). The pair is taken as given; where the row carries both scores and they are equal it is a tie,
+    counted and skipped (the cards are silent on ties; a tie states no preference)."""
+    chosen = chat_messages(row.get("chosen"), "chosen")
+    rejected = chat_messages(row.get("rejected"), "rejected")
+    prompt, c, r = final_turn_pair(chosen, rejected)
+    sc, sr = row.get("score_chosen"), row.get("score_rejected")
+    if sc is not None and sr is not None and float(sc) == float(sr):
+        raise SkippedRow("tie (score_chosen == score_rejected)")
+    meta = {k: row[k] for k in ("source", "prompt_id", "id", "score_chosen", "score_rejected") if k in row}
+    return [PreferenceExample(str(row.get("source") or "messages_pair"), row_id, prompt, c, r, meta)]
+
+
+def _signed_preference(row: dict, field: str, first: str, second: str) -> tuple[str, str, int]:
+    """NVIDIA's -3..3 preference (negative: the first response is better; 0: about the same, a counted tie)."""
+    strength = row.get(field)
+    if isinstance(strength, bool) or not isinstance(strength, int) or not -3 <= strength <= 3:
+        raise MalformedRow(f"field '{field}' must be an integer in -3..3, got {strength!r}")
+    if strength == 0:
+        raise SkippedRow("tie (preference 0)")
+    a, b = row.get(first), row.get(second)
+    for name, text in ((first, a), (second, b)):
+        if not isinstance(text, str) or not text.strip():
+            raise MalformedRow(f"field '{name}' must be a non-empty string")
+    return (a.strip(), b.strip(), strength) if strength < 0 else (b.strip(), a.strip(), strength)
+
+
+_EXTRA_ID = re.compile(r"\n?<extra_id_1>(User|Assistant)\n")
+
+
+@CONVERTERS.register("helpsteer2_preference")
+def helpsteer2_preference(row: dict, row_id: str, split: str | None = "train") -> list[PreferenceExample]:
+    """nvidia/HelpSteer2 ``preference/preference.jsonl.gz`` (card, "Preferences", 1 Oct 2024): ``prompt``,
+    ``response_1``, ``response_2``, ``preference_strength`` in -3..3 (negative: response 1 better), ``split``.
+    Multi-turn prompts hold earlier turns separated by ``<extra_id_1>Assistant`` / ``<extra_id_1>User`` lines (the
+    card's "Dataset Description"). Rows of another ``split`` than the configured one, and ties, are counted skips."""
+    if split is not None and row.get("split") != split:
+        raise SkippedRow(f"split {row.get('split')!r}")
+    text = row.get("prompt")
+    if not isinstance(text, str) or not text.strip():
+        raise MalformedRow("field 'prompt' must be a non-empty string")
+    parts = _EXTRA_ID.split(text)
+    turns = [("user", parts[0].strip())]
+    for k in range(1, len(parts) - 1, 2):
+        turns.append((parts[k].lower(), parts[k + 1].strip()))
+    if any(role != ("user", "assistant")[k % 2] or not content for k, (role, content) in enumerate(turns)):
+        raise MalformedRow("field 'prompt': turns are not user / assistant alternating, or one is empty")
+    if turns[-1][0] != "user":
+        raise MalformedRow("field 'prompt' does not end with a user turn")
+    c, r, strength = _signed_preference(row, "preference_strength", "response_1", "response_2")
+    return [PreferenceExample("helpsteer2", row_id, tuple(turns), c, r, {"preference_strength": strength})]
+
+
+@CONVERTERS.register("helpsteer3")
+def helpsteer3(row: dict, row_id: str) -> list[PreferenceExample]:
+    """nvidia/HelpSteer3 preference rows (card): ``context`` (OpenAI-style messages ending with a user turn),
+    ``response1``, ``response2``, ``overall_preference`` in -3..3 (negative: response 1 better), ``domain``,
+    ``language``. Ties (0) are counted skips (NVIDIA's NeMo-RL ``format_helpsteer3`` keeps them as chosen ==
+    rejected, which is no preference)."""
+    turns = chat_messages(row.get("context"), "context")
+    if turns[-1][0] != "user":
+        raise MalformedRow("field 'context' does not end with a user turn")
+    c, r, strength = _signed_preference(row, "overall_preference", "response1", "response2")
+    meta = {"overall_preference": strength, "domain": row.get("domain"), "language": row.get("language")}
+    return [PreferenceExample("helpsteer3", row_id, tuple(turns), c, r, meta)]

@@ -10,16 +10,19 @@ share of the training pairs, seeded; held-out pairs are never flipped.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from rmlab.data.converters import CONVERTERS
 from rmlab.data.errors import DataValidationError
 from rmlab.data.files import read_records
-from rmlab.data.pairs import MalformedRow, PreferenceExample
+from rmlab.data.pairs import MalformedRow, PreferenceExample, SkippedRow
 from rmlab.utils.hashing import stable_hash
 
 log = logging.getLogger(__name__)
@@ -52,14 +55,19 @@ def convert_rows(
     skip_malformed: bool,
     malformed: list,
     strip: bool = False,
+    skipped: dict | None = None,
 ) -> list[PreferenceExample]:
     """Convert every row; ids are ``<id_prefix>#<row>`` (location-independent, so fingerprints are too).
-    ``strip``: the contents without surrounding whitespace (:func:`stripped`)."""
+    ``strip``: the contents without surrounding whitespace (:func:`stripped`). Rows a converter skips by rule
+    (:class:`SkippedRow`: ties, other splits) are counted in ``skipped`` by reason."""
     out = []
     for index, row in enumerate(rows):
         try:
             converted = converter(row, f"{id_prefix}#{index}")
             out.extend([stripped(e) for e in converted] if strip else converted)
+        except SkippedRow as why:
+            if skipped is not None:
+                skipped[str(why)] = skipped.get(str(why), 0) + 1
         except MalformedRow as err:
             if not skip_malformed:
                 raise DataValidationError(
@@ -111,8 +119,11 @@ def load_preferences(cfg, *, seed: int) -> PreferenceSplits:
     """Load ``cfg`` (a ``conf/preference/*.yaml``) from its local directory, or else from the Hub."""
 
     converter = CONVERTERS[cfg.converter]
+    if cfg.get("converter_options"):  # e.g. HelpSteer2's split field
+        converter = functools.partial(converter, **OmegaConf.to_container(cfg.converter_options, resolve=True))
     strip = bool(cfg.get("strip_content", True))
     malformed: list[dict] = []
+    skipped: dict[str, int] = {}
     data_dir = cfg.get("data_dir")
     if data_dir and Path(data_dir).is_dir():
         files = sorted(p for pattern in cfg.files for p in Path(data_dir).glob(pattern))
@@ -128,6 +139,7 @@ def load_preferences(cfg, *, seed: int) -> PreferenceSplits:
                 skip_malformed=cfg.skip_malformed,
                 malformed=malformed,
                 strip=strip,
+                skipped=skipped,
             )
         source = str(Path(data_dir).resolve())
     elif cfg.get("hub_id"):
@@ -148,12 +160,15 @@ def load_preferences(cfg, *, seed: int) -> PreferenceSplits:
             skip_malformed=cfg.skip_malformed,
             malformed=malformed,
             strip=strip,
+            skipped=skipped,
         )
         source = cfg.hub_id
     else:
         raise DataValidationError(f"{cfg.name}: data_dir {data_dir!r} does not exist and no hub_id is configured")
     if malformed:
         log.warning("%s: skipped %d malformed rows (first: %s)", cfg.name, len(malformed), malformed[0])
+    if skipped:
+        log.info("%s: rows that are no pair by rule: %s", cfg.name, skipped)
     seen: dict[str, int] = {}
     for e in examples:
         seen[e.id] = seen.get(e.id, 0) + 1
@@ -181,6 +196,7 @@ def load_preferences(cfg, *, seed: int) -> PreferenceSplits:
         "heldout_pairs": len(heldout),
         "malformed_rows": len(malformed),
         "malformed_examples": malformed[:20],
+        "skipped_rows": skipped,  # by rule, by reason (ties, other splits)
         "seed": seed,
         "label_noise": noise,
         "labels_flipped": flipped,
