@@ -10,6 +10,7 @@ import pytest
 
 from rmlab.data.contamination import BenchmarkIndex, ngrams, prompt_text
 from rmlab.data.preference import load_preferences
+from rmlab.training.contamination import decontaminate
 from rmlab.utils.config import compose_config
 
 ROOT = Path(__file__).parents[1]
@@ -33,9 +34,13 @@ def _cfg(overrides):
     return compose_config("train_rm", [f"paths.root_dir={ROOT}", "preference.max_pairs=2000", *overrides])
 
 
+def _load(cfg):
+    return decontaminate(load_preferences(cfg.preference, seed=0), cfg)
+
+
 def test_hh_rlhf_against_rm_bench_counted_and_dropped(data_dir):
     only_rm_bench = "contamination.benchmarks={rm_bench: [], reward_bench_2: []}"
-    kept = load_preferences(_cfg([only_rm_bench]).preference, seed=0)
+    kept = _load(_cfg([only_rm_bench]))
     c = kept.info["contamination"]
     rm = c["benchmarks"]["rm_bench"]
     assert c["checked"] and rm["train"] > 0 and rm["exact"] > 0 and c["dropped"] == 0
@@ -45,15 +50,15 @@ def test_hh_rlhf_against_rm_bench_counted_and_dropped(data_dir):
     assert all(m["pair"] in pairs and m["item"].startswith(("chat/", "safety")) for m in c["matches"])
     # RewardBench 2 is Hub-only and the tests are offline: reported as not checked, with the reason
     assert "reward_bench_2" in c["not_checked"]
-    dropped = load_preferences(_cfg([only_rm_bench, "preference.decontaminate=true"]).preference, seed=0)
+    dropped = _load(_cfg([only_rm_bench, "preference.decontaminate=true"]))
     assert dropped.info["contamination"]["dropped"] == rm["train"] + rm["heldout"]
     assert len(dropped.train) == len(kept.train) - rm["train"]
     assert {m["pair"] for m in c["matches"]}.isdisjoint(e.id for e in dropped.train + dropped.heldout)
+    assert dropped.info["train_pairs"] == len(dropped.train) != kept.info["train_pairs"]
 
 
 def test_switched_off():
-    cfg = _cfg(["contamination.enabled=false"])
-    assert load_preferences(cfg.preference, seed=0).info["contamination"] == {"checked": False}
+    assert _load(_cfg(["contamination.enabled=false"])).info["contamination"] == {"checked": False}
 
 
 @pytest.mark.parametrize("name", ["hh_rlhf", "nectar", "stack_exchange", "chatbot_arena_2023", "policy_samples"])

@@ -104,7 +104,7 @@ def compare(runs_dir: str | Path, out_dir: str | Path, *, n_boot: int = 1000, se
         "summary_scores": {b: {m: {"score": s, "complete": c} for m, (s, c) in v.items()} for b, v in scores.items()},
         "rank_correlations": correlations,
     }
-    paired, notes = paired_rows(table, n_boot=n_boot, seed=seed)
+    paired, notes = paired_rows(table, order, n_boot=n_boot, seed=seed)
     result["paired"] = {"rows": paired, "notes": notes}
     out = Path(out_dir)
     write_json(out / "comparison.json", result)

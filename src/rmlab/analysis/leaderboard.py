@@ -81,12 +81,13 @@ def write_leaderboard(cfg) -> list[dict] | dict:
         out = Path(cfg.paths.output_dir)
         card = write_card(out, "leaderboard", names, rows + reference_rows(cfg, names))
         # which of the evaluated models differ, item by item (published rows have no items to pair)
-        from rmlab.analysis.compare import collect
+        from rmlab.analysis.compare import benchmark_order, collect
         from rmlab.analysis.paired_table import paired_markdown, paired_rows
         from rmlab.analysis.runs import runs_value
 
         table = {m: {b: v for b, v in per.items() if b in names} for m, per in collect(runs_value(cfg.runs)).items()}
-        paired, notes = paired_rows(table, n_boot=int(cfg.get("n_boot", 1000)), seed=int(cfg.get("seed", 0)))
+        order = [b for b in benchmark_order() if b in names]
+        paired, notes = paired_rows(table, order, n_boot=int(cfg.get("n_boot", 1000)), seed=int(cfg.get("seed", 0)))
         write_json(out / "leaderboard_paired.json", {"rows": paired, "notes": notes})
         write_text(out / "leaderboard_paired.md", paired_markdown(paired, notes))
         print(paired_markdown(paired, notes))

@@ -27,14 +27,15 @@ def item_outcomes(benchmark: str, metrics: dict) -> dict | None:
     return reader(rows)
 
 
-def paired_rows(table: dict[str, dict[str, dict]], *, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05):
-    """``table``: model -> benchmark -> metrics (with ``_run_dir``). One row per (benchmark, model pair) sharing
-    items, in benchmark order then model names; ``holm_p`` adjusts McNemar's p over all rows; ``significant`` is
-    ``holm_p < alpha``. Returns (rows, notes) where notes say which benchmarks could not be paired and why."""
-    from rmlab.analysis.compare import benchmark_order
-
+def paired_rows(
+    table: dict[str, dict[str, dict]], order: list[str], *, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
+):
+    """``table``: model -> benchmark -> metrics (with ``_run_dir``); ``order``: the benchmarks, in table order. One
+    row per (benchmark, model pair) sharing items, in that order then model names; ``holm_p`` adjusts McNemar's p
+    over all rows; ``significant`` is ``holm_p < alpha``. Returns (rows, notes): which benchmarks could not be
+    paired and why."""
     rows, notes = [], []
-    for bench in benchmark_order():
+    for bench in order:
         models = sorted(m for m, per in table.items() if bench in per)
         if len(models) < 2:
             continue

@@ -115,9 +115,9 @@ def fingerprint(examples: Sequence[PreferenceExample]) -> str:
     return stable_hash(sorted(e.as_row() for e in examples))
 
 
-def load_preferences(cfg, *, seed: int) -> PreferenceSplits:
-    """Load ``cfg`` (a ``conf/preference/*.yaml``) from its local directory, or else from the Hub."""
-
+def read_examples(cfg) -> tuple[list[PreferenceExample], dict]:
+    """Every pair of ``cfg`` (a ``conf/preference/*.yaml``), from its local directory or else the Hub, with where
+    they came from and what was skipped (malformed rows; rows that are no pair by rule, by reason)."""
     converter = CONVERTERS[cfg.converter]
     if cfg.get("converter_options"):  # e.g. HelpSteer2's split field
         converter = functools.partial(converter, **OmegaConf.to_container(cfg.converter_options, resolve=True))
@@ -175,33 +175,131 @@ def load_preferences(cfg, *, seed: int) -> PreferenceSplits:
     dup = [k for k, v in seen.items() if v > 1]
     if dup:
         raise DataValidationError(f"{cfg.name}: duplicate pair ids, e.g. {dup[:3]}")
-    train, heldout = split_and_subsample(
-        examples, max_pairs=cfg.get("max_pairs"), heldout_pairs=cfg.heldout_pairs, seed=seed
-    )
-    if not train:
-        raise DataValidationError(f"{cfg.name}: no training pairs left after holding out {cfg.heldout_pairs}")
-    noise = float(cfg.get("label_noise") or 0.0)
-    train, flipped = flip_labels(train, noise, seed=seed) if noise else (train, 0)  # held-out pairs stay clean
-    # the benchmarks' prompts among these pairs (the run config's `contamination` block; none for a bare config)
-    from rmlab.data.contamination import check
-
-    train, heldout, contamination = check(train, heldout, cfg._get_root(), drop=bool(cfg.get("decontaminate")))
-    info = {
-        "name": cfg.name,
+    return examples, {
         "source": source,
         "files": [str(f) for f in files],
         "converter": cfg.converter,
         "pairs_available": len(examples),
-        "train_pairs": len(train),
-        "heldout_pairs": len(heldout),
         "malformed_rows": len(malformed),
         "malformed_examples": malformed[:20],
         "skipped_rows": skipped,  # by rule, by reason (ties, other splits)
+    }
+
+
+def finish(cfg, train: list, heldout: list, info: dict, *, seed: int) -> PreferenceSplits:
+    """Label noise on the training pairs, and the run's data record (training adds the contamination check:
+    :func:`rmlab.training.contamination.decontaminate`)."""
+    if not train:
+        raise DataValidationError(f"{cfg.name}: no training pairs left after holding out {cfg.heldout_pairs}")
+    noise = float(cfg.get("label_noise") or 0.0)
+    train, flipped = flip_labels(train, noise, seed=seed) if noise else (train, 0)  # held-out pairs stay clean
+    info = {
+        "name": cfg.name,
+        **info,
+        "train_pairs": len(train),
+        "heldout_pairs": len(heldout),
         "seed": seed,
         "label_noise": noise,
         "labels_flipped": flipped,
         "train_fingerprint": fingerprint(train),
         "heldout_fingerprint": fingerprint(heldout),
-        "contamination": contamination,
     }
     return PreferenceSplits(train, heldout, info)
+
+
+def load_preferences(cfg, *, seed: int) -> PreferenceSplits:
+    """Load ``cfg`` (a ``conf/preference/*.yaml``; with ``mix``, a mixture: :func:`load_mixture`)."""
+    if cfg.get("mix"):
+        return load_mixture(cfg, seed=seed)
+    examples, info = read_examples(cfg)
+    train, heldout = split_and_subsample(
+        examples, max_pairs=cfg.get("max_pairs"), heldout_pairs=cfg.heldout_pairs, seed=seed
+    )
+    return finish(cfg, train, heldout, info, seed=seed)
+
+
+# Mixtures ----------------------------------------------------------------------------------------------------
+# A seeded mixture of preference sets: ``preference.mix = [{name, weight, label?, overrides?}, ...]``.
+#
+# Each component is a ``conf/preference/<name>.yaml`` (with ``overrides`` merged in), read as it would be alone
+# (:func:`rmlab.data.preference.read_examples`). Then:
+#
+# 1. **Duplicates across components** (the same prompt and the same two responses, in either order) are kept once,
+#    in the first component that has them in ``mix`` order, and counted per component.
+# 2. **Exact counts.** ``heldout_pairs`` and ``max_pairs`` are split by weight with the largest-remainder rule, so
+#    the per-component counts sum to the totals exactly; each component draws its share from a seeded shuffle of its
+#    own pairs, held-out first (so held-out pairs never depend on ``max_pairs``, as for a single set). A component
+#    with too few pairs for its share is an error naming it and both numbers. ``max_pairs: null`` trains on every
+#    remaining pair of every component (the held-out shares still follow the weights).
+# 3. Pair ids get the component's label as a prefix; label noise and the contamination check apply to the mixture
+#    as to any set; the record lists per component: weight, available, duplicates removed, train, held out.
+
+
+def apportion(total: int, weights: list[float]) -> list[int]:
+    """``total`` split in proportion to ``weights`` (largest remainder; ties to the earlier component)."""
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"mixture weights must be non-negative with a positive sum, got {weights}")
+    quotas = [total * w / sum(weights) for w in weights]
+    counts = [int(q) for q in quotas]
+    order = sorted(range(len(weights)), key=lambda i: (-(quotas[i] - counts[i]), i))
+    for i in order[: total - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def component_config(cfg, item):
+    """The component's preference config, resolved against the run's ``paths``."""
+    from rmlab.utils.config import CONF_DIR
+
+    path = Path(CONF_DIR) / "preference" / f"{item.name}.yaml"
+    if not path.is_file():
+        raise DataValidationError(f"preference.mix: no preference config {item.name!r} ({path})")
+    node = OmegaConf.merge(OmegaConf.load(path), item.get("overrides") or {})
+    root = cfg._get_root()
+    paths = {k: root.paths[k] for k in root.paths if k != "output_dir"} if "paths" in root else {}
+    return OmegaConf.create({"paths": paths, "preference": node}).preference
+
+
+def _key(e: PreferenceExample) -> tuple:
+    return (e.prompt, *sorted((e.chosen, e.rejected)))
+
+
+def load_mixture(cfg, *, seed: int) -> PreferenceSplits:
+    items = list(cfg.mix)
+    labels = [str(it.get("label") or it.name) for it in items]
+    if len(set(labels)) != len(labels):
+        raise DataValidationError(f"preference.mix: labels must differ (give `label`s), got {labels}")
+    weights = [float(it.get("weight", 1.0)) for it in items]
+    seen: set[tuple] = set()
+    parts, record = [], {}
+    for label, item in zip(labels, items):
+        sub = component_config(cfg, item)
+        examples, info = read_examples(sub)
+        kept = []
+        for e in sorted(examples, key=lambda e: e.id):
+            if _key(e) not in seen:
+                seen.add(_key(e))
+                kept.append(PreferenceExample(e.source, f"{label}:{e.id}", e.prompt, e.chosen, e.rejected, e.meta))
+        random.Random(f"{seed}:{label}").shuffle(kept)
+        parts.append(kept)
+        record[label] = {"config": str(item.name), "source": info["source"], "available": len(examples),
+                         "duplicates_removed": len(examples) - len(kept), "malformed_rows": info["malformed_rows"],
+                         "skipped_rows": info["skipped_rows"]}  # fmt: skip
+    held = apportion(int(cfg.heldout_pairs), weights)
+    max_pairs = cfg.get("max_pairs")
+    train_n = apportion(int(max_pairs), weights) if max_pairs is not None else [len(p) - h for p, h in zip(parts, held)]
+    train, heldout = [], []
+    for label, pool, h, n, w in zip(labels, parts, held, train_n, weights):
+        if h + n > len(pool):
+            raise DataValidationError(
+                f"preference.mix: component {label!r} has {len(pool)} pairs after removing duplicates, "
+                f"its share (weight {w}) needs {h} held out + {n} for training"
+            )
+        heldout += pool[:h]
+        train += pool[h : h + n]
+        record[label].update({"weight": w, "heldout": h, "train": n})
+    info = {"source": "mixture", "files": [], "converter": "mix", "components": record,
+            "pairs_available": sum(r["available"] for r in record.values()),
+            "duplicates_removed": sum(r["duplicates_removed"] for r in record.values()),
+            "malformed_rows": sum(r["malformed_rows"] for r in record.values())}  # fmt: skip
+    return finish(cfg, train, heldout, info, seed=seed)

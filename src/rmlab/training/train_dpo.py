@@ -35,6 +35,7 @@ from rmlab.metrics.bootstrap import bootstrap_mean_interval
 from rmlab.models.handle import open_model
 from rmlab.models.loading import load_causal_lm, pick_device, save_model_dir
 from rmlab.scoring.scorers import Encoded, ImplicitRewardScorer
+from rmlab.training.contamination import decontaminate
 from rmlab.training.distributed import agree_on_run_dir, is_main_process, same_on_every_rank
 from rmlab.training.resume import resolve_resume
 from rmlab.training.train_rm import evaluate_trained
@@ -209,7 +210,7 @@ def train_dpo(cfg: DictConfig) -> dict:
     set_seed(cfg.seed)
     t0 = time.perf_counter()
     recipe = cfg.recipe
-    splits = load_preferences(cfg.preference, seed=cfg.seed)
+    splits = decontaminate(load_preferences(cfg.preference, seed=cfg.seed), cfg)
     base = open_model(cfg.model, cache_dir=cfg.paths.model_cache_dir)
     resolved, tokenizer, formatter = base.resolved, base.tokenizer, base.formatter
     # the SFT model twice: the policy that trains and the frozen reference (with LoRA, TRL disables the adapters)

@@ -28,6 +28,7 @@ from rmlab.data.preference import load_preferences
 from rmlab.metrics.bootstrap import bootstrap_mean_interval
 from rmlab.models.handle import open_model
 from rmlab.models.loading import load_classifier, save_model_dir
+from rmlab.training.contamination import decontaminate
 from rmlab.training.distributed import ReplicaCheck, check_relaunch
 from rmlab.training.resume import resolve_resume
 from rmlab.training.rm_data import PreferenceDataModule, lightning_position
@@ -48,7 +49,7 @@ def train_reward_model(cfg: DictConfig) -> dict:
     ckpt, resumed = resolve_resume(cfg.get("resume"), run_dir / "checkpoints", _newest_checkpoint, what="Lightning")
     pl.seed_everything(cfg.seed, workers=True)
     t0 = time.perf_counter()
-    splits = load_preferences(cfg.preference, seed=cfg.seed)
+    splits = decontaminate(load_preferences(cfg.preference, seed=cfg.seed), cfg)
     base = open_model(cfg.model, cache_dir=cfg.paths.model_cache_dir)
     resolved, tokenizer, formatter = base.resolved, base.tokenizer, base.formatter
     model, new_head = load_classifier(
