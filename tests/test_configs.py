@@ -88,6 +88,14 @@ def _check_pipeline(tmp_path, experiment):
         stages += [("train_rm", [*data, *o, *p.train_rm.overrides], ("model",)) for o in p.reward_models.values()]
         stages += [("eval_rm", o, ("model",)) for o in eval_overrides(cfg, "/some/run/model").values()]
         stages.append(("best_of_n", bon_overrides(cfg, {"rm": "/some/run/model"}), ("policy",)))
+    elif p.name == "preference_ablation":  # the optional samples, each set's training, every evaluation
+        stages = []
+        if p.get("policy_samples"):
+            ps = p.policy_samples
+            stages.append(("best_of_n", [f"policy={ps.policy}", f"task={ps.task}", *ps.overrides], ("policy",)))
+        stages += [("train_rm", [*o, *p.train_rm.overrides], ("model",)) for o in p.sets.values()]
+        stages += [("eval_rm", ["model=/some/run/model", f"benchmark={b}", *o, *p.rm_eval.overrides], ("model",))
+                   for b, o in p.rm_eval.benchmarks.items()]  # fmt: skip
     else:
         stages = [
             ("train_rm", [*p.preference_overrides, *p.classifier.overrides], ("model",)),

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import time
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -34,7 +33,7 @@ from rmlab.analysis.bon_study import (
     study_markdown,
     study_rows,
 )
-from rmlab.pipelines.stages import PipelineProgress, plan_stage, run_stage, stage_record, with_stage_overrides
+from rmlab.pipelines.stages import StageRunner
 from rmlab.utils.io import write_json, write_text
 
 log = logging.getLogger(__name__)
@@ -71,7 +70,6 @@ def run_bon_study(cfg: DictConfig) -> dict:
     root, out = Path(p.stages_dir).resolve(), Path(cfg.paths.output_dir)
     seed = f"seed={cfg.seed}"
     runtime = [f"logger={p.stage_logger}"]
-    code_change = str(p.get("code_change", "rerun"))
     released = dict(p.get("released") or {})
     trained = dict(p.get("reward_models") or {})
     if not released and not trained:
@@ -81,21 +79,7 @@ def run_bon_study(cfg: DictConfig) -> dict:
         raise ValueError(f"reward models {clash} are both trained and released; give each a distinct name")
     base = [f"policy={p.policy}", f"task={p.task}", seed]
 
-    decisions = []
-    progress = PipelineProgress()
-
-    def stage(entry, over, parent, name, extra_runtime=()):
-        over = with_stage_overrides(p, entry, over)
-        out_dir, identity = plan_stage(parent, name, entry, over, stages_root=root)
-        start = time.perf_counter()
-        result = run_stage(
-            entry, over, out_dir, identity=identity, runtime=[*runtime, *extra_runtime], code_change=code_change
-        )
-        progress(f"{parent.name}/{name}", out_dir, time.perf_counter() - start)
-        record = stage_record(out_dir)
-        decisions.append({"stage": f"{parent.name}/{name}", "out_dir": str(out_dir), **record["decisions"][-1]})
-        write_json(out / "stages.json", decisions)  # as it goes: a long study shows its progress
-        return out_dir, result
+    stage = StageRunner(p, root, runtime, record_to=out)
 
     models: dict[str, str] = {name: str(spec) for name, spec in released.items()}
     train_runs: dict[str, dict] = {}

@@ -26,3 +26,10 @@ def _bon_study(cfg):
     from rmlab.pipelines.bon_study import run_bon_study
 
     return run_bon_study(cfg)
+
+
+@PIPELINES.register("preference_ablation")
+def _preference_ablation(cfg):
+    from rmlab.pipelines.preference_ablation import run_preference_ablation
+
+    return run_preference_ablation(cfg)

@@ -237,3 +237,30 @@ def run_stage(
         raise RuntimeError(f"stage {entry} finished without writing {marker}")
     write_json(out_dir / "stage.json", {**record, "wall_seconds": time.perf_counter() - start})
     return json.loads(marker.read_text())
+
+
+class StageRunner:
+    """A pipeline's way to run one stage: its ``stage_overrides`` appended, its identity planned under ``root``,
+    run or reused (:func:`run_stage`), one progress line; with ``record_to`` every decision is also appended to
+    ``<record_to>/stages.json`` as the pipeline goes (a long study shows its progress)."""
+
+    def __init__(self, pipeline: DictConfig, root: Path, runtime: Sequence[str], *, record_to: Path | None = None,
+                 total: int | None = None) -> None:  # fmt: skip
+        self.pipeline, self.root, self.runtime, self.record_to = pipeline, root, list(runtime), record_to
+        self.code_change = str(pipeline.get("code_change", "rerun"))
+        self.progress, self.decisions = PipelineProgress(total), []
+
+    def __call__(self, entry: str, over: Sequence[str], parent: Path, name: str, extra_runtime: Sequence[str] = ()):
+        over = with_stage_overrides(self.pipeline, entry, over)
+        out_dir, identity = plan_stage(parent, name, entry, over, stages_root=self.root)
+        start = time.perf_counter()
+        result = run_stage(entry, over, out_dir, identity=identity, runtime=[*self.runtime, *extra_runtime],
+                           code_change=self.code_change)  # fmt: skip
+        self.progress(f"{parent.name}/{name}", out_dir, time.perf_counter() - start)
+        if self.record_to is not None:
+            decision = stage_record(out_dir)["decisions"][-1]
+            self.decisions.append({"stage": f"{parent.name}/{name}", "out_dir": str(out_dir), **decision})
+            from rmlab.utils.io import write_json
+
+            write_json(Path(self.record_to) / "stages.json", self.decisions)
+        return out_dir, result

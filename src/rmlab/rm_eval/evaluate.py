@@ -16,6 +16,7 @@ finished evaluation re-runs at no model cost. Bad input fails before anything is
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -89,6 +90,7 @@ def evaluate_rm(cfg: DictConfig, *, on_batch=None) -> dict:
         "complete": not missing,
         "incomplete_because": missing,
         "seed": cfg.seed,
+        "training_overlap": training_overlap(str(scored.spec), cfg.benchmark.name),
         **scored.metrics,
         "scoring": scored.scoring,
         "wall_seconds": time.perf_counter() - t0,
@@ -209,3 +211,22 @@ def _judge(cfg: DictConfig, benchmark, items: list, on_batch) -> _Scored:
         judge=run.summary,
         judgements=run.judgements,
     )
+
+
+def training_overlap(model_spec: str, benchmark: str) -> dict | None:
+    """Which of this benchmark's items the model's training prompts overlapped, from the contamination record a
+    reward model trained here carries (``rmlab_meta.json``: ``data.contamination``; :mod:`rmlab.training.
+    contamination`); None for a model without one (released checkpoints, wheel models)."""
+    meta = Path(model_spec) / "rmlab_meta.json"
+    if not meta.is_file():
+        return None
+    record = (json.loads(meta.read_text()).get("data") or {}).get("contamination") or {}
+    if not record.get("checked"):
+        return {"checked": False}
+    if benchmark not in record.get("benchmarks", {}):
+        why = record.get("not_checked", {}).get(benchmark, "not among contamination.benchmarks")
+        return {"checked": False, "why": why}
+    counts = record["benchmarks"][benchmark]
+    items = sorted({m["item"] for m in record.get("matches", []) if m["benchmark"] == benchmark})
+    return {"checked": True, "train_pairs": counts["train"], "heldout_pairs": counts["heldout"],
+            "items": items, "items_complete": len(record.get("matches", [])) < int(record.get("max_listed", 50))}  # fmt: skip

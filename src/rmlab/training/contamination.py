@@ -51,7 +51,8 @@ def check(
     if cfg is None or not cfg.get("enabled", True):
         return train, heldout, {"checked": False}
     n, threshold, listed = int(cfg.ngram), float(cfg.threshold), int(cfg.get("max_listed", 50))
-    report: dict = {"ngram": n, "threshold": threshold, "benchmarks": {}, "not_checked": {}, "matches": []}
+    report: dict = {"ngram": n, "threshold": threshold, "max_listed": listed, "benchmarks": {}, "not_checked": {},
+                    "matches": []}  # fmt: skip
     flagged: set[str] = set()
     for name, overrides in (cfg.benchmarks or {}).items():
         try:
