@@ -29,6 +29,7 @@ def _overrides(tmp, lm, rm) -> dict[str, list[str]]:
         "train-rm": [f"model={rm}", "evaluate.benchmarks=[rm_bench]"],
         "train-dpo": [f"model={lm}"],
         "train-ppo": [f"policy={lm}", f"reward_model={rm}"],
+        "train-policy": [f"policy={lm}", f"reward_model={rm}", "algo=grpo"],
         "eval-policy": [f"policy={lm}", "task=all"],
         "best-of-n": [f"policy={lm}", f"+reward_models.rm={rm}"],
         "arena-hard": [f"policy={lm}", f"judge.pretrained={lm}"],
@@ -58,6 +59,7 @@ def _overrides(tmp, lm, rm) -> dict[str, list[str]]:
 # whole files per worker) run them beside this chain: the stages (tests/test_debug_fast_stages.py) and the benches and
 # checks (tests/test_debug_fast_tools.py).
 STANDALONE_STAGES = (
+    "train-policy",
     "best-of-n",
     "arena-hard",
     "reward-signal",

@@ -59,6 +59,13 @@ ENTRIES: dict[str, Entry] = {
             "reward_model=<RM dir> policy=<sft model>",
             _POLICY,
         ),
+        Entry(
+            "train_policy",
+            "rmlab.training.train_policy:train_policy",
+            "train a policy against a reward model: algo=grpo | rloo (TRL, the RM as reward function) | ppo",
+            "algo=grpo reward_model=<RM dir> policy=<sft model>",
+            _POLICY,
+        ),
         # policies
         Entry(
             "eval_policy",

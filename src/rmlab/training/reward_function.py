@@ -1,0 +1,83 @@
+"""A lab reward model as a TRL reward function (``GRPOTrainer`` / ``RLOOTrainer`` ``reward_funcs``).
+
+TRL calls a reward function with the batch's ``prompts`` and ``completions`` (for a conversational dataset, lists of
+``{role, content}`` messages; else strings) and dataset columns as keyword arguments, and takes one float per
+completion. :class:`RewardFunction` turns each (prompt messages, completion) into the lab's ``(turns, response)``
+and scores it with the evaluator's own :class:`rmlab.scoring.scorers.ClassifierScorer` in the reward model's own
+formatting (its ``rmlab_meta.json`` or, for a Hub model, its chat template): the reward a policy is trained on is
+exactly what ``rmlab eval-rm`` gives that conversation, token for token (``tests/test_reward_function.py``). Only a
+sequence classifier can serve: an implicit (DPO) reward or a judge is refused, with the reason, before training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rmlab.scoring.scorers import ClassifierScorer
+
+
+def prompt_turns(prompt) -> tuple[tuple[str, str], ...]:
+    """TRL's prompt as the lab's turns: a list of ``{role, content}`` messages, or a string (one user message)."""
+    if isinstance(prompt, str):
+        return (("user", prompt),)
+    turns = tuple((m["role"], m["content"]) for m in prompt)
+    if not turns or turns[-1][0] != "user":
+        raise ValueError(f"a reward-function prompt must end with a user message, got {[r for r, _ in turns]}")
+    return turns
+
+
+def completion_text(completion) -> str:
+    """TRL's completion as text: a string, or the assistant message(s) of a conversational completion."""
+    if isinstance(completion, str):
+        return completion
+    return "".join(m["content"] for m in completion if m.get("role", "assistant") == "assistant")
+
+
+class RewardFunction:
+    """Callable as TRL expects (``__name__`` names it in TRL's logs); ``batch_size`` completions per forward pass."""
+
+    def __init__(self, scorer: ClassifierScorer, *, name: str = "reward_model", batch_size: int = 8, turns=None):
+        self.scorer, self.__name__, self.batch_size = scorer, name, int(batch_size)
+        self.turns = turns  # the prompts' turns by a dataset's `prompt_index` column, when the prompt is pre-rendered
+        self.calls, self.scored = 0, 0
+
+    def encode(self, prompts: Sequence, completions: Sequence, prompt_index: Sequence[int] | None = None) -> list:
+        if prompt_index is not None and self.turns is not None:
+            prompts = [self.turns[int(i)] for i in prompt_index]
+        return [
+            self.scorer.encode(p if isinstance(p, tuple) else prompt_turns(p), completion_text(c))
+            for p, c in zip(prompts, completions)
+        ]
+
+    def __call__(self, prompts: Sequence, completions: Sequence, prompt_index=None, **_columns) -> list[float]:
+        encoded = self.encode(prompts, completions, prompt_index)
+        out: list[float] = []
+        for start in range(0, len(encoded), self.batch_size):
+            out += [float(x) for x in self.scorer(encoded[start : start + self.batch_size])]
+        self.calls, self.scored = self.calls + 1, self.scored + len(out)
+        return out
+
+
+def check_reward_model_kind(rm_handle) -> None:
+    """Only a sequence classifier serves as a reward function: a DPO model or a policy the lab saved is refused."""
+    kind = (rm_handle.meta or {}).get("kind")  # what the lab trained it as; None for a Hub checkpoint
+    if kind not in (None, "classifier"):
+        raise ValueError(
+            f"reward model {rm_handle.resolved.spec}: a {kind} model cannot serve as a reward function; GRPO and RLOO "
+            "here take a sequence classifier (train one with `rmlab train-rm`, or give a Hub classifier)"
+        )
+
+
+def reward_function(rm_handle, *, max_length: int, device: str, batch_size: int = 8) -> RewardFunction:
+    """The reward model of ``rm_handle`` (a :class:`rmlab.models.handle.ModelHandle`) as a reward function; only a
+    sequence classifier qualifies."""
+    from rmlab.models.loading import load_classifier
+
+    check_reward_model_kind(rm_handle)
+    model, _ = load_classifier(
+        rm_handle.resolved, dtype="float32", device="cpu", pad_token_id=rm_handle.tokenizer.pad_token_id
+    )
+    scorer = ClassifierScorer(
+        model.eval(), rm_handle.tokenizer, rm_handle.formatter, max_length=max_length, device=device
+    )
+    return RewardFunction(scorer, name=f"rm:{rm_handle.resolved.spec}", batch_size=batch_size)

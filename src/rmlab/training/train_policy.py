@@ -1,0 +1,168 @@
+"""``rmlab train-policy algo=ppo|grpo|rloo``: one stage, the same inputs and outputs, three optimizers.
+
+``algo=ppo`` is ``rmlab train-ppo`` (:func:`rmlab.training.train_ppo.train_ppo`). ``algo=grpo`` and ``algo=rloo`` use
+TRL's ``GRPOTrainer`` / ``RLOOTrainer`` (both in the pinned TRL 1.12, beside ``trl.experimental.ppo``), with the
+reward model as the reward function (:class:`rmlab.training.reward_function.RewardFunction`: the evaluator's scorer
+in the reward model's own formatting). The prompts are PPO's (the reward model's own preference prompts, in the
+policy's chat format, too-long ones dropped); the held-out comparison, the saved policy and its record are PPO's
+too, so the correlation and best-of-n studies read any of the three the same way.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from rmlab.models.chat_format import ChatFormatter
+from rmlab.models.handle import open_model
+from rmlab.models.loading import load_causal_lm, pick_device, save_model_dir
+from rmlab.training.ppo_parts import policy_tokenizer, ppo_prompts, reward_model_handle, text_reward
+from rmlab.training.reward_function import RewardFunction, check_reward_model_kind
+from rmlab.utils.io import write_json, write_jsonl
+from rmlab.utils.plots import training_curves
+from rmlab.utils.run_info import run_info
+
+log = logging.getLogger(__name__)
+
+ALGOS = ("ppo", "grpo", "rloo")
+CURVES = {"reward": "reward (RM score)", "kl": "KL to reference", "completions/mean_length": "completion length"}
+
+
+def check_algo(name: str) -> str:
+    if name not in ALGOS:
+        close = difflib.get_close_matches(name, ALGOS, n=1)
+        raise ValueError(f"algo={name!r} is not one of {ALGOS}" + (f"; did you mean {close[0]}?" if close else ""))
+    return name
+
+
+def check_context(policy_handle, needed: int) -> None:
+    """A prompt of ``recipe.max_prompt_length`` tokens plus ``algo.max_completion_length`` must fit the policy."""
+    import json
+
+    config = Path(policy_handle.resolved.path) / "config.json"
+    limit = json.loads(config.read_text()).get("max_position_embeddings") if config.is_file() else None
+    if limit is not None and needed > int(limit):
+        raise ValueError(
+            f"recipe.max_prompt_length + algo.max_completion_length = {needed} tokens exceed the policy's context "
+            f"({limit}, {policy_handle.resolved.spec}); lower one of them"
+        )
+
+
+def train_policy(cfg: DictConfig) -> dict:
+    algo = check_algo(str(cfg.algo.name))
+    if algo == "ppo":
+        from rmlab.training.train_ppo import train_ppo
+
+        return train_ppo(cfg)
+    return _train_group_relative(cfg, algo)
+
+
+def trainer_config(cfg: DictConfig, algo: str, run_dir: Path, device: str):
+    from trl import GRPOConfig, RLOOConfig
+
+    a = cfg.algo
+    common = {
+        "output_dir": str(run_dir / "checkpoints"), "learning_rate": a.learning_rate, "beta": a.beta,
+        "num_generations": a.num_generations, "epsilon": a.epsilon, "num_iterations": a.num_iterations,
+        "temperature": a.temperature, "max_completion_length": a.max_completion_length,
+        "per_device_train_batch_size": a.per_device_train_batch_size, "gradient_accumulation_steps": a.gradient_accumulation_steps,
+        "num_train_epochs": a.epochs, "max_steps": a.max_steps, "logging_steps": a.logging_steps, "seed": cfg.seed,
+        "report_to": "none", "save_strategy": "no", "use_cpu": device == "cpu", "bf16": cfg.precision == "bf16",
+        "fp16": cfg.precision == "fp16", "remove_unused_columns": False,
+    }  # fmt: skip
+    if algo == "grpo":
+        return GRPOConfig(**common, scale_rewards=a.scale_rewards, loss_type=a.loss_type)
+    return RLOOConfig(**common, normalize_advantages=a.normalize_advantages)
+
+
+def _train_group_relative(cfg: DictConfig, algo: str) -> dict:
+    from datasets import Dataset
+    from transformers import set_seed
+    from trl import GRPOTrainer, RLOOTrainer
+
+    t0 = time.perf_counter()
+    set_seed(cfg.seed)
+    device = pick_device(cfg.get("device", "auto"))
+    run_dir = Path(cfg.paths.output_dir)
+    a = cfg.algo
+    if a.per_device_train_batch_size % a.num_generations:
+        raise ValueError(
+            f"algo.per_device_train_batch_size={a.per_device_train_batch_size} must be a multiple of "
+            f"algo.num_generations={a.num_generations} (each prompt's completions form one group)"
+        )
+    policy_handle = open_model(cfg.policy, cache_dir=cfg.paths.model_cache_dir)
+    rm = reward_model_handle(cfg, policy_handle)
+    check_reward_model_kind(rm)  # before any model loads
+    check_context(policy_handle, cfg.recipe.max_prompt_length + a.max_completion_length)
+    tokenizer = policy_tokenizer(cfg, policy_handle.resolved)
+    fmt = ChatFormatter(tokenizer, policy_handle.formatting["chat_template"], policy_handle.formatting["system_prompt"])
+    prompts = ppo_prompts(cfg, fmt)
+    if not prompts.train:
+        raise ValueError(f"no training prompt within recipe.max_prompt_length={cfg.recipe.max_prompt_length} tokens")
+    reward = text_reward(cfg, rm, tokenizer, prompts, device)  # the held-out comparison's reward, as PPO's
+    # the prompt text the policy sees is its own chat format; the reward function reads the turns by index
+    turns = list(prompts.train)
+    texts = [fmt.format(p, "").prefix for p in turns]
+    reward_fn = RewardFunction(reward.scorer, name=f"rm:{rm.resolved.spec}", turns=turns)
+    dataset = Dataset.from_dict({"prompt": texts, "prompt_index": list(range(len(texts)))})
+    policy = load_causal_lm(policy_handle.resolved, dtype="float32", device="cpu")
+    sft = load_causal_lm(policy_handle.resolved, dtype="float32", device="cpu")
+    for m in (policy, sft):
+        m.generation_config.pad_token_id = tokenizer.pad_token_id
+    trainer_cls = GRPOTrainer if algo == "grpo" else RLOOTrainer
+    trainer = trainer_cls(
+        model=policy, reward_funcs=[reward_fn], args=trainer_config(cfg, algo, run_dir, device),
+        train_dataset=dataset, processing_class=tokenizer,
+    )  # fmt: skip
+    fit_t0 = time.perf_counter()
+    trainer.train()
+    fit_seconds = time.perf_counter() - fit_t0
+    trained = trainer.accelerator.unwrap_model(trainer.model)
+
+    from rmlab.training.train_ppo import heldout_comparison
+
+    reward.scorer.device = device
+    comparison = heldout_comparison(
+        cfg, sft=sft.to(device), trained=trained.to(device), reference=sft, tokenizer=tokenizer, reward=reward,
+        prompts=prompts.heldout, queries=prompts.heldout_ids, device=device,
+    ) if prompts.heldout_ids else None  # fmt: skip
+    history = trainer.state.log_history
+    write_jsonl(run_dir / "log_history.jsonl", history)
+    curves = training_curves(
+        history, CURVES, path=run_dir / "curves.png", title=f"{algo.upper()} against {rm.resolved.spec}"
+    )
+    info = {
+        "algo": algo,
+        "sft_model": policy_handle.resolved.spec,
+        "sft_fingerprint": policy_handle.resolved.fingerprint,
+        "reward_model": rm.resolved.spec,
+        "reward_model_fingerprint": rm.resolved.fingerprint,
+        "reward_model_formatting": rm.formatting,
+        "reward_model_formatting_fingerprint": rm.formatter.fingerprint,
+        "data": prompts.data_info,
+        "formatting": policy_handle.formatting,
+        "prompts": {"train": len(prompts.train), "heldout": len(prompts.heldout_ids)},
+        "algo_config": OmegaConf.to_container(cfg.algo, resolve=True),
+        "seed": cfg.seed,
+    }
+    metrics = {
+        **info,
+        "heldout": comparison and {k: v for k, v in comparison.items() if k != "samples"},
+        "train": {"steps": trainer.state.global_step, "fit_seconds": fit_seconds, "reward_calls": reward_fn.calls,
+                  "completions_scored": reward_fn.scored, "final": history[-1] if history else {}},
+        "curves": str(curves),
+    }  # fmt: skip
+    policy_dir = save_model_dir(
+        trained, tokenizer, run_dir / "policy",
+        {"kind": "policy", **info, "heldout": metrics["heldout"], **run_info(cfg.paths.root_dir)},
+    )  # fmt: skip
+    if comparison:
+        write_jsonl(run_dir / "heldout_samples.jsonl", comparison["samples"])
+    metrics.update(policy_dir=str(policy_dir), wall_seconds=time.perf_counter() - t0, run=run_info(cfg.paths.root_dir))
+    write_json(run_dir / "train_metrics.json", metrics)
+    log.info("%s held-out reward: %s", algo, (comparison or {}).get("difference"))
+    return metrics
