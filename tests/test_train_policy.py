@@ -48,3 +48,19 @@ def test_bad_input_is_refused_before_training(tmp_path, tiny_lm_dir, tiny_classi
         train_policy(_cfg(tmp_path, tiny_lm_dir, tiny_classifier_dir, f"algo.max_completion_length={limit}"))
     with pytest.raises(ValueError, match="multiple of algo.num_generations"):
         train_policy(_cfg(tmp_path, tiny_lm_dir, tiny_classifier_dir, "algo.num_generations=3"))
+
+
+def test_the_gpu_experiment_composes_into_trl_configs(tmp_path):
+    """experiments/grpo_tulu2_13b.yaml on CPU: the config composes, and TRL's GRPOConfig / RLOOConfig accept what
+    it asks for (vLLM colocated, 8 completions per prompt)."""
+    from rmlab.training.train_policy import trainer_config
+
+    for algo in ("grpo", "rloo"):
+        args = rewrite_model_overrides(
+            [f"paths.root_dir={ROOT}", "experiment=grpo_tulu2_13b", f"algo={algo}", "algo.use_vllm=true"],
+            groups=("model", "policy"),
+        )
+        cfg = compose_config("train_policy", args)
+        assert cfg.policy.pretrained == "allenai/tulu-2-13b" and cfg.reward_model.startswith("allenai/tulu-v2.5")
+        made = trainer_config(cfg, algo, tmp_path, "cpu")  # "cpu": no GPU here to validate bf16 against
+        assert made.use_vllm and made.vllm_mode == "colocate" and made.num_generations == cfg.algo.num_generations

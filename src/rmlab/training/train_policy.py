@@ -72,7 +72,9 @@ def trainer_config(cfg: DictConfig, algo: str, run_dir: Path, device: str):
         "per_device_train_batch_size": a.per_device_train_batch_size, "gradient_accumulation_steps": a.gradient_accumulation_steps,
         "num_train_epochs": a.epochs, "max_steps": a.max_steps, "logging_steps": a.logging_steps, "seed": cfg.seed,
         "report_to": "none", "save_strategy": "no", "use_cpu": device == "cpu", "bf16": cfg.precision == "bf16",
-        "fp16": cfg.precision == "fp16", "remove_unused_columns": False,
+        "fp16": cfg.precision == "fp16", "remove_unused_columns": False, "use_vllm": bool(a.get("use_vllm", False)),
+        "vllm_mode": str(a.get("vllm_mode", "colocate")),
+        "vllm_gpu_memory_utilization": float(a.get("vllm_gpu_memory_utilization", 0.3)),
     }  # fmt: skip
     if algo == "grpo":
         return GRPOConfig(**common, scale_rewards=a.scale_rewards, loss_type=a.loss_type)
