@@ -49,7 +49,7 @@ def test_experiments_compose(tmp_path, experiment):
     if entry == "run_experiment":  # a pipeline: its own config, and every stage's config with its overrides
         _check_pipeline(tmp_path, experiment)
         return
-    if entry == "train_ppo":  # the reward model is given on the command line
+    if entry in ("train_ppo", "train_policy"):  # the reward model is given on the command line
         cfg = compose_eval_cfg(
             tmp_path,
             [f"experiment={experiment}", "reward_model=/some/rm"],
