@@ -29,6 +29,7 @@ def test_mcnemar_exact_against_the_binomial_tail():
     a = [1] * 9 + [0] * 2 + [1] * 30 + [0] * 5
     b = [0] * 9 + [1] * 2 + [1] * 30 + [0] * 5
     got = mcnemar_exact(a, b)
+    # rel 1e-12: scipy sums at most 12 binomial pmf terms, each within a few ulps (2.2e-16) of exact
     assert (got["a_only"], got["b_only"]) == (9, 2) and got["p"] == pytest.approx(134 / 2048, rel=1e-12)
     assert got["p"] == pytest.approx(_two_sided_binomial(9, 11), rel=1e-12)
     assert mcnemar_exact(b, a)["p"] == got["p"]  # symmetric
@@ -41,6 +42,7 @@ def test_pairing_sees_a_difference_that_two_accuracies_hide():
     a = {(f"q{i}", ""): float(i < 255) for i in range(500)}
     b = {(f"q{i}", ""): float(i < 245) for i in range(500)}
     got = paired_difference(a, b, n_boot=2000, seed=0)
+    # a sum of 500 values in {-1, 0, 1} is exact in float64; one division rounds once (ulp of 0.02 ~ 3.5e-18)
     assert got["n_items"] == 500 and got["difference"] == pytest.approx(0.02, abs=1e-15)
     assert got["mcnemar"]["p"] == pytest.approx(2 / 2**10, rel=1e-12)
     assert got["ci"][0] > 0  # every resample of 500 items keeps some of the 10 and never a reversal
@@ -52,7 +54,7 @@ def test_shared_items_clusters_and_shares():
     got = paired_difference(a, b, n_boot=200, seed=0)
     # shared: p1/x (1 vs 0), p1/y (0 vs 0), p2/x (0.5 vs 1): mean difference (1 + 0 - 0.5) / 3
     assert got["n_items"] == 3 and got["n_clusters"] == 2 and (got["only_a"], got["only_b"]) == (1, 1)
-    assert got["difference"] == pytest.approx(0.5 / 3, abs=1e-15)
+    assert got["difference"] == pytest.approx(0.5 / 3, abs=1e-15)  # exact sum of halves, one division
     # a share (0.5) is not a binary outcome: McNemar reads the two binary items only
     assert got["mcnemar"]["n_binary"] == 2 and (got["mcnemar"]["a_only"], got["mcnemar"]["b_only"]) == (1, 0)
     assert paired_difference(a, {("z", ""): 1.0})["difference"] is None
@@ -60,6 +62,7 @@ def test_shared_items_clusters_and_shares():
 
 def test_holm_by_hand():
     # sorted 0.01, 0.03, 0.04 times 3, 2, 1 = 0.03, 0.06, 0.04 -> running max 0.03, 0.06, 0.06
+    # one multiplication each of numbers < 0.1: one rounding, under 1.4e-17
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06], abs=1e-15)
 
 
@@ -88,11 +91,13 @@ def test_the_leaderboard_pairs_two_real_models_item_by_item(tmp_path, data_dir):
     a_only = sum(ca[k] and not cb[k] for k in ca)
     b_only = sum(cb[k] and not ca[k] for k in ca)
     assert jb["n_items"] == len(ca) == 350 and (jb["mcnemar"]["a_only"], jb["mcnemar"]["b_only"]) == (a_only, b_only)
+    # rel 1e-9: scipy's pmf sum against exact integer arithmetic over up to ~350 terms, a few ulps each (<< 1e-9)
     assert jb["mcnemar"]["p"] == pytest.approx(_two_sided_binomial(a_only, a_only + b_only), rel=1e-9)
     rm = by_bench["rm_bench"]
     n_prompts = len(rows("length_baseline", "rm_bench"))
     assert rm["n_items"] == 9 * n_prompts and rm["n_clusters"] == n_prompts
-    assert [r["holm_p"] for r in board["paired"]] == pytest.approx(holm([r["mcnemar"]["p"] for r in board["paired"]]))
+    # the same function on the same inputs: equal
+    assert [r["holm_p"] for r in board["paired"]] == holm([r["mcnemar"]["p"] for r in board["paired"]])
     text = (tmp_path / "lb" / "leaderboard_paired.md").read_text()
     assert "| JudgeBench |" in text and "Holm" in text
     assert json.loads((tmp_path / "lb" / "leaderboard_paired.json").read_text())["rows"][0]["benchmark"] == "rm_bench"

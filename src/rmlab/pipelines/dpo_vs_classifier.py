@@ -14,13 +14,12 @@ the Tulu-2.5 classifiers and DPO models, with tulu-2-13b as the DPO reference).
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from rmlab.analysis.dpo_vs_classifier import comparison_csv, comparison_figure, comparison_markdown, comparison_row
-from rmlab.pipelines.stages import PipelineProgress, plan_stage, run_stage, with_stage_overrides
+from rmlab.pipelines.stages import StageRunner
 from rmlab.utils.io import write_json, write_text
 
 log = logging.getLogger(__name__)
@@ -29,21 +28,9 @@ log = logging.getLogger(__name__)
 def run_dpo_vs_classifier(cfg: DictConfig) -> list[dict]:
     p = cfg.pipeline
     root, out = Path(p.stages_dir).resolve(), Path(cfg.paths.output_dir)
-    runtime = [f"logger={p.stage_logger}"]
-    code_change = str(p.get("code_change", "rerun"))
-
     released = p.get("released") or {}
-    progress = PipelineProgress(sum(3 if d in released else 5 for d in p.datasets))  # 2 trainings + 3 evaluations
-
-    def stage(entry, over, parent, name, extra_runtime=()):
-        over = with_stage_overrides(p, entry, over)
-        out_dir, identity = plan_stage(parent, name, entry, over, stages_root=root)
-        start = time.perf_counter()
-        result = run_stage(
-            entry, over, out_dir, identity=identity, runtime=[*runtime, *extra_runtime], code_change=code_change
-        )
-        progress(f"{parent.name}/{name}", out_dir, time.perf_counter() - start)
-        return out_dir, result
+    total = sum(3 if d in released else 5 for d in p.datasets)  # 2 trainings + 3 evaluations
+    stage = StageRunner(p, root, [f"logger={p.stage_logger}"], total=total)
 
     rows, provenance = [], {}
     for dataset in p.datasets:

@@ -48,6 +48,16 @@ class Judge:
         return f"judge:{self.name}" + ("" if self.prompt == "xstest_refusal_detect" else f" ({self.prompt})")
 
 
+def _local_lm(judge_cfg, cfg):
+    """A local judge: its tokenizer (left-padded), the causal LM, and the device it runs on."""
+    from rmlab.models.loading import load_causal_lm, load_tokenizer, pick_device, resolve_model
+
+    resolved = resolve_model(str(judge_cfg.model), cache_dir=cfg.paths.model_cache_dir)
+    device = pick_device(cfg.device)
+    model = load_causal_lm(resolved, dtype=judge_cfg.get("dtype", "float32"), device=device)
+    return load_tokenizer(resolved, padding_side="left"), model, device
+
+
 def build_judge(judge_cfg, cfg) -> Judge:
     if judge_cfg.kind == "endpoint":
         endpoint = ChatEndpoint(EndpointSettings.from_cfg(judge_cfg))
@@ -59,12 +69,7 @@ def build_judge(judge_cfg, cfg) -> Judge:
     if judge_cfg.kind == "local":
         import torch
 
-        from rmlab.models.loading import load_causal_lm, load_tokenizer, pick_device, resolve_model
-
-        resolved = resolve_model(str(judge_cfg.model), cache_dir=cfg.paths.model_cache_dir)
-        tok = load_tokenizer(resolved, padding_side="left")
-        device = pick_device(cfg.device)
-        model = load_causal_lm(resolved, dtype=judge_cfg.get("dtype", "float32"), device=device)
+        tok, model, device = _local_lm(judge_cfg, cfg)
 
         @torch.inference_mode()
         def complete(text: str) -> str:
@@ -134,12 +139,7 @@ def build_preference_judge(judge_cfg, cfg, mode: str) -> PreferenceJudge:
     if judge_cfg.kind == "local":
         import torch
 
-        from rmlab.models.loading import load_causal_lm, load_tokenizer, pick_device, resolve_model
-
-        resolved = resolve_model(str(judge_cfg.model), cache_dir=cfg.paths.model_cache_dir)
-        tok = load_tokenizer(resolved, padding_side="left")
-        device = pick_device(cfg.device)
-        model = load_causal_lm(resolved, dtype=judge_cfg.get("dtype", "float32"), device=device)
+        tok, model, device = _local_lm(judge_cfg, cfg)
 
         def encode(messages):
             return tok.apply_chat_template(

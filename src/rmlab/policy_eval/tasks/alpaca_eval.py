@@ -23,14 +23,13 @@ metrics name the GLM used and why. Both need at least five annotations (five-fol
 
 from __future__ import annotations
 
-import gzip
-import json
 import math
 import warnings
 from contextlib import contextmanager
 from importlib import resources
 
 from rmlab.data.errors import DataValidationError
+from rmlab.data.files import read_records
 from rmlab.policy_eval.tasks.base import Example, Task
 
 VERSIONS = {  # version -> (reference generator, annotator, headline)
@@ -126,7 +125,7 @@ class AlpacaEval(Task):
         local = self.local_dir()
         if local is not None:
             path = local / str(cfg.references[self.version])
-            rows = _read_rows(path)
+            rows = read_records(path)
             where, source, files = str(path), str(local), [str(path)]
         else:
             from datasets import load_dataset
@@ -204,18 +203,6 @@ class AlpacaEval(Task):
             **{k: v for k, v in values.items()}, "win_rate_ci": raw["ci"], "length_controlled": lc,
             "avg_length": float(scored["output_2"].str.len().mean()) if len(scored) else float("nan"),
         }  # fmt: skip
-
-
-def _read_rows(path) -> list:
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        text = fh.read()
-    try:
-        if str(path).endswith((".jsonl", ".jsonl.gz")):
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise DataValidationError(f"{path}: not valid JSON ({err})") from None
 
 
 def _validated(where: str, row, index: int) -> dict:

@@ -14,10 +14,10 @@ Upstream samples its 200 from the full test set, which is not in ``../shared/dat
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 
 from rmlab.data.errors import DataValidationError
+from rmlab.data.files import read_records
 from rmlab.policy_eval.extract import math_boxed_answer, math_equivalent, minerva_final_answer, minerva_normalize
 from rmlab.policy_eval.tasks.base import Example, Task
 
@@ -39,12 +39,7 @@ class MATH(Task):
         local = self.local_dir()
         if local is not None:
             path = local / str(cfg.file)
-            try:
-                rows = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as err:
-                raise DataValidationError(f"{path}: not valid JSON ({err})") from None
-            if not isinstance(rows, list):
-                raise DataValidationError(f"{path}: expected a JSON list of problems")
+            rows = read_records(path)
             sources = set(cfg.get("data_sources") or [])
             records = [
                 _validated(f"{path}, record {i}", r) for i, r in enumerate(rows)
