@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -199,3 +200,64 @@ def test_benchmarks_are_compared_on_the_same_reward_models_and_the_table_says_so
     assert pair["r_a"] == pytest.approx(corr["good_bench"]["pearson_r"])
     md = study_markdown(rows, corr, positive_control(corr), [1], 1, comp)
     assert "Williams' t" in md and "Fisher z" in md and "UNDERPOWERED" in md and "10 reward models" in md
+
+
+@pytest.mark.slow
+def test_study_with_a_policy_optimizer_end_to_end(tmp_path, tiny_lm_dir, tiny_classifier_dir, data_dir):
+    """``pipeline.algos=[bon, grpo]`` on tiny models: each reward model also trains a GRPO policy (the gold monitor
+    on), that policy is sampled on the best-of-n prompts, and the study reports each method's gain, the per-method
+    table and the controls' verdicts."""
+    env = {
+        **os.environ,
+        "RMLAB_LOG_DIR": str(tmp_path / "logs"),
+        "RMLAB_CACHE_DIR": str(tmp_path / "cache"),
+        "RMLAB_DATA_DIR": str(data_dir),
+        "HF_HUB_OFFLINE": "1",
+    }
+    gold = ["gold.kind=reward_model", f"gold.model={tiny_classifier_dir}", "sampling.max_new_tokens=6"]
+    gen = ["generation.batch_size=8", "generation.chunk_size=16", "generation.progress=false", "scoring.progress=false"]
+    train = [f"model={tiny_classifier_dir}", "trainer=cpu", "trainer.enable_progress_bar=false", "recipe.max_steps=2",
+             "recipe.pairs_per_update=4", "recipe.micro_batch_pairs=4", "recipe.max_pair_tokens=128", "recipe.lr=1e-3",
+             "bootstrap.n_boot=20"]  # fmt: skip
+    policy = ["device=cpu", "prompts.heldout=2", "recipe.max_prompt_length=64", "recipe.response_length=6",
+              "evaluate.batch_size=2", "bootstrap.n_boot=10"]  # fmt: skip
+    grpo = ["algo.max_completion_length=6", "algo.num_generations=2", "algo.per_device_train_batch_size=4",
+            "algo.max_steps=1", "algo.gradient_checkpointing=false", "algo.learning_rate=0.05"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "scripts/run_experiment.py",
+        "experiment=grpo_controls_cpu",
+        "pipeline.stage_logger=none",
+        f"pipeline.policy={tiny_lm_dir}",
+        _quoted_list("pipeline.samples.overrides", [*SPLIT_TRAIN, *gold, *gen]),
+        _quoted_list("pipeline.train_rm.overrides", train),
+        _quoted_list("pipeline.train_rm.preference_overrides", ["preference.heldout_pairs=4"]),
+        _quoted_list("pipeline.train_policy.overrides", policy),
+        _quoted_list("pipeline.train_policy.grpo", grpo),
+        _quoted_list("pipeline.bon.overrides", [*SPLIT_TEST, *gold, *gen, "bootstrap.n_boot=50"]),
+        "pipeline.gain_n=4",
+        "pipeline.n_boot=50",
+        "pipeline.n_perm=50",
+    ]
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200, check=False)
+    assert res.returncode == 0, res.stderr[-4000:]
+    (run,) = (tmp_path / "logs" / "bon_study" / "runs").iterdir()
+    study = json.loads((run / "study.json").read_text())
+    assert study["algos"] == ["bon", "grpo"] and set(study["policy_runs"]["grpo"]) == {"flip_00", "flip_50"}
+    for row in study["rows"]:
+        g = row["gains"]["grpo"]
+        assert g["n_prompts"] == 6 and g["value"] == pytest.approx(g["after"]["value"] - g["before"]["value"])
+    assert [c["kind"] for c in study["method_controls"]] == ["positive", "negative"]
+    assert "## Per method" in (run / "study.md").read_text()
+
+    def samples(stage: str) -> list:
+        return [json.loads(line)["samples"] for line in (Path(stage) / "samples.jsonl").open()]
+
+    # the trained policy was sampled, not the SFT one (a large step moves a tiny model's samples)
+    assert samples(study["policy_runs"]["grpo"]["flip_00"]["gold"]) != samples(study["bon_run"])
+    train = json.loads((Path(study["policy_runs"]["grpo"]["flip_00"]["train"]) / "train_metrics.json").read_text())
+    assert train["algo"] == "grpo" and train["gold_monitor"]["task"] == "arithmetic"
+    assert "rewards/gold/mean" in train["train"]["final"] or any(
+        "rewards/gold/mean" in json.loads(line)
+        for line in (Path(study["policy_runs"]["grpo"]["flip_00"]["train"]) / "log_history.jsonl").open()
+    )

@@ -16,7 +16,11 @@ if its interval does not lie above 0, something upstream is broken and the bench
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
 
 from rmlab.analysis.benchmark_comparison import (
     compare_benchmarks,
@@ -28,6 +32,7 @@ from rmlab.analysis.benchmark_comparison import (
 )
 from rmlab.analysis.correlation import Point, correlation_report
 from rmlab.analysis.runs import benchmark_of
+from rmlab.metrics.bootstrap import bootstrap_mean_interval
 
 
 def benchmark_accuracy(metrics: dict) -> float | None:
@@ -36,8 +41,44 @@ def benchmark_accuracy(metrics: dict) -> float | None:
     return benchmark_of(metrics).headline(metrics)[0]
 
 
-def study_rows(bon: dict, evals: Mapping[str, Mapping[str, dict]], trained: Mapping[str, dict], n: int) -> list[dict]:
-    """One row per reward model: its quality measures and its best-of-n gold scores."""
+def _prompt_gold(path: Path) -> dict[str, float]:
+    """Per prompt of a ``best_of_n`` run's ``samples.jsonl``: the mean gold score of its samples (gold@1)."""
+    out = {}
+    with open(path) as f:
+        for line_no, line in enumerate(f, 1):
+            row = json.loads(line)
+            gold = row.get("gold")
+            if not isinstance(gold, list) or not gold:
+                raise ValueError(f"{path}: record {line_no} ({row.get('id')!r}): field 'gold' must be a non-empty list")
+            out[str(row["id"])] = float(np.mean(gold))
+    return out
+
+
+def policy_gain(sft: Path, trained: Path, *, n_boot: int, seed: int, confidence: float = 0.95) -> dict:
+    """A trained policy's gold@1 minus its SFT policy's on the same prompts (``samples.jsonl`` of two ``best_of_n``
+    runs), with a paired bootstrap interval over prompts; each side's gold@1 with its own interval beside it."""
+    before, after = _prompt_gold(Path(sft)), _prompt_gold(Path(trained))
+    if set(before) != set(after):
+        raise ValueError(f"{sft} and {trained} sampled different prompts ({len(set(before) ^ set(after))} differ)")
+    ids = sorted(before)
+    b, a = np.array([before[i] for i in ids]), np.array([after[i] for i in ids])
+
+    def entry(values: np.ndarray) -> dict:
+        ci = bootstrap_mean_interval(values, n_boot=n_boot, confidence=confidence, seed=seed)
+        return {"value": float(values.mean()), "ci": ci}
+
+    return {**entry(a - b), "before": entry(b), "after": entry(a), "n_prompts": len(ids), "paired": "prompts"}
+
+
+def study_rows(
+    bon: dict,
+    evals: Mapping[str, Mapping[str, dict]],
+    trained: Mapping[str, dict],
+    n: int,
+    gains: Mapping[str, Mapping[str, dict]] | None = None,
+) -> list[dict]:
+    """One row per reward model: its quality measures, its best-of-n gold scores and, per policy optimizer in
+    ``gains`` (method -> reward model -> :func:`policy_gain`), its trained policy's gain (``gains``)."""
     rows = []
     for name, r in bon["reward_models"].items():
         per_n = r["per_n"]
@@ -53,16 +94,21 @@ def study_rows(bon: dict, evals: Mapping[str, Mapping[str, dict]], trained: Mapp
                 "benchmarks": {b: benchmark_accuracy(m) for b, m in evals.get(name, {}).items()},
                 "gold": {k: v["gold"]["value"] for k, v in per_n.items()},
                 "gain": per_n[str(n)]["gain"],
+                "gains": {"bon": per_n[str(n)]["gain"], **{a: g[name] for a, g in (gains or {}).items() if name in g}},
             }
         )
     return rows
 
 
-def study_measures(rows: list[dict]) -> dict[str, list[Point]]:
-    """x = each quality measure in turn, y = the best-of-N gold gain, one point per reward model."""
+def study_measures(rows: list[dict], method: str = "bon") -> dict[str, list[Point]]:
+    """x = each quality measure in turn, y = the method's gold gain (best-of-N: gold@N - gold@1; a policy
+    optimizer: the trained policy's gold@1 - the SFT policy's), one point per reward model."""
     measures: dict[str, list[Point]] = {"pairwise_accuracy (positive control)": [], "train_heldout_accuracy": []}
     for row in rows:
-        y = row["gain"]["value"]
+        gain = (row.get("gains") or {"bon": row["gain"]}).get(method)
+        if gain is None:
+            continue
+        y = gain["value"]
         if row["pairwise_accuracy"] is not None:
             measures["pairwise_accuracy (positive control)"].append(
                 Point(row["reward_model"], "bon", row["pairwise_accuracy"]["value"], y)
@@ -77,10 +123,12 @@ def study_measures(rows: list[dict]) -> dict[str, list[Point]]:
     return measures
 
 
-def study_correlations(rows: list[dict], *, n_boot: int, n_perm: int, seed: int, interval: str = "fisher") -> dict:
-    """Each quality measure's correlation with the best-of-N gold gain (:func:`study_measures`)."""
+def study_correlations(
+    rows: list[dict], *, n_boot: int, n_perm: int, seed: int, interval: str = "fisher", method: str = "bon"
+) -> dict:
+    """Each quality measure's correlation with the method's gold gain (:func:`study_measures`)."""
     out = {}
-    for name, points in study_measures(rows).items():
+    for name, points in study_measures(rows, method).items():
         if len(points) >= 3:
             out[name] = correlation_report(points, interval=interval, n_boot=n_boot, n_perm=n_perm, seed=seed)
         elif points:
@@ -88,10 +136,32 @@ def study_correlations(rows: list[dict], *, n_boot: int, n_perm: int, seed: int,
     return out
 
 
-def benchmark_comparison(rows: list[dict]) -> dict:
+def benchmark_comparison(rows: list[dict], method: str = "bon") -> dict:
     """Every pair of benchmarks (not the other quality measures), compared on the reward models both scored."""
     benches = {b for r in rows for b in r["benchmarks"]}
-    return compare_benchmarks({k: v for k, v in study_measures(rows).items() if k in benches})
+    return compare_benchmarks({k: v for k, v in study_measures(rows, method).items() if k in benches})
+
+
+def method_controls(rows: list[dict], controls, methods: list[str]) -> list[dict]:
+    """The policy optimizers' controls (``controls``: ``{positive: <reward model>, negative: <reward model>}``): a
+    policy trained against the positive reward model must gain (interval above 0), one trained against the
+    negative must not (interval not above 0)."""
+    by_name = {r["reward_model"]: r for r in rows}
+    out = []
+    for kind in ("positive", "negative"):
+        name = (controls or {}).get(kind)
+        if name is None:
+            continue
+        if name not in by_name:
+            raise ValueError(f"pipeline.controls.{kind}={name!r}: not a reward model of this study ({sorted(by_name)})")
+        for method in methods:
+            gain = by_name[name]["gains"].get(method)
+            if gain is None:
+                continue
+            above = gain["ci"] is not None and gain["ci"][0] > 0
+            out.append({"algo": method, "kind": kind, "reward_model": name, "gain": gain["value"], "ci": gain["ci"],
+                        "passed": above if kind == "positive" else not above})  # fmt: skip
+    return out
 
 
 def positive_control(correlations: dict) -> dict:
@@ -112,8 +182,18 @@ def _pct_ci(entry) -> str:
     return _pct(entry["value"]) + (f" [{_pct(ci[0])}, {_pct(ci[1])}]" if ci else "")
 
 
+def gain_label(method: str, n: int) -> str:
+    return f"the best-of-{n} gold gain" if method == "bon" else f"the {method.upper()} policy's gold@1 gain over SFT"
+
+
 def study_markdown(
-    rows: list[dict], correlations: dict, control: dict, ns: list[int], n: int, comparison: dict | None = None
+    rows: list[dict],
+    correlations: dict,
+    control: dict,
+    ns: list[int],
+    n: int,
+    comparison: dict | None = None,
+    method: str = "bon",
 ) -> str:
     benches = sorted({b for r in rows for b in r["benchmarks"]})
     show = [k for k in (1, 4, 16) if k in ns] or ns
@@ -140,7 +220,7 @@ def study_markdown(
             _pct_ci(r["gain"]),
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"Correlation with the best-of-{n} gold gain (one point per reward model):", ""]
+    lines += ["", f"Correlation with {gain_label(method, n)} (one point per reward model):", ""]
     method = next((c["interval_method"] for c in correlations.values() if c.get("interval_method")), "-")
     lines += [
         (
@@ -160,7 +240,44 @@ def study_markdown(
         )
     lines += ["", power_note({k: c for k, c in correlations.items() if c.get("power")})]
     if comparison and comparison["pairs"]:
-        lines += ["", comparison_markdown(comparison, f"the best-of-{n} gold gain").rstrip()]
+        lines += ["", comparison_markdown(comparison, gain_label(method, n)).rstrip()]
     verdict = "PASSED" if control["passed"] else "FAILED: the benchmark r's above cannot be trusted"
     lines += ["", f"Positive control (pairwise accuracy vs gain, interval above 0): {verdict}"]
+    return "\n".join(lines) + "\n"
+
+
+def _r_cell(c: dict | None) -> str:
+    if not c or c.get("pearson_r") is None:
+        return "-" if not c else f"n={c.get('n')}: {c.get('note') or c.get('undefined')}"
+    return f"{c['pearson_r']:.2f} {interval_text(c)} (p {p_text(c['pearson_p'], '.2g')})"
+
+
+def methods_markdown(rows: list[dict], by_method: dict, methods: list[str], n: int, controls: list[dict]) -> str:
+    """Per reward model, each method's gold gain (a policy optimizer's with gold@1 before -> after); then each
+    quality measure's correlation per method side by side; then the controls."""
+    trainers = [m for m in methods if m != "bon"]
+    head = ["reward model", f"best-of-{n} gain", *[f"{m.upper()} gold@1 SFT -> trained" for m in trainers],
+            *[f"{m.upper()} gain" for m in trainers]]  # fmt: skip
+    lines = ["## Per method", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        g = r["gains"]
+        moves = [
+            f"{_pct_ci(g[m]['before'])} -> {_pct_ci(g[m]['after'])}" if m in g else "-" for m in trainers
+        ]  # fmt: skip
+        lines.append("| " + " | ".join([r["reward_model"], _pct_ci(g["bon"]), *moves,
+                                         *[_pct_ci(g.get(m)) for m in trainers]]) + " |")  # fmt: skip
+    measures = list(dict.fromkeys(k for m in methods for k in by_method[m]))
+    lines += ["", "Does the answer depend on the optimizer? Pearson r of each measure with each method's gain:", "",
+              "| x | " + " | ".join(gain_label(m, n) for m in methods) + " |", "|---|" + "---|" * len(methods)]  # fmt: skip
+    for x in measures:
+        lines.append(f"| {x} | " + " | ".join(_r_cell(by_method[m].get(x)) for m in methods) + " |")
+    if controls:
+        rule = "a policy trained against the positive reward model must gain (interval above 0), one trained against"
+        lines += ["", f"Controls ({rule} the negative must not):", ""]
+        for c in controls:
+            ci = "-" if c["ci"] is None else f"[{_pct(c['ci'][0])}, {_pct(c['ci'][1])}]"
+            verdict = "PASSED" if c["passed"] else "FAILED"
+            lines.append(
+                f"- {c['algo'].upper()}, {c['kind']} ({c['reward_model']}): gain {_pct(c['gain'])} {ci}: {verdict}"
+            )
     return "\n".join(lines) + "\n"

@@ -12,6 +12,15 @@ that a positive result is expected and its absence reveals a bug (:mod:`rmlab.an
 5. the analysis: one row per reward model (its pairwise accuracy on the best-of-n samples, its held-out accuracy,
    its benchmark accuracies, gold@n) and the correlation of each quality measure with the best-of-N gold gain.
 
+With ``pipeline.algos`` (default ``[bon]``) listing policy optimizers too (``[bon, grpo]``, any of ``ppo``,
+``grpo``, ``rloo``), each reward model also trains a policy from the study's policy with that optimizer
+(``train_policy algo=<a>``, on the prompts of the reward model's own training pairs, the task's gold check logged
+as a curve), and each trained policy is sampled on the best-of-n prompts as the SFT policy was (``gold_<a>``); the
+method's gain is the trained policy's gold@1 minus the SFT policy's, paired over prompts. The correlations are then
+reported per method, side by side (does the answer depend on the optimizer?), and ``pipeline.controls``
+(``{positive: <rm>, negative: <rm>}``) checks that a policy trained against the good reward model gains and one
+trained against the bad one does not.
+
 Or, with ``pipeline.released`` (name -> a reward model spec), released reward models are used as they are (no
 training; the paper-scale variant). Stages are named by their identity and reused when finished, like every
 pipeline here (:mod:`rmlab.pipelines.stages`). Writes ``study.md``, ``study.json`` and the best-of-n curves.
@@ -28,6 +37,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from rmlab.analysis.bon_study import (
     benchmark_comparison,
+    method_controls,
+    methods_markdown,
+    policy_gain,
     positive_control,
     study_correlations,
     study_markdown,
@@ -65,6 +77,36 @@ def bon_overrides(cfg: DictConfig, models: dict[str, str]) -> list[str]:
     return [f"policy={p.policy}", f"task={p.task}", f"seed={cfg.seed}", *_list(p.bon.overrides), *proxies]
 
 
+ALGOS = ("bon", "ppo", "grpo", "rloo")
+
+
+def check_algos(node) -> list[str]:
+    """``pipeline.algos`` as a list of known methods (one name or a list), with a suggestion for a typo."""
+    import difflib
+
+    algos = [node] if isinstance(node, str) else _list(node) if node is not None else ["bon"]
+    for a in algos:
+        if a not in ALGOS:
+            close = difflib.get_close_matches(a, ALGOS, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ValueError(f"pipeline.algos: {a!r} is not one of {ALGOS}{hint}")
+    if len(set(algos)) != len(algos):
+        raise ValueError(f"pipeline.algos lists a method twice: {algos}")
+    return algos
+
+
+def policy_overrides(cfg: DictConfig, algo: str, spec: str, samples_dir: Path) -> list[str]:
+    """The ``train_policy`` overrides of one reward model's policy: the study's policy, its task's gold check as
+    the monitor, the prompts of the reward models' training pairs (same split as the reward model's)."""
+    p = cfg.pipeline
+    tp = p.get("train_policy") or {}
+    return [
+        f"algo={algo}", f"reward_model={spec}", f"policy={p.policy}", f"task={p.task}", "preference=policy_samples",
+        f"preference.data_dir={samples_dir}", *_list(p.train_rm.get("preference_overrides")),
+        *_list(tp.get("overrides")), *_list(tp.get(algo)), f"seed={cfg.seed}",
+    ]  # fmt: skip
+
+
 def run_bon_study(cfg: DictConfig) -> dict:
     p = cfg.pipeline
     root, out = Path(p.stages_dir).resolve(), Path(cfg.paths.output_dir)
@@ -78,17 +120,20 @@ def run_bon_study(cfg: DictConfig) -> dict:
     if clash:
         raise ValueError(f"reward models {clash} are both trained and released; give each a distinct name")
     base = [f"policy={p.policy}", f"task={p.task}", seed]
+    algos = check_algos(p.get("algos"))
+    trainers = [a for a in algos if a != "bon"]
 
     stage = StageRunner(p, root, runtime, record_to=out)
 
     models: dict[str, str] = {name: str(spec) for name, spec in released.items()}
     train_runs: dict[str, dict] = {}
-    if trained:
+    if trained or trainers:  # the policy's own samples: the reward models' pairs, the policies' training prompts
         samples_dir, samples = stage("best_of_n", [*base, *_list(p.samples.overrides)], root, "samples")
         log.info("training samples: %d prompts, mean gold %.3f", samples["n_prompts"], samples["gold_mean"])
         data = ["preference=policy_samples", f"preference.data_dir={samples_dir}"]
         for name, over in trained.items():
-            rm_over = [*data, *_list(over), *_list(p.train_rm.overrides), seed]
+            rm_over = [*data, *_list(over), *_list(p.train_rm.get("preference_overrides")), *_list(p.train_rm.overrides),
+                       seed]  # fmt: skip
             rm_dir, metrics = stage("train_rm", rm_over, root / name, "train_rm", ["resume=auto"])
             models[name], train_runs[name] = str(rm_dir / "model"), metrics
 
@@ -99,14 +144,33 @@ def run_bon_study(cfg: DictConfig) -> dict:
             evals.setdefault(name, {})[bench] = metrics
 
     bon_dir, bon = stage("best_of_n", bon_overrides(cfg, models), root, "bon")
+    gains: dict[str, dict[str, dict]] = {}
+    policy_runs: dict[str, dict[str, dict]] = {}
+    for algo in trainers:  # each reward model's policy, then that policy sampled as the SFT policy was
+        for name, spec in models.items():
+            parent = root / name
+            pol_dir, pol = stage(
+                "train_policy", policy_overrides(cfg, algo, spec, samples_dir), parent, f"train_{algo}"
+            )
+            gold_over = [f"policy={pol_dir / 'policy'}", f"task={p.task}", seed, *_list(p.bon.overrides)]
+            gold_dir, _ = stage("best_of_n", gold_over, parent, f"gold_{algo}")
+            gains.setdefault(algo, {})[name] = policy_gain(
+                bon_dir / "samples.jsonl", gold_dir / "samples.jsonl", n_boot=int(p.n_boot), seed=int(cfg.seed)
+            )
+            policy_runs.setdefault(algo, {})[name] = {"train": str(pol_dir), "gold": str(gold_dir),
+                                                      "fit_seconds": pol["train"]["fit_seconds"]}  # fmt: skip
     n = int(p.gain_n or bon["ns"][-1])
-    rows = study_rows(bon, evals, train_runs, n)
-    correlations = study_correlations(
-        rows, n_boot=int(p.n_boot), n_perm=int(p.n_perm), seed=int(cfg.seed), interval=str(p.get("interval", "fisher"))
-    )
+    rows = study_rows(bon, evals, train_runs, n, gains)
+    stats = {"n_boot": int(p.n_boot), "n_perm": int(p.n_perm), "seed": int(cfg.seed),
+             "interval": str(p.get("interval", "fisher"))}  # fmt: skip
+    by_method = {a: study_correlations(rows, method=a, **stats) for a in algos}
+    correlations = by_method[algos[0]]
     control = positive_control(correlations)
-    comparison = benchmark_comparison(rows)
-    table = study_markdown(rows, correlations, control, bon["ns"], n, comparison)
+    comparison = benchmark_comparison(rows, method=algos[0])
+    controls = method_controls(rows, p.get("controls"), trainers)
+    table = study_markdown(rows, correlations, control, bon["ns"], n, comparison, method=algos[0])
+    if len(algos) > 1 or trainers:
+        table += "\n" + methods_markdown(rows, by_method, algos, n, controls)
     header = (
         f"# Best-of-n study: {len(rows)} reward models, {bon['task']}, {bon['n_prompts']} prompts x "
         f"{bon['n_samples']} samples of {bon['policy']}\n\n"
@@ -119,8 +183,12 @@ def run_bon_study(cfg: DictConfig) -> dict:
         {
             "rows": rows,
             "correlations": correlations,
+            "correlations_by_method": by_method,
             "benchmark_comparison": comparison,
             "positive_control": control,
+            "method_controls": controls,
+            "algos": algos,
+            "policy_runs": policy_runs,
             "gain_n": n,
             "bon_run": str(bon_dir),
         },
@@ -129,4 +197,8 @@ def run_bon_study(cfg: DictConfig) -> dict:
     print(header + table)
     if not control["passed"]:
         log.warning("positive control failed: %s", json.dumps(control))
-    return {"rows": rows, "correlations": correlations, "benchmark_comparison": comparison, "positive_control": control}
+    for c in controls:
+        if not c["passed"]:
+            log.warning("%s control of %s failed: %s", c["kind"], c["algo"], json.dumps(c))
+    return {"rows": rows, "correlations": correlations, "correlations_by_method": by_method,
+            "benchmark_comparison": comparison, "positive_control": control, "method_controls": controls}  # fmt: skip

@@ -53,6 +53,9 @@ STAGES: dict[str, StageKind] = {
         StageKind("train_rm", "rmlab.training.train_rm:train_reward_model", "train_metrics.json", ("model",), "model"),
         StageKind("train_dpo", "rmlab.training.train_dpo:train_dpo", "train_metrics.json", ("model",), "model"),
         StageKind("train_ppo", "rmlab.training.train_ppo:train_ppo", "train_metrics.json", ("policy",), "policy"),
+        StageKind(
+            "train_policy", "rmlab.training.train_policy:train_policy", "train_metrics.json", ("policy",), "policy"
+        ),
         StageKind("eval_rm", "rmlab.rm_eval.evaluate:evaluate_rm", "metrics.json", ("model",), None),
         StageKind("eval_policy", "rmlab.policy_eval.evaluate:evaluate_policy", "summary.json", ("policy",), None),
         StageKind("best_of_n", "rmlab.policy_eval.best_of_n:best_of_n", "bon.json", ("policy",), None),

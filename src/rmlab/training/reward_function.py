@@ -81,3 +81,37 @@ def reward_function(rm_handle, *, max_length: int, device: str, batch_size: int 
         model.eval(), rm_handle.tokenizer, rm_handle.formatter, max_length=max_length, device=device
     )
     return RewardFunction(scorer, name=f"rm:{rm_handle.resolved.spec}", batch_size=batch_size)
+
+
+def _last_user(turns) -> str:
+    if isinstance(turns, str):
+        return turns
+    users = [content for role, content in turns if role == "user"]
+    return users[-1] if users else ""
+
+
+class TaskGold:
+    """A task's exact gold check as a TRL reward function, given weight 0 by train-policy: every training
+    completion's gold score is logged beside the reward model's (``rewards/gold/mean``, the gold curve) and never
+    enters the advantage. Each training prompt is found among the task's examples by its (last) user turn."""
+
+    __name__ = "gold"
+
+    def __init__(self, task, examples, turns, ctx):
+        self.task, self.turns, self.ctx = task, turns, ctx
+        self.by_prompt = {_last_user(ex.user): ex for ex in examples}
+        missing = [i for i, t in enumerate(turns) if _last_user(t) not in self.by_prompt]
+        if missing:
+            raise ValueError(
+                f"task={task.name}: {len(missing)} of {len(turns)} training prompts are not among its prompts "
+                f"(first: {_last_user(turns[missing[0]])[:80]!r}); monitor the task the prompts came from"
+            )
+
+    def describe(self) -> dict:
+        return {"task": self.task.name, "prompts": len(self.turns), "weight": 0.0}
+
+    def __call__(self, prompts, completions, prompt_index=None, **_columns) -> list[float]:
+        if prompt_index is None:
+            raise ValueError("the gold monitor needs the dataset's prompt_index column")
+        examples = [self.by_prompt[_last_user(self.turns[int(i)])] for i in prompt_index]
+        return [float(self.task.gold(ex, completion_text(c), self.ctx)) for ex, c in zip(examples, completions)]

@@ -21,7 +21,7 @@ from rmlab.models.chat_format import ChatFormatter
 from rmlab.models.handle import open_model
 from rmlab.models.loading import load_causal_lm, pick_device, save_model_dir
 from rmlab.training.ppo_parts import policy_tokenizer, ppo_prompts, reward_model_handle, text_reward
-from rmlab.training.reward_function import RewardFunction, check_reward_model_kind
+from rmlab.training.reward_function import RewardFunction, TaskGold, check_reward_model_kind
 from rmlab.utils.io import write_json, write_jsonl
 from rmlab.utils.plots import training_curves
 from rmlab.utils.run_info import run_info
@@ -29,7 +29,12 @@ from rmlab.utils.run_info import run_info
 log = logging.getLogger(__name__)
 
 ALGOS = ("ppo", "grpo", "rloo")
-CURVES = {"reward": "reward (RM score)", "kl": "KL to reference", "completions/mean_length": "completion length"}
+CURVES = {
+    "reward": "reward (RM score)",
+    "rewards/gold/mean": "gold (task check, not optimised)",
+    "kl": "KL to reference",
+    "completions/mean_length": "completion length",
+}
 
 
 def check_algo(name: str) -> str:
@@ -52,6 +57,29 @@ def check_context(policy_handle, needed: int) -> None:
         )
 
 
+def task_gold(cfg: DictConfig, turns: list) -> TaskGold | None:
+    """With ``task=<name>``: that task's exact gold check on every training completion (``TaskGold``), each training
+    prompt found among the task's prompts (all splits); without a task, None."""
+    task_cfgs = [t for t in (cfg.get("task") or {}).values() if t is not None and "kind" in t]
+    if not task_cfgs:
+        return None
+    if len(task_cfgs) > 1:
+        raise ValueError("train-policy monitors at most one task: pass task=<name>")
+    from rmlab.policy_eval.evaluate import ScoreContext
+    from rmlab.policy_eval.tasks import TASKS
+
+    task_cfg = OmegaConf.merge(task_cfgs[0], {"split": "all", "max_examples": None})
+    task = TASKS[task_cfg.kind](task_cfg, cfg.paths.data_dir)
+    if task.gold_context:
+        raise ValueError(
+            f"task={task.name}: its gold check needs {', '.join(task.gold_context)}; train-policy monitors only "
+            "tasks whose check needs nothing else (arithmetic, gsm8k, math, ifeval)"
+        )
+    examples, _ = task.load()
+    ctx = ScoreContext(seed=int(cfg.seed), n_boot=int(cfg.bootstrap.n_boot), confidence=float(cfg.bootstrap.confidence))
+    return TaskGold(task, examples, turns, ctx)
+
+
 def train_policy(cfg: DictConfig) -> dict:
     algo = check_algo(str(cfg.algo.name))
     if algo == "ppo":
@@ -61,7 +89,7 @@ def train_policy(cfg: DictConfig) -> dict:
     return _train_group_relative(cfg, algo)
 
 
-def trainer_config(cfg: DictConfig, algo: str, run_dir: Path, device: str):
+def trainer_config(cfg: DictConfig, algo: str, run_dir: Path, device: str, with_gold: bool = False):
     from trl import GRPOConfig, RLOOConfig
 
     a = cfg.algo
@@ -75,7 +103,11 @@ def trainer_config(cfg: DictConfig, algo: str, run_dir: Path, device: str):
         "fp16": cfg.precision == "fp16", "remove_unused_columns": False, "use_vllm": bool(a.get("use_vllm", False)),
         "vllm_mode": str(a.get("vllm_mode", "colocate")),
         "vllm_gpu_memory_utilization": float(a.get("vllm_gpu_memory_utilization", 0.3)),
+        "lr_scheduler_type": str(a.get("lr_scheduler_type", "linear")),
+        "gradient_checkpointing": bool(a.get("gradient_checkpointing", True)),
     }  # fmt: skip
+    if with_gold:  # the task's gold check rides along with weight 0: logged as a curve, never optimised
+        common["reward_weights"] = [1.0, 0.0]
     if algo == "grpo":
         return GRPOConfig(**common, scale_rewards=a.scale_rewards, loss_type=a.loss_type)
     return RLOOConfig(**common, normalize_advantages=a.normalize_advantages)
@@ -110,6 +142,7 @@ def _train_group_relative(cfg: DictConfig, algo: str) -> dict:
     turns = list(prompts.train)
     texts = [fmt.format(p, "").prefix for p in turns]
     reward_fn = RewardFunction(reward.scorer, name=f"rm:{rm.resolved.spec}", turns=turns)
+    gold_fn = task_gold(cfg, turns)
     dataset = Dataset.from_dict({"prompt": texts, "prompt_index": list(range(len(texts)))})
     policy = load_causal_lm(policy_handle.resolved, dtype="float32", device="cpu")
     sft = load_causal_lm(policy_handle.resolved, dtype="float32", device="cpu")
@@ -117,7 +150,8 @@ def _train_group_relative(cfg: DictConfig, algo: str) -> dict:
         m.generation_config.pad_token_id = tokenizer.pad_token_id
     trainer_cls = GRPOTrainer if algo == "grpo" else RLOOTrainer
     trainer = trainer_cls(
-        model=policy, reward_funcs=[reward_fn], args=trainer_config(cfg, algo, run_dir, device),
+        model=policy, reward_funcs=[reward_fn, *([gold_fn] if gold_fn else [])],
+        args=trainer_config(cfg, algo, run_dir, device, with_gold=gold_fn is not None),
         train_dataset=dataset, processing_class=tokenizer,
     )  # fmt: skip
     fit_t0 = time.perf_counter()
@@ -149,6 +183,7 @@ def _train_group_relative(cfg: DictConfig, algo: str) -> dict:
         "formatting": policy_handle.formatting,
         "prompts": {"train": len(prompts.train), "heldout": len(prompts.heldout_ids)},
         "algo_config": OmegaConf.to_container(cfg.algo, resolve=True),
+        "gold_monitor": gold_fn and gold_fn.describe(),
         "seed": cfg.seed,
     }
     metrics = {

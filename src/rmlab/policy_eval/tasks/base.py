@@ -63,6 +63,7 @@ class Task:
     group: str = ""
     metric: str = ""
     higher_is_better: bool = True
+    gold_context: tuple[str, ...] = ()  # the ScoreContext fields its gold check needs (e.g. "sandbox")
 
     def __init__(self, cfg, data_dir: str | Path):
         self.cfg = cfg

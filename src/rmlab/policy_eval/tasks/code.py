@@ -65,6 +65,7 @@ def _require(path, i, rec, keys):
 
 class CodeTask(Task):
     group, metric = "code", "pass@1"
+    gold_context = ("sandbox",)
 
     def _load(self):
         """The "+" tests when available (local copy, else the Hub); otherwise the base tests, said in the log and

@@ -1,0 +1,131 @@
+"""The policy optimizer as an axis of the best-of-n study: ``pipeline.algos`` (a typo is refused with a suggestion),
+a trained policy's paired gold gain over its SFT policy, the controls' verdicts, the per-method table; the task's
+gold check as train-policy's weight-0 monitor (right answers score 1, training prompts outside the task refused);
+and the CPU controls experiment composing into train_policy and best_of_n configs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from rmlab.analysis.bon_study import method_controls, methods_markdown, policy_gain, study_correlations, study_rows
+from rmlab.pipelines.bon_study import check_algos, policy_overrides
+from rmlab.policy_eval.evaluate import ScoreContext
+from rmlab.policy_eval.tasks import TASKS
+from rmlab.training.reward_function import TaskGold
+from rmlab.utils.config import compose_config, rewrite_model_overrides
+from tests.conftest import ROOT
+from tests.test_correlation_pipeline import _run_experiment_cfg
+
+
+def _samples(path: Path, gold: dict[str, list[float]]) -> Path:
+    path.write_text("".join(json.dumps({"id": k, "prompt": k, "samples": ["x"] * len(v), "gold": v}) + "\n"
+                            for k, v in gold.items()))  # fmt: skip
+    return path
+
+
+def test_algos_are_checked_with_a_suggestion():
+    assert check_algos(None) == ["bon"] and check_algos("grpo") == ["grpo"]
+    assert check_algos(OmegaConf.create(["bon", "rloo"])) == ["bon", "rloo"]
+    with pytest.raises(ValueError, match="did you mean grpo"):
+        check_algos(OmegaConf.create(["bon", "gpro"]))
+    with pytest.raises(ValueError, match="twice"):
+        check_algos(OmegaConf.create(["ppo", "ppo"]))
+
+
+def test_policy_gain_is_paired_over_prompts(tmp_path):
+    sft = _samples(tmp_path / "sft.jsonl", {"p1": [0, 0, 0, 1], "p2": [0, 0, 0, 0], "p3": [1, 1, 0, 0]})
+    trained = _samples(tmp_path / "t.jsonl", {"p3": [1, 1, 1, 1], "p1": [1, 1, 0, 1], "p2": [0, 0, 0, 0]})
+    g = policy_gain(sft, trained, n_boot=500, seed=0)
+    # per prompt: 0.25 -> 0.75, 0 -> 0, 0.5 -> 1: the gains 0.5, 0, 0.5 average to 1/3
+    assert g["value"] == pytest.approx(1 / 3) and g["n_prompts"] == 3
+    assert g["before"]["value"] == pytest.approx(0.25) and g["after"]["value"] == pytest.approx(7 / 12)
+    # a percentile interval of a resampled mean of {0.5, 0, 0.5} lies within [min, max] of the gains and holds the mean
+    assert 0.0 <= g["ci"][0] <= g["value"] <= g["ci"][1] <= 0.5
+    other = _samples(tmp_path / "o.jsonl", {"p1": [0], "p9": [1], "p3": [0]})
+    with pytest.raises(ValueError, match="different prompts"):
+        policy_gain(sft, other, n_boot=10, seed=0)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "p1", "gold": [0]}) + "\n" + json.dumps({"id": "p2", "gold": []}) + "\n")
+    with pytest.raises(ValueError, match=r"bad.jsonl: record 2 \('p2'\): field 'gold'"):
+        policy_gain(sft, bad, n_boot=10, seed=0)
+
+
+def _bon(names_acc_gain):
+    return {
+        "ns": [1, 16],
+        "reward_models": {
+            name: {"pairwise_accuracy": {"value": acc, "ci": None},
+                   "per_n": {"16": {"gold": {"value": 0.2}, "gain": {"value": g, "ci": [g - 0.05, g + 0.05]}}}}
+            for name, acc, g in names_acc_gain
+        },
+    }  # fmt: skip
+
+
+def test_controls_and_the_per_method_table():
+    bon = _bon([("good", 0.8, 0.15), ("mid", 0.65, 0.08), ("bad", 0.5, 0.0)])
+    grpo = {
+        "good": {"value": 0.12, "ci": [0.04, 0.2], "before": {"value": 0.14, "ci": None}, "after": {"value": 0.26, "ci": None}},
+        "mid": {"value": 0.05, "ci": [-0.02, 0.12], "before": {"value": 0.14, "ci": None}, "after": {"value": 0.19, "ci": None}},
+        "bad": {"value": -0.01, "ci": [-0.06, 0.04], "before": {"value": 0.14, "ci": None}, "after": {"value": 0.13, "ci": None}},
+    }  # fmt: skip
+    rows = study_rows(bon, {}, {}, 16, {"grpo": grpo})
+    assert rows[0]["gains"]["grpo"]["value"] == 0.12 and rows[0]["gains"]["bon"]["value"] == 0.15
+    controls = method_controls(rows, {"positive": "good", "negative": "bad"}, ["grpo"])
+    assert [(c["kind"], c["passed"]) for c in controls] == [("positive", True), ("negative", True)]
+    # the negative reward model's policy gaining clearly fails the negative control
+    grpo["bad"] = {**grpo["bad"], "value": 0.1, "ci": [0.02, 0.18]}
+    rows = study_rows(bon, {}, {}, 16, {"grpo": grpo})
+    assert [c["passed"] for c in method_controls(rows, {"positive": "good", "negative": "bad"}, ["grpo"])] == [
+        True,
+        False,
+    ]
+    with pytest.raises(ValueError, match="not a reward model of this study"):
+        method_controls(rows, {"positive": "nope"}, ["grpo"])
+    by_method = {m: study_correlations(rows, method=m, n_boot=100, n_perm=100, seed=0) for m in ("bon", "grpo")}
+    # y differs by method: the best-of-16 gains are collinear with the accuracies here, the GRPO gains are not
+    assert by_method["bon"]["pairwise_accuracy (positive control)"]["pearson_r"] == pytest.approx(
+        np.corrcoef([0.8, 0.65, 0.5], [0.15, 0.08, 0.0])[0, 1]
+    )
+    assert by_method["grpo"]["pairwise_accuracy (positive control)"]["pearson_r"] == pytest.approx(
+        np.corrcoef([0.8, 0.65, 0.5], [0.12, 0.05, 0.1])[0, 1]
+    )
+    table = methods_markdown(rows, by_method, ["bon", "grpo"], 16, controls)
+    assert "| good | 15.0 [10.0, 20.0] | 14.0 -> 26.0 | 12.0 [4.0, 20.0] |" in table
+    assert "GRPO, negative (bad)" in table and "pairwise_accuracy (positive control)" in table
+
+
+def test_the_task_gold_monitor_scores_right_answers_and_refuses_foreign_prompts():
+    cfg = OmegaConf.load(ROOT / "conf" / "task" / "arithmetic.yaml")
+    cfg = OmegaConf.merge(cfg, {"split": "all"})
+    task = TASKS["arithmetic"](cfg, ROOT)
+    examples, _ = task.load()
+    ex = next(e for e in examples if e.reference["operands"] == [7, 3] and "+" in e.user)
+    turns = [(("user", ex.user),)]
+    gold = TaskGold(task, examples, turns, ScoreContext(n_boot=0))
+    completions = ["7 + 3 = 10", "The answer is 11.", [{"role": "assistant", "content": "It is 10."}]]
+    assert gold([ex.user] * 3, completions, prompt_index=[0, 0, 0]) == [1.0, 0.0, 1.0]
+    assert gold.__name__ == "gold" and gold.describe()["weight"] == 0.0
+    with pytest.raises(ValueError, match="1 of 1 training prompts are not among its prompts"):
+        TaskGold(task, examples, [(("user", "Write a poem."),)], ScoreContext())
+
+
+def test_the_controls_experiment_composes_into_its_stages(tmp_path):
+    cfg = _run_experiment_cfg(["experiment=grpo_controls_cpu"])
+    p = cfg.pipeline
+    assert check_algos(p.algos) == ["bon", "grpo"] and set(p.controls.values()) == set(p.reward_models)
+    over = policy_overrides(cfg, "grpo", "/rm/model", tmp_path / "samples")
+    tp = compose_config(
+        "train_policy",
+        rewrite_model_overrides([f"paths.root_dir={ROOT}", "reward_model=/rm/model", *over], groups=("policy",)),
+    )
+    assert tp.algo.name == "grpo" and tp.preference.data_dir == str(tmp_path / "samples")
+    # the prompts come from the same split as the reward model's pairs
+    assert tp.preference.heldout_pairs == 40 and "preference.heldout_pairs=40" in p.train_rm.preference_overrides
+    assert tp.algo.max_completion_length == 32 and "arithmetic" in tp.task and tp.algo.gradient_checkpointing is False
+    # a prompt plus a completion fits SmolLM2's context, and per_device_train_batch_size holds whole groups
+    assert tp.algo.per_device_train_batch_size % tp.algo.num_generations == 0
