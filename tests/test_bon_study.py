@@ -69,33 +69,31 @@ NOISE = [  # replace the experiment's eleven reward models by three
 ]
 SPLIT_TRAIN = ["task.arithmetic.split=train", "task.arithmetic.max_examples=8", "n_samples=4"]
 SPLIT_TEST = ["task.arithmetic.split=test", "task.arithmetic.max_examples=6", "n_samples=4"]
+GEN = ["generation.batch_size=8", "generation.chunk_size=16", "generation.progress=false", "scoring.progress=false"]
+
+
+def _tiny_env(tmp_path, data_dir) -> dict:
+    return {**os.environ, "RMLAB_LOG_DIR": str(tmp_path / "logs"), "RMLAB_CACHE_DIR": str(tmp_path / "cache"),
+            "RMLAB_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}  # fmt: skip
+
+
+def _tiny_gold(classifier) -> list[str]:
+    """Gold is a tiny reward model (a random policy is never right on arithmetic): real-valued gold."""
+    return ["gold.kind=reward_model", f"gold.model={classifier}", "sampling.max_new_tokens=6"]
+
+
+def _tiny_train(classifier) -> list[str]:
+    return [f"model={classifier}", "trainer=cpu", "trainer.enable_progress_bar=false", "recipe.max_steps=2",
+            "recipe.pairs_per_update=4", "recipe.micro_batch_pairs=4", "recipe.max_pair_tokens=128", "recipe.lr=1e-3",
+            "bootstrap.n_boot=20"]  # fmt: skip
 
 
 @pytest.mark.slow
 def test_study_end_to_end_on_tiny_models_and_reused(tmp_path, tiny_lm_dir, tiny_classifier_dir, data_dir):
     """Gold is a tiny reward model here (a random policy is never right on arithmetic): real-valued gold, pairs by
     gold order, three reward models with 0%, 50% and 100% of the labels flipped."""
-    env = {
-        **os.environ,
-        "RMLAB_LOG_DIR": str(tmp_path / "logs"),
-        "RMLAB_CACHE_DIR": str(tmp_path / "cache"),
-        "RMLAB_DATA_DIR": str(data_dir),
-        "HF_HUB_OFFLINE": "1",
-    }
-    gold = ["gold.kind=reward_model", f"gold.model={tiny_classifier_dir}", "sampling.max_new_tokens=6"]
-    gen = ["generation.batch_size=8", "generation.chunk_size=16", "generation.progress=false", "scoring.progress=false"]
-    train = [
-        f"model={tiny_classifier_dir}",
-        "trainer=cpu",
-        "trainer.enable_progress_bar=false",
-        "recipe.max_steps=2",
-        "recipe.pairs_per_update=4",
-        "recipe.micro_batch_pairs=4",
-        "recipe.max_pair_tokens=128",
-        "recipe.lr=1e-3",
-        "preference.heldout_pairs=4",
-        "bootstrap.n_boot=20",
-    ]
+    env, gold = _tiny_env(tmp_path, data_dir), _tiny_gold(tiny_classifier_dir)
+    train = [*_tiny_train(tiny_classifier_dir), "preference.heldout_pairs=4"]
     cmd = [
         sys.executable,
         "scripts/run_experiment.py",
@@ -103,12 +101,12 @@ def test_study_end_to_end_on_tiny_models_and_reused(tmp_path, tiny_lm_dir, tiny_
         "pipeline.stage_logger=none",
         f"pipeline.policy={tiny_lm_dir}",
         *NOISE,
-        _quoted_list("pipeline.samples.overrides", [*SPLIT_TRAIN, *gold, *gen]),
+        _quoted_list("pipeline.samples.overrides", [*SPLIT_TRAIN, *gold, *GEN]),
         _quoted_list("pipeline.train_rm.overrides", train),
         _quoted_list("pipeline.rm_eval.benchmarks.rm_bench", ["benchmark.max_per_domain=1"]),
         _quoted_list("pipeline.rm_eval.benchmarks.reward_bench", ["benchmark.max_per_subset=2"]),
         _quoted_list("pipeline.rm_eval.overrides", ["device=cpu", "bootstrap.n_boot=0", "scoring.progress=false"]),
-        _quoted_list("pipeline.bon.overrides", [*SPLIT_TEST, *gold, *gen, "bootstrap.n_boot=50"]),
+        _quoted_list("pipeline.bon.overrides", [*SPLIT_TEST, *gold, *GEN, "bootstrap.n_boot=50"]),
         "pipeline.gain_n=4",
         "pipeline.n_boot=50",
         "pipeline.n_perm=50",
@@ -207,18 +205,8 @@ def test_study_with_a_policy_optimizer_end_to_end(tmp_path, tiny_lm_dir, tiny_cl
     """``pipeline.algos=[bon, grpo]`` on tiny models: each reward model also trains a GRPO policy (the gold monitor
     on), that policy is sampled on the best-of-n prompts, and the study reports each method's gain, the per-method
     table and the controls' verdicts."""
-    env = {
-        **os.environ,
-        "RMLAB_LOG_DIR": str(tmp_path / "logs"),
-        "RMLAB_CACHE_DIR": str(tmp_path / "cache"),
-        "RMLAB_DATA_DIR": str(data_dir),
-        "HF_HUB_OFFLINE": "1",
-    }
-    gold = ["gold.kind=reward_model", f"gold.model={tiny_classifier_dir}", "sampling.max_new_tokens=6"]
-    gen = ["generation.batch_size=8", "generation.chunk_size=16", "generation.progress=false", "scoring.progress=false"]
-    train = [f"model={tiny_classifier_dir}", "trainer=cpu", "trainer.enable_progress_bar=false", "recipe.max_steps=2",
-             "recipe.pairs_per_update=4", "recipe.micro_batch_pairs=4", "recipe.max_pair_tokens=128", "recipe.lr=1e-3",
-             "bootstrap.n_boot=20"]  # fmt: skip
+    env, gold = _tiny_env(tmp_path, data_dir), _tiny_gold(tiny_classifier_dir)
+    train = _tiny_train(tiny_classifier_dir)
     policy = ["device=cpu", "prompts.heldout=2", "recipe.max_prompt_length=64", "recipe.response_length=6",
               "evaluate.batch_size=2", "bootstrap.n_boot=10"]  # fmt: skip
     grpo = ["algo.max_completion_length=6", "algo.num_generations=2", "algo.per_device_train_batch_size=4",
@@ -229,12 +217,12 @@ def test_study_with_a_policy_optimizer_end_to_end(tmp_path, tiny_lm_dir, tiny_cl
         "experiment=grpo_controls_cpu",
         "pipeline.stage_logger=none",
         f"pipeline.policy={tiny_lm_dir}",
-        _quoted_list("pipeline.samples.overrides", [*SPLIT_TRAIN, *gold, *gen]),
+        _quoted_list("pipeline.samples.overrides", [*SPLIT_TRAIN, *gold, *GEN]),
         _quoted_list("pipeline.train_rm.overrides", train),
         _quoted_list("pipeline.train_rm.preference_overrides", ["preference.heldout_pairs=4"]),
         _quoted_list("pipeline.train_policy.overrides", policy),
         _quoted_list("pipeline.train_policy.grpo", grpo),
-        _quoted_list("pipeline.bon.overrides", [*SPLIT_TEST, *gold, *gen, "bootstrap.n_boot=50"]),
+        _quoted_list("pipeline.bon.overrides", [*SPLIT_TEST, *gold, *GEN, "bootstrap.n_boot=50"]),
         "pipeline.gain_n=4",
         "pipeline.n_boot=50",
         "pipeline.n_perm=50",
