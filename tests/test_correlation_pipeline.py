@@ -252,6 +252,28 @@ def test_cpu_study_end_to_end_resumes_and_fans_out(tmp_path, tiny_classifier_dir
     assert {s["branch"] for s in json.loads((third / "stages.json").read_text())} == {"harmless_base"}
     assert not (third / "correlation").exists()
 
+    # a second optimizer: PPO's stages are reused, GRPO's run, and each optimizer gets its own correlation
+    grpo = ["device=cpu", "prompts.heldout=3", "recipe.max_prompt_length=256", "recipe.response_length=6",
+            "algo.max_completion_length=6", "algo.num_generations=2", "algo.per_device_train_batch_size=4",
+            "algo.max_steps=1", "algo.gradient_checkpointing=false", "bootstrap.n_boot=20"]  # fmt: skip
+    res = subprocess.run(
+        [*cmd, "pipeline.algos=[ppo,grpo]", _quoted_list("pipeline.train_policy.overrides", grpo)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200, check=False,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-4000:]
+    fourth = max((tmp_path / "logs" / "correlation_study" / "runs").iterdir())
+    rows = json.loads((fourth / "stages.json").read_text())
+    assert {(r["step"], r["reused"]) for r in rows if r["branch"] == "helpful_base"} == {
+        ("train_rm", True), ("eval_rm:rm_bench", True), ("eval_rm:reward_bench", True), ("train_ppo", True),
+        ("eval_policy", True), ("train_grpo", False), ("eval_policy:grpo", False)}  # fmt: skip
+    by_ppo = json.loads((fourth / "correlation_ppo" / "correlation.json").read_text())
+    assert by_ppo["benchmarks"]["rm_bench"]["points"] == headline["benchmarks"]["rm_bench"]["points"]
+    by_grpo = json.loads((fourth / "correlation_grpo" / "correlation.json").read_text())
+    policies = {Path(p["policy_summary"]).parent.parent.name for p in by_grpo["benchmarks"]["rm_bench"]["points"]}
+    assert all(name.startswith("train_grpo-") for name in policies) and len(policies) == 2
+    assert "GRPO: r [CI]" in (fourth / "correlation_by_algo.md").read_text()
+    assert (fourth / "tables" / "correlation_grpo.md").is_file()
+
 
 def test_a_stage_with_a_launcher_runs_as_a_child_process(tmp_path, tiny_classifier_dir, rm_bench_dir, data_dir):
     """``launch`` (e.g. accelerate launch at scale) runs the stage as ``<launch> -m rmlab.cli <entry> <overrides>``

@@ -129,3 +129,78 @@ def test_the_controls_experiment_composes_into_its_stages(tmp_path):
     assert tp.algo.max_completion_length == 32 and "arithmetic" in tp.task and tp.algo.gradient_checkpointing is False
     # a prompt plus a completion fits SmolLM2's context, and per_device_train_batch_size holds whole groups
     assert tp.algo.per_device_train_batch_size % tp.algo.num_generations == 0
+
+
+def test_the_correlation_study_plans_one_policy_per_optimizer(tmp_path):
+    from rmlab.pipelines.correlation_study import algo_evaluations, plan_study
+
+    base = {(s.branch, s.step): s for s in plan_study(_run_experiment_cfg(["experiment=correlation_study_cpu"]))}
+    stages = plan_study(_run_experiment_cfg(["experiment=correlation_study_cpu", "pipeline.algos=[ppo,grpo]"]))
+    by_step = {(s.branch, s.step): s for s in stages}
+    # adding an optimizer leaves every PPO stage (and its identity) as it was, and adds GRPO's two per reward model
+    assert all(by_step[k].out_dir == s.out_dir for k, s in base.items())
+    added = sorted(k for k in by_step if k not in base)
+    assert added == sorted(
+        (b, step) for b in {b for b, _ in base if b != "sft"} for step in ("train_grpo", "eval_policy:grpo")
+    )
+    grpo, ppo = by_step[("helpful_base", "train_grpo")], by_step[("helpful_base", "train_ppo")]
+    cfg = compose_config(
+        "train_policy", rewrite_model_overrides([f"paths.root_dir={ROOT}", *grpo.overrides], groups=("policy",))
+    )
+    assert cfg.algo.name == "grpo" and cfg.algo.num_generations == 4 and cfg.algo.gradient_checkpointing is False
+    assert f"reward_model={Path(by_step[('helpful_base', 'train_rm')].out_dir) / 'model'}" in ppo.overrides
+    assert [o for o in grpo.overrides if o.startswith("reward_model=")] == [
+        o for o in ppo.overrides if o.startswith("reward_model=")
+    ]
+    # each optimizer's correlation reads the shared evaluations and its own policies' only
+    runs = set(algo_evaluations(stages, "grpo"))
+    assert (
+        by_step[("helpful_base", "eval_policy:grpo")].out_dir in runs
+        and by_step[("sft", "eval_policy")].out_dir in runs
+    )
+    assert by_step[("helpful_base", "eval_rm:rm_bench")].out_dir in runs
+    assert by_step[("helpful_base", "eval_policy")].out_dir not in runs
+    ppo_runs = set(algo_evaluations(stages, "ppo"))
+    assert (
+        by_step[("sft", "eval_policy")].out_dir in ppo_runs
+        and by_step[("helpful_base", "eval_policy")].out_dir in ppo_runs
+    )
+    assert by_step[("helpful_base", "eval_policy:grpo")].out_dir not in ppo_runs
+
+
+def test_the_correlation_study_refuses_bon_and_typos():
+    from rmlab.pipelines.correlation_study import plan_study
+
+    with pytest.raises(ValueError, match="best-of-n study"):
+        plan_study(_run_experiment_cfg(["experiment=correlation_study_cpu", "pipeline.algos=[ppo,bon]"]))
+    with pytest.raises(ValueError, match="did you mean rloo"):
+        plan_study(_run_experiment_cfg(["experiment=correlation_study_cpu", "pipeline.algos=[rlo]"]))
+
+
+def test_the_per_optimizer_table_sets_each_benchmark_side_by_side():
+    from rmlab.pipelines.correlation_study import by_algo_markdown
+
+    def entry(r, lo, hi, p, n):
+        return {"pearson_r": r, "pearson_ci": [lo, hi], "interval_method": "Fisher z", "pearson_p": p, "n": n}
+
+    table = by_algo_markdown({
+        "ppo": {"benchmarks": {"rm_bench": entry(0.61, 0.1, 0.87, 0.02, 8), "reward_bench": {"pearson_r": None}}},
+        "grpo": {"benchmarks": {"rm_bench": entry(-0.2, -0.7, 0.4, 0.5, 8)}},
+    })  # fmt: skip
+    assert "| benchmark | PPO: r [CI] (p; points) | GRPO: r [CI] (p; points) |" in table
+    row = next(line for line in table.splitlines() if line.startswith("| rm_bench"))
+    assert "0.61" in row and "-0.20" in row and row.count("; 8)") == 2
+    assert "| reward_bench | undefined | - |" in table
+
+
+def test_the_paper_study_trains_grpo_as_the_gpu_experiment_does(tmp_path):
+    from rmlab.pipelines.correlation_study import plan_study
+
+    stages = plan_study(_run_experiment_cfg(["experiment=correlation_study", "pipeline.algos=[ppo,grpo]"]))
+    grpo = [s for s in stages if s.step == "train_grpo"]
+    assert len(grpo) == 4 and all(s.launch[:2] == ("accelerate", "launch") for s in grpo)
+    cfg = compose_config(
+        "train_policy", rewrite_model_overrides([f"paths.root_dir={ROOT}", *grpo[0].overrides], groups=("policy",))
+    )
+    assert cfg.algo.use_vllm and cfg.device == "cuda" and cfg.policy.pretrained == "allenai/tulu-2-13b"
+    assert cfg.algo.per_device_train_batch_size * cfg.algo.gradient_accumulation_steps == 64

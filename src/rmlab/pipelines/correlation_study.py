@@ -5,7 +5,9 @@ For each reward model in ``pipeline.reward_models`` (a preference dataset and it
 1. ``train_rm``: a classifier reward model on the dataset's training split;
 2. ``eval_rm``: that reward model on each benchmark in ``pipeline.rm_eval.benchmarks`` (RM-Bench, RewardBench);
 3. ``train_ppo``: a policy PPO-trained from the SFT model against it, on prompts from the same split (Tulu-2.5);
-4. ``eval_policy``: that policy on the downstream tasks;
+   with ``pipeline.algos`` listing other optimizers (``[ppo, grpo]``; any of ``ppo``, ``grpo``, ``rloo``), also
+   ``train_<algo>`` (``train_policy algo=<algo>``, ``pipeline.train_policy.overrides`` and ``.<algo>``);
+4. ``eval_policy``: each policy on the downstream tasks;
 
 and with ``pipeline.arena_hard`` set (its ``overrides`` of conf/arena_hard.yaml; null: off), every policy's
 Arena-Hard-Auto v0.1 score with and without style control (``arena_hard``: RM-Bench Sec. 5.1's style-control
@@ -15,7 +17,9 @@ model (a classifier) is evaluated on each benchmark and its released PPO policy 
 setting: the Tulu-2.5 checkpoints); a study may mix trained and released branches. A released policy carries no
 ``rmlab_meta.json``, so the correlate step gets its links (``policy_links``) from here. Then the correlation
 (:mod:`rmlab.analysis.correlation_study`) over exactly these runs, its headline and each variant in
-``pipeline.correlate.variants``, and the tables (:mod:`rmlab.analysis.tables`).
+``pipeline.correlate.variants``, and the tables (:mod:`rmlab.analysis.tables`). With several ``algos`` the
+correlation runs once per optimizer (``correlation_<algo>/``, the SFT and reward-model evaluations shared) and
+``correlation_by_algo.md`` sets each benchmark's r side by side: does the answer depend on the optimizer?
 
 The plan is data (:func:`plan_study`): a list of stages whose directories are named by their identity (resolved
 config and input fingerprints, :mod:`rmlab.pipelines.identity`), so every stage is reused when it already
@@ -54,6 +58,7 @@ class Stage:
     overrides: tuple[str, ...]  # the settings of the stage (its identity is their resolved config)
     out_dir: str  # <parent>/<name>-<identity hash>
     launch: tuple[str, ...] = ()
+    algo: str | None = None  # the policy optimizer of a policy's stages (None: the SFT policy's, the reward model's)
     runtime: tuple[str, ...] = field(default=(), compare=False)
     identity: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -70,9 +75,25 @@ def _list(node) -> list[str]:
     return [str(x) for x in (OmegaConf.to_container(node, resolve=True) if node is not None else [])]
 
 
+def study_algos(node) -> list[str]:
+    """``pipeline.algos`` (default ``[ppo]``): the policy optimizers, each checked (:func:`check_algo`)."""
+    from rmlab.training.train_policy import check_algo
+
+    algos = [node] if isinstance(node, str) else _list(node) if node is not None else ["ppo"]
+    if "bon" in algos:
+        raise ValueError(
+            "pipeline.algos: bon trains no policy to evaluate on the downstream tasks; best-of-n is a method of the "
+            "best-of-n study (experiments/bon_study_cpu.yaml, its pipeline.algos)"
+        )
+    if not algos or len(set(algos)) != len(algos):
+        raise ValueError(f"pipeline.algos must list each policy optimizer once, got {algos}")
+    return [check_algo(a) for a in algos]
+
+
 def plan_study(cfg: DictConfig) -> list[Stage]:
     """Every stage of the study, in an order that respects their dependencies."""
     p = cfg.pipeline
+    algos = study_algos(p.get("algos"))
     trained, released = p.get("reward_models") or {}, p.get("released") or {}
     if not trained and not released:
         raise ValueError(
@@ -89,23 +110,26 @@ def plan_study(cfg: DictConfig) -> list[Stage]:
     runtime = (f"logger={p.stage_logger}",)
     stages: list[Stage] = []
 
-    def add(branch, step, entry, overrides, parent, name, launch=(), extra_runtime=()):
+    def add(branch, step, entry, overrides, parent, name, launch=(), extra_runtime=(), algo=None):
         overrides = with_stage_overrides(p, entry, overrides)
         out_dir, identity = plan_stage(parent, name, entry, overrides, stages_root=root)
         stages.append(
-            Stage(
-                branch, step, entry, tuple(overrides), str(out_dir), tuple(launch), (*runtime, *extra_runtime), identity
-            )
-        )
+            Stage(branch, step, entry, tuple(overrides), str(out_dir), tuple(launch), algo,
+                  (*runtime, *extra_runtime), identity)
+        )  # fmt: skip
         return out_dir
 
-    def policy_eval(branch: str, policy: str, parent: Path):
+    def policy_eval(branch: str, policy: str, parent: Path, algo: str | None = None):
         over = [f"policy={policy}", *_list(p.policy_eval.overrides), seed]
-        name = () if branch == SFT else (f"policy.name=ppo-{branch}",)
-        add(branch, "eval_policy", "eval_policy", over, parent, "eval_policy", _list(p.policy_eval.get("launch")), name)
-        if p.get("arena_hard") is not None:
-            over = [f"policy={policy}", *_list(p.arena_hard.get("overrides")), seed]
-            add(branch, "arena_hard", "arena_hard", over, parent, "arena_hard", _list(p.arena_hard.get("launch")), name)
+        name = () if branch == SFT else (f"policy.name={algo}-{branch}",)
+        tag = "" if algo in (None, "ppo") else f":{algo}"
+        for step in ("eval_policy", "arena_hard"):
+            spec = p.policy_eval if step == "eval_policy" else p.get("arena_hard")
+            if spec is None:
+                continue
+            if step == "arena_hard":
+                over = [f"policy={policy}", *_list(spec.get("overrides")), seed]
+            add(branch, step + tag, step, over, parent, step, _list(spec.get("launch")), name, algo)
 
     def rm_evals(branch: str, model: list[str], parent: Path):
         for bench, bench_over in p.rm_eval.benchmarks.items():
@@ -127,15 +151,21 @@ def plan_study(cfg: DictConfig) -> list[Stage]:
             extra_runtime=("resume=auto",),
         )
         rm_evals(name, [f"model={rm_dir / 'model'}"], rm_dir)
-        ppo_over = [f"reward_model={rm_dir / 'model'}", f"policy={p.sft_policy}", *data, *_list(p.ppo.overrides), seed]
-        ppo_dir = add(
-            name, "train_ppo", "train_ppo", ppo_over, rm_dir, "train_ppo", _list(p.ppo.get("launch")), ("resume=auto",)
-        )
-        policy_eval(name, str(ppo_dir / "policy"), ppo_dir)
+        base = [f"reward_model={rm_dir / 'model'}", f"policy={p.sft_policy}", *data]
+        for algo in algos:
+            if algo == "ppo":  # train-ppo, as this study always ran it (its stages keep their identity)
+                entry, over, launch = "train_ppo", [*base, *_list(p.ppo.overrides)], _list(p.ppo.get("launch"))
+            else:
+                tp = p.get("train_policy") or {}
+                entry, launch = "train_policy", _list(tp.get("launch"))
+                over = [f"algo={algo}", *base, *_list(tp.get("overrides")), *_list(tp.get(algo))]
+            step = f"train_{algo}"
+            pol_dir = add(name, step, entry, [*over, seed], rm_dir, step, launch, ("resume=auto",), algo)
+            policy_eval(name, str(pol_dir / "policy"), pol_dir, algo)
     for name, spec in released.items():
         _check_released(name, spec)
         rm_evals(name, [f"model={spec.reward_model}", "model.kind=classifier"], root / name)
-        policy_eval(name, str(spec.policy), root / name)
+        policy_eval(name, str(spec.policy), root / name, "ppo")  # the released policies are PPO's (Tulu 2.5)
     return stages
 
 
@@ -178,12 +208,47 @@ def _selected(stages: list[Stage], only) -> list[Stage]:
     return [s for s in stages if s.branch == str(only)]
 
 
+EVALUATIONS = ("eval_rm", "eval_policy", "arena_hard")
+
+
+def algo_evaluations(stages: list[Stage], algo: str) -> list[str]:
+    """The runs one optimizer's correlation reads: every reward-model evaluation, the SFT policy's evaluations and
+    those of the policies that optimizer trained (or, for ppo, the released PPO policies)."""
+    return [s.out_dir for s in stages if s.entry in EVALUATIONS and s.algo in (None, algo)]
+
+
 def _correlate(cfg: DictConfig, stages: list[Stage], out: Path) -> dict:
-    from rmlab.analysis.correlation_study import correlate
+    """The correlation of each reading (headline and variants); with several policy optimizers, once per optimizer
+    over its own policies (``correlation_<algo>[_<variant>]``) and the side-by-side table."""
     from rmlab.analysis.tables import make_tables
     from rmlab.utils.config import compose_config
 
-    runs = [s.out_dir for s in stages if s.entry in ("eval_rm", "eval_policy", "arena_hard")]
+    algos = study_algos(cfg.pipeline.get("algos"))
+    evaluations = [s for s in stages if s.entry in EVALUATIONS]
+    if len(algos) == 1:
+        results = _readings(cfg, [s.out_dir for s in evaluations], out, "correlation")
+    else:
+        by_algo = {a: _readings(cfg, algo_evaluations(stages, a), out, f"correlation_{a}") for a in algos}
+        results = {f"{a}/{name}": r for a, readings in by_algo.items() for name, r in readings.items()}
+        write_text(out / "correlation_by_algo.md", by_algo_markdown({a: r["headline"] for a, r in by_algo.items()}))
+        write_json(out / "correlation_by_algo.json", {a: r["headline"] for a, r in by_algo.items()})
+    if cfg.pipeline.tables:
+        tcfg = compose_config("make_tables", [])
+        with open_dict(tcfg):
+            tcfg.runs = [s.out_dir for s in evaluations]
+            tcfg.paths.output_dir = str(out / "tables")
+        make_tables(tcfg)
+        for a in algos:
+            key = "headline" if len(algos) == 1 else f"{a}/headline"
+            _correlation_tables(results[key], out / "tables", "" if len(algos) == 1 else f"_{a}")
+    return results
+
+
+def _readings(cfg: DictConfig, runs: list[str], out: Path, stem: str) -> dict:
+    """``correlate`` over ``runs``: the headline reading in ``<stem>/``, each variant in ``<stem>_<variant>/``."""
+    from rmlab.analysis.correlation_study import correlate
+    from rmlab.utils.config import compose_config
+
     links = released_links(cfg)
     variants = {"headline": [], **{k: _list(v) for k, v in (cfg.pipeline.correlate.variants or {}).items()}}
     results = {}
@@ -194,28 +259,46 @@ def _correlate(cfg: DictConfig, stages: list[Stage], out: Path) -> dict:
             if links:  # beside any the overrides give
                 given = OmegaConf.to_container(ccfg.policy_links) if ccfg.policy_links else {}
                 ccfg.policy_links = {**given, **links}
-            ccfg.paths.output_dir = str(out / ("correlation" if name == "headline" else f"correlation_{name}"))
+            ccfg.paths.output_dir = str(out / (stem if name == "headline" else f"{stem}_{name}"))
         results[name] = correlate(ccfg)
-    if cfg.pipeline.tables:
-        tcfg = compose_config("make_tables", [])
-        with open_dict(tcfg):
-            tcfg.runs = runs
-            tcfg.paths.output_dir = str(out / "tables")
-        make_tables(tcfg)
-        _correlation_tables(results["headline"], out / "tables")
     return results
 
 
-def _correlation_tables(result: dict, out: Path) -> None:
+def by_algo_markdown(headlines: dict[str, dict]) -> str:
+    """Each benchmark's r (interval, p, points) per policy optimizer, side by side."""
+    from rmlab.analysis.benchmark_comparison import interval_text, p_text
+
+    algos = list(headlines)
+    benches = list(dict.fromkeys(b for r in headlines.values() for b in r["benchmarks"]))
+    lines = [
+        "Benchmark score vs policy score, per policy optimizer (the same reward models, SFT and readings; "
+        + "each optimizer's own policies):",
+        "",
+        "| benchmark | " + " | ".join(f"{a.upper()}: r [CI] (p; points)" for a in algos) + " |",
+        "|---|" + "---|" * len(algos),
+    ]
+    for b in benches:
+        cells = []
+        for a in algos:
+            e = headlines[a]["benchmarks"].get(b)
+            if not e or e.get("pearson_r") is None:
+                cells.append("undefined" if e else "-")
+            else:
+                cells.append(f"{e['pearson_r']:.2f} {interval_text(e)} (p {p_text(e['pearson_p'])}; {e['n']})")
+        lines.append(f"| {b} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _correlation_tables(result: dict, out: Path, suffix: str = "") -> None:
     """The headline correlation as a paper table beside the others, with the same power note as correlation.md."""
     from rmlab.analysis.correlation_markdown import correlation_table
     from rmlab.analysis.tables import to_csv, to_latex, to_markdown
 
     head, rows, note = correlation_table(result)
-    caption = f"Benchmark score vs policy score (RM-Bench Sec. 5.2 reading). {note}"
-    write_text(out / "correlation.md", to_markdown(head, rows) + f"\n{note}\n")
-    write_text(out / "correlation.csv", to_csv(head, rows))
-    write_text(out / "correlation.tex", to_latex(head, rows, caption))
+    caption = f"Benchmark score vs policy score (RM-Bench Sec. 5.2 reading{suffix.replace('_', ', ')}). {note}"
+    write_text(out / f"correlation{suffix}.md", to_markdown(head, rows) + f"\n{note}\n")
+    write_text(out / f"correlation{suffix}.csv", to_csv(head, rows))
+    write_text(out / f"correlation{suffix}.tex", to_latex(head, rows, caption))
 
 
 def stages_markdown(rows: list[dict]) -> str:
