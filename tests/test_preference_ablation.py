@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from rmlab.utils.config import compose_config, rewrite_model_overrides
 from tests.conftest import ROOT
 
@@ -68,3 +70,26 @@ def test_the_paper_scale_ablation_composes():
         assert rm.preference.name == "tulu25" and rm.preference.hub_split == name
         assert rm.preference.hub_id == "allenai/tulu-2.5-preference-data" and rm.preference.converter == "messages_pair"
         assert rm.model.pretrained == "allenai/tulu-2-13b" and rm.recipe.lr == 1e-5  # the Tulu 2.5 RM recipe
+
+
+def test_with_wandb_every_stage_of_a_run_logs_to_one_group(tmp_path):
+    from rmlab.pipelines.stages import StageRunner
+
+    cfg = compose_config(
+        "run_experiment",
+        ["experiment=preference_ablation_cpu", f"paths.root_dir={ROOT}", "pipeline.stage_logger=wandb"],
+    )
+    out = tmp_path / "runs" / "2026-12-06_23-00-00"
+    runner = StageRunner(cfg.pipeline, tmp_path / "stages", ["logger=wandb"], record_to=out)
+    assert runner.runtime[-1] == "logger.group=preference_ablation-2026-12-06_23-00-00"
+    over = [
+        *cfg.pipeline.sets.helpful_base,
+        *cfg.pipeline.train_rm.overrides,
+        *runner.runtime,
+        f"paths.root_dir={ROOT}",
+    ]
+    rm = compose_config("train_rm", rewrite_model_overrides(over))  # the group overrides the per-run default
+    assert rm.logger.type == "wandb" and rm.logger.group == "preference_ablation-2026-12-06_23-00-00"
+    # other loggers have no group: the runtime is left as given
+    csv = OmegaConf.merge(cfg.pipeline, {"stage_logger": "csv"})
+    assert StageRunner(csv, tmp_path, ["logger=csv"], record_to=out).runtime == ["logger=csv"]

@@ -245,11 +245,15 @@ def run_stage(
 class StageRunner:
     """A pipeline's way to run one stage: its ``stage_overrides`` appended, its identity planned under ``root``,
     run or reused (:func:`run_stage`), one progress line; with ``record_to`` every decision is also appended to
-    ``<record_to>/stages.json`` as the pipeline goes (a long study shows its progress)."""
+    ``<record_to>/stages.json`` as the pipeline goes (a long study shows its progress), and with
+    ``stage_logger=wandb`` every stage logs to one W&B group, ``<pipeline>-<run directory name>``."""
 
     def __init__(self, pipeline: DictConfig, root: Path, runtime: Sequence[str], *, record_to: Path | None = None,
                  total: int | None = None) -> None:  # fmt: skip
         self.pipeline, self.root, self.runtime, self.record_to = pipeline, root, list(runtime), record_to
+        if str(pipeline.get("stage_logger")) == "wandb" and record_to is not None:
+            # one W&B group for every stage of this experiment run (a sweep over sets, reward models, optimizers)
+            self.runtime.append(f"logger.group={pipeline.name}-{Path(record_to).name}")
         self.code_change = str(pipeline.get("code_change", "rerun"))
         self.progress, self.decisions = PipelineProgress(total), []
 
