@@ -130,3 +130,15 @@ def test_hydra_flags_anywhere_the_user_puts_them():
     assert _with_job_name(["--info"], "x") == ["--info", "hydra.job.name=x"]
     assert _with_job_name(["--info", "defaults", "a=1"], "x") == ["--info", "defaults", "a=1", "hydra.job.name=x"]
     assert _with_job_name(["hydra.job.name=mine", "-m"], "x") == ["-m", "hydra.job.name=mine"]
+
+
+def test_every_stage_is_a_command_and_every_command_imports():
+    from rmlab.cli.entries import ENTRIES
+    from rmlab.pipelines.stages import STAGES
+
+    by_config = {e.config: e for e in ENTRIES.values()}
+    for name, kind in STAGES.items():  # a pipeline stage can be run on its own, as the same function
+        assert name in by_config, f"stage {name} has no rmlab command"
+        assert (by_config[name].function, by_config[name].groups) == (kind.function, kind.groups)
+    for command, entry in ENTRIES.items():
+        assert callable(entry.fn()), command

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig
 
+from rmlab.pipelines.stages import STAGES
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -30,63 +32,56 @@ class Entry:
 
 _POLICY = ("policy",)
 
+
+def _stage(config: str, summary: str, usage: str) -> Entry:
+    """The entry of a pipeline stage: its function and model groups are the stage table's (``STAGES``), so the
+    command and the stage cannot drift apart."""
+    kind = STAGES[config]
+    return Entry(config, kind.function, summary, usage, kind.groups)
+
+
 ENTRIES: dict[str, Entry] = {
     e.command: e
     for e in (
         # reward models
-        Entry(
+        _stage(
             "eval_rm",
-            "rmlab.rm_eval.evaluate:evaluate_rm",
             "score a reward model on one benchmark (RM-Bench, RewardBench (2), RewardMATH, JudgeBench, RMB)",
             "model=<name | hub id | dir> benchmark=rm_bench",
         ),
-        Entry(
+        _stage(
             "train_rm",
-            "rmlab.training.train_rm:train_reward_model",
             "train a classifier reward model (Bradley-Terry, PyTorch Lightning)",
             "preference=hh_rlhf model=<backbone>",
         ),
-        Entry(
-            "train_dpo",
-            "rmlab.training.train_dpo:train_dpo",
-            "train a DPO model with TRL (an implicit reward model)",
-            "preference=hh_rlhf model=<sft model>",
+        _stage(
+            "train_dpo", "train a DPO model with TRL (an implicit reward model)", "preference=hh_rlhf model=<sft model>"
         ),
-        Entry(
+        _stage(
             "train_ppo",
-            "rmlab.training.train_ppo:train_ppo",
             "PPO-train a policy against a reward model with TRL",
             "reward_model=<RM dir> policy=<sft model>",
-            _POLICY,
         ),
-        Entry(
+        _stage(
             "train_policy",
-            "rmlab.training.train_policy:train_policy",
             "train a policy against a reward model: algo=grpo | rloo (TRL, the RM as reward function) | ppo",
             "algo=grpo reward_model=<RM dir> policy=<sft model>",
-            _POLICY,
         ),
         # policies
-        Entry(
+        _stage(
             "eval_policy",
-            "rmlab.policy_eval.evaluate:evaluate_policy",
             "evaluate a policy on GSM8k, BBH, HumanEval+, MBPP+, ToxiGen, XSTest",
             "policy=<hub id | dir | name> task=<task | all>",
-            _POLICY,
         ),
-        Entry(
+        _stage(
             "best_of_n",
-            "rmlab.policy_eval.best_of_n:best_of_n",
             "best-of-n sampling and reward overoptimization curves",
             "policy=<spec> task=arithmetic reward_models.<name>=<spec>",
-            _POLICY,
         ),
-        Entry(
+        _stage(
             "arena_hard",
-            "rmlab.policy_eval.arena_hard:evaluate_arena_hard",
             "a policy's Arena-Hard-Auto v0.1 score, raw and style-controlled",
             "policy=<hub id | dir | name> max_examples=20",
-            _POLICY,
         ),
         Entry(
             "reward_signal",
