@@ -9,13 +9,16 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from omegaconf import DictConfig
 
 from rmlab.data.preference import load_preferences
+from rmlab.generation.sampling import generate_ids
+from rmlab.metrics.bootstrap import bootstrap_mean_interval
 from rmlab.models.chat_format import ChatFormatter
 from rmlab.models.handle import ModelHandle, open_model
 from rmlab.models.loading import load_classifier, load_tokenizer, require_same_vocabulary
-from rmlab.scoring.scorers import ClassifierScorer
+from rmlab.scoring.scorers import ClassifierScorer, response_logprobs
 from rmlab.training.ppo_reward import TextReward
 
 log = logging.getLogger(__name__)
@@ -135,3 +138,71 @@ def policy_tokenizer(cfg: DictConfig, policy_res):
             "vocabulary (TRL's PPO finds response ends and missing EOS by these ids)"
         )
     return tokenizer
+
+
+def heldout_comparison(
+    cfg, *, sft, trained, reference, tokenizer, reward: TextReward, prompts, queries, device
+) -> dict:
+    """Greedy responses of the SFT and trained policies to the same held-out prompts, scored by the RM."""
+    kw = {
+        "pad_id": tokenizer.pad_token_id,
+        "eos_id": tokenizer.eos_token_id,
+        "max_new_tokens": cfg.recipe.response_length,
+        "batch_size": cfg.evaluate.batch_size,
+        "device": device,
+    }
+    out, rewards, responses = {}, {}, {}
+    for name, model in (("sft", sft), ("trained", trained)):
+        model.eval()
+        responses[name] = generate_ids(model, queries, **kw, progress=f"held-out responses ({name})")
+        with torch.inference_mode():
+            rewards[name] = reward.score(prompts, responses[name]).double().numpy()
+        has_eos = np.array([bool(r) and r[-1] == tokenizer.eos_token_id for r in responses[name]])
+        out[name] = {
+            "mean_reward": float(rewards[name].mean()),
+            "eos_rate": float(has_eos.mean()),
+            "mean_response_tokens": float(np.mean([len(r) for r in responses[name]])),
+        }
+    diff = rewards["trained"] - rewards["sft"]
+    out["difference"] = {
+        "mean": float(diff.mean()),
+        "ci": bootstrap_mean_interval(
+            diff, n_boot=cfg.bootstrap.n_boot, confidence=cfg.bootstrap.confidence, seed=cfg.seed
+        ),
+        "confidence": cfg.bootstrap.confidence,
+        "paired_over_prompts": len(diff),
+    }
+    out["log_ratio_to_reference"] = float(
+        np.mean(_sequence_log_ratio(trained, reference, queries, responses["trained"], tokenizer.pad_token_id, device))
+    )
+    out["n_prompts"] = len(prompts)
+    out["samples"] = [
+        {
+            "prompt": [list(t) for t in p],
+            "sft": tokenizer.decode(a, skip_special_tokens=True),
+            "trained": tokenizer.decode(b, skip_special_tokens=True),
+            "reward_sft": float(x),
+            "reward_trained": float(y),
+        }
+        for p, a, b, x, y in zip(prompts, responses["sft"], responses["trained"], rewards["sft"], rewards["trained"])
+    ]
+    return out
+
+
+@torch.inference_mode()
+def _sequence_log_ratio(policy, reference, queries, responses, pad_id: int, device: str) -> list[float]:
+    """sum over response tokens of log pi - log pi_ref: the per-sequence KL estimate on the policy's responses."""
+    out = []
+    for q, r in zip(queries, responses):
+        if not r:
+            out.append(0.0)
+            continue
+        ids = torch.tensor([list(q) + list(r)], device=device)
+        mask = torch.ones_like(ids)
+        start = torch.tensor([len(q)])
+        lp = (
+            response_logprobs(policy, ids, mask, start)[0].sum()
+            - response_logprobs(reference, ids, mask, start)[0].sum()
+        )
+        out.append(float(lp))
+    return out

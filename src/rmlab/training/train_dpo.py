@@ -37,8 +37,8 @@ from rmlab.models.loading import load_causal_lm, pick_device, save_model_dir
 from rmlab.scoring.scorers import Encoded, ImplicitRewardScorer
 from rmlab.training.contamination import decontaminate
 from rmlab.training.distributed import agree_on_run_dir, is_main_process, same_on_every_rank
+from rmlab.training.evaluate import evaluate_trained
 from rmlab.training.resume import resolve_resume
-from rmlab.training.train_rm import evaluate_trained
 from rmlab.utils.io import write_json, write_jsonl
 from rmlab.utils.loggers import hf_report_to
 from rmlab.utils.plots import training_curves

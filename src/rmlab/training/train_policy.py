@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from rmlab.models.chat_format import ChatFormatter
 from rmlab.models.handle import open_model
 from rmlab.models.loading import load_causal_lm, pick_device, save_model_dir
-from rmlab.training.ppo_parts import policy_tokenizer, ppo_prompts, reward_model_handle, text_reward
+from rmlab.training.ppo_parts import heldout_comparison, policy_tokenizer, ppo_prompts, reward_model_handle, text_reward
 from rmlab.training.reward_function import RewardFunction, TaskGold, check_reward_model_kind
 from rmlab.utils.io import write_json, write_jsonl
 from rmlab.utils.plots import training_curves
@@ -158,8 +158,6 @@ def _train_group_relative(cfg: DictConfig, algo: str) -> dict:
     trainer.train()
     fit_seconds = time.perf_counter() - fit_t0
     trained = trainer.accelerator.unwrap_model(trainer.model)
-
-    from rmlab.training.train_ppo import heldout_comparison
 
     reward.scorer.device = device
     comparison = heldout_comparison(

@@ -22,7 +22,7 @@ from pathlib import Path
 import hydra
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from rmlab.data.preference import load_preferences
 from rmlab.metrics.bootstrap import bootstrap_mean_interval
@@ -30,6 +30,7 @@ from rmlab.models.handle import open_model
 from rmlab.models.loading import load_classifier, save_model_dir
 from rmlab.training.contamination import decontaminate
 from rmlab.training.distributed import ReplicaCheck, check_relaunch
+from rmlab.training.evaluate import evaluate_trained
 from rmlab.training.resume import resolve_resume
 from rmlab.training.rm_data import PreferenceDataModule, lightning_position
 from rmlab.training.rm_module import RewardModelModule
@@ -173,27 +174,3 @@ def _newest_checkpoint(checkpoints: Path) -> Path | None:
     """``checkpoints/last.ckpt``, which the checkpoint callback rewrites every ``checkpoint_every_n_steps``."""
     path = checkpoints / "last.ckpt"
     return path if path.is_file() else None
-
-
-def evaluate_trained(cfg: DictConfig, model_dir: Path, run_dir: Path) -> dict:
-    """Evaluate the trained model on ``cfg.evaluate.benchmarks`` with the evaluator's own code path."""
-    from rmlab.rm_eval.evaluate import evaluate_rm
-    from rmlab.utils.config import compose_config
-
-    results = {}
-    for bench in cfg.get("evaluate", {}).get("benchmarks") or []:
-        eval_cfg = compose_config(
-            "eval_rm", overrides=[f"benchmark={bench}", "model=auto", *list(cfg.evaluate.get("overrides") or [])]
-        )
-        with open_dict(eval_cfg):
-            eval_cfg.model.pretrained = str(model_dir)
-            eval_cfg.model.name = cfg.get("run_name") or f"{cfg.model.get('name') or 'rm'}-{cfg.preference.name}"
-            for key in ("max_length", "dtype"):  # the formatting comes from the model directory (rmlab_meta.json)
-                if key in cfg.model:
-                    eval_cfg.model[key] = cfg.model[key]
-            eval_cfg.paths = cfg.paths
-            eval_cfg.paths.output_dir = str(run_dir / f"eval_{bench}")
-            eval_cfg.logger = cfg.logger
-            eval_cfg.device = cfg.get("device", "auto")
-        results[bench] = evaluate_rm(eval_cfg)
-    return {b: {k: r.get(k) for k in ("overall", "partial_overall", "accuracy", "mrr")} for b, r in results.items()}
