@@ -157,3 +157,21 @@ def test_the_checks_see_a_wrong_import_and_a_circle(tmp_path):
     )
     assert wrong[1].startswith("metrics/b.py:1: metrics (layer 2) imports rmlab.scoring.c.x (layer 2)")
     assert import_circles(root) == [["rmlab.pipelines.d", "rmlab.pipelines.e"]]
+
+
+# `train-policy algo=ppo` is `train-ppo`: a dispatch to the other entry point, not a shared helper
+DISPATCH = {("rmlab.training.train_policy", "rmlab.training.train_ppo")}
+
+
+def test_no_trainer_imports_another_trainer():
+    """What two trainers share lives in a trainer-neutral module (``training/evaluate.py``, ``ppo_parts``, ...)."""
+    modules = _modules()
+    trainers = {m for m in modules if m.startswith("rmlab.training.train_")}
+    assert len(trainers) >= 4
+    wrong = []
+    for module in sorted(trainers):
+        for name, line in _imports(modules[module]):
+            target = _resolve(name, modules)
+            if target in trainers and target != module and (module, target) not in DISPATCH:
+                wrong.append(f"{module}:{line} imports {target}")
+    assert wrong == []
