@@ -60,3 +60,14 @@ def test_eval_rm_rejects_a_bad_dtype_before_loading(eval_cfg, tiny_classifier_di
     with pytest.raises(ValueError, match="dtype='float23': unknown"):
         evaluate_rm(cfg)
     assert not Path(cfg.paths.output_dir, "metrics.json").exists()
+
+
+def test_one_rule_states_what_a_spec_can_be(tmp_path):
+    from rmlab.models.loading import resolve_model
+    from rmlab.utils.specs import spec_shape
+
+    shapes = {"wheel:smollm2-135m-instruct": "wheel", "./models/rm": "path", "~/rm": "path", "a/b/c": "path",
+              str(tmp_path): "path", "allenai/tulu-2-13b": "hub", "smollm2_135m_rm": None, "smolm2": None}  # fmt: skip
+    assert {v: spec_shape(v) for v in shapes} == shapes
+    with pytest.raises(FileNotFoundError, match="no such directory"):  # written as a path: never tried on the Hub
+        resolve_model(str(tmp_path / "missing" / "rm"), cache_dir=tmp_path)

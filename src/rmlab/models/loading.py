@@ -19,6 +19,7 @@ import torch
 
 from rmlab.models.fingerprint import fingerprint_weights
 from rmlab.utils.io import atomic_dir, write_json
+from rmlab.utils.specs import written_as_path
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def resolve_model(spec: str, *, cache_dir: str | os.PathLike, revision: str | No
         path = None
     if path is not None:
         return ResolvedModel(spec, str(path), True, None, fingerprint_weights(path, cache_dir=cache_dir))
-    if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+    if written_as_path(spec):
         raise FileNotFoundError(f"model {spec!r}: no such directory (and not a Hub id)")
     return ResolvedModel(spec, spec, False, revision, _hub_fingerprint(spec, revision))
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import difflib
 import logging
-import re
 from pathlib import Path
 
 from omegaconf import OmegaConf
+
+from rmlab.utils.specs import spec_shape
 
 _CHECKOUT = Path(__file__).resolve().parents[3]  # the repository, in a source checkout (src/rmlab/utils/config.py)
 _PACKAGED_CONF = Path(__file__).resolve().parents[1] / "_conf"  # a wheel: conf/ and experiments/ ship in the package
@@ -81,17 +82,12 @@ def _choice(group: str) -> str:
     return group if group == MODEL_GROUP else f"{MODEL_GROUP}@{group}"
 
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
 def check_model_spec(group: str, value: str) -> None:
     """Refuse, at once, a ``model=`` value that can be nothing but a typo: not a config in ``conf/<group>/``, not a
     ``wheel:`` spec, not a path (existing, or written as one: ``/``, ``.``, ``~``, or two or more ``/``) and not
     shaped like a Hub id (``org/name``). Without this, ``model=smolm2`` becomes a Hub download that fails after
     half a minute of network retries."""
-    if value.startswith(("wheel:", "/", ".", "~")) or value.count("/") > 1 or Path(value).expanduser().exists():
-        return
-    if _HUB_ID.match(value):
+    if spec_shape(value) is not None:
         return
     names = sorted(p.stem for p in (CONF_DIR / MODEL_GROUP).glob("*.yaml"))
     close = difflib.get_close_matches(value, names, n=3, cutoff=0.5)
