@@ -146,3 +146,16 @@ def test_accelerate_configs_load(name):
     cfg = load_config_from_file(str(ROOT / "conf" / "accelerate" / f"{name}.yaml"))
     assert cfg.distributed_type.value == {"deepspeed_zero3": "DEEPSPEED", "fsdp": "FSDP"}[name]
     assert cfg.num_processes == 8 and cfg.mixed_precision == "bf16"
+
+
+def test_a_scorer_kind_without_a_plan_builder_is_refused_by_name(tmp_path, tiny_classifier_dir):
+    """Every scorer kind with weights has its own plan builder; a kind with none is an error listing the known ones,
+    never built as another kind."""
+    from omegaconf import OmegaConf
+
+    from rmlab.scoring.build import PLAN_BUILDERS, plan_scorer
+
+    assert PLAN_BUILDERS.names() == ["classifier", "implicit"]
+    cfg = OmegaConf.create({"pretrained": str(tiny_classifier_dir), "kind": "length_penalised", "dtype": "float32"})
+    with pytest.raises(KeyError, match=r"Unknown scorer kind 'length_penalised'.*Available: classifier, implicit"):
+        plan_scorer(cfg, cache_dir=str(tmp_path), device="cpu")
