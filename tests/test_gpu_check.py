@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from rmlab.pipelines import gpu_check_parts
-from rmlab.pipelines.gpu_check import gpu_check
-from rmlab.pipelines.gpu_check_parts import Skipped, training_overrides, vllm_ready
+from rmlab.diagnostics import gpu_check_parts
+from rmlab.diagnostics.gpu_check import gpu_check
+from rmlab.diagnostics.gpu_check_parts import Skipped, training_overrides, vllm_ready
 from rmlab.utils.config import compose_config, rewrite_model_overrides
 from tests.conftest import ROOT, compose_eval_cfg
 

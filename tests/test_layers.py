@@ -20,6 +20,7 @@ LAYERS = [
     {"training"},  # RM (Lightning), DPO and PPO (TRL) training
     {"analysis"},  # correlation, tables, comparisons, diagnostics over run outputs
     {"pipelines"},  # stages and experiments made of them
+    {"diagnostics"},  # speed benches, the GPU check (which runs stages), the reward-signal diagnostic
     {"cli"},  # the entry points' start-up
 ]
 LEVEL = {pkg: i for i, layer in enumerate(LAYERS) for pkg in layer}
@@ -174,4 +175,17 @@ def test_no_trainer_imports_another_trainer():
             target = _resolve(name, modules)
             if target in trainers and target != module and (module, target) not in DISPATCH:
                 wrong.append(f"{module}:{line} imports {target}")
+    assert wrong == []
+
+
+def test_analysis_reads_run_outputs_only():
+    """``analysis`` turns run outputs into statistics and tables: it neither loads models nor scores."""
+    modules = _modules()
+    wrong = [
+        f"{module}:{line} imports {_resolve(name, modules)}"
+        for module, path in sorted(modules.items())
+        if _package(module) == "analysis"
+        for name, line in _imports(path)
+        if _package(_resolve(name, modules)) in ("models", "scoring", "generation", "training")
+    ]
     assert wrong == []

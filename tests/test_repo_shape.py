@@ -41,3 +41,14 @@ def test_ruff_is_clean(command):
         [ruff, *command, "src", "tests", "scripts"], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-1000:]
+
+
+PACKAGES = sorted(p for p in (ROOT / "src" / "rmlab").iterdir() if (p / "__init__.py").is_file())
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.name)
+def test_every_package_says_what_it_is_and_the_architecture_names_it(package):
+    import ast
+
+    assert ast.get_docstring(ast.parse((package / "__init__.py").read_text())), f"{package.name}/__init__.py"
+    assert f"`{package.name}`" in (ROOT / "docs" / "architecture.md").read_text(), package.name

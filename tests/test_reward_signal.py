@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from rmlab.analysis.reward_signal import signal_stats
+from rmlab.diagnostics.reward_signal import signal_stats
 from tests.conftest import ROOT
 
 

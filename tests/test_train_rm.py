@@ -185,7 +185,7 @@ def test_bf16_mixed_precision_with_clipping(tmp_path, tiny_classifier_dir, data_
 def test_throughput_benchmark_runs_both_trainers_on_the_same_work(tmp_path, tiny_classifier_dir, data_dir):
     from hydra.core.global_hydra import GlobalHydra
 
-    from rmlab.training.throughput import benchmark
+    from rmlab.diagnostics.training_throughput import benchmark
     from rmlab.utils.config import compose_config, rewrite_model_overrides
 
     GlobalHydra.instance().clear()

@@ -85,7 +85,7 @@ ENTRIES: dict[str, Entry] = {
         ),
         Entry(
             "reward_signal",
-            "rmlab.analysis.reward_signal:reward_signal",
+            "rmlab.diagnostics.reward_signal:reward_signal",
             "spread of a reward model's scores over a policy's own samples",
             "reward_model=<RM dir> [policy=<dir>]",
             _POLICY,
@@ -143,21 +143,21 @@ ENTRIES: dict[str, Entry] = {
         # measurements
         Entry(
             "bench_scoring",
-            "rmlab.scoring.throughput:benchmark",
+            "rmlab.diagnostics.scoring_throughput:benchmark",
             "scoring throughput vs a RewardBench-style pipeline and the matmul rate",
             "[bench.prompts_per_domain=20]",
             ("model", "implicit"),
         ),
         Entry(
             "bench_generation",
-            "rmlab.policy_eval.bench:benchmark",
+            "rmlab.diagnostics.generation_bench:benchmark",
             "batched generation vs per-prompt generate; sandbox overhead",
             "[bench.n_prompts=32]",
             _POLICY,
         ),
         Entry(
             "bench_train_rm",
-            "rmlab.training.throughput:benchmark",
+            "rmlab.diagnostics.training_throughput:benchmark",
             "RM training throughput, ours vs TRL's RewardTrainer",
             "[bench.steps=8]",
         ),
@@ -170,7 +170,7 @@ ENTRIES: dict[str, Entry] = {
         ),
         Entry(
             "gpu_check",
-            "rmlab.pipelines.gpu_check:gpu_check",
+            "rmlab.diagnostics.gpu_check:gpu_check",
             "a few minutes on a GPU: scoring, generation, training and throughput checks",
             "[model=<dir>]",
         ),

@@ -1,7 +1,7 @@
 """Batched generation with Hugging Face ``generate``: prompts sorted by length, left-padded, cut at EOS.
 
 Used to compare policies on held-out prompts (PPO) and to sample several responses per prompt
-(:mod:`rmlab.analysis.reward_signal`). Greedy by default, so the same prompts give the same responses on any batch
+(:mod:`rmlab.diagnostics.reward_signal`). Greedy by default, so the same prompts give the same responses on any batch
 size; sampling is plain temperature sampling (no top-k or top-p), as in TRL's PPO rollouts.
 """
 

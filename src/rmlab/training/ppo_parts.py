@@ -1,4 +1,4 @@
-"""The pieces of a PPO run that the reward-signal diagnostic (:mod:`rmlab.analysis.reward_signal`) shares with
+"""The pieces of a PPO run that the reward-signal diagnostic (:mod:`rmlab.diagnostics.reward_signal`) shares with
 training (:mod:`rmlab.training.train_ppo`): the prompts in the policy's chat format, the policy's tokenizer, the
 reward model opened with its own formatting and turned into a text reward. One code path, so the diagnostic
 measures exactly the reward that PPO climbs."""

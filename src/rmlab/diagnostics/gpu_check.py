@@ -4,7 +4,7 @@ The lab is built and tested on CPUs; its GPU settings (bf16 scoring, the vLLM ba
 on CUDA) are composed and checked there, but they run only where a GPU is lent, for minutes at a time. This runs
 each such path once, small, and measures what a CPU cannot tell: scores on the device against CPU float32, the
 scorer's share of the matmul rate, one step of each trainer in bf16, vLLM against HF generation
-(:mod:`rmlab.pipelines.gpu_check_parts`; sizes in ``conf/gpu_check.yaml``).
+(:mod:`rmlab.diagnostics.gpu_check_parts`; sizes in ``conf/gpu_check.yaml``).
 
 Every part runs wrapped: a failure is recorded with its traceback and the next part runs. The report
 (``gpu_check.json``, ``gpu_check.md``) is rewritten atomically after each part, so a run cut short by the device's
@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from rmlab.diagnostics.gpu_check_parts import PARTS, Check, attempt, loss_text
 from rmlab.models.loading import pick_device
-from rmlab.pipelines.gpu_check_parts import PARTS, Check, attempt, loss_text
 from rmlab.utils.io import write_json, write_text
 from rmlab.utils.run_info import run_info
 

@@ -1,4 +1,4 @@
-"""The four parts of the GPU check (:mod:`rmlab.pipelines.gpu_check`), each a function of a :class:`Check`.
+"""The four parts of the GPU check (:mod:`rmlab.diagnostics.gpu_check`), each a function of a :class:`Check`.
 
 - ``scoring``: the classifier scorer (the model's backbone with a new seeded head) and the implicit scorer,
   reference-free and with a reference, on the device in each dtype, against CPU float32 on the same RM-Bench
@@ -35,6 +35,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rmlab.data.rm_bench import RMBenchItem, load_rm_bench
+from rmlab.diagnostics.scoring_throughput import matmul_params, rank_agreement
 from rmlab.generation.backends import hf_backend, vllm_backend
 from rmlab.generation.decoding import Decoding
 from rmlab.models.handle import open_model
@@ -43,7 +44,6 @@ from rmlab.pipelines.stages import stage_kind
 from rmlab.scoring.build import ScorerPlan, plan_scorer
 from rmlab.scoring.cache import ScoreCache
 from rmlab.scoring.driver import ScoringStats, score_pairs
-from rmlab.scoring.throughput import matmul_params, rank_agreement
 from rmlab.utils.config import compose_config, rewrite_model_overrides
 from rmlab.utils.hashing import stable_hash
 from rmlab.utils.io import write_jsonl
