@@ -108,59 +108,78 @@ def policy_overrides(cfg: DictConfig, algo: str, spec: str, samples_dir: Path) -
 
 
 def run_bon_study(cfg: DictConfig) -> dict:
+    """The study's stages in order (samples, reward models, their evaluations, best-of-n, the policies), then
+    ``study.md`` / ``study.json``."""
     p = cfg.pipeline
     root, out = Path(p.stages_dir).resolve(), Path(cfg.paths.output_dir)
-    seed = f"seed={cfg.seed}"
-    runtime = [f"logger={p.stage_logger}"]
-    released = dict(p.get("released") or {})
-    trained = dict(p.get("reward_models") or {})
-    if not released and not trained:
-        raise ValueError("pipeline.reward_models (trained) or pipeline.released (given) must name reward models")
-    clash = sorted(set(released) & set(trained))
-    if clash:
-        raise ValueError(f"reward models {clash} are both trained and released; give each a distinct name")
-    base = [f"policy={p.policy}", f"task={p.task}", seed]
     algos = check_algos(p.get("algos"))
     trainers = [a for a in algos if a != "bon"]
-
-    stage = StageRunner(p, root, runtime, record_to=out)
-
-    models: dict[str, str] = {name: str(spec) for name, spec in released.items()}
-    train_runs: dict[str, dict] = {}
-    if trained or trainers:  # the policy's own samples: the reward models' pairs, the policies' training prompts
-        samples_dir, samples = stage("best_of_n", [*base, *_list(p.samples.overrides)], root, "samples")
-        log.info("training samples: %d prompts, mean gold %.3f", samples["n_prompts"], samples["gold_mean"])
-        data = ["preference=policy_samples", f"preference.data_dir={samples_dir}"]
-        for name, over in trained.items():
-            rm_over = [*data, *_list(over), *_list(p.train_rm.get("preference_overrides")), *_list(p.train_rm.overrides),
-                       seed]  # fmt: skip
-            rm_dir, metrics = stage("train_rm", rm_over, root / name, "train_rm", ["resume=auto"])
-            models[name], train_runs[name] = str(rm_dir / "model"), metrics
-
+    stage = StageRunner(p, root, [f"logger={p.stage_logger}"], record_to=out)
+    models, train_runs, samples_dir = _reward_models(cfg, stage, root, need_samples=bool(trainers))
     evals: dict[str, dict[str, dict]] = {}
     for name, spec in models.items():
         for bench, over in eval_overrides(cfg, spec).items():
             _, metrics = stage("eval_rm", over, root / name, f"eval_rm_{bench}", [f"model.name={name}"])
             evals.setdefault(name, {})[bench] = metrics
-
     bon_dir, bon = stage("best_of_n", bon_overrides(cfg, models), root, "bon")
+    gains, policy_runs = _policies(cfg, stage, root, models, trainers, samples_dir, bon_dir)
+    n = int(p.gain_n or bon["ns"][-1])
+    rows = study_rows(bon, evals, train_runs, n, gains)
+    return _write_study(cfg, out, rows, bon, bon_dir, n, algos, policy_runs)
+
+
+def _reward_models(cfg: DictConfig, stage: StageRunner, root: Path, need_samples: bool):
+    """The released reward models as given, and each of ``pipeline.reward_models`` trained on the policy's own
+    gold-scored samples (the ``samples`` stage, run when something trains: reward models or policies)."""
+    p = cfg.pipeline
+    released, trained = dict(p.get("released") or {}), dict(p.get("reward_models") or {})
+    if not released and not trained:
+        raise ValueError("pipeline.reward_models (trained) or pipeline.released (given) must name reward models")
+    clash = sorted(set(released) & set(trained))
+    if clash:
+        raise ValueError(f"reward models {clash} are both trained and released; give each a distinct name")
+    models: dict[str, str] = {name: str(spec) for name, spec in released.items()}
+    train_runs: dict[str, dict] = {}
+    samples_dir = None
+    if trained or need_samples:  # the policy's own samples: the reward models' pairs, the policies' training prompts
+        base = [f"policy={p.policy}", f"task={p.task}", f"seed={cfg.seed}"]
+        samples_dir, samples = stage("best_of_n", [*base, *_list(p.samples.overrides)], root, "samples")
+        log.info("training samples: %d prompts, mean gold %.3f", samples["n_prompts"], samples["gold_mean"])
+        data = ["preference=policy_samples", f"preference.data_dir={samples_dir}"]
+        for name, over in trained.items():
+            rm_over = [*data, *_list(over), *_list(p.train_rm.get("preference_overrides")), *_list(p.train_rm.overrides),
+                       f"seed={cfg.seed}"]  # fmt: skip
+            rm_dir, metrics = stage("train_rm", rm_over, root / name, "train_rm", ["resume=auto"])
+            models[name], train_runs[name] = str(rm_dir / "model"), metrics
+    return models, train_runs, samples_dir
+
+
+def _policies(cfg: DictConfig, stage: StageRunner, root: Path, models: dict, trainers: list, samples_dir, bon_dir):
+    """Per policy optimizer and reward model: the trained policy, that policy sampled as the SFT policy was in the
+    ``bon`` stage, and its gold@1 gain over the SFT policy paired over prompts."""
+    p = cfg.pipeline
     gains: dict[str, dict[str, dict]] = {}
     policy_runs: dict[str, dict[str, dict]] = {}
-    for algo in trainers:  # each reward model's policy, then that policy sampled as the SFT policy was
+    for algo in trainers:
         for name, spec in models.items():
             parent = root / name
             pol_dir, pol = stage(
                 "train_policy", policy_overrides(cfg, algo, spec, samples_dir), parent, f"train_{algo}"
             )
-            gold_over = [f"policy={pol_dir / 'policy'}", f"task={p.task}", seed, *_list(p.bon.overrides)]
+            gold_over = [f"policy={pol_dir / 'policy'}", f"task={p.task}", f"seed={cfg.seed}", *_list(p.bon.overrides)]
             gold_dir, _ = stage("best_of_n", gold_over, parent, f"gold_{algo}")
             gains.setdefault(algo, {})[name] = policy_gain(
                 bon_dir / "samples.jsonl", gold_dir / "samples.jsonl", n_boot=int(p.n_boot), seed=int(cfg.seed)
             )
             policy_runs.setdefault(algo, {})[name] = {"train": str(pol_dir), "gold": str(gold_dir),
                                                       "fit_seconds": pol["train"]["fit_seconds"]}  # fmt: skip
-    n = int(p.gain_n or bon["ns"][-1])
-    rows = study_rows(bon, evals, train_runs, n, gains)
+    return gains, policy_runs
+
+
+def _write_study(cfg: DictConfig, out: Path, rows, bon: dict, bon_dir: Path, n: int, algos: list, policy_runs) -> dict:
+    """The correlations per method, the controls, ``study.md`` and ``study.json``."""
+    p = cfg.pipeline
+    trainers = [a for a in algos if a != "bon"]
     stats = {"n_boot": int(p.n_boot), "n_perm": int(p.n_perm), "seed": int(cfg.seed),
              "interval": str(p.get("interval", "fisher"))}  # fmt: skip
     by_method = {a: study_correlations(rows, method=a, **stats) for a in algos}
@@ -178,21 +197,10 @@ def run_bon_study(cfg: DictConfig) -> dict:
     write_text(out / "study.md", header + table)
     for f in ("bon.md", "curves.png"):
         shutil.copyfile(bon_dir / f, out / f)
-    write_json(
-        out / "study.json",
-        {
-            "rows": rows,
-            "correlations": correlations,
-            "correlations_by_method": by_method,
-            "benchmark_comparison": comparison,
-            "positive_control": control,
-            "method_controls": controls,
-            "algos": algos,
-            "policy_runs": policy_runs,
-            "gain_n": n,
-            "bon_run": str(bon_dir),
-        },
-    )
+    result = {"rows": rows, "correlations": correlations, "correlations_by_method": by_method,
+              "benchmark_comparison": comparison, "positive_control": control, "method_controls": controls}  # fmt: skip
+    write_json(out / "study.json", {**result, "algos": algos, "policy_runs": policy_runs, "gain_n": n,
+                                    "bon_run": str(bon_dir)})  # fmt: skip
     log.info("wrote %s\n%s", out, table)
     print(header + table)
     if not control["passed"]:
@@ -200,5 +208,4 @@ def run_bon_study(cfg: DictConfig) -> dict:
     for c in controls:
         if not c["passed"]:
             log.warning("%s control of %s failed: %s", c["kind"], c["algo"], json.dumps(c))
-    return {"rows": rows, "correlations": correlations, "correlations_by_method": by_method,
-            "benchmark_comparison": comparison, "positive_control": control, "method_controls": controls}  # fmt: skip
+    return result

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -197,8 +198,23 @@ CURVES = {  # TRL's DPO log keys -> panel titles
 }
 
 
+@dataclass
+class DPOData:
+    """The loaded pieces of a DPO run: the pairs tokenized once, the policy and its frozen reference."""
+
+    splits: object
+    base: object  # the SFT model's handle
+    policy: object
+    reference: object | None  # None with LoRA (TRL disables the adapters instead)
+    train_rows: list
+    heldout_rows: list
+    long_train: dict
+
+
 def train_dpo(cfg: DictConfig) -> dict:
-    from datasets import Dataset
+    """The recipe (TRL's DPO with the Tulu 2.5 / open-instruct settings in ``conf/recipe/dpo.yaml``; sources in
+    docs/fidelity.md): load and tokenize the pairs, train (resuming where asked), score the held-out pairs by the
+    implicit reward, save the model and its record, evaluate it on ``evaluate.benchmarks``."""
     from transformers import set_seed
 
     device = pick_device(cfg.get("device", "auto"))
@@ -209,6 +225,27 @@ def train_dpo(cfg: DictConfig) -> dict:
     )
     set_seed(cfg.seed)
     t0 = time.perf_counter()
+    d = _load_and_tokenize(cfg, device)
+    before = _heldout_before(cfg, d, device) if main else None
+    trainer, run_logger, fit_seconds = _train(cfg, d, run_dir, device, ckpt, main)
+    if not main:  # rank 0 scores the held-out pairs and writes every output
+        log.info("rank %d: training done; rank 0 writes the outputs", trainer.accelerator.process_index)
+        return {"train": {"global_steps": trainer.state.global_step}, "resume": resumed}
+    trained = trainer.model.merge_and_unload() if hasattr(trainer.model, "merge_and_unload") else trainer.model
+    trained.eval()
+    after = _heldout_after(cfg, d, trained, device)
+    metrics = _save(cfg, d, trainer, trained, before, after, fit_seconds, run_dir)
+    metrics.update(resume=resumed, wall_seconds=time.perf_counter() - t0, run=run_info(cfg.paths.root_dir))
+    write_json(run_dir / "train_metrics.json", metrics)
+    run_logger.log_metrics({f"heldout/{k}": v for k, v in (after or {}).items() if isinstance(v, (int, float))})
+    run_logger.finish()
+    metrics["evaluations"] = evaluate_trained(cfg, Path(metrics["model_dir"]), run_dir)
+    return metrics
+
+
+def _load_and_tokenize(cfg: DictConfig, device: str) -> DPOData:
+    """The preference splits (decontaminated when asked), the SFT model twice (the policy that trains and the
+    frozen reference), and every pair tokenized in the model's formatting, overlong ones truncated or dropped."""
     recipe = cfg.recipe
     splits = decontaminate(load_preferences(cfg.preference, seed=cfg.seed), cfg)
     base = open_model(cfg.model, cache_dir=cfg.paths.model_cache_dir)
@@ -222,88 +259,87 @@ def train_dpo(cfg: DictConfig) -> dict:
     heldout_rows, long_heldout = tokenize_dpo_pairs(splits.heldout, encoder, recipe.max_pair_tokens, overlong)
     log.info(
         "pairs: %d train (%d truncated, %d dropped at %d tokens, overlong=%s), %d held out (%d truncated, %d dropped)",
-        len(train_rows),
-        long_train["truncated"],
-        long_train["dropped"],
-        recipe.max_pair_tokens,
-        overlong,
-        len(heldout_rows),
-        long_heldout["truncated"],
-        long_heldout["dropped"],
-    )
+        len(train_rows), long_train["truncated"], long_train["dropped"], recipe.max_pair_tokens, overlong,
+        len(heldout_rows), long_heldout["truncated"], long_heldout["dropped"],
+    )  # fmt: skip
     if not train_rows:
         raise ValueError(
             f"no training pair is left at recipe.max_pair_tokens={recipe.max_pair_tokens} (recipe.overlong={overlong})"
         )
+    return DPOData(splits, base, policy, reference, train_rows, heldout_rows, long_train)
 
-    before = None
-    if main and cfg.get("heldout_before", False) and heldout_rows:  # policy == reference: all rewards 0, all ties
-        before = accuracy_summary(
-            heldout_rewards(
-                _scorer(policy, policy, tokenizer, formatter, device), heldout_rows, recipe.eval_batch_pairs
-            ),
-            cfg,
-        )
-        log.info("held-out implicit-reward accuracy before training: %s", before)
 
+def _heldout_before(cfg: DictConfig, d: DPOData, device: str) -> dict | None:
+    """With ``heldout_before``: the held-out accuracy before training (policy == reference: all rewards 0, ties)."""
+    if not (cfg.get("heldout_before", False) and d.heldout_rows):
+        return None
+    scorer = _scorer(d.policy, d.policy, d.base.tokenizer, d.base.formatter, device)
+    before = accuracy_summary(heldout_rewards(scorer, d.heldout_rows, cfg.recipe.eval_batch_pairs), cfg)
+    log.info("held-out implicit-reward accuracy before training: %s", before)
+    return before
+
+
+def _train(cfg: DictConfig, d: DPOData, run_dir: Path, device: str, ckpt, main: bool):
+    """TRL's DPO trainer on the tokenized pairs (LoRA when the recipe says so); returns it, the run's logger and
+    the fit time."""
+    from datasets import Dataset
+
+    recipe = cfg.recipe
     world = int(os.environ.get("WORLD_SIZE", "1"))
     accumulate = max(1, recipe.pairs_per_update // (recipe.micro_batch_pairs * world))
     report_to, run_logger = hf_report_to(
         cfg, output_dir=run_dir, config=OmegaConf.to_container(cfg, resolve=True), start=main
     )
     trainer = _PreTokenizedDPOTrainer.get()(
-        model=policy,
-        ref_model=reference,
+        model=d.policy,
+        ref_model=d.reference,
         args=dpo_config(cfg, run_dir, device, accumulate, report_to),
-        train_dataset=Dataset.from_list(train_rows),
-        processing_class=tokenizer,
+        train_dataset=Dataset.from_list(d.train_rows),
+        processing_class=d.base.tokenizer,
         peft_config=_lora_config(recipe) if recipe.trainable == "lora" else None,
     )
     fit_t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
-    fit_seconds = time.perf_counter() - fit_t0
-    if not main:  # rank 0 scores the held-out pairs and writes every output
-        log.info("rank %d: training done; rank 0 writes the outputs", trainer.accelerator.process_index)
-        return {"train": {"global_steps": trainer.state.global_step}, "resume": resumed}
-    trained = trainer.model
-    if hasattr(trained, "merge_and_unload"):
-        trained = trained.merge_and_unload()
-    trained.eval()
-    ref_for_eval = reference if reference is not None else load_causal_lm(resolved, dtype="float32", device=device)
-    after = (
-        accuracy_summary(
-            heldout_rewards(
-                _scorer(trained, ref_for_eval, tokenizer, formatter, device), heldout_rows, recipe.eval_batch_pairs
-            ),
-            cfg,
-        )
-        if heldout_rows
-        else None
-    )
-    log.info("held-out implicit-reward accuracy after training: %s", after)
+    return trainer, run_logger, time.perf_counter() - fit_t0
 
+
+def _heldout_after(cfg: DictConfig, d: DPOData, trained, device: str) -> dict | None:
+    """Held-out implicit-reward accuracy of the trained policy against the reference, with a bootstrap interval."""
+    if not d.heldout_rows:
+        return None
+    resolved = d.base.resolved
+    reference = d.reference if d.reference is not None else load_causal_lm(resolved, dtype="float32", device=device)
+    scorer = _scorer(trained, reference, d.base.tokenizer, d.base.formatter, device)
+    after = accuracy_summary(heldout_rewards(scorer, d.heldout_rows, cfg.recipe.eval_batch_pairs), cfg)
+    log.info("held-out implicit-reward accuracy after training: %s", after)
+    return after
+
+
+def _save(cfg: DictConfig, d: DPOData, trainer, trained, before, after, fit_seconds: float, run_dir: Path) -> dict:
+    """TRL's log history and curves, the model directory with its record (``rmlab_meta.json``: an implicit reward
+    model and its reference); returns the run's metrics."""
+    recipe, resolved = cfg.recipe, d.base.resolved
     tokens = int(getattr(trainer, "_total_train_tokens", 0))
     metrics = {
         "heldout": after,
         "heldout_before": before,
         "train": {
-            "pairs": len(train_rows),
-            "dropped_too_long": long_train["dropped"],
-            "truncated_too_long": long_train["truncated"],
-            "overlong": overlong,
+            "pairs": len(d.train_rows),
+            "dropped_too_long": d.long_train["dropped"],
+            "truncated_too_long": d.long_train["truncated"],
+            "overlong": recipe.get("overlong", "truncate"),
             "global_steps": trainer.state.global_step,
             "epochs": recipe.epochs,
-            "processes": world,
-            "accumulate_grad_batches": accumulate,
+            "processes": int(os.environ.get("WORLD_SIZE", "1")),
+            "accumulate_grad_batches": trainer.args.gradient_accumulation_steps,
             "fit_seconds": fit_seconds,
             "tokens_seen": tokens,
             "tokens_per_second": tokens / fit_seconds if fit_seconds else None,
             "final": _last_logged(trainer.state.log_history),
         },
-        "data": splits.info,
+        "data": d.splits.info,
         "model": {"base": resolved.spec, "base_fingerprint": resolved.fingerprint, "trainable": recipe.trainable},
         "seed": cfg.seed,
-        "resume": resumed,
     }
     write_jsonl(run_dir / "log_history.jsonl", trainer.state.log_history)
     if trainer.state.log_history:  # beside train_metrics.json: TRL's curves whatever the logger
@@ -311,16 +347,16 @@ def train_dpo(cfg: DictConfig) -> dict:
         metrics["curves"] = str(curves)
     model_dir = save_model_dir(
         trained,
-        tokenizer,
+        d.base.tokenizer,
         run_dir / "model",
         {
             "kind": "implicit",
             "reference_model": resolved.spec,
             "reference_fingerprint": resolved.fingerprint,
             "base_model": resolved.spec,
-            "formatting": base.formatting,
+            "formatting": d.base.formatting,
             "beta": recipe.beta,
-            "data": splits.info,
+            "data": d.splits.info,
             "recipe": OmegaConf.to_container(recipe, resolve=True),
             "seed": cfg.seed,
             "heldout": after,
@@ -328,12 +364,6 @@ def train_dpo(cfg: DictConfig) -> dict:
         },
     )
     metrics["model_dir"] = str(model_dir)
-    metrics["wall_seconds"] = time.perf_counter() - t0
-    metrics["run"] = run_info(cfg.paths.root_dir)
-    write_json(run_dir / "train_metrics.json", metrics)
-    run_logger.log_metrics({f"heldout/{k}": v for k, v in (after or {}).items() if isinstance(v, (int, float))})
-    run_logger.finish()
-    metrics["evaluations"] = evaluate_trained(cfg, model_dir, run_dir)
     return metrics
 
 

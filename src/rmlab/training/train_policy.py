@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -81,6 +82,7 @@ def task_gold(cfg: DictConfig, turns: list) -> TaskGold | None:
 
 
 def train_policy(cfg: DictConfig) -> dict:
+    """``algo=ppo``: train-ppo's recipe; ``algo=grpo|rloo``: TRL's trainers with the reward model as the reward."""
     algo = check_algo(str(cfg.algo.name))
     if algo == "ppo":
         from rmlab.training.train_ppo import train_ppo
@@ -113,15 +115,45 @@ def trainer_config(cfg: DictConfig, algo: str, run_dir: Path, device: str, with_
     return RLOOConfig(**common, normalize_advantages=a.normalize_advantages)
 
 
+@dataclass
+class GroupRelativeSetup:
+    """Everything a GRPO/RLOO run trains and evaluates with, once loaded and formatted."""
+
+    policy_handle: object
+    rm: object  # the reward model's handle
+    tokenizer: object
+    prompts: object  # ppo_parts.PPOPrompts
+    reward: object  # ppo_reward.TextReward: the held-out comparison's reward, as PPO's
+    reward_fn: RewardFunction
+    gold_fn: TaskGold | None
+    dataset: object  # datasets.Dataset of pre-rendered prompts and their indices
+
+
 def _train_group_relative(cfg: DictConfig, algo: str) -> dict:
-    from datasets import Dataset
+    """The recipe (TRL's GRPO / RLOO, TRL's defaults unless the config says otherwise; docs/fidelity.md): check and
+    load, format the prompts, train, compare SFT and trained policy on held-out prompts, save."""
     from transformers import set_seed
-    from trl import GRPOTrainer, RLOOTrainer
 
     t0 = time.perf_counter()
     set_seed(cfg.seed)
     device = pick_device(cfg.get("device", "auto"))
     run_dir = Path(cfg.paths.output_dir)
+    setup = _load_and_format(cfg, device)
+    trainer, sft, fit_seconds = _train(cfg, algo, setup, run_dir, device)
+    trained = trainer.accelerator.unwrap_model(trainer.model)
+    comparison = _heldout(cfg, setup, sft, trained, device)
+    metrics = _save(cfg, algo, setup, trainer, trained, comparison, fit_seconds, run_dir)
+    metrics.update(wall_seconds=time.perf_counter() - t0)
+    write_json(run_dir / "train_metrics.json", metrics)
+    log.info("%s held-out reward: %s", algo, (comparison or {}).get("difference"))
+    return metrics
+
+
+def _load_and_format(cfg: DictConfig, device: str) -> GroupRelativeSetup:
+    """Refuse bad input before any model loads; then the prompts in the policy's chat format and the reward
+    function(s): the reward model in its own formatting, and the task's gold check as a monitor."""
+    from datasets import Dataset
+
     a = cfg.algo
     if a.per_device_train_batch_size % a.num_generations:
         raise ValueError(
@@ -137,67 +169,77 @@ def _train_group_relative(cfg: DictConfig, algo: str) -> dict:
     prompts = ppo_prompts(cfg, fmt)
     if not prompts.train:
         raise ValueError(f"no training prompt within recipe.max_prompt_length={cfg.recipe.max_prompt_length} tokens")
-    reward = text_reward(cfg, rm, tokenizer, prompts, device)  # the held-out comparison's reward, as PPO's
-    # the prompt text the policy sees is its own chat format; the reward function reads the turns by index
+    reward = text_reward(cfg, rm, tokenizer, prompts, device)
+    # the prompt text the policy sees is its own chat format; the reward functions read the turns by index
     turns = list(prompts.train)
     texts = [fmt.format(p, "").prefix for p in turns]
-    reward_fn = RewardFunction(reward.scorer, name=f"rm:{rm.resolved.spec}", turns=turns)
-    gold_fn = task_gold(cfg, turns)
-    dataset = Dataset.from_dict({"prompt": texts, "prompt_index": list(range(len(texts)))})
-    policy = load_causal_lm(policy_handle.resolved, dtype="float32", device="cpu")
-    sft = load_causal_lm(policy_handle.resolved, dtype="float32", device="cpu")
+    return GroupRelativeSetup(
+        policy_handle, rm, tokenizer, prompts, reward,
+        RewardFunction(reward.scorer, name=f"rm:{rm.resolved.spec}", turns=turns), task_gold(cfg, turns),
+        Dataset.from_dict({"prompt": texts, "prompt_index": list(range(len(texts)))}),
+    )  # fmt: skip
+
+
+def _train(cfg: DictConfig, algo: str, s: GroupRelativeSetup, run_dir: Path, device: str):
+    """TRL's trainer over the prompts with the reward function(s); returns it, the SFT copy and the fit time."""
+    from trl import GRPOTrainer, RLOOTrainer
+
+    policy = load_causal_lm(s.policy_handle.resolved, dtype="float32", device="cpu")
+    sft = load_causal_lm(s.policy_handle.resolved, dtype="float32", device="cpu")
     for m in (policy, sft):
-        m.generation_config.pad_token_id = tokenizer.pad_token_id
+        m.generation_config.pad_token_id = s.tokenizer.pad_token_id
     trainer_cls = GRPOTrainer if algo == "grpo" else RLOOTrainer
     trainer = trainer_cls(
-        model=policy, reward_funcs=[reward_fn, *([gold_fn] if gold_fn else [])],
-        args=trainer_config(cfg, algo, run_dir, device, with_gold=gold_fn is not None),
-        train_dataset=dataset, processing_class=tokenizer,
+        model=policy, reward_funcs=[s.reward_fn, *([s.gold_fn] if s.gold_fn else [])],
+        args=trainer_config(cfg, algo, run_dir, device, with_gold=s.gold_fn is not None),
+        train_dataset=s.dataset, processing_class=s.tokenizer,
     )  # fmt: skip
     fit_t0 = time.perf_counter()
     trainer.train()
-    fit_seconds = time.perf_counter() - fit_t0
-    trained = trainer.accelerator.unwrap_model(trainer.model)
+    return trainer, sft, time.perf_counter() - fit_t0
 
-    reward.scorer.device = device
-    comparison = heldout_comparison(
-        cfg, sft=sft.to(device), trained=trained.to(device), reference=sft, tokenizer=tokenizer, reward=reward,
-        prompts=prompts.heldout, queries=prompts.heldout_ids, device=device,
-    ) if prompts.heldout_ids else None  # fmt: skip
+
+def _heldout(cfg: DictConfig, s: GroupRelativeSetup, sft, trained, device: str) -> dict | None:
+    """PPO's held-out comparison: SFT and trained policy on the same held-out prompts, scored by the reward model."""
+    if not s.prompts.heldout_ids:
+        return None
+    s.reward.scorer.device = device
+    return heldout_comparison(
+        cfg, sft=sft.to(device), trained=trained.to(device), reference=sft, tokenizer=s.tokenizer, reward=s.reward,
+        prompts=s.prompts.heldout, queries=s.prompts.heldout_ids, device=device,
+    )  # fmt: skip
+
+
+def _save(cfg: DictConfig, algo: str, s: GroupRelativeSetup, trainer, trained, comparison, fit_seconds, run_dir):
+    """The log history and curves, the policy with its record (``rmlab_meta.json``), the held-out samples."""
     history = trainer.state.log_history
     write_jsonl(run_dir / "log_history.jsonl", history)
     curves = training_curves(
-        history, CURVES, path=run_dir / "curves.png", title=f"{algo.upper()} against {rm.resolved.spec}"
+        history, CURVES, path=run_dir / "curves.png", title=f"{algo.upper()} against {s.rm.resolved.spec}"
     )
     info = {
         "algo": algo,
-        "sft_model": policy_handle.resolved.spec,
-        "sft_fingerprint": policy_handle.resolved.fingerprint,
-        "reward_model": rm.resolved.spec,
-        "reward_model_fingerprint": rm.resolved.fingerprint,
-        "reward_model_formatting": rm.formatting,
-        "reward_model_formatting_fingerprint": rm.formatter.fingerprint,
-        "data": prompts.data_info,
-        "formatting": policy_handle.formatting,
-        "prompts": {"train": len(prompts.train), "heldout": len(prompts.heldout_ids)},
+        "sft_model": s.policy_handle.resolved.spec,
+        "sft_fingerprint": s.policy_handle.resolved.fingerprint,
+        "reward_model": s.rm.resolved.spec,
+        "reward_model_fingerprint": s.rm.resolved.fingerprint,
+        "reward_model_formatting": s.rm.formatting,
+        "reward_model_formatting_fingerprint": s.rm.formatter.fingerprint,
+        "data": s.prompts.data_info,
+        "formatting": s.policy_handle.formatting,
+        "prompts": {"train": len(s.prompts.train), "heldout": len(s.prompts.heldout_ids)},
         "algo_config": OmegaConf.to_container(cfg.algo, resolve=True),
-        "gold_monitor": gold_fn and gold_fn.describe(),
+        "gold_monitor": s.gold_fn and s.gold_fn.describe(),
         "seed": cfg.seed,
     }
-    metrics = {
-        **info,
-        "heldout": comparison and {k: v for k, v in comparison.items() if k != "samples"},
-        "train": {"steps": trainer.state.global_step, "fit_seconds": fit_seconds, "reward_calls": reward_fn.calls,
-                  "completions_scored": reward_fn.scored, "final": history[-1] if history else {}},
-        "curves": str(curves),
-    }  # fmt: skip
+    heldout = comparison and {k: v for k, v in comparison.items() if k != "samples"}
     policy_dir = save_model_dir(
-        trained, tokenizer, run_dir / "policy",
-        {"kind": "policy", **info, "heldout": metrics["heldout"], **run_info(cfg.paths.root_dir)},
+        trained, s.tokenizer, run_dir / "policy",
+        {"kind": "policy", **info, "heldout": heldout, **run_info(cfg.paths.root_dir)},
     )  # fmt: skip
     if comparison:
         write_jsonl(run_dir / "heldout_samples.jsonl", comparison["samples"])
-    metrics.update(policy_dir=str(policy_dir), wall_seconds=time.perf_counter() - t0, run=run_info(cfg.paths.root_dir))
-    write_json(run_dir / "train_metrics.json", metrics)
-    log.info("%s held-out reward: %s", algo, (comparison or {}).get("difference"))
-    return metrics
+    train = {"steps": trainer.state.global_step, "fit_seconds": fit_seconds, "reward_calls": s.reward_fn.calls,
+             "completions_scored": s.reward_fn.scored, "final": history[-1] if history else {}}  # fmt: skip
+    return {**info, "heldout": heldout, "train": train, "curves": str(curves), "policy_dir": str(policy_dir),
+            "run": run_info(cfg.paths.root_dir)}  # fmt: skip

@@ -123,20 +123,41 @@ class PPOSetup:
 
 def setup_ppo(cfg: DictConfig) -> PPOSetup:
     """Models, prompts, the text reward and TRL's ``PPOTrainer``, ready to train."""
-    from datasets import Dataset
     from transformers import set_seed
-    from trl.experimental.ppo import PPOTrainer
 
     set_seed(cfg.seed)
-    r = cfg.recipe
-    missing_eos_treatment(r)  # a bad setting fails before any model is loaded
+    missing_eos_treatment(cfg.recipe)  # a bad setting fails before any model is loaded
     device = pick_device(cfg.get("device", "auto"))
     run_dir = agree_on_run_dir(Path(cfg.paths.output_dir), cpu=device == "cpu")  # one directory for all ranks
+    policy_handle, rm, tokenizer, prompts = _ppo_inputs(cfg)
+    trainer, sft, reference, reward, run_logger = _ppo_trainer(
+        cfg, policy_handle, rm, tokenizer, prompts, device, run_dir
+    )
+    info = {
+        "sft_model": policy_handle.resolved.spec,
+        "sft_fingerprint": policy_handle.resolved.fingerprint,
+        "reward_model": rm.resolved.spec,
+        "reward_model_fingerprint": rm.resolved.fingerprint,
+        "data": prompts.data_info,
+        "formatting": policy_handle.formatting,
+        "reward_model_formatting": rm.formatting,
+        "reward_model_formatting_fingerprint": rm.formatter.fingerprint,  # with the weights: the RM's identity
+        "prompts": {"train": len(prompts.train_ids), "heldout": len(prompts.heldout_ids)},
+        "recipe": OmegaConf.to_container(cfg.recipe, resolve=True),
+        "seed": cfg.seed,
+    }
+    return PPOSetup(trainer, reward, tokenizer, sft, reference, prompts.heldout, prompts.heldout_ids, info, device,
+                    run_logger, run_dir)  # fmt: skip
+
+
+def _ppo_inputs(cfg: DictConfig):
+    """The policy and reward-model handles (one tokenizer), and the prompts in the policy's chat format; too few
+    prompts for one rollout batch is refused before any model loads."""
+    r = cfg.recipe
     policy_handle = open_model(cfg.policy, cache_dir=cfg.paths.model_cache_dir)
     rm = reward_model_handle(cfg, policy_handle)
-    policy_res, rm_res = policy_handle.resolved, rm.resolved
-    tokenizer = policy_tokenizer(cfg, policy_res)
-    check_same_tokenizer(tokenizer, rm.tokenizer, policy_res.spec, rm_res.spec)
+    tokenizer = policy_tokenizer(cfg, policy_handle.resolved)
+    check_same_tokenizer(tokenizer, rm.tokenizer, policy_handle.resolved.spec, rm.resolved.spec)
     policy_fmt = ChatFormatter(
         tokenizer, policy_handle.formatting["chat_template"], policy_handle.formatting["system_prompt"]
     )
@@ -148,11 +169,20 @@ def setup_ppo(cfg: DictConfig) -> PPOSetup:
             f"{r.max_prompt_length} tokens, fewer than one rollout batch ({r.rollouts_per_device_batch} x "
             f"{r.gradient_accumulation}); give more prompts or longer max_prompt_length"
         )
+    return policy_handle, rm, tokenizer, prompts
 
+
+def _ppo_trainer(cfg: DictConfig, policy_handle, rm, tokenizer, prompts, device: str, run_dir: Path):
+    """TRL's ``PPOTrainer``: the policy, its frozen reference, a value model from the reward model's weights, the
+    text reward; seeded prompt order, response-length logging, periodic checkpoints."""
+    from datasets import Dataset
+    from trl.experimental.ppo import PPOTrainer
+
+    r, policy_res = cfg.recipe, policy_handle.resolved
     policy, reference, sft = (load_causal_lm(policy_res, dtype="float32", device="cpu") for _ in range(3))
     for m in (policy, reference, sft):  # sft: the untouched SFT policy, for the held-out comparison
         m.generation_config.pad_token_id = tokenizer.pad_token_id
-    value, _ = load_classifier(rm_res, dtype="float32", device="cpu", pad_token_id=tokenizer.pad_token_id)
+    value, _ = load_classifier(rm.resolved, dtype="float32", device="cpu", pad_token_id=tokenizer.pad_token_id)
     reward = text_reward(cfg, rm, tokenizer, prompts, device)
     config = OmegaConf.to_container(cfg, resolve=True)
     report_to, run_logger = hf_report_to(cfg, output_dir=run_dir, config=config, start=is_main_process())
@@ -170,38 +200,16 @@ def setup_ppo(cfg: DictConfig) -> PPOSetup:
     trainer.dataloader = SeededEpochs(trainer.dataloader, cfg.seed)  # a known prompt order at every update
     if r.get("save_every"):
         trainer.add_callback(PPOCheckpoint(trainer, run_dir, r.save_every))
-    info = {
-        "sft_model": policy_res.spec,
-        "sft_fingerprint": policy_res.fingerprint,
-        "reward_model": rm_res.spec,
-        "reward_model_fingerprint": rm_res.fingerprint,
-        "data": prompts.data_info,
-        "formatting": policy_handle.formatting,
-        "reward_model_formatting": rm.formatting,
-        "reward_model_formatting_fingerprint": rm.formatter.fingerprint,  # with the weights: the RM's identity
-        "prompts": {"train": len(prompts.train_ids), "heldout": len(prompts.heldout_ids)},
-        "recipe": OmegaConf.to_container(r, resolve=True),
-        "seed": cfg.seed,
-    }
-    return PPOSetup(
-        trainer,
-        reward,
-        tokenizer,
-        sft,
-        reference,
-        prompts.heldout,
-        prompts.heldout_ids,
-        info,
-        device,
-        run_logger,
-        run_dir,
-    )
+    return trainer, sft, reference, reward, run_logger
 
 
 def train_ppo(cfg: DictConfig) -> dict:
+    """The recipe (EasyLM's PPO as Tulu 2.5 ran it, on TRL's ``trl.experimental.ppo``; sources in
+    docs/fidelity.md): set up, train (resuming where asked), compare SFT and trained policy on held-out prompts,
+    save the policy and its record."""
     t0 = time.perf_counter()
     s = setup_ppo(cfg)
-    trainer, device, run_dir = s.trainer, s.device, s.run_dir
+    trainer, run_dir = s.trainer, s.run_dir
     ckpt, resume_record = same_on_every_rank(find_resume(cfg.get("resume"), run_dir))
     resumed_at = resume_trainer(trainer, ckpt) if ckpt is not None else 0
     fit_t0 = time.perf_counter()
@@ -213,57 +221,50 @@ def train_ppo(cfg: DictConfig) -> dict:
         return {"train": {"updates": trainer.state.global_step, "resume": resume_record}}
     wrapper = trainer.accelerator.unwrap_model(trainer.model)  # DDP wraps TRL's policy-and-value model
     trained = wrapper.policy if hasattr(wrapper, "policy") else wrapper
-
-    s.reward.scorer.device = device
-    comparison = (
-        heldout_comparison(
-            cfg,
-            sft=s.sft.to(device),
-            trained=trained.to(device),
-            reference=s.reference.to(device),
-            tokenizer=s.tokenizer,
-            reward=s.reward,
-            prompts=s.eval_prompts,
-            queries=s.eval_ids,
-            device=device,
-        )
-        if s.eval_ids
-        else None
-    )
-    history = trainer.state.log_history
-    write_jsonl(run_dir / "log_history.jsonl", history)
-    curves = training_curves(
-        history, CURVES, path=run_dir / "curves.png", title=f"PPO against {s.info['reward_model']}"
-    )
-    metrics = {
-        **s.info,
-        "heldout": comparison and {k: v for k, v in comparison.items() if k != "samples"},
-        "train": {
-            "updates": trainer.state.global_step,
-            "episodes": trainer.state.episode,
-            "resumed_at_update": resumed_at,
-            "resumed_from": str(ckpt) if ckpt else None,
-            "resume": resume_record,
-            "processes": trainer.accelerator.num_processes,
-            "fit_seconds": fit_seconds,
-            "final": history[-1] if history else {},
-        },
-        "curves": str(curves),
-    }
-    policy_dir = save_model_dir(
-        trained,
-        s.tokenizer,
-        run_dir / "policy",
-        {"kind": "policy", **s.info, "heldout": metrics["heldout"], **run_info(cfg.paths.root_dir)},
-    )
-    if comparison:
-        write_jsonl(run_dir / "heldout_samples.jsonl", comparison["samples"])
-    metrics["policy_dir"] = str(policy_dir)
-    metrics["wall_seconds"] = time.perf_counter() - t0
-    metrics["run"] = run_info(cfg.paths.root_dir)
+    comparison = _heldout(cfg, s, trained)
+    train = {"updates": trainer.state.global_step, "episodes": trainer.state.episode, "resumed_at_update": resumed_at,
+             "resumed_from": str(ckpt) if ckpt else None, "resume": resume_record,
+             "processes": trainer.accelerator.num_processes, "fit_seconds": fit_seconds}  # fmt: skip
+    metrics = _save(cfg, s, trained, comparison, train)
+    metrics.update(wall_seconds=time.perf_counter() - t0, run=run_info(cfg.paths.root_dir))
     write_json(run_dir / "train_metrics.json", metrics)
     if not cfg.recipe.get("keep_checkpoint", False):  # the policy is saved; the resume point is no longer needed
         shutil.rmtree(checkpoint_dir(run_dir), ignore_errors=True)
+    _log_run(s, comparison, metrics["curves"])
+    return metrics
+
+
+def _heldout(cfg: DictConfig, s: PPOSetup, trained) -> dict | None:
+    """SFT and trained policy on the same held-out prompts, scored by the reward model (``heldout_comparison``)."""
+    if not s.eval_ids:
+        return None
+    s.reward.scorer.device = s.device
+    return heldout_comparison(
+        cfg, sft=s.sft.to(s.device), trained=trained.to(s.device), reference=s.reference.to(s.device),
+        tokenizer=s.tokenizer, reward=s.reward, prompts=s.eval_prompts, queries=s.eval_ids, device=s.device,
+    )  # fmt: skip
+
+
+def _save(cfg: DictConfig, s: PPOSetup, trained, comparison, train: dict) -> dict:
+    """TRL's log history and curves, the policy with its record (``rmlab_meta.json``), the held-out samples."""
+    history = s.trainer.state.log_history
+    write_jsonl(s.run_dir / "log_history.jsonl", history)
+    curves = training_curves(
+        history, CURVES, path=s.run_dir / "curves.png", title=f"PPO against {s.info['reward_model']}"
+    )
+    heldout = comparison and {k: v for k, v in comparison.items() if k != "samples"}
+    policy_dir = save_model_dir(
+        trained, s.tokenizer, s.run_dir / "policy",
+        {"kind": "policy", **s.info, "heldout": heldout, **run_info(cfg.paths.root_dir)},
+    )  # fmt: skip
+    if comparison:
+        write_jsonl(s.run_dir / "heldout_samples.jsonl", comparison["samples"])
+    return {**s.info, "heldout": heldout, "train": {**train, "final": history[-1] if history else {}},
+            "curves": str(curves), "policy_dir": str(policy_dir)}  # fmt: skip
+
+
+def _log_run(s: PPOSetup, comparison, curves: str) -> None:
+    """The held-out rewards and the curves to the run's logger (W&B, CSV), and one log line."""
     if comparison:
         s.run_logger.log_metrics(
             {
@@ -278,7 +279,6 @@ def train_ppo(cfg: DictConfig) -> dict:
         "held-out reward: SFT %s, trained %s, difference %s",
         *((comparison or {}).get(k) for k in ("sft", "trained", "difference")),
     )
-    return metrics
 
 
 CURVES = {
