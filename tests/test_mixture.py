@@ -61,3 +61,26 @@ def test_a_component_too_small_is_named(data_dir):
         load_preferences(_mix(["preference.max_pairs=8000"]), seed=0)
     with pytest.raises(DataValidationError, match="labels must differ"):
         load_preferences(_mix(["preference.mix=[{name: hh_rlhf}, {name: hh_rlhf}]"]), seed=0)
+
+
+def test_max_chars_leaves_long_pairs_out_before_sampling_in_sets_and_mixtures(data_dir):
+    from rmlab.data.preference import pair_chars, read_examples
+
+    cfg = compose_config(
+        "train_rm", [f"paths.root_dir={ROOT}", "preference=hh_rlhf", "preference.files=['helpful-online/*.jsonl.gz']"]
+    ).preference
+    every, info = read_examples(cfg)
+    assert info["longer_than_max_chars"] == 0
+    cfg.max_chars = 1000
+    short, info = read_examples(cfg)
+    # counted, not lost silently: what was left out is exactly the pairs over the cap
+    assert info["longer_than_max_chars"] == sum(pair_chars(e) > 1000 for e in every) == len(every) - len(short) > 0
+    assert max(pair_chars(e) for e in short) <= 1000
+    e = short[0]  # the rule: every prompt turn plus the longer response
+    assert pair_chars(e) == sum(len(t) for _, t in e.prompt) + max(len(e.chosen), len(e.rejected))
+    # a mixture passes its cap to every component that sets none
+    got = load_preferences(
+        _mix(["preference.max_chars=600", "preference.max_pairs=100", "preference.heldout_pairs=20"]), seed=0
+    )
+    assert all(pair_chars(x) <= 600 for x in got.train + got.heldout)
+    assert all(c["longer_than_max_chars"] > 0 for c in got.info["components"].values())

@@ -40,10 +40,9 @@ def test_pipeline_end_to_end_on_tiny_models(tmp_path, tiny_classifier_dir, data_
     out = json.loads((run / "ablation.json").read_text())
     rows = {r["set"]: r for r in out["rows"]}
     assert set(rows) == {"helpful_base", "mixture_helpful_harmless"}
-    assert (
-        rows["mixture_helpful_harmless"]["components"]["helpful"]["train"] == 6
-        and rows["helpful_base"]["train_pairs"] == 12
-    )
+    hb = rows["helpful_base"]
+    assert rows["mixture_helpful_harmless"]["components"]["helpful"]["train"] == 6 and hb["drawn_pairs"] == 12
+    assert 0 < hb["train_pairs"] <= 12  # trained on: drawn minus those over the 256-token cap, which the table shows
     assert all(set(r["benchmarks"]) == {"rm_bench", "reward_bench"} for r in rows.values())
     assert all(isinstance(r["contaminated_train_pairs"].get("rm_bench"), int) for r in rows.values())
     # one comparison per benchmark (two sets: the best against the other), on the same items
@@ -59,7 +58,8 @@ def test_pipeline_end_to_end_on_tiny_models(tmp_path, tiny_classifier_dir, data_
             assert overlap["checked"] and overlap["train_pairs"] == rows[name]["contaminated_train_pairs"]["rm_bench"]
             assert all(i.startswith(("chat/", "code/", "safety")) for i in overlap["items"])
     text = (run / "ablation.md").read_text()
-    assert "| helpful_base |" in text and "Holm" in text
+    used = f"{hb['train_pairs']}" + ("" if hb["train_pairs"] == 12 else " of 12")
+    assert f"| helpful_base | {used} | {hb['heldout_pairs']} |" in text and "Holm" in text
 
 
 def test_the_paper_scale_ablation_composes():

@@ -18,7 +18,9 @@ def ablation_rows(train_runs: dict[str, dict], evals: dict[str, dict[str, dict]]
         contamination = data.get("contamination", {})
         row = {
             "set": name,
-            "train_pairs": data.get("train_pairs"),
+            "train_pairs": (run.get("train") or {}).get("pairs"),  # trained on: drawn minus those over the token cap
+            "drawn_pairs": data.get("train_pairs"),
+            "heldout_pairs": held.get("n"),
             "heldout_accuracy": held.get("accuracy"),
             "heldout_ci": held.get("ci"),
             "contaminated_train_pairs": {b: c["train"] for b, c in contamination.get("benchmarks", {}).items()},
@@ -64,18 +66,21 @@ def ablation_markdown(rows: list[dict], comparisons: list[dict]) -> str:
     benches = sorted({b for r in rows for b in r["benchmarks"]}, key=lambda b: getattr(BENCHMARKS[b], "order", 1000))
     cols = {b: list(next(r["benchmarks"][b]["columns"] for r in rows if b in r["benchmarks"])) for b in benches}
     checked = sorted({b for r in rows for b in r["contaminated_train_pairs"]})
-    head = ["set", "train pairs", "held-out acc", *(f"{BENCHMARKS[b].title} {c}" for b in benches for c in cols[b]),
+    head = ["set", "train pairs", "held-out pairs", "held-out acc",
+            *(f"{BENCHMARKS[b].title} {c}" for b in benches for c in cols[b]),
             *(f"overlap {BENCHMARKS[b].title}" for b in checked)]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         acc = r["heldout_accuracy"]
-        cells = [r["set"], str(r["train_pairs"]), "—" if acc is None else f"{100 * acc:.1f}"]
+        used = str(r["train_pairs"]) + ("" if r["train_pairs"] == r["drawn_pairs"] else f" of {r['drawn_pairs']}")
+        cells = [r["set"], used, str(r["heldout_pairs"]), "—" if acc is None else f"{100 * acc:.1f}"]
         for b in benches:
             got = r["benchmarks"].get(b, {}).get("columns", {})
             cells += [got.get(c, "—") for c in cols[b]]
         cells += [str(r["contaminated_train_pairs"].get(b, "—")) for b in checked]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", ("Parenthesised benchmark values are partial (a subset). Overlap: training pairs whose prompt occurs in "
+    lines += ["", ("Train pairs: those trained on (\"n of m\": m drawn, the rest over the recipe's token cap). "
+              "Parenthesised benchmark values are partial (a subset). Overlap: training pairs whose prompt occurs in "
               "the benchmark (exact or 13-gram; conf/contamination/default.yaml)."), ""]  # fmt: skip
     if comparisons:
         lines += ["| benchmark | best | set | items (clusters) | best - set [95% CI] | McNemar p | Holm p | significant |",

@@ -175,6 +175,9 @@ def read_examples(cfg) -> tuple[list[PreferenceExample], dict]:
     dup = [k for k, v in seen.items() if v > 1]
     if dup:
         raise DataValidationError(f"{cfg.name}: duplicate pair ids, e.g. {dup[:3]}")
+    examples, too_long = within_max_chars(examples, cfg.get("max_chars"))
+    if too_long:
+        log.info("%s: %d pairs longer than max_chars=%s left out before sampling", cfg.name, too_long, cfg.max_chars)
     return examples, {
         "source": source,
         "files": [str(f) for f in files],
@@ -183,7 +186,23 @@ def read_examples(cfg) -> tuple[list[PreferenceExample], dict]:
         "malformed_rows": len(malformed),
         "malformed_examples": malformed[:20],
         "skipped_rows": skipped,  # by rule, by reason (ties, other splits)
+        "longer_than_max_chars": too_long,
     }
+
+
+def pair_chars(e: PreferenceExample) -> int:
+    """The characters of a pair's longer side: every prompt turn plus the longer of the two responses."""
+    return sum(len(content) for _, content in e.prompt) + max(len(e.chosen), len(e.rejected))
+
+
+def within_max_chars(examples: list, max_chars) -> tuple[list, int]:
+    """``preference.max_chars``: pairs longer than that (:func:`pair_chars`) are left out before the held-out split
+    and the subsample, so that every set of a comparison trains on the number of pairs it asks for, whatever its
+    conversations' lengths (the trainer's token cap would otherwise drop a different share of each set)."""
+    if max_chars is None:
+        return examples, 0
+    kept = [e for e in examples if pair_chars(e) <= int(max_chars)]
+    return kept, len(examples) - len(kept)
 
 
 def finish(cfg, train: list, heldout: list, info: dict, *, seed: int) -> PreferenceSplits:
@@ -274,6 +293,8 @@ def load_mixture(cfg, *, seed: int) -> PreferenceSplits:
     parts, record = [], {}
     for label, item in zip(labels, items):
         sub = component_config(cfg, item)
+        if sub.get("max_chars") is None and cfg.get("max_chars") is not None:  # the mixture's cap for every component
+            sub.max_chars = cfg.max_chars
         examples, info = read_examples(sub)
         kept = []
         for e in sorted(examples, key=lambda e: e.id):
@@ -284,7 +305,8 @@ def load_mixture(cfg, *, seed: int) -> PreferenceSplits:
         parts.append(kept)
         record[label] = {"config": str(item.name), "source": info["source"], "available": len(examples),
                          "duplicates_removed": len(examples) - len(kept), "malformed_rows": info["malformed_rows"],
-                         "skipped_rows": info["skipped_rows"]}  # fmt: skip
+                         "skipped_rows": info["skipped_rows"],
+                         "longer_than_max_chars": info["longer_than_max_chars"]}  # fmt: skip
     held = apportion(int(cfg.heldout_pairs), weights)
     max_pairs = cfg.get("max_pairs")
     train_n = apportion(int(max_pairs), weights) if max_pairs is not None else [len(p) - h for p, h in zip(parts, held)]
