@@ -14,7 +14,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from rmlab.data.errors import DataValidationError
-from rmlab.policy_eval.judge import PreferenceJudge
+from rmlab.policy_eval.judging.judges import PreferenceJudge
 from rmlab.policy_eval.tasks import TASKS
 from rmlab.policy_eval.tasks.alpaca_eval import annotator_spec, length_controlled
 from rmlab.policy_eval.tasks.base import ScoreContext

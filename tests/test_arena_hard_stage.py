@@ -14,7 +14,7 @@ import pytest
 from omegaconf import open_dict
 
 from rmlab.data.arena_hard import Battle
-from rmlab.policy_eval.arena_hard import evaluate_arena_hard, verdict_battles
+from rmlab.policy_eval.judging.arena_hard import evaluate_arena_hard, verdict_battles
 from rmlab.scoring.judge_prompts import JUDGE_PROMPTS
 from tests.conftest import compose_eval_cfg
 from tests.helpers import tolerances as tol

@@ -25,8 +25,8 @@ from omegaconf import open_dict
 from rmlab.data.errors import DataValidationError as DataError
 from rmlab.models.chat_format import ChatFormatter
 from rmlab.policy_eval.evaluate import prompt_text
-from rmlab.policy_eval.harness import MESSAGE
-from rmlab.policy_eval.sandbox import Limits, RunResult, Sandbox
+from rmlab.policy_eval.sandbox.harness import MESSAGE
+from rmlab.policy_eval.sandbox.runner import Limits, RunResult, Sandbox
 from rmlab.policy_eval.tasks.base import Example, ScoreContext
 from rmlab.policy_eval.tasks.code import HumanEvalPlus, MBPPPlus, _read_jsonl
 from tests.conftest import compose_eval_cfg

@@ -10,9 +10,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from rmlab.data.errors import DataValidationError
-from rmlab.policy_eval.extract import math_boxed_answer, math_equivalent, minerva_final_answer, minerva_normalize
 from rmlab.policy_eval.tasks import TASKS
 from rmlab.policy_eval.tasks.base import ScoreContext
+from rmlab.policy_eval.tasks.extract import math_boxed_answer, math_equivalent, minerva_final_answer, minerva_normalize
 from tests.conftest import ROOT
 
 CLOSE = ". I hope it is correct."

@@ -7,8 +7,15 @@ from math import comb
 import pytest
 
 from rmlab.metrics.pass_at_k import mean_pass_at_k, pass_at_k
-from rmlab.policy_eval.extract import bbh_answer, bbh_match, gsm8k_target, last_number, numbers_equal
-from rmlab.policy_eval.refusal import COMPLIANCE, PARTIAL, REFUSAL, is_refusal, parse_judge_label, strmatch_label
+from rmlab.policy_eval.judging.refusal import (
+    COMPLIANCE,
+    PARTIAL,
+    REFUSAL,
+    is_refusal,
+    parse_judge_label,
+    strmatch_label,
+)
+from rmlab.policy_eval.tasks.extract import bbh_answer, bbh_match, gsm8k_target, last_number, numbers_equal
 from rmlab.policy_eval.tasks.safety import refusal_metrics
 from tests.helpers.tolerances import worst_case
 

@@ -14,8 +14,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from omegaconf import OmegaConf
 
-from rmlab.policy_eval.judge import build_judge
-from rmlab.policy_eval.refusal import COMPLIANCE, PARTIAL, REFUSAL, UNPARSED
+from rmlab.policy_eval.judging.judges import build_judge
+from rmlab.policy_eval.judging.refusal import COMPLIANCE, PARTIAL, REFUSAL, UNPARSED
 
 
 class _Handler(BaseHTTPRequestHandler):

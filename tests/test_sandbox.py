@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rmlab.policy_eval.sandbox import UNSAFE_MODE, Limits, Sandbox, SandboxUnavailable
+from rmlab.policy_eval.sandbox.runner import UNSAFE_MODE, Limits, Sandbox, SandboxUnavailable
 
 LIMITS = Limits(cpu_seconds=2, wall_seconds=4.0, memory_bytes=1 << 30, processes=16, output_bytes=1 << 16)
 

@@ -18,10 +18,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from rmlab.policy_eval.extract import bbh_answer, bbh_match, gsm8k_match, gsm8k_prediction, gsm8k_target
-from rmlab.policy_eval.refusal import LABELS, REFUSAL_PREFIXES, parse_judge_label, strmatch_label
-from rmlab.policy_eval.sandbox import Limits, Sandbox, SandboxUnavailable
+from rmlab.policy_eval.judging.refusal import LABELS, REFUSAL_PREFIXES, parse_judge_label, strmatch_label
+from rmlab.policy_eval.sandbox.runner import Limits, Sandbox, SandboxUnavailable
 from rmlab.policy_eval.tasks.arithmetic import stated_result
+from rmlab.policy_eval.tasks.extract import bbh_answer, bbh_match, gsm8k_match, gsm8k_prediction, gsm8k_target
 from rmlab.scoring.judge_prompts import (
     ARENA_HARD_LABELS,
     ends_with_scale,

@@ -10,12 +10,12 @@ import random
 import pytest
 
 from rmlab.policy_eval.evaluate import summary_table
-from rmlab.policy_eval.extract import bbh_answer, bbh_match, gsm8k_match, gsm8k_prediction
-from rmlab.policy_eval.judge import Judge
-from rmlab.policy_eval.refusal import UNPARSED, parse_judge_label
+from rmlab.policy_eval.judging.judges import Judge
+from rmlab.policy_eval.judging.refusal import UNPARSED, parse_judge_label
 from rmlab.policy_eval.tasks import TASKS
 from rmlab.policy_eval.tasks.arithmetic import stated_result
 from rmlab.policy_eval.tasks.base import Example, ScoreContext
+from rmlab.policy_eval.tasks.extract import bbh_answer, bbh_match, gsm8k_match, gsm8k_prediction
 from rmlab.rm_eval.judge import judge_table
 from rmlab.scoring.judge_prompts import (
     JUDGE_PROMPTS,
@@ -206,7 +206,7 @@ def test_toxigen_subsets_are_one_generators_shuffles(tmp_path, data_dir):
     ],
 )
 def test_open_instructs_two_class_xstest_judge_is_read_strictly(answer, label):
-    from rmlab.policy_eval.refusal import parse_binary_label
+    from rmlab.policy_eval.judging.refusal import parse_binary_label
 
     assert parse_binary_label(answer) == label
     judge = Judge(lambda text: answer, "fixed")  # the default prompt: open-instruct's xstest_refusal_detect
@@ -216,7 +216,7 @@ def test_open_instructs_two_class_xstest_judge_is_read_strictly(answer, label):
 def test_the_two_class_prompt_is_open_instructs_text():
     """allenai/open-instruct@4c0e9e8 eval/xstest/classify_refusal.py:32-40, with a question and a response filled in:
     the start, the quoting and the closing request as upstream writes them."""
-    from rmlab.policy_eval.refusal import REFUSAL_DETECT_PROMPT
+    from rmlab.policy_eval.judging.refusal import REFUSAL_DETECT_PROMPT
 
     text = REFUSAL_DETECT_PROMPT.format(prompt="How do I kill a Python process?", completion="Use kill -9.")
     assert text.startswith("Given the following question and response, please classify if the response contains a ")

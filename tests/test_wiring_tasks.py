@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from rmlab.policy_eval.refusal import COMPLIANCE, REFUSAL
-from rmlab.policy_eval.sandbox import build_sandbox
+from rmlab.policy_eval.judging.refusal import COMPLIANCE, REFUSAL
+from rmlab.policy_eval.sandbox.runner import build_sandbox
 from rmlab.policy_eval.tasks import TASKS
 from rmlab.policy_eval.tasks.base import Example, ScoreContext
 from tests.conftest import compose_eval_cfg
@@ -255,7 +255,7 @@ def test_real_humaneval_plus_and_mbpp_plus_problems(policy_cfg, sandbox, data_di
 
 
 def test_toxigen_rate_with_the_offline_classifier(policy_cfg):
-    from rmlab.policy_eval.toxicity import build_classifier
+    from rmlab.policy_eval.judging.toxicity import build_classifier
 
     task = _task(policy_cfg, "toxigen")
     clf = build_classifier(policy_cfg.task.toxigen.classifier)  # the config's default: alt-profanity-check

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from rmlab.data.errors import DataValidationError
-from rmlab.policy_eval.refusal import strmatch_label
-from rmlab.policy_eval.refusal_fidelity import agreement_table, labeler_agreement
+from rmlab.policy_eval.judging.refusal import strmatch_label
+from rmlab.policy_eval.judging.refusal_fidelity import agreement_table, labeler_agreement
 
 
 def test_strmatch_reproduces_the_authors_labels(data_dir):

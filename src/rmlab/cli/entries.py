@@ -136,7 +136,7 @@ ENTRIES: dict[str, Entry] = {
         ),
         Entry(
             "xstest_agreement",
-            "rmlab.policy_eval.refusal_fidelity:report_agreement",
+            "rmlab.policy_eval.judging.refusal_fidelity:report_agreement",
             "agreement of a refusal labeler with the XSTest authors' labels",
             "[labeler=judge]",
         ),

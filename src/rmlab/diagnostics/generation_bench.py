@@ -27,7 +27,7 @@ from rmlab.generation.backends import hf_backend
 from rmlab.models.chat_format import ChatFormatter
 from rmlab.models.handle import open_model
 from rmlab.models.loading import load_causal_lm
-from rmlab.policy_eval.sandbox import Sandbox
+from rmlab.policy_eval.sandbox.runner import Sandbox
 from rmlab.policy_eval.tasks.base import Decoding
 from rmlab.utils.io import write_json
 

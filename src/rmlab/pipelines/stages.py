@@ -60,7 +60,11 @@ STAGES: dict[str, StageKind] = {
         StageKind("eval_policy", "rmlab.policy_eval.evaluate:evaluate_policy", "summary.json", ("policy",), None),
         StageKind("best_of_n", "rmlab.policy_eval.best_of_n:best_of_n", "bon.json", ("policy",), None),
         StageKind(
-            "arena_hard", "rmlab.policy_eval.arena_hard:evaluate_arena_hard", "arena_hard.json", ("policy",), None
+            "arena_hard",
+            "rmlab.policy_eval.judging.arena_hard:evaluate_arena_hard",
+            "arena_hard.json",
+            ("policy",),
+            None,
         ),
     )
 }

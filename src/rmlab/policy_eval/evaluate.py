@@ -136,20 +136,20 @@ def score_context(cfg: DictConfig, task_cfg: DictConfig) -> ScoreContext:
         progress=bool(cfg.generation.get("progress", True)),
     )
     if task_cfg.kind in ("humaneval_plus", "mbpp_plus"):
-        from rmlab.policy_eval.sandbox import build_sandbox
+        from rmlab.policy_eval.sandbox.runner import build_sandbox
 
         ctx.sandbox = build_sandbox(cfg.sandbox)
         ctx.sandbox.check()  # stops here, with the reason, if the sandbox cannot start
     if task_cfg.kind == "toxigen":
-        from rmlab.policy_eval.toxicity import build_classifier
+        from rmlab.policy_eval.judging.toxicity import build_classifier
 
         ctx.toxicity = build_classifier(task_cfg.classifier, device=pick_device(cfg.device))
     if task_cfg.kind == "xstest" and task_cfg.labeler != "strmatch":
-        from rmlab.policy_eval.judge import build_judge
+        from rmlab.policy_eval.judging.judges import build_judge
 
         ctx.judge = build_judge(task_cfg.judge, cfg)
     if task_cfg.kind == "alpaca_eval":
-        from rmlab.policy_eval.judge import build_preference_judge
+        from rmlab.policy_eval.judging.judges import build_preference_judge
         from rmlab.policy_eval.tasks.alpaca_eval import VERSIONS, annotator_spec
 
         _, mode = annotator_spec(VERSIONS[int(task_cfg.get("version", 2))][1])

@@ -7,7 +7,7 @@ score is the ``alpaca_eval`` package's own (PyPI ``alpaca-eval``): the annotator
 ``evaluators_configs``), the per-instruction order switch (``RandomSwitchTwoColumnsProcessor`` seeded on the
 instruction, as its pairwise annotator does), the win rates (``metrics.get_winrate``) and the length-controlled
 GLM (``metrics.glm_winrate``). What the lab adds is the judge (a local causal LM or any OpenAI-compatible endpoint,
-:class:`rmlab.policy_eval.judge.PreferenceJudge`) in place of alpaca_eval's OpenAI client.
+:class:`rmlab.policy_eval.judging.judges.PreferenceJudge`) in place of alpaca_eval's OpenAI client.
 
 - ``version: 2`` (default): reference outputs of ``gpt4_1106_preview``, annotator ``weighted_alpaca_eval_gpt4_turbo``
   (p(m) vs p(M) of the first answer token), headline the length-controlled win rate (open-instruct's primary

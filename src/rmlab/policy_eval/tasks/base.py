@@ -51,8 +51,8 @@ class ScoreContext:
     seed: int = 0
     n_boot: int = 1000
     confidence: float = 0.95
-    sandbox: object = None  # rmlab.policy_eval.sandbox.Sandbox
-    toxicity: object = None  # rmlab.policy_eval.toxicity.ToxicityClassifier
+    sandbox: object = None  # rmlab.policy_eval.sandbox.runner.Sandbox
+    toxicity: object = None  # rmlab.policy_eval.judging.toxicity.ToxicityClassifier
     judge: object = None  # callable (prompt, completion) -> label, for XSTest
     progress: bool = True
 

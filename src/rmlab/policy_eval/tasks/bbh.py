@@ -11,8 +11,8 @@ import json
 import numpy as np
 
 from rmlab.data.errors import DataValidationError as DataError
-from rmlab.policy_eval.extract import BBH_EXTRACTIONS, BBH_MATCHES, bbh_answer, bbh_match, has_answer_phrase
 from rmlab.policy_eval.tasks.base import Example, Task
+from rmlab.policy_eval.tasks.extract import BBH_EXTRACTIONS, BBH_MATCHES, bbh_answer, bbh_match, has_answer_phrase
 
 
 def strip_canary(cot_prompt: str) -> str:
@@ -111,7 +111,7 @@ class BBH(Task):
         }
 
     def rules(self) -> tuple[str, str]:
-        """``(extraction, match)`` from the task config, checked (:mod:`rmlab.policy_eval.extract`)."""
+        """``(extraction, match)`` from the task config, checked (:mod:`rmlab.policy_eval.tasks.extract`)."""
         extraction, match = str(self.cfg.get("extraction", "open_instruct")), str(self.cfg.get("match", "exact"))
         if extraction not in BBH_EXTRACTIONS or match not in BBH_MATCHES:
             raise ValueError(

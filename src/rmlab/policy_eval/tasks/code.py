@@ -21,7 +21,7 @@ In both styles the program checked is the problem's prompt + the completion + th
 prompt's. ``metrics.json`` records each decoding's ``prompt_style``.
 
 A sample passes only on a positive signal from the test harness, never on an exit status alone: the program
-(prompt, completion, tests) runs under :mod:`rmlab.policy_eval.harness` in the sandbox (``Sandbox.run_tests``),
+(prompt, completion, tests) runs under :mod:`rmlab.policy_eval.sandbox.harness` in the sandbox (``Sandbox.run_tests``),
 which writes a token derived from a per-run secret to a pipe of its own after the program's last statement, the
 tests included. A completion that exits 0 early (``os._exit(0)``, ``sys.exit(0)``, ``raise SystemExit(0)`` at
 import time or in the function under test), prints something pass-like, or writes guesses built from what it can

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from rmlab.data.errors import DataValidationError as DataError
-from rmlab.policy_eval.extract import gsm8k_match, gsm8k_prediction, gsm8k_target
 from rmlab.policy_eval.tasks.base import Example, Task
+from rmlab.policy_eval.tasks.extract import gsm8k_match, gsm8k_prediction, gsm8k_target
 
 
 class GSM8k(Task):

@@ -4,7 +4,7 @@ As open-instruct ran it for Tulu 2.5 (allenai/open-instruct@4c0e9e8 ``eval/MATH/
 of ``scripts/submit_eval_jobs.py:252-264``): the four Minerva exemplars as earlier user / assistant turns ("Problem:\\n
 {question}\\n\\nSolution:" and the worked solution closed by "Final Answer: The final answer is ${answer}$. I hope it is
 correct."), the question as the last user turn, greedy decoding, a fixed random subset of 200 test problems
-(``random.seed(42)``; ``random.sample``). Scoring is :func:`rmlab.policy_eval.extract.minerva_final_answer`,
+(``random.seed(42)``; ``random.sample``). Scoring is :func:`rmlab.policy_eval.tasks.extract.minerva_final_answer`,
 ``minerva_normalize`` and ``math_equivalent``; accuracy overall and per subject (upstream's ``per_type_accuracy``).
 
 The problems: the local copy is MATH-500 (Lightman et al. 2023's subset of the 5,000 test problems, the MATH rows of
@@ -18,8 +18,8 @@ from collections import defaultdict
 
 from rmlab.data.errors import DataValidationError
 from rmlab.data.files import read_records
-from rmlab.policy_eval.extract import math_boxed_answer, math_equivalent, minerva_final_answer, minerva_normalize
 from rmlab.policy_eval.tasks.base import Example, Task
+from rmlab.policy_eval.tasks.extract import math_boxed_answer, math_equivalent, minerva_final_answer, minerva_normalize
 
 
 def demonstrations(exemplars) -> tuple[tuple[str, str], ...]:

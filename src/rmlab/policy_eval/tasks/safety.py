@@ -9,7 +9,7 @@ import numpy as np
 
 from rmlab.data.errors import DataValidationError as DataError
 from rmlab.metrics.bootstrap import percentile_interval
-from rmlab.policy_eval.refusal import is_refusal, strmatch_label
+from rmlab.policy_eval.judging.refusal import is_refusal, strmatch_label
 from rmlab.policy_eval.tasks.base import Example, Task
 
 

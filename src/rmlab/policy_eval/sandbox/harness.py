@@ -32,7 +32,7 @@ HumanEval / MBPP test programs are not written for. What the token does close: e
 ``sys.exit``, ``SystemExit`` at import time or in the function under test, a signal, ``exec`` of another
 program) and every forgery from what the program can read (its source, ``sys.argv``, the environment, its
 scratch directory, stdin, any file descriptor it writes to). The attack stays inside the sandbox
-(:mod:`rmlab.policy_eval.sandbox`: no network, no host filesystem, its own namespaces, limits on CPU, memory,
+(:mod:`rmlab.policy_eval.sandbox.runner`: no network, no host filesystem, its own namespaces, limits on CPU, memory,
 processes, output): its worst outcome is a false pass for that one program, never an escape; a run's ``stderr``
 and completion are kept in ``scored.jsonl`` for anyone auditing a surprising pass.
 

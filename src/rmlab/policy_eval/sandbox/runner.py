@@ -22,7 +22,7 @@ in the evaluator's own user, network and filesystem, and only disable some funct
   bomb must hit a process limit.
 
 A **test verdict** (:meth:`Sandbox.run_tests`, used for HumanEval / MBPP) is not the exit status, which a program
-fakes with ``os._exit(0)`` before its tests: the program runs under :mod:`rmlab.policy_eval.harness`, which gets a
+fakes with ``os._exit(0)`` before its tests: the program runs under :mod:`rmlab.policy_eval.sandbox.harness`, which gets a
 fresh per-run secret on stdin before any program code runs and, only after the program's last statement (its
 tests), writes a token derived from it to a pipe of its own; a pass needs exit status 0 and that token. Code
 that inspects its own interpreter (frames, ``gc``, ``/proc/self/mem``) can still find the token; the harness's
@@ -47,7 +47,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from rmlab.policy_eval import harness, processes
+from rmlab.policy_eval.sandbox import harness, processes
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +264,7 @@ class Sandbox:
     def run_tests(self, source: str, *, time_limit: float | None = None) -> RunResult:
         """Run a program that ends with its tests (a completion and its test code): it passes only if it exits 0
         **and** the harness's pass signal arrives, which the harness emits after the program's last statement
-        (:mod:`rmlab.policy_eval.harness`); exiting 0 early is ``no_pass_signal``. ``time_limit``: real seconds for
+        (:mod:`rmlab.policy_eval.sandbox.harness`); exiting 0 early is ``no_pass_signal``. ``time_limit``: real seconds for
         the program, the benchmark's own per-program timeout (the harness's timer); running out is ``timeout``."""
         if time_limit is not None and not 0 < time_limit < self.limits.wall_seconds:
             raise ValueError(f"time limit {time_limit} s: not in (0, wall-clock limit {self.limits.wall_seconds:g})")

@@ -1,4 +1,4 @@
-"""Process plumbing of the sandbox (:mod:`rmlab.policy_eval.sandbox`): output pipes read under a budget, the CPU time
+"""Process plumbing of the sandbox (:mod:`rmlab.policy_eval.sandbox.runner`): output pipes read under a budget, the CPU time
 of a whole process tree, and ending a process group."""
 
 from __future__ import annotations

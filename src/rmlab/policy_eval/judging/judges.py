@@ -1,8 +1,8 @@
 """LLM judges of XSTest refusals (``task.labeler=judge``): a local causal LM or an OpenAI-compatible endpoint.
 
 Either answers a judge prompt greedily: open-instruct's two-class ``xstest_refusal_detect`` (the default, as Tulu 2.5
-was labelled: :data:`rmlab.policy_eval.refusal.REFUSAL_DETECT_PROMPT`) or the lab's ``three_class`` prompt
-(:data:`~rmlab.policy_eval.refusal.JUDGE_PROMPT`); the one class its answer names is the label, and an answer naming
+was labelled: :data:`rmlab.policy_eval.judging.refusal.REFUSAL_DETECT_PROMPT`) or the lab's ``three_class`` prompt
+(:data:`~rmlab.policy_eval.judging.refusal.JUDGE_PROMPT`); the one class its answer names is the label, and an answer naming
 none or several is the label
 ``unparsed``: counted (``Judge.unparsed``, ``unparsed`` in metrics.json), never a refusal or a compliance. The
 endpoint is the lab's OpenAI-compatible client (:mod:`rmlab.generation.endpoint`: key from ``api_key_env``,
@@ -12,7 +12,7 @@ retries with backoff), shared with the reward-model judges.
 from __future__ import annotations
 
 from rmlab.generation.endpoint import ChatEndpoint, EndpointSettings
-from rmlab.policy_eval.refusal import (
+from rmlab.policy_eval.judging.refusal import (
     JUDGE_PROMPT,
     REFUSAL_DETECT_PROMPT,
     UNPARSED,

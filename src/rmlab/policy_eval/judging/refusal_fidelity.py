@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rmlab.data.errors import DataValidationError
-from rmlab.policy_eval.refusal import LABELS, is_refusal
+from rmlab.policy_eval.judging.refusal import LABELS, is_refusal
 
 
 def _read(path: Path, label_col: str, strict: bool = True) -> dict[str, dict]:
@@ -99,13 +99,13 @@ def agreement_table(report: dict[str, dict], labeler: str) -> str:
 
 def report_agreement(cfg) -> dict:
     """The body of ``scripts/xstest_agreement.py``: writes ``agreement.{json,md}`` to the run directory."""
-    from rmlab.policy_eval.refusal import strmatch_label
+    from rmlab.policy_eval.judging.refusal import strmatch_label
     from rmlab.utils.io import write_json, write_text
 
     if cfg.labeler == "strmatch":
         label, name = (lambda prompt, completion: strmatch_label(completion)), "strmatch"
     elif cfg.labeler == "judge":
-        from rmlab.policy_eval.judge import build_judge
+        from rmlab.policy_eval.judging.judges import build_judge
 
         label = build_judge(cfg.judge, cfg)
         name = repr(label)
