@@ -82,6 +82,12 @@ def _tiny_gold(classifier) -> list[str]:
     return ["gold.kind=reward_model", f"gold.model={classifier}", "sampling.max_new_tokens=6"]
 
 
+def _tiny_bon_and_statistics(gold: list[str]) -> list[str]:
+    """Best-of-4 on 6 test prompts and cheap study statistics: the tail of every tiny study's command."""
+    bon = _quoted_list("pipeline.bon.overrides", [*SPLIT_TEST, *gold, *GEN, "bootstrap.n_boot=50"])
+    return [bon, "pipeline.gain_n=4", "pipeline.n_boot=50", "pipeline.n_perm=50"]
+
+
 def _tiny_train(classifier) -> list[str]:
     return [f"model={classifier}", "trainer=cpu", "trainer.enable_progress_bar=false", "recipe.max_steps=2",
             "recipe.pairs_per_update=4", "recipe.micro_batch_pairs=4", "recipe.max_pair_tokens=128", "recipe.lr=1e-3",
@@ -106,10 +112,7 @@ def test_study_end_to_end_on_tiny_models_and_reused(tmp_path, tiny_lm_dir, tiny_
         _quoted_list("pipeline.rm_eval.benchmarks.rm_bench", ["benchmark.max_per_domain=1"]),
         _quoted_list("pipeline.rm_eval.benchmarks.reward_bench", ["benchmark.max_per_subset=2"]),
         _quoted_list("pipeline.rm_eval.overrides", ["device=cpu", "bootstrap.n_boot=0", "scoring.progress=false"]),
-        _quoted_list("pipeline.bon.overrides", [*SPLIT_TEST, *gold, *GEN, "bootstrap.n_boot=50"]),
-        "pipeline.gain_n=4",
-        "pipeline.n_boot=50",
-        "pipeline.n_perm=50",
+        *_tiny_bon_and_statistics(gold),
     ]
     res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200, check=False)
     assert res.returncode == 0, res.stderr[-4000:]
@@ -222,10 +225,7 @@ def test_study_with_a_policy_optimizer_end_to_end(tmp_path, tiny_lm_dir, tiny_cl
         _quoted_list("pipeline.train_rm.preference_overrides", ["preference.heldout_pairs=4"]),
         _quoted_list("pipeline.train_policy.overrides", policy),
         _quoted_list("pipeline.train_policy.grpo", grpo),
-        _quoted_list("pipeline.bon.overrides", [*SPLIT_TEST, *gold, *GEN, "bootstrap.n_boot=50"]),
-        "pipeline.gain_n=4",
-        "pipeline.n_boot=50",
-        "pipeline.n_perm=50",
+        *_tiny_bon_and_statistics(gold),
     ]
     res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200, check=False)
     assert res.returncode == 0, res.stderr[-4000:]
@@ -234,6 +234,7 @@ def test_study_with_a_policy_optimizer_end_to_end(tmp_path, tiny_lm_dir, tiny_cl
     assert study["algos"] == ["bon", "grpo"] and set(study["policy_runs"]["grpo"]) == {"flip_00", "flip_50"}
     for row in study["rows"]:
         g = row["gains"]["grpo"]
+        # mean of differences vs difference of means over 6 prompts, float64: equal to ~1e-16, approx allows 1e-6
         assert g["n_prompts"] == 6 and g["value"] == pytest.approx(g["after"]["value"] - g["before"]["value"])
     assert [c["kind"] for c in study["method_controls"]] == ["positive", "negative"]
     assert "## Per method" in (run / "study.md").read_text()

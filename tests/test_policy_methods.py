@@ -41,6 +41,7 @@ def test_policy_gain_is_paired_over_prompts(tmp_path):
     sft = _samples(tmp_path / "sft.jsonl", {"p1": [0, 0, 0, 1], "p2": [0, 0, 0, 0], "p3": [1, 1, 0, 0]})
     trained = _samples(tmp_path / "t.jsonl", {"p3": [1, 1, 1, 1], "p1": [1, 1, 0, 1], "p2": [0, 0, 0, 0]})
     g = policy_gain(sft, trained, n_boot=500, seed=0)
+    # pytest.approx's default relative 1e-6 here: means of three float64 values, off by a few ulps (~1e-16) at most
     # per prompt: 0.25 -> 0.75, 0 -> 0, 0.5 -> 1: the gains 0.5, 0, 0.5 average to 1/3
     assert g["value"] == pytest.approx(1 / 3) and g["n_prompts"] == 3
     assert g["before"]["value"] == pytest.approx(0.25) and g["after"]["value"] == pytest.approx(7 / 12)
@@ -87,6 +88,7 @@ def test_controls_and_the_per_method_table():
     with pytest.raises(ValueError, match="not a reward model of this study"):
         method_controls(rows, {"positive": "nope"}, ["grpo"])
     by_method = {m: study_correlations(rows, method=m, n_boot=100, n_perm=100, seed=0) for m in ("bon", "grpo")}
+    # r of three points, scipy vs numpy, both float64: they agree to ~1e-15, well inside approx's relative 1e-6
     # y differs by method: the best-of-16 gains are collinear with the accuracies here, the GRPO gains are not
     assert by_method["bon"]["pairwise_accuracy (positive control)"]["pearson_r"] == pytest.approx(
         np.corrcoef([0.8, 0.65, 0.5], [0.15, 0.08, 0.0])[0, 1]
