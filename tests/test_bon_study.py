@@ -231,13 +231,26 @@ def test_study_with_a_policy_optimizer_end_to_end(tmp_path, tiny_lm_dir, tiny_cl
     assert res.returncode == 0, res.stderr[-4000:]
     (run,) = (tmp_path / "logs" / "bon_study" / "runs").iterdir()
     study = json.loads((run / "study.json").read_text())
-    assert study["algos"] == ["bon", "grpo"] and set(study["policy_runs"]["grpo"]) == {"flip_00", "flip_50"}
+    assert study["algos"] == ["bon", "grpo"]
+    assert set(study["policy_runs"]["grpo"]) == {"flip_00", "flip_50", "flip_00_shuffled"}
     for row in study["rows"]:
         g = row["gains"]["grpo"]
         # mean of differences vs difference of means over 6 prompts, float64: equal to ~1e-16, approx allows 1e-6
         assert g["n_prompts"] == 6 and g["value"] == pytest.approx(g["after"]["value"] - g["before"]["value"])
-    assert [c["kind"] for c in study["method_controls"]] == ["positive", "negative"]
-    assert "## Per method" in (run / "study.md").read_text()
+    assert [c["kind"] for c in study["method_controls"]] == ["positive", "negative", "shuffled"]
+    assert (
+        "## Per method" in (run / "study.md").read_text()
+        and "shuffled (flip_00, rewards shuffled)" in (run / "study.md").read_text()
+    )
+
+    # the shuffled arm: flip_00's reward model, its rewards shuffled; the flip_00 arm's unshuffled
+    def record(arm: str) -> dict:
+        return json.loads((Path(study["policy_runs"]["grpo"][arm]["train"]) / "train_metrics.json").read_text())
+
+    null_meta, good_meta = record("flip_00_shuffled"), record("flip_00")
+    assert null_meta["rewards_shuffled"] is True and good_meta["rewards_shuffled"] is False
+    assert null_meta["reward_model_fingerprint"] == good_meta["reward_model_fingerprint"]
+    assert study["shuffled_gains"]["grpo"]["n_prompts"] == 6
 
     def samples(stage: str) -> list:
         return [json.loads(line)["samples"] for line in (Path(stage) / "samples.jsonl").open()]

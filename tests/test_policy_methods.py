@@ -101,6 +101,30 @@ def test_controls_and_the_per_method_table():
     assert "GRPO, negative (bad)" in table and "pairwise_accuracy (positive control)" in table
 
 
+def test_a_negative_control_above_chance_is_invalid_and_the_shuffled_control_reads_the_shuffled_arm():
+    bon = _bon([("good", 0.8, 0.15), ("bad", 0.5, 0.0)])
+    bon["reward_models"]["bad"]["pairwise_accuracy"] = {"value": 0.62, "ci": [0.556, 0.679]}
+    gain = {"before": {"value": 0.13, "ci": None}, "after": {"value": 0.2, "ci": None}}
+    grpo = {"good": {**gain, "value": 0.10, "ci": [0.03, 0.18]}, "bad": {**gain, "value": 0.33, "ci": [0.24, 0.41]}}
+    rows = study_rows(bon, {}, {}, 16, {"grpo": grpo})
+    shuffled = {"grpo": {**gain, "value": 0.02, "ci": [-0.03, 0.07]}}
+    controls = method_controls(rows, {"positive": "good", "negative": "bad", "shuffled": "good"}, ["grpo"], shuffled)
+    assert [(c["kind"], c["verdict"]) for c in controls] == [
+        ("positive", "PASSED"), ("negative", "INVALID"), ("shuffled", "PASSED"),
+    ]  # fmt: skip
+    # INVALID is not PASSED: the bad model's policy did gain, and the rule's outcome is kept beside the premise
+    assert controls[1]["passed"] is False and controls[1]["premise_holds"] is False
+    table = methods_markdown(rows, {"bon": {}, "grpo": {}}, ["bon", "grpo"], 16, controls)
+    assert "GRPO, negative (bad): gain 33.0 [24.0, 41.0]: INVALID (its pairwise accuracy" in table
+    assert "62.0 [55.6, 67.9], is above chance" in table
+    assert "GRPO, shuffled (good, rewards shuffled): gain 2.0 [-3.0, 7.0]: PASSED" in table
+    # a shuffled arm that gains fails; a shuffled control naming no reward model of the study is refused
+    shuffled["grpo"] = {**gain, "value": 0.3, "ci": [0.2, 0.4]}
+    assert method_controls(rows, {"shuffled": "good"}, ["grpo"], shuffled)[0]["verdict"] == "FAILED"
+    with pytest.raises(ValueError, match="controls.shuffled='nope'"):
+        method_controls(rows, {"shuffled": "nope"}, ["grpo"], shuffled)
+
+
 def test_the_task_gold_monitor_scores_right_answers_and_refuses_foreign_prompts():
     cfg = OmegaConf.load(ROOT / "conf" / "task" / "arithmetic.yaml")
     cfg = OmegaConf.merge(cfg, {"split": "all"})
@@ -120,6 +144,7 @@ def test_the_controls_experiment_composes_into_its_stages(tmp_path):
     cfg = _run_experiment_cfg(["experiment=grpo_controls_cpu"])
     p = cfg.pipeline
     assert check_algos(p.algos) == ["bon", "grpo"] and set(p.controls.values()) == set(p.reward_models)
+    assert p.controls.shuffled == p.controls.positive  # the shuffled arm shuffles the good reward model's rewards
     over = policy_overrides(cfg, "grpo", "/rm/model", tmp_path / "samples")
     tp = compose_config(
         "train_policy",

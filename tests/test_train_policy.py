@@ -48,6 +48,8 @@ def test_bad_input_is_refused_before_training(tmp_path, tiny_lm_dir, tiny_classi
         train_policy(_cfg(tmp_path, tiny_lm_dir, tiny_classifier_dir, f"algo.max_completion_length={limit}"))
     with pytest.raises(ValueError, match="multiple of algo.num_generations"):
         train_policy(_cfg(tmp_path, tiny_lm_dir, tiny_classifier_dir, "algo.num_generations=3"))
+    with pytest.raises(ValueError, match="the null control runs with algo=grpo or algo=rloo"):
+        train_policy(_cfg(tmp_path, tiny_lm_dir, tiny_classifier_dir, "algo=ppo", "shuffle_rewards=true"))
 
 
 def test_the_gpu_experiment_composes_into_trl_configs(tmp_path):

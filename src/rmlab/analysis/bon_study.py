@@ -142,25 +142,37 @@ def benchmark_comparison(rows: list[dict], method: str = "bon") -> dict:
     return compare_benchmarks({k: v for k, v in study_measures(rows, method).items() if k in benches})
 
 
-def method_controls(rows: list[dict], controls, methods: list[str]) -> list[dict]:
-    """The policy optimizers' controls (``controls``: ``{positive: <reward model>, negative: <reward model>}``): a
-    policy trained against the positive reward model must gain (interval above 0), one trained against the
-    negative must not (interval not above 0)."""
+def method_controls(rows: list[dict], controls, methods: list[str], shuffled_gains: dict | None = None) -> list[dict]:
+    """The policy optimizers' controls (``controls``: ``{positive: <rm>, negative: <rm>, shuffled: <rm>}``), each a
+    ``verdict`` (and ``passed``, whether its rule held):
+
+    - positive: a policy trained against that reward model must gain (interval above 0);
+    - negative: one trained against it must not (interval not above 0). Its premise is that the reward model carries
+      no signal: if its pairwise accuracy on the best-of-n samples lies above chance (interval above 0.5), the
+      verdict is INVALID whatever the gain (a model trained on 50% flipped labels learns a direction by chance);
+    - shuffled: a policy trained on that reward model's rewards shuffled within each prompt's group (``shuffled_gains``:
+      method -> gain) must not gain; its premise holds by construction.
+    """
     by_name = {r["reward_model"]: r for r in rows}
     out = []
-    for kind in ("positive", "negative"):
+    for kind in ("positive", "negative", "shuffled"):
         name = (controls or {}).get(kind)
         if name is None:
             continue
         if name not in by_name:
             raise ValueError(f"pipeline.controls.{kind}={name!r}: not a reward model of this study ({sorted(by_name)})")
+        acc = by_name[name]["pairwise_accuracy"] or {}
+        premise = kind != "negative" or not (acc.get("ci") and acc["ci"][0] > 0.5)
         for method in methods:
-            gain = by_name[name]["gains"].get(method)
+            gain = (shuffled_gains or {}).get(method) if kind == "shuffled" else by_name[name]["gains"].get(method)
             if gain is None:
                 continue
             above = gain["ci"] is not None and gain["ci"][0] > 0
+            passed = above if kind == "positive" else not above
+            verdict = ("PASSED" if passed else "FAILED") if premise else "INVALID"
             out.append({"algo": method, "kind": kind, "reward_model": name, "gain": gain["value"], "ci": gain["ci"],
-                        "passed": above if kind == "positive" else not above})  # fmt: skip
+                        "passed": passed, "premise_holds": premise, "verdict": verdict,
+                        "pairwise_accuracy": acc.get("value"), "pairwise_accuracy_ci": acc.get("ci")})  # fmt: skip
     return out
 
 
@@ -246,6 +258,13 @@ def study_markdown(
     return "\n".join(lines) + "\n"
 
 
+CONTROL_RULES = (
+    "a policy trained against the positive reward model must gain (interval above 0); one trained against the "
+    "negative must not, provided that reward model is signal-free (pairwise accuracy not above chance, else INVALID); "
+    "one paid the shuffled-control reward model's rewards permuted within each prompt's group must not."
+)
+
+
 def _r_cell(c: dict | None) -> str:
     if not c or c.get("pearson_r") is None:
         return "-" if not c else f"n={c.get('n')}: {c.get('note') or c.get('undefined')}"
@@ -272,12 +291,14 @@ def methods_markdown(rows: list[dict], by_method: dict, methods: list[str], n: i
     for x in measures:
         lines.append(f"| {x} | " + " | ".join(_r_cell(by_method[m].get(x)) for m in methods) + " |")
     if controls:
-        rule = "a policy trained against the positive reward model must gain (interval above 0), one trained against"
-        lines += ["", f"Controls ({rule} the negative must not):", ""]
+        lines += ["", "Controls: " + CONTROL_RULES, ""]
         for c in controls:
             ci = "-" if c["ci"] is None else f"[{_pct(c['ci'][0])}, {_pct(c['ci'][1])}]"
-            verdict = "PASSED" if c["passed"] else "FAILED"
-            lines.append(
-                f"- {c['algo'].upper()}, {c['kind']} ({c['reward_model']}): gain {_pct(c['gain'])} {ci}: {verdict}"
-            )
+            what = f"{c['reward_model']}, rewards shuffled" if c["kind"] == "shuffled" else c["reward_model"]
+            line = f"- {c['algo'].upper()}, {c['kind']} ({what}): gain {_pct(c['gain'])} {ci}: {c['verdict']}"
+            if not c["premise_holds"]:
+                acc_ci = c["pairwise_accuracy_ci"]
+                line += (f" (its pairwise accuracy on the best-of-n samples, {_pct(c['pairwise_accuracy'])} "
+                         f"[{_pct(acc_ci[0])}, {_pct(acc_ci[1])}], is above chance: it is not signal-free)")  # fmt: skip
+            lines.append(line)
     return "\n".join(lines) + "\n"

@@ -18,8 +18,11 @@ With ``pipeline.algos`` (default ``[bon]``) listing policy optimizers too (``[bo
 as a curve), and each trained policy is sampled on the best-of-n prompts as the SFT policy was (``gold_<a>``); the
 method's gain is the trained policy's gold@1 minus the SFT policy's, paired over prompts. The correlations are then
 reported per method, side by side (does the answer depend on the optimizer?), and ``pipeline.controls``
-(``{positive: <rm>, negative: <rm>}``) checks that a policy trained against the good reward model gains and one
-trained against the bad one does not.
+(``{positive: <rm>, negative: <rm>, shuffled: <rm>}``) checks that a policy trained against the good reward model gains,
+that one trained against the bad one does not (valid only if the bad one's pairwise accuracy on the best-of-n samples
+is not above chance: a reward model trained on flipped labels need not be signal-free), and that one paid the
+``shuffled`` reward model's rewards permuted within each prompt's group (``train_policy shuffle_rewards=true``: no
+information about the completion, by construction) does not.
 
 Or, with ``pipeline.released`` (name -> a reward model spec), released reward models are used as they are (no
 training; the paper-scale variant). Stages are named by their identity and reused when finished, like every
@@ -123,9 +126,10 @@ def run_bon_study(cfg: DictConfig) -> dict:
             evals.setdefault(name, {})[bench] = metrics
     bon_dir, bon = stage("best_of_n", bon_overrides(cfg, models), root, "bon")
     gains, policy_runs = _policies(cfg, stage, root, models, trainers, samples_dir, bon_dir)
+    shuffled_gains = gains.pop("shuffled", {})
     n = int(p.gain_n or bon["ns"][-1])
     rows = study_rows(bon, evals, train_runs, n, gains)
-    return _write_study(cfg, out, rows, bon, bon_dir, n, algos, policy_runs)
+    return _write_study(cfg, out, rows, bon, bon_dir, n, algos, policy_runs, shuffled_gains)
 
 
 def _reward_models(cfg: DictConfig, stage: StageRunner, root: Path, need_samples: bool):
@@ -154,29 +158,47 @@ def _reward_models(cfg: DictConfig, stage: StageRunner, root: Path, need_samples
     return models, train_runs, samples_dir
 
 
+def _policy_arms(cfg: DictConfig, models: dict) -> list[tuple[str, str, str, list[str]]]:
+    """(reward model, its spec, stage suffix, extra ``train_policy`` overrides): one arm per reward model, and with
+    ``pipeline.controls.shuffled=<rm>`` that model's rewards permuted within each prompt's group (the shuffled arm)."""
+    arms = [(name, spec, "", []) for name, spec in models.items()]
+    shuffled = (cfg.pipeline.get("controls") or {}).get("shuffled")
+    if shuffled is not None:
+        if shuffled not in models:
+            raise ValueError(
+                f"pipeline.controls.shuffled={shuffled!r}: not a reward model of this study ({sorted(models)})"
+            )
+        arms.append((str(shuffled), models[shuffled], "_shuffled", ["shuffle_rewards=true"]))
+    return arms
+
+
 def _policies(cfg: DictConfig, stage: StageRunner, root: Path, models: dict, trainers: list, samples_dir, bon_dir):
-    """Per policy optimizer and reward model: the trained policy, that policy sampled as the SFT policy was in the
-    ``bon`` stage, and its gold@1 gain over the SFT policy paired over prompts."""
+    """Per policy optimizer and reward model (and the shuffled arm): the trained policy, that policy sampled as the SFT
+    policy was in the ``bon`` stage, and its gold@1 gain over the SFT policy paired over prompts. The shuffled arm's
+    gains are kept apart, by method (``gains["shuffled"][algo]``), since it is not a reward model of the study."""
     p = cfg.pipeline
     gains: dict[str, dict[str, dict]] = {}
     policy_runs: dict[str, dict[str, dict]] = {}
     for algo in trainers:
-        for name, spec in models.items():
+        for name, spec, suffix, extra in _policy_arms(cfg, models):
             parent = root / name
-            pol_dir, pol = stage(
-                "train_policy", policy_overrides(cfg, algo, spec, samples_dir), parent, f"train_{algo}"
-            )
+            over = [*policy_overrides(cfg, algo, spec, samples_dir), *extra]
+            pol_dir, pol = stage("train_policy", over, parent, f"train_{algo}{suffix}")
             gold_over = [f"policy={pol_dir / 'policy'}", f"task={p.task}", f"seed={cfg.seed}", *_list(p.bon.overrides)]
-            gold_dir, _ = stage("best_of_n", gold_over, parent, f"gold_{algo}")
-            gains.setdefault(algo, {})[name] = policy_gain(
+            gold_dir, _ = stage("best_of_n", gold_over, parent, f"gold_{algo}{suffix}")
+            gain = policy_gain(
                 bon_dir / "samples.jsonl", gold_dir / "samples.jsonl", n_boot=int(p.n_boot), seed=int(cfg.seed)
             )
-            policy_runs.setdefault(algo, {})[name] = {"train": str(pol_dir), "gold": str(gold_dir),
-                                                      "fit_seconds": pol["train"]["fit_seconds"]}  # fmt: skip
+            key = "shuffled" if suffix else algo
+            gains.setdefault(key, {})[algo if suffix else name] = gain
+            policy_runs.setdefault(algo, {})[name + suffix] = {"train": str(pol_dir), "gold": str(gold_dir),
+                                                               "fit_seconds": pol["train"]["fit_seconds"]}  # fmt: skip
     return gains, policy_runs
 
 
-def _write_study(cfg: DictConfig, out: Path, rows, bon: dict, bon_dir: Path, n: int, algos: list, policy_runs) -> dict:
+def _write_study(
+    cfg: DictConfig, out: Path, rows, bon: dict, bon_dir: Path, n: int, algos: list, policy_runs, shuffled_gains=None
+) -> dict:
     """The correlations per method, the controls, ``study.md`` and ``study.json``."""
     p = cfg.pipeline
     trainers = [a for a in algos if a != "bon"]
@@ -186,7 +208,7 @@ def _write_study(cfg: DictConfig, out: Path, rows, bon: dict, bon_dir: Path, n: 
     correlations = by_method[algos[0]]
     control = positive_control(correlations)
     comparison = benchmark_comparison(rows, method=algos[0])
-    controls = method_controls(rows, p.get("controls"), trainers)
+    controls = method_controls(rows, p.get("controls"), trainers, shuffled_gains)
     table = study_markdown(rows, correlations, control, bon["ns"], n, comparison, method=algos[0])
     if len(algos) > 1 or trainers:
         table += "\n" + methods_markdown(rows, by_method, algos, n, controls)
@@ -198,7 +220,8 @@ def _write_study(cfg: DictConfig, out: Path, rows, bon: dict, bon_dir: Path, n: 
     for f in ("bon.md", "curves.png"):
         shutil.copyfile(bon_dir / f, out / f)
     result = {"rows": rows, "correlations": correlations, "correlations_by_method": by_method,
-              "benchmark_comparison": comparison, "positive_control": control, "method_controls": controls}  # fmt: skip
+              "benchmark_comparison": comparison, "positive_control": control, "method_controls": controls,
+              "shuffled_gains": shuffled_gains or {}}  # fmt: skip
     write_json(out / "study.json", {**result, "algos": algos, "policy_runs": policy_runs, "gain_n": n,
                                     "bon_run": str(bon_dir)})  # fmt: skip
     log.info("wrote %s\n%s", out, table)
@@ -207,5 +230,5 @@ def _write_study(cfg: DictConfig, out: Path, rows, bon: dict, bon_dir: Path, n: 
         log.warning("positive control failed: %s", json.dumps(control))
     for c in controls:
         if not c["passed"]:
-            log.warning("%s control of %s failed: %s", c["kind"], c["algo"], json.dumps(c))
+            log.warning("%s control of %s: %s: %s", c["kind"], c["algo"], c["verdict"], json.dumps(c))
     return result

@@ -7,11 +7,20 @@ and scores it with the evaluator's own :class:`rmlab.scoring.scorers.ClassifierS
 formatting (its ``rmlab_meta.json`` or, for a Hub model, its chat template): the reward a policy is trained on is
 exactly what ``rmlab eval-rm`` gives that conversation, token for token (``tests/test_reward_function.py``). Only a
 sequence classifier can serve: an implicit (DPO) reward or a judge is refused, with the reason, before training.
+
+With ``shuffle=True`` it is the RL path's null control: every completion is paid the reward of a completion of the
+same prompt drawn by a uniformly random permutation of the prompt's group (seeded per call). Each group keeps its
+rewards, so their scale and spread are the reward model's, but which completion gets which is independent of the
+completion: a group-relative advantage (GRPO's group-normalised reward, RLOO's leave-one-out) then has conditional
+mean 0 given the completion, and the expected policy gradient is exactly 0. A policy that still gains under it
+gains from the optimiser, not from the reward (``docs/performance.md``, "GRPO controls on arithmetic").
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import numpy as np
 
 from rmlab.scoring.scorers import ClassifierScorer
 
@@ -36,9 +45,13 @@ def completion_text(completion) -> str:
 class RewardFunction:
     """Callable as TRL expects (``__name__`` names it in TRL's logs); ``batch_size`` completions per forward pass."""
 
-    def __init__(self, scorer: ClassifierScorer, *, name: str = "reward_model", batch_size: int = 8, turns=None):
+    def __init__(
+        self, scorer: ClassifierScorer, *, name: str = "reward_model", batch_size: int = 8, turns=None,
+        shuffle: bool = False, seed: int = 0,
+    ):  # fmt: skip
         self.scorer, self.__name__, self.batch_size = scorer, name, int(batch_size)
         self.turns = turns  # the prompts' turns by a dataset's `prompt_index` column, when the prompt is pre-rendered
+        self.shuffle, self.seed = bool(shuffle), int(seed)
         self.calls, self.scored = 0, 0
 
     def encode(self, prompts: Sequence, completions: Sequence, prompt_index: Sequence[int] | None = None) -> list:
@@ -54,8 +67,26 @@ class RewardFunction:
         out: list[float] = []
         for start in range(0, len(encoded), self.batch_size):
             out += [float(x) for x in self.scorer(encoded[start : start + self.batch_size])]
+        if self.shuffle:
+            groups = prompt_index if prompt_index is not None else [repr(p) for p in prompts]
+            out = shuffle_within_groups(out, groups, np.random.default_rng([self.seed, self.calls]))
         self.calls, self.scored = self.calls + 1, self.scored + len(out)
         return out
+
+
+def shuffle_within_groups(values: Sequence[float], groups: Sequence, rng: np.random.Generator) -> list[float]:
+    """``values`` permuted among the positions that share a group key (a uniformly random permutation per group;
+    positions of a group need not be adjacent); each group keeps its multiset of values."""
+    if len(values) != len(groups):
+        raise ValueError(f"{len(values)} rewards for {len(groups)} group keys")
+    out = list(values)
+    positions: dict = {}
+    for i, g in enumerate(groups):
+        positions.setdefault(int(g) if isinstance(g, (int, np.integer)) else g, []).append(i)
+    for idx in positions.values():
+        for dst, src in zip(idx, rng.permutation(idx)):
+            out[dst] = values[src]
+    return out
 
 
 def check_reward_model_kind(rm_handle) -> None:

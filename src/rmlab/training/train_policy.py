@@ -84,6 +84,11 @@ def task_gold(cfg: DictConfig, turns: list) -> TaskGold | None:
 def train_policy(cfg: DictConfig) -> dict:
     """``algo=ppo``: train-ppo's recipe; ``algo=grpo|rloo``: TRL's trainers with the reward model as the reward."""
     algo = check_algo(str(cfg.algo.name))
+    if algo == "ppo" and cfg.get("shuffle_rewards"):
+        raise ValueError(
+            "shuffle_rewards=true permutes rewards within each prompt's group of completions, which PPO does not "
+            "sample; the null control runs with algo=grpo or algo=rloo"
+        )
     if algo == "ppo":
         from rmlab.training.train_ppo import train_ppo
 
@@ -175,7 +180,9 @@ def _load_and_format(cfg: DictConfig, device: str) -> GroupRelativeSetup:
     texts = [fmt.format(p, "").prefix for p in turns]
     return GroupRelativeSetup(
         policy_handle, rm, tokenizer, prompts, reward,
-        RewardFunction(reward.scorer, name=f"rm:{rm.resolved.spec}", turns=turns), task_gold(cfg, turns),
+        RewardFunction(reward.scorer, name=f"rm:{rm.resolved.spec}", turns=turns,
+                       shuffle=bool(cfg.get("shuffle_rewards", False)), seed=int(cfg.seed)),
+        task_gold(cfg, turns),
         Dataset.from_dict({"prompt": texts, "prompt_index": list(range(len(texts)))}),
     )  # fmt: skip
 
@@ -223,6 +230,7 @@ def _save(cfg: DictConfig, algo: str, s: GroupRelativeSetup, trainer, trained, c
         "sft_fingerprint": s.policy_handle.resolved.fingerprint,
         "reward_model": s.rm.resolved.spec,
         "reward_model_fingerprint": s.rm.resolved.fingerprint,
+        "rewards_shuffled": s.reward_fn.shuffle,  # the null control: rewards permuted within each prompt's group
         "reward_model_formatting": s.rm.formatting,
         "reward_model_formatting_fingerprint": s.rm.formatter.fingerprint,
         "data": s.prompts.data_info,
