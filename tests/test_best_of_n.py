@@ -221,3 +221,26 @@ def test_arithmetic_task_splits_and_scores(tmp_path):
     right = f"{a} and {b} make {ex[0].reference['target']}."
     rows, metrics = task.score(ex, {"greedy": {ex[0].id: [right], ex[1].id: ["no idea"]}}, ScoreContext(n_boot=0))
     assert [r["correct"] for r in rows] == [True, False] and metrics["value"] == 0.5
+
+
+def test_temperature_zero_is_one_greedy_decode(tmp_path, tiny_lm_dir, tiny_classifier_dir, tiny_ref_dir):
+    """``sampling.temperature=0`` decodes greedily, once per prompt: another seed gives the same text (a sample
+    from a random tiny model would change with the seed); more than one sample at temperature 0 is refused."""
+    import json
+
+    from rmlab.policy_eval.best_of_n import best_of_n, sampling_decoding
+
+    greedy = ["n_samples=1", "sampling.temperature=0", "ns=[1]"]
+    cfg = _stage_cfg(tmp_path, tiny_lm_dir, tiny_classifier_dir, tiny_ref_dir, greedy)
+    d = sampling_decoding(cfg, type("T", (), {"decodings": [type("D", (), {"max_new_tokens": 6, "stop": ()})]})())
+    assert d.do_sample is False and d.n == 1 and d.name == "bon-t0"
+    best_of_n(cfg)
+    first = (tmp_path / "run" / "samples.jsonl").read_text()
+    cfg.paths.generation_cache_dir = str(tmp_path / "other_cache")  # decode again, not from the cache
+    cfg.seed = 1
+    best_of_n(cfg)
+    assert (tmp_path / "run" / "samples.jsonl").read_text() == first
+    assert all(len(json.loads(line)["samples"]) == 1 for line in first.splitlines())
+    bad = _stage_cfg(tmp_path, tiny_lm_dir, tiny_classifier_dir, tiny_ref_dir, ["sampling.temperature=0"])
+    with pytest.raises(ValueError, match="greedy decoding \\(temperature 0\\) gives one sample per prompt"):
+        best_of_n(bad)

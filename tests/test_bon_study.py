@@ -237,6 +237,8 @@ def test_study_with_a_policy_optimizer_end_to_end(tmp_path, tiny_lm_dir, tiny_cl
         g = row["gains"]["grpo"]
         # mean of differences vs difference of means over 6 prompts, float64: equal to ~1e-16, approx allows 1e-6
         assert g["n_prompts"] == 6 and g["value"] == pytest.approx(g["after"]["value"] - g["before"]["value"])
+        # the greedy read-out (grpo_controls_cpu sets pipeline.greedy): the same prompts, one greedy decode each
+        assert g["greedy"]["n_prompts"] == 6
     assert [c["kind"] for c in study["method_controls"]] == ["positive", "negative", "shuffled"]
     assert (
         "## Per method" in (run / "study.md").read_text()
@@ -251,6 +253,10 @@ def test_study_with_a_policy_optimizer_end_to_end(tmp_path, tiny_lm_dir, tiny_cl
     assert null_meta["rewards_shuffled"] is True and good_meta["rewards_shuffled"] is False
     assert null_meta["reward_model_fingerprint"] == good_meta["reward_model_fingerprint"]
     assert study["shuffled_gains"]["grpo"]["n_prompts"] == 6
+    greedy = [
+        json.loads(line) for line in (Path(study["policy_runs"]["grpo"]["flip_00"]["greedy"]) / "samples.jsonl").open()
+    ]
+    assert len(greedy) == 6 and all(len(r["samples"]) == 1 for r in greedy)
 
     def samples(stage: str) -> list:
         return [json.loads(line)["samples"] for line in (Path(stage) / "samples.jsonl").open()]

@@ -116,8 +116,21 @@ def test_a_negative_control_above_chance_is_invalid_and_the_shuffled_control_rea
     assert controls[1]["passed"] is False and controls[1]["premise_holds"] is False
     table = methods_markdown(rows, {"bon": {}, "grpo": {}}, ["bon", "grpo"], 16, controls)
     assert "GRPO, negative (bad): gain 33.0 [24.0, 41.0]: INVALID (its pairwise accuracy" in table
-    assert "62.0 [55.6, 67.9], is above chance" in table
+    assert "62.0 [55.6, 67.9], is above chance: not signal-free" in table
     assert "GRPO, shuffled (good, rewards shuffled): gain 2.0 [-3.0, 7.0]: PASSED" in table
+    assert "greedy" not in table  # no greedy read-out was run
+    # with one: a column per method, and each control's greedy gain beside its verdict
+    grpo["good"]["greedy"] = {
+        "value": -0.11,
+        "ci": [-0.2, -0.02],
+        "before": {"value": 0.315},
+        "after": {"value": 0.205},
+    }
+    rows = study_rows(bon, {}, {}, 16, {"grpo": grpo})
+    controls = method_controls(rows, {"positive": "good"}, ["grpo"])
+    table = methods_markdown(rows, {"bon": {}, "grpo": {}}, ["bon", "grpo"], 16, controls)
+    assert "GRPO greedy SFT -> trained (gain)" in table and "| 31.5 -> 20.5 (-11.0 [-20.0, -2.0]) |" in table
+    assert "GRPO, positive (good): gain 10.0 [3.0, 18.0]: PASSED; greedy gain -11.0 [-20.0, -2.0]" in table
     # a shuffled arm that gains fails; a shuffled control naming no reward model of the study is refused
     shuffled["grpo"] = {**gain, "value": 0.3, "ci": [0.2, 0.4]}
     assert method_controls(rows, {"shuffled": "good"}, ["grpo"], shuffled)[0]["verdict"] == "FAILED"

@@ -171,6 +171,7 @@ def method_controls(rows: list[dict], controls, methods: list[str], shuffled_gai
             passed = above if kind == "positive" else not above
             verdict = ("PASSED" if passed else "FAILED") if premise else "INVALID"
             out.append({"algo": method, "kind": kind, "reward_model": name, "gain": gain["value"], "ci": gain["ci"],
+                        "greedy": gain.get("greedy") and {k: gain["greedy"][k] for k in ("value", "ci")},
                         "passed": passed, "premise_holds": premise, "verdict": verdict,
                         "pairwise_accuracy": acc.get("value"), "pairwise_accuracy_ci": acc.get("ci")})  # fmt: skip
     return out
@@ -258,6 +259,12 @@ def study_markdown(
     return "\n".join(lines) + "\n"
 
 
+def _greedy_cell(gain: dict | None) -> str:
+    if not gain:
+        return "-"
+    return f"{_pct(gain['before']['value'])} -> {_pct(gain['after']['value'])} ({_pct_ci(gain)})"
+
+
 CONTROL_RULES = (
     "a policy trained against the positive reward model must gain (interval above 0); one trained against the "
     "negative must not, provided that reward model is signal-free (pairwise accuracy not above chance, else INVALID); "
@@ -275,16 +282,19 @@ def methods_markdown(rows: list[dict], by_method: dict, methods: list[str], n: i
     """Per reward model, each method's gold gain (a policy optimizer's with gold@1 before -> after); then each
     quality measure's correlation per method side by side; then the controls."""
     trainers = [m for m in methods if m != "bon"]
+    greedy = [m for m in trainers if any((r["gains"].get(m) or {}).get("greedy") for r in rows)]
     head = ["reward model", f"best-of-{n} gain", *[f"{m.upper()} gold@1 SFT -> trained" for m in trainers],
-            *[f"{m.upper()} gain" for m in trainers]]  # fmt: skip
+            *[f"{m.upper()} gain" for m in trainers],
+            *[f"{m.upper()} greedy SFT -> trained (gain)" for m in greedy]]  # fmt: skip
     lines = ["## Per method", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         g = r["gains"]
         moves = [
             f"{_pct_ci(g[m]['before'])} -> {_pct_ci(g[m]['after'])}" if m in g else "-" for m in trainers
         ]  # fmt: skip
+        modes = [_greedy_cell((g.get(m) or {}).get("greedy")) for m in greedy]
         lines.append("| " + " | ".join([r["reward_model"], _pct_ci(g["bon"]), *moves,
-                                         *[_pct_ci(g.get(m)) for m in trainers]]) + " |")  # fmt: skip
+                                         *[_pct_ci(g.get(m)) for m in trainers], *modes]) + " |")  # fmt: skip
     measures = list(dict.fromkeys(k for m in methods for k in by_method[m]))
     lines += ["", "Does the answer depend on the optimizer? Pearson r of each measure with each method's gain:", "",
               "| x | " + " | ".join(gain_label(m, n) for m in methods) + " |", "|---|" + "---|" * len(methods)]  # fmt: skip
@@ -296,9 +306,11 @@ def methods_markdown(rows: list[dict], by_method: dict, methods: list[str], n: i
             ci = "-" if c["ci"] is None else f"[{_pct(c['ci'][0])}, {_pct(c['ci'][1])}]"
             what = f"{c['reward_model']}, rewards shuffled" if c["kind"] == "shuffled" else c["reward_model"]
             line = f"- {c['algo'].upper()}, {c['kind']} ({what}): gain {_pct(c['gain'])} {ci}: {c['verdict']}"
+            if c.get("greedy"):
+                line += f"; greedy gain {_pct_ci(c['greedy'])}"
             if not c["premise_holds"]:
                 acc_ci = c["pairwise_accuracy_ci"]
-                line += (f" (its pairwise accuracy on the best-of-n samples, {_pct(c['pairwise_accuracy'])} "
-                         f"[{_pct(acc_ci[0])}, {_pct(acc_ci[1])}], is above chance: it is not signal-free)")  # fmt: skip
+                acc = f"{_pct(c['pairwise_accuracy'])} [{_pct(acc_ci[0])}, {_pct(acc_ci[1])}]"
+                line += f" (its pairwise accuracy on the best-of-n samples, {acc}, is above chance: not signal-free)"
             lines.append(line)
     return "\n".join(lines) + "\n"

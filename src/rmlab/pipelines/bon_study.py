@@ -158,6 +158,16 @@ def _reward_models(cfg: DictConfig, stage: StageRunner, root: Path, need_samples
     return models, train_runs, samples_dir
 
 
+def greedy_overrides(cfg: DictConfig) -> list[str] | None:
+    """With ``pipeline.greedy``: the ``best_of_n`` overrides of a greedy read-out on the best-of-n stage's prompts
+    (one greedy decode per prompt, gold-scored); else None."""
+    p = cfg.pipeline
+    if not p.get("greedy"):
+        return None
+    return [f"task={p.task}", f"seed={cfg.seed}", *_list(p.bon.overrides), "n_samples=1", "sampling.temperature=0",
+            "ns=[1]"]  # fmt: skip
+
+
 def _policy_arms(cfg: DictConfig, models: dict) -> list[tuple[str, str, str, list[str]]]:
     """(reward model, its spec, stage suffix, extra ``train_policy`` overrides): one arm per reward model, and with
     ``pipeline.controls.shuffled=<rm>`` that model's rewards permuted within each prompt's group (the shuffled arm)."""
@@ -174,11 +184,14 @@ def _policy_arms(cfg: DictConfig, models: dict) -> list[tuple[str, str, str, lis
 
 def _policies(cfg: DictConfig, stage: StageRunner, root: Path, models: dict, trainers: list, samples_dir, bon_dir):
     """Per policy optimizer and reward model (and the shuffled arm): the trained policy, that policy sampled as the SFT
-    policy was in the ``bon`` stage, and its gold@1 gain over the SFT policy paired over prompts. The shuffled arm's
+    policy was in the ``bon`` stage, and its gold@1 gain over the SFT policy paired over prompts (with
+    ``pipeline.greedy``, also greedy-decoded on the same prompts: ``gain["greedy"]``). The shuffled arm's
     gains are kept apart, by method (``gains["shuffled"][algo]``), since it is not a reward model of the study."""
     p = cfg.pipeline
     gains: dict[str, dict[str, dict]] = {}
     policy_runs: dict[str, dict[str, dict]] = {}
+    greedy = greedy_overrides(cfg)
+    sft_greedy = greedy and stage("best_of_n", [f"policy={p.policy}", *greedy], root, "greedy")[0]
     for algo in trainers:
         for name, spec, suffix, extra in _policy_arms(cfg, models):
             parent = root / name
@@ -189,10 +202,19 @@ def _policies(cfg: DictConfig, stage: StageRunner, root: Path, models: dict, tra
             gain = policy_gain(
                 bon_dir / "samples.jsonl", gold_dir / "samples.jsonl", n_boot=int(p.n_boot), seed=int(cfg.seed)
             )
+            if greedy:  # the same policy's mode: its gain without the sharpening that sampling at T=1 rewards
+                mode_dir, _ = stage(
+                    "best_of_n", [f"policy={pol_dir / 'policy'}", *greedy], parent, f"greedy_{algo}{suffix}"
+                )
+                gain["greedy"] = policy_gain(
+                    sft_greedy / "samples.jsonl", mode_dir / "samples.jsonl", n_boot=int(p.n_boot), seed=int(cfg.seed)
+                )
             key = "shuffled" if suffix else algo
             gains.setdefault(key, {})[algo if suffix else name] = gain
             policy_runs.setdefault(algo, {})[name + suffix] = {"train": str(pol_dir), "gold": str(gold_dir),
                                                                "fit_seconds": pol["train"]["fit_seconds"]}  # fmt: skip
+            if greedy:
+                policy_runs[algo][name + suffix]["greedy"] = str(mode_dir)
     return gains, policy_runs
 
 

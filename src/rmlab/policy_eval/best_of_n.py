@@ -66,15 +66,22 @@ def reward_model_cfgs(spec) -> dict[str, DictConfig]:
 
 def sampling_decoding(cfg: DictConfig, task) -> Decoding:
     """The task's first decoding, sampled N times at ``sampling.temperature`` / ``top_p`` (its stop strings and,
-    unless ``sampling.max_new_tokens`` says otherwise, its length)."""
+    unless ``sampling.max_new_tokens`` says otherwise, its length); ``sampling.temperature=0`` is greedy decoding,
+    one sample per prompt (the policy's mode: what a trained policy's gain is read at when sharpening is set apart)."""
     base = task.decodings[0]
     s = cfg.sampling
+    temperature = float(s.temperature)
+    if temperature < 0 or (temperature == 0 and int(cfg.n_samples) != 1):
+        raise ValueError(
+            f"sampling.temperature={temperature:g} with n_samples={cfg.n_samples}: a temperature is > 0, and greedy "
+            "decoding (temperature 0) gives one sample per prompt (n_samples=1)"
+        )
     return Decoding(
-        name=f"bon-t{float(s.temperature):g}",
+        name=f"bon-t{temperature:g}",
         max_new_tokens=int(s.max_new_tokens or base.max_new_tokens),
         stop=base.stop,
-        do_sample=True,
-        temperature=float(s.temperature),
+        do_sample=temperature > 0,
+        temperature=temperature,
         n=int(cfg.n_samples),
         top_p=float(s.get("top_p", 1.0)),
     )
