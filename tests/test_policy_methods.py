@@ -115,9 +115,9 @@ def test_a_negative_control_above_chance_is_invalid_and_the_shuffled_control_rea
     # INVALID is not PASSED: the bad model's policy did gain, and the rule's outcome is kept beside the premise
     assert controls[1]["passed"] is False and controls[1]["premise_holds"] is False
     table = methods_markdown(rows, {"bon": {}, "grpo": {}}, ["bon", "grpo"], 16, controls)
-    assert "GRPO, negative (bad): gain 33.0 [24.0, 41.0]: INVALID (its pairwise accuracy" in table
+    assert "GRPO, negative (bad): gold@1 gain at T = 1 33.0 [24.0, 41.0]: INVALID (its pairwise accuracy" in table
     assert "62.0 [55.6, 67.9], is above chance: not signal-free" in table
-    assert "GRPO, shuffled (good, rewards shuffled): gain 2.0 [-3.0, 7.0]: PASSED" in table
+    assert "GRPO, shuffled (good, rewards shuffled): gold@1 gain at T = 1 2.0 [-3.0, 7.0]: PASSED" in table
     assert "greedy" not in table  # no greedy read-out was run
     # with one: a column per method, and each control's greedy gain beside its verdict
     grpo["good"]["greedy"] = {
@@ -130,7 +130,18 @@ def test_a_negative_control_above_chance_is_invalid_and_the_shuffled_control_rea
     controls = method_controls(rows, {"positive": "good"}, ["grpo"])
     table = methods_markdown(rows, {"bon": {}, "grpo": {}}, ["bon", "grpo"], 16, controls)
     assert "GRPO greedy SFT -> trained (gain)" in table and "| 31.5 -> 20.5 (-11.0 [-20.0, -2.0]) |" in table
-    assert "GRPO, positive (good): gain 10.0 [3.0, 18.0]: PASSED; greedy gain -11.0 [-20.0, -2.0]" in table
+    assert (
+        "GRPO, positive (good): gold@1 gain at T = 1 10.0 [3.0, 18.0]; greedy gain -11.0 [-20.0, -2.0]: PASSED" in table
+    )
+    # read on the greedy gain, the same policy fails the positive control; a read-out needs its gains
+    (c,) = method_controls(rows, {"positive": "good", "read_out": "greedy"}, ["grpo"])
+    assert (c["verdict"], c["gain"], c["sampled"]["value"]) == ("FAILED", -0.11, 0.10)
+    table = methods_markdown(rows, {"bon": {}, "grpo": {}}, ["bon", "grpo"], 16, [c])
+    assert "read on the greedy gain" in table and "greedy gain -11.0 [-20.0, -2.0]; gold@1 gain at T = 1 10.0" in table
+    with pytest.raises(ValueError, match="needs the greedy read-out: pipeline.greedy=true"):
+        method_controls(rows, {"negative": "bad", "read_out": "greedy"}, ["grpo"])
+    with pytest.raises(ValueError, match="read_out='mode'"):
+        method_controls(rows, {"positive": "good", "read_out": "mode"}, ["grpo"])
     # a shuffled arm that gains fails; a shuffled control naming no reward model of the study is refused
     shuffled["grpo"] = {**gain, "value": 0.3, "ci": [0.2, 0.4]}
     assert method_controls(rows, {"shuffled": "good"}, ["grpo"], shuffled)[0]["verdict"] == "FAILED"
@@ -156,7 +167,8 @@ def test_the_task_gold_monitor_scores_right_answers_and_refuses_foreign_prompts(
 def test_the_controls_experiment_composes_into_its_stages(tmp_path):
     cfg = _run_experiment_cfg(["experiment=grpo_controls_cpu"])
     p = cfg.pipeline
-    assert check_algos(p.algos) == ["bon", "grpo"] and set(p.controls.values()) == set(p.reward_models)
+    assert check_algos(p.algos) == ["bon", "grpo"] and p.greedy and p.controls.read_out == "greedy"
+    assert {p.controls[k] for k in ("positive", "negative", "shuffled")} == set(p.reward_models)
     assert p.controls.shuffled == p.controls.positive  # the shuffled arm shuffles the good reward model's rewards
     over = policy_overrides(cfg, "grpo", "/rm/model", tmp_path / "samples")
     tp = compose_config(

@@ -142,21 +142,29 @@ def benchmark_comparison(rows: list[dict], method: str = "bon") -> dict:
     return compare_benchmarks({k: v for k, v in study_measures(rows, method).items() if k in benches})
 
 
+READ_OUTS = ("sampled", "greedy")
+
+
 def method_controls(rows: list[dict], controls, methods: list[str], shuffled_gains: dict | None = None) -> list[dict]:
-    """The policy optimizers' controls (``controls``: ``{positive: <rm>, negative: <rm>, shuffled: <rm>}``), each a
-    ``verdict`` (and ``passed``, whether its rule held):
+    """The policy optimizers' controls (``controls``: ``{positive: <rm>, negative: <rm>, shuffled: <rm>, read_out:
+    sampled | greedy}``), each a ``verdict`` (and ``passed``, whether its rule held), read on the gold@1 gain at
+    T = 1 (``sampled``, the default) or on the greedy gain (``greedy``, which needs ``pipeline.greedy``):
 
     - positive: a policy trained against that reward model must gain (interval above 0);
     - negative: one trained against it must not (interval not above 0). Its premise is that the reward model carries
       no signal: if its pairwise accuracy on the best-of-n samples lies above chance (interval above 0.5), the
       verdict is INVALID whatever the gain (a model trained on 50% flipped labels learns a direction by chance);
-    - shuffled: a policy trained on that reward model's rewards shuffled within each prompt's group (``shuffled_gains``:
+    - shuffled: a policy paid that reward model's rewards permuted within each prompt's group (``shuffled_gains``:
       method -> gain) must not gain; its premise holds by construction.
     """
+    controls = controls or {}
+    read_out = str(controls.get("read_out") or "sampled")
+    if read_out not in READ_OUTS:
+        raise ValueError(f"pipeline.controls.read_out={read_out!r}: one of {READ_OUTS}")
     by_name = {r["reward_model"]: r for r in rows}
     out = []
     for kind in ("positive", "negative", "shuffled"):
-        name = (controls or {}).get(kind)
+        name = controls.get(kind)
         if name is None:
             continue
         if name not in by_name:
@@ -167,14 +175,22 @@ def method_controls(rows: list[dict], controls, methods: list[str], shuffled_gai
             gain = (shuffled_gains or {}).get(method) if kind == "shuffled" else by_name[name]["gains"].get(method)
             if gain is None:
                 continue
-            above = gain["ci"] is not None and gain["ci"][0] > 0
+            sampled, greedy = _value_ci(gain), gain.get("greedy") and _value_ci(gain["greedy"])
+            if read_out == "greedy" and not greedy:
+                raise ValueError("pipeline.controls.read_out=greedy needs the greedy read-out: pipeline.greedy=true")
+            read = greedy if read_out == "greedy" else sampled
+            above = read["ci"] is not None and read["ci"][0] > 0
             passed = above if kind == "positive" else not above
             verdict = ("PASSED" if passed else "FAILED") if premise else "INVALID"
-            out.append({"algo": method, "kind": kind, "reward_model": name, "gain": gain["value"], "ci": gain["ci"],
-                        "greedy": gain.get("greedy") and {k: gain["greedy"][k] for k in ("value", "ci")},
-                        "passed": passed, "premise_holds": premise, "verdict": verdict,
-                        "pairwise_accuracy": acc.get("value"), "pairwise_accuracy_ci": acc.get("ci")})  # fmt: skip
+            out.append({"algo": method, "kind": kind, "reward_model": name, "read_out": read_out, "gain": read["value"],
+                        "ci": read["ci"], "sampled": sampled, "greedy": greedy, "passed": passed,
+                        "premise_holds": premise, "verdict": verdict, "pairwise_accuracy": acc.get("value"),
+                        "pairwise_accuracy_ci": acc.get("ci")})  # fmt: skip
     return out
+
+
+def _value_ci(gain: dict) -> dict:
+    return {"value": gain["value"], "ci": gain["ci"]}
 
 
 def positive_control(correlations: dict) -> dict:
@@ -301,13 +317,19 @@ def methods_markdown(rows: list[dict], by_method: dict, methods: list[str], n: i
     for x in measures:
         lines.append(f"| {x} | " + " | ".join(_r_cell(by_method[m].get(x)) for m in methods) + " |")
     if controls:
-        lines += ["", "Controls: " + CONTROL_RULES, ""]
+        read = controls[0]["read_out"]
+        lines += [
+            "",
+            f"Controls, read on the {'greedy' if read == 'greedy' else 'gold@1 (T = 1)'} gain: {CONTROL_RULES}",
+            "",
+        ]
         for c in controls:
-            ci = "-" if c["ci"] is None else f"[{_pct(c['ci'][0])}, {_pct(c['ci'][1])}]"
             what = f"{c['reward_model']}, rewards shuffled" if c["kind"] == "shuffled" else c["reward_model"]
-            line = f"- {c['algo'].upper()}, {c['kind']} ({what}): gain {_pct(c['gain'])} {ci}: {c['verdict']}"
-            if c.get("greedy"):
-                line += f"; greedy gain {_pct_ci(c['greedy'])}"
+            gains = [f"gold@1 gain at T = 1 {_pct_ci(c['sampled'])}"]
+            gains += [f"greedy gain {_pct_ci(c['greedy'])}"] if c.get("greedy") else []
+            if c["read_out"] == "greedy":
+                gains.reverse()
+            line = f"- {c['algo'].upper()}, {c['kind']} ({what}): {'; '.join(gains)}: {c['verdict']}"
             if not c["premise_holds"]:
                 acc_ci = c["pairwise_accuracy_ci"]
                 acc = f"{_pct(c['pairwise_accuracy'])} [{_pct(acc_ci[0])}, {_pct(acc_ci[1])}]"
