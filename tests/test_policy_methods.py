@@ -114,6 +114,10 @@ def test_a_negative_control_above_chance_is_invalid_and_the_shuffled_control_rea
     ]  # fmt: skip
     # INVALID is not PASSED: the bad model's policy did gain, and the rule's outcome is kept beside the premise
     assert controls[1]["passed"] is False and controls[1]["premise_holds"] is False
+    # the same reward model with no gain passes: no spurious gain even from a model with some signal
+    no_gain = study_rows(bon, {}, {}, 16, {"grpo": {**grpo, "bad": {**gain, "value": -0.07, "ci": [-0.22, 0.08]}}})
+    (neg,) = method_controls(no_gain, {"negative": "bad"}, ["grpo"])
+    assert (neg["verdict"], neg["premise_holds"]) == ("PASSED", False)
     table = methods_markdown(rows, {"bon": {}, "grpo": {}}, ["bon", "grpo"], 16, controls)
     assert "GRPO, negative (bad): gold@1 gain at T = 1 33.0 [24.0, 41.0]: INVALID (its pairwise accuracy" in table
     assert "62.0 [55.6, 67.9], is above chance: not signal-free" in table

@@ -152,8 +152,9 @@ def method_controls(rows: list[dict], controls, methods: list[str], shuffled_gai
 
     - positive: a policy trained against that reward model must gain (interval above 0);
     - negative: one trained against it must not (interval not above 0). Its premise is that the reward model carries
-      no signal: if its pairwise accuracy on the best-of-n samples lies above chance (interval above 0.5), the
-      verdict is INVALID whatever the gain (a model trained on 50% flipped labels learns a direction by chance);
+      no signal; if its pairwise accuracy on the best-of-n samples lies above chance (interval above 0.5; a model
+      trained on 50% flipped labels learns some direction by chance), a gain says nothing about the RL path and the
+      verdict is INVALID instead of FAILED (no gain still passes, the premise's failure noted);
     - shuffled: a policy paid that reward model's rewards permuted within each prompt's group (``shuffled_gains``:
       method -> gain) must not gain; its premise holds by construction.
     """
@@ -181,7 +182,7 @@ def method_controls(rows: list[dict], controls, methods: list[str], shuffled_gai
             read = greedy if read_out == "greedy" else sampled
             above = read["ci"] is not None and read["ci"][0] > 0
             passed = above if kind == "positive" else not above
-            verdict = ("PASSED" if passed else "FAILED") if premise else "INVALID"
+            verdict = "PASSED" if passed else "FAILED" if premise else "INVALID"
             out.append({"algo": method, "kind": kind, "reward_model": name, "read_out": read_out, "gain": read["value"],
                         "ci": read["ci"], "sampled": sampled, "greedy": greedy, "passed": passed,
                         "premise_holds": premise, "verdict": verdict, "pairwise_accuracy": acc.get("value"),
@@ -283,7 +284,8 @@ def _greedy_cell(gain: dict | None) -> str:
 
 CONTROL_RULES = (
     "a policy trained against the positive reward model must gain (interval above 0); one trained against the "
-    "negative must not, provided that reward model is signal-free (pairwise accuracy not above chance, else INVALID); "
+    "negative must not (a gain is INVALID rather than FAILED when that reward model is not signal-free: pairwise "
+    "accuracy above chance); "
     "one paid the shuffled-control reward model's rewards permuted within each prompt's group must not."
 )
 
