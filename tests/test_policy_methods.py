@@ -171,7 +171,7 @@ def test_the_task_gold_monitor_scores_right_answers_and_refuses_foreign_prompts(
 def test_the_controls_experiment_composes_into_its_stages(tmp_path):
     cfg = _run_experiment_cfg(["experiment=grpo_controls_cpu"])
     p = cfg.pipeline
-    assert check_algos(p.algos) == ["bon", "grpo"] and p.greedy and p.controls.read_out == "greedy"
+    assert check_algos(p.algos) == ["bon", "grpo"] and p.greedy and p.controls.read_out == "sampled"
     assert {p.controls[k] for k in ("positive", "negative", "shuffled")} == set(p.reward_models)
     assert p.controls.shuffled == p.controls.positive  # the shuffled arm shuffles the good reward model's rewards
     over = policy_overrides(cfg, "grpo", "/rm/model", tmp_path / "samples")
