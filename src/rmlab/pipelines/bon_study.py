@@ -125,8 +125,7 @@ def run_bon_study(cfg: DictConfig) -> dict:
             _, metrics = stage("eval_rm", over, root / name, f"eval_rm_{bench}", [f"model.name={name}"])
             evals.setdefault(name, {})[bench] = metrics
     bon_dir, bon = stage("best_of_n", bon_overrides(cfg, models), root, "bon")
-    gains, policy_runs = _policies(cfg, stage, root, models, trainers, samples_dir, bon_dir)
-    shuffled_gains = gains.pop("shuffled", {})
+    gains, shuffled_gains, policy_runs = _policies(cfg, stage, root, models, trainers, samples_dir, bon_dir)
     n = int(p.gain_n or bon["ns"][-1])
     rows = study_rows(bon, evals, train_runs, n, gains)
     return _write_study(cfg, out, rows, bon, bon_dir, n, algos, policy_runs, shuffled_gains)
@@ -186,9 +185,10 @@ def _policies(cfg: DictConfig, stage: StageRunner, root: Path, models: dict, tra
     """Per policy optimizer and reward model (and the shuffled arm): the trained policy, that policy sampled as the SFT
     policy was in the ``bon`` stage, and its gold@1 gain over the SFT policy paired over prompts (with
     ``pipeline.greedy``, also greedy-decoded on the same prompts: ``gain["greedy"]``). The shuffled arm's
-    gains are kept apart, by method (``gains["shuffled"][algo]``), since it is not a reward model of the study."""
+    gains are returned apart, by method, since it is not a reward model of the study."""
     p = cfg.pipeline
     gains: dict[str, dict[str, dict]] = {}
+    shuffled_gains: dict[str, dict] = {}
     policy_runs: dict[str, dict[str, dict]] = {}
     greedy = greedy_overrides(cfg)
     sft_greedy = greedy and stage("best_of_n", [f"policy={p.policy}", *greedy], root, "greedy")[0]
@@ -209,13 +209,15 @@ def _policies(cfg: DictConfig, stage: StageRunner, root: Path, models: dict, tra
                 gain["greedy"] = policy_gain(
                     sft_greedy / "samples.jsonl", mode_dir / "samples.jsonl", n_boot=int(p.n_boot), seed=int(cfg.seed)
                 )
-            key = "shuffled" if suffix else algo
-            gains.setdefault(key, {})[algo if suffix else name] = gain
+            if suffix:
+                shuffled_gains[algo] = gain
+            else:
+                gains.setdefault(algo, {})[name] = gain
             policy_runs.setdefault(algo, {})[name + suffix] = {"train": str(pol_dir), "gold": str(gold_dir),
                                                                "fit_seconds": pol["train"]["fit_seconds"]}  # fmt: skip
             if greedy:
                 policy_runs[algo][name + suffix]["greedy"] = str(mode_dir)
-    return gains, policy_runs
+    return gains, shuffled_gains, policy_runs
 
 
 def _write_study(
