@@ -252,7 +252,7 @@ def test_study_with_a_policy_optimizer_end_to_end(tmp_path, tiny_lm_dir, tiny_cl
     null_meta, good_meta = record("flip_00_shuffled"), record("flip_00")
     assert null_meta["rewards_shuffled"] is True and good_meta["rewards_shuffled"] is False
     assert null_meta["reward_model_fingerprint"] == good_meta["reward_model_fingerprint"]
-    assert study["shuffled_gains"]["grpo"]["n_prompts"] == 6
+    assert study["control_gains"]["shuffled"]["grpo"]["n_prompts"] == 6
     greedy = [
         json.loads(line) for line in (Path(study["policy_runs"]["grpo"]["flip_00"]["greedy"]) / "samples.jsonl").open()
     ]

@@ -12,8 +12,16 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from rmlab.analysis.bon_study import method_controls, methods_markdown, policy_gain, study_correlations, study_rows
-from rmlab.pipelines.bon_study import check_algos, policy_overrides
+from rmlab.analysis.bon_study import (
+    method_controls,
+    methods_markdown,
+    negative_pool,
+    policy_gain,
+    pooled_pairwise_accuracy,
+    study_correlations,
+    study_rows,
+)
+from rmlab.pipelines.bon_study import _list, check_algos, policy_overrides, rm_overrides
 from rmlab.policy_eval.evaluate import ScoreContext
 from rmlab.policy_eval.tasks import TASKS
 from rmlab.training.reward_function import TaskGold
@@ -108,7 +116,9 @@ def test_a_negative_control_above_chance_is_invalid_and_the_shuffled_control_rea
     grpo = {"good": {**gain, "value": 0.10, "ci": [0.03, 0.18]}, "bad": {**gain, "value": 0.33, "ci": [0.24, 0.41]}}
     rows = study_rows(bon, {}, {}, 16, {"grpo": grpo})
     shuffled = {"grpo": {**gain, "value": 0.02, "ci": [-0.03, 0.07]}}
-    controls = method_controls(rows, {"positive": "good", "negative": "bad", "shuffled": "good"}, ["grpo"], shuffled)
+    controls = method_controls(
+        rows, {"positive": "good", "negative": "bad", "shuffled": "good"}, ["grpo"], {"shuffled": shuffled}
+    )
     assert [(c["kind"], c["verdict"]) for c in controls] == [
         ("positive", "PASSED"), ("negative", "INVALID"), ("shuffled", "PASSED"),
     ]  # fmt: skip
@@ -148,9 +158,71 @@ def test_a_negative_control_above_chance_is_invalid_and_the_shuffled_control_rea
         method_controls(rows, {"positive": "good", "read_out": "mode"}, ["grpo"])
     # a shuffled arm that gains fails; a shuffled control naming no reward model of the study is refused
     shuffled["grpo"] = {**gain, "value": 0.3, "ci": [0.2, 0.4]}
-    assert method_controls(rows, {"shuffled": "good"}, ["grpo"], shuffled)[0]["verdict"] == "FAILED"
+    assert method_controls(rows, {"shuffled": "good"}, ["grpo"], {"shuffled": shuffled})[0]["verdict"] == "FAILED"
     with pytest.raises(ValueError, match="controls.shuffled='nope'"):
-        method_controls(rows, {"shuffled": "nope"}, ["grpo"], shuffled)
+        method_controls(rows, {"shuffled": "nope"}, ["grpo"], {"shuffled": shuffled})
+    with pytest.raises(ValueError, match="only negative pools"):
+        method_controls(rows, {"shuffled": ["good", "bad"]}, ["grpo"], {"shuffled": shuffled})
+
+
+def test_a_pooled_negative_control_reads_its_arms_mean_gain_and_mean_pairwise_accuracy(tmp_path):
+    # three flipped reward models: one above chance by luck, two below; one pooled verdict from their arms' mean
+    sft = _samples(tmp_path / "sft.jsonl", {"p1": [0, 0, 1, 1], "p2": [0, 1, 0, 0], "p3": [1, 1, 0, 0]})
+    arms = [
+        _samples(tmp_path / "a.jsonl", {"p1": [1, 1, 1, 1], "p2": [1, 1, 0, 0], "p3": [1, 1, 1, 0]}),
+        _samples(tmp_path / "b.jsonl", {"p1": [0, 0, 0, 0], "p2": [0, 0, 0, 0], "p3": [1, 0, 0, 0]}),
+        _samples(tmp_path / "c.jsonl", {"p1": [0, 0, 1, 0], "p2": [0, 0, 0, 0], "p3": [0, 0, 0, 0]}),
+    ]
+    one = [policy_gain(sft, a, n_boot=200, seed=0) for a in arms]
+    pooled = policy_gain(sft, arms, n_boot=200, seed=0)
+    # the arms' mean per prompt minus the SFT's equals the mean of the arms' gains: the same float64 sums in another
+    # order, so they differ by a few ulps of values <= 1 (approx's default relative 1e-6 is far above that)
+    assert pooled["value"] == pytest.approx(np.mean([g["value"] for g in one])) and pooled["arms"] == 3
+    assert pooled["before"] == one[0]["before"] and pooled["n_prompts"] == 3
+    # one arm given as a list is that arm's gain, to the bit (a mean over one value is that value)
+    assert {k: v for k, v in policy_gain(sft, arms[:1], n_boot=200, seed=0).items() if k != "arms"} == one[0]
+    with pytest.raises(ValueError, match="no trained policy"):
+        policy_gain(sft, [], n_boot=10, seed=0)
+    # pairwise accuracy pooled over models, from the best-of-n samples' proxy scores: per prompt the models' mean
+    rows_jsonl = [
+        {"id": "p1", "gold": [1, 0, 0], "proxy": {"x": [3, 1, 2], "y": [0, 1, 2], "z": [1, 1, 1]}},  # x 1, y 0, z .5
+        {"id": "p2", "gold": [0, 0, 0], "proxy": {"x": [1, 2, 3], "y": [1, 2, 3], "z": [1, 2, 3]}},  # no pairs
+        {"id": "p3", "gold": [0, 1, 1], "proxy": {"x": [0, 1, 2], "y": [2, 1, 0], "z": [1, 0, 2]}},  # x 1, y 0, z .5
+    ]
+    bon_samples = tmp_path / "samples.jsonl"
+    bon_samples.write_text("".join(json.dumps(r) + "\n" for r in rows_jsonl))
+    acc = pooled_pairwise_accuracy(bon_samples, ["x", "y", "z"], n_boot=200, seed=0)
+    assert (acc["value"], acc["n"]) == (0.5, 2)  # exact: means of halves and ones
+    assert pooled_pairwise_accuracy(bon_samples, ["x"], n_boot=200, seed=0)["value"] == 1.0
+    with pytest.raises(ValueError, match=r"samples.jsonl: record 1 \('p1'\): field 'proxy' lacks \['w'\]"):
+        pooled_pairwise_accuracy(bon_samples, ["x", "w"], n_boot=10, seed=0)
+    # the verdicts: a pooled gain with an interval above 0 fails (the premise holding: mean accuracy at chance) ...
+    bon = _bon([("good", 0.8, 0.15), ("f0", 0.62, 0.0), ("f1", 0.45, 0.0), ("f2", 0.4, 0.0)])
+    gain = {"before": {"value": 0.13, "ci": None}, "after": {"value": 0.2, "ci": None}}
+    grpo = {n: {**gain, "value": v, "ci": [v - 0.04, v + 0.04]} for n, v in
+            [("good", 0.3), ("f0", 0.085), ("f1", -0.09), ("f2", -0.05)]}  # fmt: skip
+    rows = study_rows(bon, {}, {}, 16, {"grpo": grpo})
+    controls = {"positive": "good", "negative": ["f0", "f1", "f2"]}
+    mean_acc = {"value": 0.49, "ci": [0.45, 0.53]}
+    gains = {"negative": {"grpo": {**gain, "value": 0.06, "ci": [0.01, 0.11]}}}
+    (_, neg) = method_controls(rows, controls, ["grpo"], gains, mean_acc)
+    assert (neg["verdict"], neg["premise_holds"], neg["reward_model"]) == ("FAILED", True, "f0 + f1 + f2")
+    assert neg["pooled"]["f0"] == {"value": 0.085, "ci": [0.085 - 0.04, 0.085 + 0.04]}
+    # ... no pooled gain passes, and one arm's own gain (f0's, above 0) does not decide it
+    gains["negative"]["grpo"] = {**gain, "value": -0.018, "ci": [-0.05, 0.015]}
+    (_, neg) = method_controls(rows, controls, ["grpo"], gains, mean_acc)
+    assert (neg["verdict"], neg["gain"]) == ("PASSED", -0.018)
+    table = methods_markdown(rows, {"bon": {}, "grpo": {}}, ["bon", "grpo"], 16, [neg])
+    assert "GRPO, negative (pooled over 3: f0 8.5 [4.5, 12.5], f1 -9.0 [-13.0, -5.0], f2 -5.0" in table
+    assert ": PASSED (their mean pairwise accuracy on the best-of-n samples: 49.0 [45.0, 53.0])" in table
+    # with the pooled models above chance on average, a pooled gain is INVALID, not FAILED
+    gains["negative"]["grpo"]["ci"] = [0.01, 0.1]
+    (_, neg) = method_controls(rows, controls, ["grpo"], gains, {"value": 0.6, "ci": [0.55, 0.65]})
+    assert neg["verdict"] == "INVALID"
+    with pytest.raises(ValueError, match="distinct reward models"):
+        method_controls(rows, {"negative": ["f0", "f0"]}, ["grpo"], gains, mean_acc)
+    with pytest.raises(ValueError, match="controls.negative='f9'"):
+        method_controls(rows, {"negative": ["f0", "f9"]}, ["grpo"], gains, mean_acc)
 
 
 def test_the_task_gold_monitor_scores_right_answers_and_refuses_foreign_prompts():
@@ -172,8 +244,21 @@ def test_the_controls_experiment_composes_into_its_stages(tmp_path):
     cfg = _run_experiment_cfg(["experiment=grpo_controls_cpu"])
     p = cfg.pipeline
     assert check_algos(p.algos) == ["bon", "grpo"] and p.greedy and p.controls.read_out == "sampled"
-    assert {p.controls[k] for k in ("positive", "negative", "shuffled")} == set(p.reward_models)
+    named = {p.controls.positive, p.controls.shuffled, *p.controls.negative}
+    assert named == set(p.reward_models) and negative_pool(p.controls) == list(p.controls.negative)
+    # the pooled negatives are one recipe under distinct seeds: a reward model's own seed wins over the study's
+    flips = {name: _list(p.reward_models[name]) for name in p.controls.negative}
+    assert all("preference.label_noise=0.5" in over for over in flips.values())
+    assert sorted(next((o for o in over if o.startswith("seed=")), f"seed={cfg.seed}") for over in flips.values()) == [
+        "seed=0", "seed=1", "seed=2", "seed=3"
+    ]  # fmt: skip
     assert p.controls.shuffled == p.controls.positive  # the shuffled arm shuffles the good reward model's rewards
+    # the train_rm configs: each pooled negative trains under its own seed, the others under the study's
+    seeds = {
+        name: compose_config("train_rm", [f"paths.root_dir={ROOT}", *rm_overrides(cfg, name, tmp_path / "s")]).seed
+        for name in p.reward_models
+    }
+    assert seeds == {"flip_00": cfg.seed, "flip_50": cfg.seed, "flip_50_s1": 1, "flip_50_s2": 2, "flip_50_s3": 3}
     over = policy_overrides(cfg, "grpo", "/rm/model", tmp_path / "samples")
     tp = compose_config(
         "train_policy",

@@ -42,7 +42,9 @@ from rmlab.analysis.bon_study import (
     benchmark_comparison,
     method_controls,
     methods_markdown,
+    negative_pool,
     policy_gain,
+    pooled_pairwise_accuracy,
     positive_control,
     study_correlations,
     study_markdown,
@@ -125,10 +127,10 @@ def run_bon_study(cfg: DictConfig) -> dict:
             _, metrics = stage("eval_rm", over, root / name, f"eval_rm_{bench}", [f"model.name={name}"])
             evals.setdefault(name, {})[bench] = metrics
     bon_dir, bon = stage("best_of_n", bon_overrides(cfg, models), root, "bon")
-    gains, shuffled_gains, policy_runs = _policies(cfg, stage, root, models, trainers, samples_dir, bon_dir)
+    gains, control_gains, policy_runs = _policies(cfg, stage, root, models, trainers, samples_dir, bon_dir)
     n = int(p.gain_n or bon["ns"][-1])
     rows = study_rows(bon, evals, train_runs, n, gains)
-    return _write_study(cfg, out, rows, bon, bon_dir, n, algos, policy_runs, shuffled_gains)
+    return _write_study(cfg, out, rows, bon, bon_dir, n, algos, policy_runs, control_gains)
 
 
 def _reward_models(cfg: DictConfig, stage: StageRunner, root: Path, need_samples: bool):
@@ -148,13 +150,21 @@ def _reward_models(cfg: DictConfig, stage: StageRunner, root: Path, need_samples
         base = [f"policy={p.policy}", f"task={p.task}", f"seed={cfg.seed}"]
         samples_dir, samples = stage("best_of_n", [*base, *_list(p.samples.overrides)], root, "samples")
         log.info("training samples: %d prompts, mean gold %.3f", samples["n_prompts"], samples["gold_mean"])
-        data = ["preference=policy_samples", f"preference.data_dir={samples_dir}"]
-        for name, over in trained.items():
-            rm_over = [*data, *_list(over), *_list(p.train_rm.get("preference_overrides")), *_list(p.train_rm.overrides),
-                       f"seed={cfg.seed}"]  # fmt: skip
-            rm_dir, metrics = stage("train_rm", rm_over, root / name, "train_rm", ["resume=auto"])
+        for name in trained:
+            rm_dir, metrics = stage("train_rm", rm_overrides(cfg, name, samples_dir), root / name, "train_rm",
+                                    ["resume=auto"])  # fmt: skip
             models[name], train_runs[name] = str(rm_dir / "model"), metrics
     return models, train_runs, samples_dir
+
+
+def rm_overrides(cfg: DictConfig, name: str, samples_dir: Path) -> list[str]:
+    """The ``train_rm`` overrides of one of ``pipeline.reward_models``, trained on the ``samples`` stage's pairs. The
+    study's seed comes first, so that the reward model's own ``seed=`` (e.g. another draw of flipped labels) wins."""
+    p = cfg.pipeline
+    return [
+        "preference=policy_samples", f"preference.data_dir={samples_dir}", f"seed={cfg.seed}",
+        *_list(p.reward_models[name]), *_list(p.train_rm.get("preference_overrides")), *_list(p.train_rm.overrides),
+    ]  # fmt: skip
 
 
 def greedy_overrides(cfg: DictConfig) -> list[str] | None:
@@ -184,14 +194,20 @@ def _policy_arms(cfg: DictConfig, models: dict) -> list[tuple[str, str, str, lis
 def _policies(cfg: DictConfig, stage: StageRunner, root: Path, models: dict, trainers: list, samples_dir, bon_dir):
     """Per policy optimizer and reward model (and the shuffled arm): the trained policy, that policy sampled as the SFT
     policy was in the ``bon`` stage, and its gold@1 gain over the SFT policy paired over prompts (with
-    ``pipeline.greedy``, also greedy-decoded on the same prompts: ``gain["greedy"]``). The shuffled arm's
-    gains are returned apart, by method, since it is not a reward model of the study."""
+    ``pipeline.greedy``, also greedy-decoded on the same prompts: ``gain["greedy"]``). The controls' own gains are
+    returned apart (``control_gains``: kind -> method -> gain): the shuffled arm's, which is not a reward model of
+    the study, and a pooled negative control's (``pipeline.controls.negative`` a list: the mean gain of its arms)."""
     p = cfg.pipeline
     gains: dict[str, dict[str, dict]] = {}
-    shuffled_gains: dict[str, dict] = {}
+    control_gains: dict[str, dict[str, dict]] = {}
     policy_runs: dict[str, dict[str, dict]] = {}
+    pool = negative_pool(p.get("controls"))
+    unknown = [n for n in pool if n not in models]
+    if unknown:
+        raise ValueError(f"pipeline.controls.negative: {unknown} not reward models of this study ({sorted(models)})")
     greedy = greedy_overrides(cfg)
     sft_greedy = greedy and stage("best_of_n", [f"policy={p.policy}", *greedy], root, "greedy")[0]
+    boot = {"n_boot": int(p.n_boot), "seed": int(cfg.seed)}
     for algo in trainers:
         for name, spec, suffix, extra in _policy_arms(cfg, models):
             parent = root / name
@@ -199,29 +215,31 @@ def _policies(cfg: DictConfig, stage: StageRunner, root: Path, models: dict, tra
             pol_dir, pol = stage("train_policy", over, parent, f"train_{algo}{suffix}")
             gold_over = [f"policy={pol_dir / 'policy'}", f"task={p.task}", f"seed={cfg.seed}", *_list(p.bon.overrides)]
             gold_dir, _ = stage("best_of_n", gold_over, parent, f"gold_{algo}{suffix}")
-            gain = policy_gain(
-                bon_dir / "samples.jsonl", gold_dir / "samples.jsonl", n_boot=int(p.n_boot), seed=int(cfg.seed)
-            )
+            gain = policy_gain(bon_dir / "samples.jsonl", gold_dir / "samples.jsonl", **boot)
             if greedy:  # the same policy's mode: its gain without the sharpening that sampling at T=1 rewards
                 mode_dir, _ = stage(
                     "best_of_n", [f"policy={pol_dir / 'policy'}", *greedy], parent, f"greedy_{algo}{suffix}"
                 )
-                gain["greedy"] = policy_gain(
-                    sft_greedy / "samples.jsonl", mode_dir / "samples.jsonl", n_boot=int(p.n_boot), seed=int(cfg.seed)
-                )
+                gain["greedy"] = policy_gain(sft_greedy / "samples.jsonl", mode_dir / "samples.jsonl", **boot)
             if suffix:
-                shuffled_gains[algo] = gain
+                control_gains.setdefault("shuffled", {})[algo] = gain
             else:
                 gains.setdefault(algo, {})[name] = gain
             policy_runs.setdefault(algo, {})[name + suffix] = {"train": str(pol_dir), "gold": str(gold_dir),
                                                                "fit_seconds": pol["train"]["fit_seconds"]}  # fmt: skip
             if greedy:
                 policy_runs[algo][name + suffix]["greedy"] = str(mode_dir)
-    return gains, shuffled_gains, policy_runs
+        if pool:  # the pooled negative control: its arms' mean gold@1 per prompt, paired with the SFT policy's
+            runs = [policy_runs[algo][n] for n in pool]
+            gain = policy_gain(bon_dir / "samples.jsonl", [Path(r["gold"]) for r in runs], **boot)
+            if greedy:
+                gain["greedy"] = policy_gain(sft_greedy / "samples.jsonl", [Path(r["greedy"]) for r in runs], **boot)
+            control_gains.setdefault("negative", {})[algo] = gain
+    return gains, control_gains, policy_runs
 
 
 def _write_study(
-    cfg: DictConfig, out: Path, rows, bon: dict, bon_dir: Path, n: int, algos: list, policy_runs, shuffled_gains=None
+    cfg: DictConfig, out: Path, rows, bon: dict, bon_dir: Path, n: int, algos: list, policy_runs, control_gains=None
 ) -> dict:
     """The correlations per method, the controls, ``study.md`` and ``study.json``."""
     p = cfg.pipeline
@@ -232,7 +250,11 @@ def _write_study(
     correlations = by_method[algos[0]]
     control = positive_control(correlations)
     comparison = benchmark_comparison(rows, method=algos[0])
-    controls = method_controls(rows, p.get("controls"), trainers, shuffled_gains)
+    pool = negative_pool(p.get("controls"))
+    samples = bon_dir / "samples.jsonl"
+    boot = {"n_boot": int(p.n_boot), "seed": int(cfg.seed)}
+    pooled_accuracy = pooled_pairwise_accuracy(samples, pool, **boot) if pool else None
+    controls = method_controls(rows, p.get("controls"), trainers, control_gains, pooled_accuracy)
     table = study_markdown(rows, correlations, control, bon["ns"], n, comparison, method=algos[0])
     if len(algos) > 1 or trainers:
         table += "\n" + methods_markdown(rows, by_method, algos, n, controls)
@@ -245,7 +267,7 @@ def _write_study(
         shutil.copyfile(bon_dir / f, out / f)
     result = {"rows": rows, "correlations": correlations, "correlations_by_method": by_method,
               "benchmark_comparison": comparison, "positive_control": control, "method_controls": controls,
-              "shuffled_gains": shuffled_gains or {}}  # fmt: skip
+              "control_gains": control_gains or {}, "pooled_negative_accuracy": pooled_accuracy}  # fmt: skip
     write_json(out / "study.json", {**result, "algos": algos, "policy_runs": policy_runs, "gain_n": n,
                                     "bon_run": str(bon_dir)})  # fmt: skip
     log.info("wrote %s\n%s", out, table)
