@@ -226,13 +226,33 @@ def test_study_with_a_policy_optimizer_end_to_end(tmp_path, tiny_lm_dir, tiny_cl
         _quoted_list("pipeline.train_policy.overrides", policy),
         _quoted_list("pipeline.train_policy.grpo", grpo),
         *_tiny_bon_and_statistics(gold),
+        # the pooled negative control over two flip seeds (the experiment pools four)
+        "~pipeline.reward_models.flip_50_s2",
+        "~pipeline.reward_models.flip_50_s3",
+        "pipeline.controls.negative=[flip_50,flip_50_s1]",
     ]
     res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200, check=False)
     assert res.returncode == 0, res.stderr[-4000:]
     (run,) = (tmp_path / "logs" / "bon_study" / "runs").iterdir()
     study = json.loads((run / "study.json").read_text())
     assert study["algos"] == ["bon", "grpo"]
-    assert set(study["policy_runs"]["grpo"]) == {"flip_00", "flip_50", "flip_00_shuffled"}
+    assert set(study["policy_runs"]["grpo"]) == {"flip_00", "flip_50", "flip_50_s1", "flip_00_shuffled"}
+    # the pooled negative: the two flipped models' arms, each reward model trained under its own seed
+    rows = {r["reward_model"]: r for r in study["rows"]}
+    pooled = study["control_gains"]["negative"]["grpo"]
+    arms = [rows[n]["gains"]["grpo"] for n in ("flip_50", "flip_50_s1")]
+    # the arms' mean per prompt vs the mean of the arms' gains, float64 over 6 prompts: ~1e-16 apart, approx 1e-6
+    assert pooled["arms"] == 2 and pooled["value"] == pytest.approx(np.mean([a["value"] for a in arms]))
+    assert pooled["greedy"]["arms"] == 2
+    neg = next(c for c in study["method_controls"] if c["kind"] == "negative")
+    assert neg["reward_model"] == "flip_50 + flip_50_s1" and neg["gain"] == pooled["value"]
+    assert study["pooled_negative_accuracy"]["models"] == ["flip_50", "flip_50_s1"]
+    assert "negative (pooled over 2: flip_50" in (run / "study.md").read_text()
+    rm_seeds = {
+        n: json.loads(next((tmp_path / "logs" / "stages" / n).glob("train_rm-*/stage.json")).read_text())["identity"]
+        for n in ("flip_00", "flip_50", "flip_50_s1")
+    }
+    assert {n: i["config"]["seed"] for n, i in rm_seeds.items()} == {"flip_00": 0, "flip_50": 0, "flip_50_s1": 1}
     for row in study["rows"]:
         g = row["gains"]["grpo"]
         # mean of differences vs difference of means over 6 prompts, float64: equal to ~1e-16, approx allows 1e-6

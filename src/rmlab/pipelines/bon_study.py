@@ -231,9 +231,11 @@ def _policies(cfg: DictConfig, stage: StageRunner, root: Path, models: dict, tra
                 policy_runs[algo][name + suffix]["greedy"] = str(mode_dir)
         if pool:  # the pooled negative control: its arms' mean gold@1 per prompt, paired with the SFT policy's
             runs = [policy_runs[algo][n] for n in pool]
-            gain = policy_gain(bon_dir / "samples.jsonl", [Path(r["gold"]) for r in runs], **boot)
+            gain = policy_gain(bon_dir / "samples.jsonl", [Path(r["gold"]) / "samples.jsonl" for r in runs], **boot)
             if greedy:
-                gain["greedy"] = policy_gain(sft_greedy / "samples.jsonl", [Path(r["greedy"]) for r in runs], **boot)
+                gain["greedy"] = policy_gain(
+                    sft_greedy / "samples.jsonl", [Path(r["greedy"]) / "samples.jsonl" for r in runs], **boot
+                )
             control_gains.setdefault("negative", {})[algo] = gain
     return gains, control_gains, policy_runs
 
