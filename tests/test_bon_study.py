@@ -45,7 +45,13 @@ def test_positive_control_needs_an_interval_above_zero():
     assert corr["rm_bench"]["pearson_r"] is None  # the same benchmark score for every model: r undefined, said so
     for r, g in zip(rows, [0.3, 0.0, 0.2, 0.1, 0.05]):
         r["gain"]["value"] = g
-    assert not positive_control(study_correlations(rows, n_boot=200, n_perm=100, seed=0))["passed"]
+    failed = positive_control(study_correlations(rows, n_boot=200, n_perm=100, seed=0))
+    assert not failed["passed"] and failed["verdict"].startswith("FAILED")
+    # five reward models detect only |r| >= 0.96 at 80% power: the verdict says the design is too small to tell
+    assert "underpowered: 5 reward models detect |r| >= 0.96" in failed["verdict"]
+    # two reward models give no r at all: not computed, which is not a pass either
+    two = positive_control(study_correlations(rows[:2], n_boot=200, n_perm=100, seed=0))
+    assert not two["passed"] and two["verdict"] == "NOT COMPUTED (fewer than 3 reward models: no correlation)"
 
 
 def test_benchmark_accuracy_reads_each_benchmark():

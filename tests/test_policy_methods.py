@@ -12,14 +12,13 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from rmlab.analysis.bon_study import (
+from rmlab.analysis.bon_study import study_correlations, study_rows
+from rmlab.analysis.policy_methods import (
     method_controls,
     methods_markdown,
     negative_pool,
     policy_gain,
     pooled_pairwise_accuracy,
-    study_correlations,
-    study_rows,
 )
 from rmlab.pipelines.bon_study import _list, check_algos, policy_overrides, rm_overrides
 from rmlab.policy_eval.evaluate import ScoreContext

@@ -40,15 +40,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from rmlab.analysis.bon_study import (
     benchmark_comparison,
+    positive_control,
+    study_correlations,
+    study_markdown,
+    study_rows,
+)
+from rmlab.analysis.policy_methods import (
     method_controls,
     methods_markdown,
     negative_pool,
     policy_gain,
     pooled_pairwise_accuracy,
-    positive_control,
-    study_correlations,
-    study_markdown,
-    study_rows,
 )
 from rmlab.pipelines.stages import StageRunner
 from rmlab.utils.io import write_json, write_text
