@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from rmlab.analysis.bon_study import benchmark_accuracy, positive_control, study_correlations
+from rmlab.analysis.policy_methods import admit_negative_pool
 from tests.conftest import ROOT
 from tests.test_correlation_pipeline import _quoted_list, _run_experiment_cfg
 
@@ -243,17 +244,22 @@ def test_study_with_a_policy_optimizer_end_to_end(tmp_path, tiny_lm_dir, tiny_cl
     study = json.loads((run / "study.json").read_text())
     assert study["algos"] == ["bon", "grpo"]
     assert set(study["policy_runs"]["grpo"]) == {"flip_00", "flip_50", "flip_50_s1", "flip_00_shuffled"}
-    # the pooled negative: the two flipped models' arms, each reward model trained under its own seed
+    # the pooled negative: the flipped models' arms that are signal-free by their own pairwise accuracy (on tiny
+    # models either may carry chance signal, so the members are derived from the rows, not assumed)
     rows = {r["reward_model"]: r for r in study["rows"]}
+    members, aside = admit_negative_pool({n: rows[n]["pairwise_accuracy"] for n in ("flip_50", "flip_50_s1")},
+                                         ["flip_50", "flip_50_s1"])  # fmt: skip
+    members = members or ["flip_50", "flip_50_s1"]
+    assert study["pooled_negative_set_aside"] == aside
     pooled = study["control_gains"]["negative"]["grpo"]
-    arms = [rows[n]["gains"]["grpo"] for n in ("flip_50", "flip_50_s1")]
+    arms = [rows[n]["gains"]["grpo"] for n in members]
     # the arms' mean per prompt vs the mean of the arms' gains, float64 over 6 prompts: ~1e-16 apart, approx 1e-6
-    assert pooled["arms"] == 2 and pooled["value"] == pytest.approx(np.mean([a["value"] for a in arms]))
-    assert pooled["greedy"]["arms"] == 2
+    assert pooled["arms"] == len(members) and pooled["value"] == pytest.approx(np.mean([a["value"] for a in arms]))
+    assert pooled["greedy"]["arms"] == len(members)
     neg = next(c for c in study["method_controls"] if c["kind"] == "negative")
-    assert neg["reward_model"] == "flip_50 + flip_50_s1" and neg["gain"] == pooled["value"]
-    assert study["pooled_negative_accuracy"]["models"] == ["flip_50", "flip_50_s1"]
-    assert "negative (pooled over 2: flip_50" in (run / "study.md").read_text()
+    assert neg["reward_model"] == " + ".join(members) and neg["gain"] == pooled["value"]
+    assert study["pooled_negative_accuracy"]["models"] == members
+    assert f"negative (pooled over {len(members)}: {members[0]}" in (run / "study.md").read_text()
     rm_seeds = {
         n: json.loads(next((tmp_path / "logs" / "stages" / n).glob("train_rm-*/stage.json")).read_text())["identity"]
         for n in ("flip_00", "flip_50", "flip_50_s1")

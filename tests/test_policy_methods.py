@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from rmlab.analysis.bon_study import study_correlations, study_rows
 from rmlab.analysis.policy_methods import (
+    admit_negative_pool,
     method_controls,
     methods_markdown,
     negative_pool,
@@ -222,6 +223,42 @@ def test_a_pooled_negative_control_reads_its_arms_mean_gain_and_mean_pairwise_ac
         method_controls(rows, {"negative": ["f0", "f0"]}, ["grpo"], gains, mean_acc)
     with pytest.raises(ValueError, match="controls.negative='f9'"):
         method_controls(rows, {"negative": ["f0", "f9"]}, ["grpo"], gains, mean_acc)
+
+
+def test_a_pooled_negative_control_sets_aside_members_that_carry_signal_either_way():
+    # each member's own pairwise-accuracy interval decides: wholly above 0.5 or wholly below is set aside; one that
+    # touches or covers 0.5, or has no interval (no pairs of different gold), serves
+    accs = {"lucky": {"value": 0.613, "ci": [0.549, 0.677]}, "unlucky": {"value": 0.4, "ci": [0.33, 0.47]},
+            "edge": {"value": 0.447, "ci": [0.387, 0.5]}, "free": {"value": 0.489, "ci": [0.407, 0.565]},
+            "blank": None}  # fmt: skip
+    admitted, aside = admit_negative_pool(accs, ["lucky", "edge", "unlucky", "free", "blank"])
+    assert admitted == ["edge", "free", "blank"]
+    assert aside == {"lucky": {"side": "above", "value": 0.613, "ci": [0.549, 0.677]},
+                     "unlucky": {"side": "below", "value": 0.4, "ci": [0.33, 0.47]}}  # fmt: skip
+    # the verdict reads the members' pooled gain; the lucky model's large gain, set aside, does not decide it
+    bon = _bon([("good", 0.8, 0.15), ("lucky", 0.61, 0.04), ("edge", 0.45, 0.0), ("free", 0.49, 0.0)])
+    gain = {"before": {"value": 0.13, "ci": None}, "after": {"value": 0.2, "ci": None}}
+    grpo = {n: {**gain, "value": v, "ci": [v - 0.04, v + 0.04]} for n, v in
+            [("good", 0.3), ("lucky", 0.27), ("edge", 0.03), ("free", -0.07)]}  # fmt: skip
+    rows = study_rows(bon, {}, {}, 16, {"grpo": grpo})
+    controls = {"negative": ["lucky", "edge", "free"]}
+    pooled = {"negative": {"grpo": {**gain, "value": -0.02, "ci": [-0.05, 0.01]}}}
+    set_aside = {"lucky": aside["lucky"]}
+    (neg,) = method_controls(rows, controls, ["grpo"], pooled, {"value": 0.47, "ci": [0.44, 0.5]}, set_aside)
+    assert (neg["verdict"], neg["reward_model"], list(neg["pooled"])) == ("PASSED", "edge + free", ["edge", "free"])
+    assert neg["set_aside"]["lucky"]["gain"] == {"value": 0.27, "ci": [0.27 - 0.04, 0.27 + 0.04]}
+    table = methods_markdown(rows, {"bon": {}, "grpo": {}}, ["bon", "grpo"], 16, [neg])
+    assert "(pooled over 2: edge 3.0 [-1.0, 7.0], free -7.0 [-11.0, -3.0]; set aside: lucky 27.0 [23.0, 31.0]" in table
+    assert (
+        "(pairwise accuracy 61.3 [54.9, 67.7], above chance)): gold@1 gain at T = 1 -2.0 [-5.0, 1.0]: PASSED" in table
+    )
+    # with every member set aside, the pool has no signal-free model: a gain is INVALID, never FAILED
+    pooled["negative"]["grpo"]["ci"] = [0.01, 0.1]
+    all_aside = {**set_aside, "edge": {"side": "below", "value": 0.45, "ci": [0.4, 0.49]}}
+    (neg,) = method_controls(rows, {"negative": ["lucky", "edge"]}, ["grpo"], pooled, None, all_aside)
+    assert (neg["verdict"], neg["premise_holds"]) == ("INVALID", False)
+    table = methods_markdown(rows, {"bon": {}, "grpo": {}}, ["bon", "grpo"], 16, [neg])
+    assert "(no pooled reward model is signal-free: every one was set aside)" in table
 
 
 def test_the_task_gold_monitor_scores_right_answers_and_refuses_foreign_prompts():

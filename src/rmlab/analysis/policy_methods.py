@@ -5,7 +5,7 @@ and their verdicts, and the per-method table of ``study.md`` (:mod:`rmlab.pipeli
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -107,8 +107,34 @@ def negative_pool(controls) -> list[str]:
     return [] if negative is None or isinstance(negative, str) else control_names(controls, "negative")
 
 
+def admit_negative_pool(accuracies: Mapping[str, dict | None], names: Sequence[str]) -> tuple[list[str], dict]:
+    """Split a pooled negative control's reward models into the signal-free ones, which the pool averages, and the
+    ones set aside: a model whose own pairwise accuracy on the best-of-n samples (``accuracies``: name -> value with
+    ``ci``) has an interval wholly above chance (0.5) carries signal by chance, one wholly below carries the opposite
+    signal. Both are set aside, not only the first: a policy optimizer turns a little signal into a large gain but
+    can lose at most the SFT policy's gold (a floor), so averaging a lucky model's arm with unlucky ones reads as a
+    gain, and keeping only the unlucky ones would read as a loss. A model without an interval (no pairs of different
+    gold) is admitted, as a single negative control's premise is. Returns (admitted, set_aside: name ->
+    ``{"side": "above" | "below", "value", "ci"}``)."""
+    admitted, set_aside = [], {}
+    for name in names:
+        acc = accuracies.get(name) or {}
+        ci = acc.get("ci")
+        side = "above" if ci and ci[0] > 0.5 else "below" if ci and ci[1] < 0.5 else None
+        if side:
+            set_aside[name] = {"side": side, "value": acc.get("value"), "ci": list(ci)}
+        else:
+            admitted.append(name)
+    return admitted, set_aside
+
+
 def method_controls(
-    rows: list[dict], controls, methods: list[str], control_gains: dict | None = None, pooled_accuracy=None
+    rows: list[dict],
+    controls,
+    methods: list[str],
+    control_gains: dict | None = None,
+    pooled_accuracy=None,
+    set_aside: Mapping[str, dict] | None = None,
 ) -> list[dict]:
     """The policy optimizers' controls (``controls``: ``{positive: <rm>, negative: <rm> | [<rm>, ...], shuffled:
     <rm>, read_out: sampled | greedy}``), each a ``verdict`` (and ``passed``, whether its rule held), read on the
@@ -120,9 +146,11 @@ def method_controls(
       trained on 50% flipped labels learns some direction by chance), a gain says nothing about the RL path and the
       verdict is INVALID instead of FAILED (no gain still passes, the premise's failure noted). A list of reward
       models pools them (e.g. the same recipe under several flip seeds: signal-free in expectation over the flip,
-      while any one of them points somewhere by chance): the gain is the arms' mean gain (``control_gains["negative"]``:
-      method -> :func:`policy_gain` of the arms), the premise their mean pairwise accuracy (``pooled_accuracy``:
-      :func:`pooled_pairwise_accuracy`), both paired over prompts;
+      while any one of them points somewhere by chance) over its signal-free members (``set_aside``: the others,
+      :func:`admit_negative_pool`; named beside the verdict with their own gains): the gain is the members' mean gain
+      (``control_gains["negative"]``: method -> :func:`policy_gain` of their arms), the premise their mean pairwise
+      accuracy (``pooled_accuracy``: :func:`pooled_pairwise_accuracy`), both paired over prompts; with every model
+      set aside, the gain is all arms' and the premise fails (INVALID);
     - shuffled: a policy paid that reward model's rewards permuted within each prompt's group
       (``control_gains["shuffled"]``: method -> gain) must not gain; its premise holds by construction.
     """
@@ -143,11 +171,14 @@ def method_controls(
                     f"pipeline.controls.{kind}={name!r}: not a reward model of this study ({sorted(by_name)})"
                 )
         pooled = not isinstance(controls.get(kind), str)
+        aside = {n: v for n, v in (set_aside or {}).items() if n in names} if pooled else {}
+        members = [n for n in names if n not in aside] or names
         if pooled:
             acc = pooled_accuracy or {}
         else:
             acc = by_name[names[0]]["pairwise_accuracy"] or {}
         premise = kind != "negative" or not (acc.get("ci") and acc["ci"][0] > 0.5)
+        premise = premise and len(aside) < len(names)
         for method in methods:
             if kind == "shuffled" or pooled:
                 gain = control_gains.get(kind, {}).get(method)
@@ -162,12 +193,15 @@ def method_controls(
             above = read["ci"] is not None and read["ci"][0] > 0
             passed = above if kind == "positive" else not above
             verdict = "PASSED" if passed else "FAILED" if premise else "INVALID"
-            entry = {"algo": method, "kind": kind, "reward_model": " + ".join(names), "read_out": read_out,
+            entry = {"algo": method, "kind": kind, "reward_model": " + ".join(members), "read_out": read_out,
                      "gain": read["value"], "ci": read["ci"], "sampled": sampled, "greedy": greedy, "passed": passed,
                      "premise_holds": premise, "verdict": verdict, "pairwise_accuracy": acc.get("value"),
                      "pairwise_accuracy_ci": acc.get("ci")}  # fmt: skip
-            if pooled:  # each arm's own gain beside the pooled one
-                entry["pooled"] = {n: _value_ci(by_name[n]["gains"][method]) for n in names}
+            if pooled:  # each arm's own gain beside the pooled one; the models set aside, with theirs
+                entry["pooled"] = {n: _value_ci(by_name[n]["gains"][method]) for n in members}
+                entry["set_aside"] = {
+                    n: {**a, "gain": _value_ci(by_name[n]["gains"][method])} for n, a in aside.items()
+                }
             out.append(entry)
     return out
 
@@ -185,7 +219,8 @@ def _greedy_cell(gain: dict | None) -> str:
 CONTROL_RULES = (
     "a policy trained against the positive reward model must gain (interval above 0); one trained against the "
     "negative must not (a gain is INVALID rather than FAILED when that reward model is not signal-free: pairwise "
-    "accuracy above chance; a list of negatives is pooled: their arms' mean gain, their mean pairwise accuracy); "
+    "accuracy above chance; a list of negatives is pooled over its signal-free members, each one's pairwise accuracy "
+    "interval covering chance, the others set aside: their arms' mean gain, their mean pairwise accuracy); "
     "one paid the shuffled-control reward model's rewards permuted within each prompt's group must not."
 )
 
@@ -231,6 +266,11 @@ def methods_markdown(rows: list[dict], by_method: dict, methods: list[str], n: i
                 what = f"pooled over {len(c['pooled'])}: " + ", ".join(
                     f"{n} {_pct_ci(g)}" for n, g in c["pooled"].items()
                 )
+                if c.get("set_aside"):
+                    what += "; set aside: " + ", ".join(
+                        f"{n} {_pct_ci(a['gain'])} (pairwise accuracy {_pct_ci(a)}, {a['side']} chance)"
+                        for n, a in c["set_aside"].items()
+                    )
             gains = [f"gold@1 gain at T = 1 {_pct_ci(c['sampled'])}"]
             gains += [f"greedy gain {_pct_ci(c['greedy'])}"] if c.get("greedy") else []
             if c["read_out"] == "greedy":
@@ -240,7 +280,9 @@ def methods_markdown(rows: list[dict], by_method: dict, methods: list[str], n: i
             acc = f"{_pct(c['pairwise_accuracy'])} [{_pct(acc_ci[0])}, {_pct(acc_ci[1])}]"
             if c.get("pooled") and c["premise_holds"]:
                 line += f" (their mean pairwise accuracy on the best-of-n samples: {acc})"
-            if not c["premise_holds"]:
+            if not c["premise_holds"] and c.get("set_aside") and len(c["set_aside"]) == len(c["pooled"]):
+                line += " (no pooled reward model is signal-free: every one was set aside)"
+            elif not c["premise_holds"]:
                 whose = "their mean" if c.get("pooled") else "its"
                 line += (
                     f" ({whose} pairwise accuracy on the best-of-n samples, {acc}, is above chance: not signal-free)"

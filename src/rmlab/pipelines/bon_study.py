@@ -46,6 +46,7 @@ from rmlab.analysis.bon_study import (
     study_rows,
 )
 from rmlab.analysis.policy_methods import (
+    admit_negative_pool,
     method_controls,
     methods_markdown,
     negative_pool,
@@ -129,10 +130,27 @@ def run_bon_study(cfg: DictConfig) -> dict:
             _, metrics = stage("eval_rm", over, root / name, f"eval_rm_{bench}", [f"model.name={name}"])
             evals.setdefault(name, {})[bench] = metrics
     bon_dir, bon = stage("best_of_n", bon_overrides(cfg, models), root, "bon")
-    gains, control_gains, policy_runs = _policies(cfg, stage, root, models, trainers, samples_dir, bon_dir)
+    pool = _negative_pool(cfg, models, bon)
+    gains, control_gains, policy_runs = _policies(cfg, stage, root, models, trainers, samples_dir, bon_dir, pool[0])
     n = int(p.gain_n or bon["ns"][-1])
     rows = study_rows(bon, evals, train_runs, n, gains)
-    return _write_study(cfg, out, rows, bon, bon_dir, n, algos, policy_runs, control_gains)
+    return _write_study(cfg, out, rows, bon, bon_dir, n, algos, policy_runs, control_gains, pool)
+
+
+def _negative_pool(cfg: DictConfig, models: dict, bon: dict) -> tuple[list[str], dict]:
+    """A pooled negative control's members (``pipeline.controls.negative`` a list): the signal-free ones, by each
+    model's pairwise accuracy on the best-of-n samples, and the ones set aside (:func:`admit_negative_pool`); with
+    every member set aside, all of them (the control then reads INVALID)."""
+    pool = negative_pool(cfg.pipeline.get("controls"))
+    unknown = [n for n in pool if n not in models]
+    if unknown:
+        raise ValueError(f"pipeline.controls.negative: {unknown} not reward models of this study ({sorted(models)})")
+    admitted, set_aside = admit_negative_pool(
+        {n: bon["reward_models"][n]["pairwise_accuracy"] for n in pool}, pool
+    )  # fmt: skip
+    for name, a in set_aside.items():
+        log.warning("pooled negative control: %s set aside, pairwise accuracy %s %s chance", name, a["ci"], a["side"])
+    return admitted or pool, set_aside
 
 
 def _reward_models(cfg: DictConfig, stage: StageRunner, root: Path, need_samples: bool):
@@ -193,20 +211,19 @@ def _policy_arms(cfg: DictConfig, models: dict) -> list[tuple[str, str, str, lis
     return arms
 
 
-def _policies(cfg: DictConfig, stage: StageRunner, root: Path, models: dict, trainers: list, samples_dir, bon_dir):
+def _policies(
+    cfg: DictConfig, stage: StageRunner, root: Path, models: dict, trainers: list, samples_dir, bon_dir, pool: list
+):
     """Per policy optimizer and reward model (and the shuffled arm): the trained policy, that policy sampled as the SFT
     policy was in the ``bon`` stage, and its gold@1 gain over the SFT policy paired over prompts (with
     ``pipeline.greedy``, also greedy-decoded on the same prompts: ``gain["greedy"]``). The controls' own gains are
     returned apart (``control_gains``: kind -> method -> gain): the shuffled arm's, which is not a reward model of
-    the study, and a pooled negative control's (``pipeline.controls.negative`` a list: the mean gain of its arms)."""
+    the study, and a pooled negative control's (``pool``: its members, :func:`_negative_pool`; the mean gain of their
+    arms)."""
     p = cfg.pipeline
     gains: dict[str, dict[str, dict]] = {}
     control_gains: dict[str, dict[str, dict]] = {}
     policy_runs: dict[str, dict[str, dict]] = {}
-    pool = negative_pool(p.get("controls"))
-    unknown = [n for n in pool if n not in models]
-    if unknown:
-        raise ValueError(f"pipeline.controls.negative: {unknown} not reward models of this study ({sorted(models)})")
     greedy = greedy_overrides(cfg)
     sft_greedy = greedy and stage("best_of_n", [f"policy={p.policy}", *greedy], root, "greedy")[0]
     boot = {"n_boot": int(p.n_boot), "seed": int(cfg.seed)}
@@ -243,7 +260,16 @@ def _policies(cfg: DictConfig, stage: StageRunner, root: Path, models: dict, tra
 
 
 def _write_study(
-    cfg: DictConfig, out: Path, rows, bon: dict, bon_dir: Path, n: int, algos: list, policy_runs, control_gains=None
+    cfg: DictConfig,
+    out: Path,
+    rows,
+    bon: dict,
+    bon_dir: Path,
+    n: int,
+    algos: list,
+    policy_runs,
+    control_gains=None,
+    pool: tuple[list[str], dict] = ([], {}),
 ) -> dict:
     """The correlations per method, the controls, ``study.md`` and ``study.json``."""
     p = cfg.pipeline
@@ -254,11 +280,11 @@ def _write_study(
     correlations = by_method[algos[0]]
     control = positive_control(correlations)
     comparison = benchmark_comparison(rows, method=algos[0])
-    pool = negative_pool(p.get("controls"))
+    members, set_aside = pool
     samples = bon_dir / "samples.jsonl"
     boot = {"n_boot": int(p.n_boot), "seed": int(cfg.seed)}
-    pooled_accuracy = pooled_pairwise_accuracy(samples, pool, **boot) if pool else None
-    controls = method_controls(rows, p.get("controls"), trainers, control_gains, pooled_accuracy)
+    pooled_accuracy = pooled_pairwise_accuracy(samples, members, **boot) if members else None
+    controls = method_controls(rows, p.get("controls"), trainers, control_gains, pooled_accuracy, set_aside)
     table = study_markdown(rows, correlations, control, bon["ns"], n, comparison, method=algos[0])
     if len(algos) > 1 or trainers:
         table += "\n" + methods_markdown(rows, by_method, algos, n, controls)
@@ -271,7 +297,8 @@ def _write_study(
         shutil.copyfile(bon_dir / f, out / f)
     result = {"rows": rows, "correlations": correlations, "correlations_by_method": by_method,
               "benchmark_comparison": comparison, "positive_control": control, "method_controls": controls,
-              "control_gains": control_gains or {}, "pooled_negative_accuracy": pooled_accuracy}  # fmt: skip
+              "control_gains": control_gains or {}, "pooled_negative_accuracy": pooled_accuracy,
+              "pooled_negative_set_aside": set_aside}  # fmt: skip
     write_json(out / "study.json", {**result, "algos": algos, "policy_runs": policy_runs, "gain_n": n,
                                     "bon_run": str(bon_dir)})  # fmt: skip
     log.info("wrote %s\n%s", out, table)
