@@ -31,14 +31,14 @@ def test_no_path_literals_or_cuda_only_calls_in_the_library():
 
 @pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["ruff-check", "ruff-format"])
 def test_ruff_is_clean(command):
-    """``ruff check`` and ``ruff format --check`` on src, tests and scripts (settings in pyproject.toml)."""
+    """``ruff check`` and ``ruff format --check`` on src, tests, scripts and notebooks (settings in pyproject.toml)."""
     import subprocess
     import sys
     from pathlib import Path
 
     ruff = str(Path(sys.executable).with_name("ruff"))  # the venv's ruff (dev extra), not whichever is on PATH
     res = subprocess.run(
-        [ruff, *command, "src", "tests", "scripts"], cwd=ROOT, capture_output=True, text=True, check=False
+        [ruff, *command, "src", "tests", "scripts", "notebooks"], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-1000:]
 
