@@ -249,7 +249,6 @@ def test_study_with_a_policy_optimizer_end_to_end(tmp_path, tiny_lm_dir, tiny_cl
     rows = {r["reward_model"]: r for r in study["rows"]}
     members, aside = admit_negative_pool({n: rows[n]["pairwise_accuracy"] for n in ("flip_50", "flip_50_s1")},
                                          ["flip_50", "flip_50_s1"])  # fmt: skip
-    members = members or ["flip_50", "flip_50_s1"]
     assert study["pooled_negative_set_aside"] == aside
     pooled = study["control_gains"]["negative"]["grpo"]
     arms = [rows[n]["gains"]["grpo"] for n in members]

@@ -252,7 +252,9 @@ def test_a_pooled_negative_control_sets_aside_members_that_carry_signal_either_w
     assert (
         "(pairwise accuracy 61.3 [54.9, 67.7], above chance)): gold@1 gain at T = 1 -2.0 [-5.0, 1.0]: PASSED" in table
     )
-    # with every member set aside, the pool has no signal-free model: a gain is INVALID, never FAILED
+    # with every member set aside, the pool has no signal-free model: it averages all of them, and a gain is
+    # INVALID, never FAILED
+    assert admit_negative_pool(accs, ["lucky", "unlucky"]) == (["lucky", "unlucky"], aside)
     pooled["negative"]["grpo"]["ci"] = [0.01, 0.1]
     all_aside = {**set_aside, "edge": {"side": "below", "value": 0.45, "ci": [0.4, 0.49]}}
     (neg,) = method_controls(rows, {"negative": ["lucky", "edge"]}, ["grpo"], pooled, None, all_aside)

@@ -114,18 +114,22 @@ def admit_negative_pool(accuracies: Mapping[str, dict | None], names: Sequence[s
     signal. Both are set aside, not only the first: a policy optimizer turns a little signal into a large gain but
     can lose at most the SFT policy's gold (a floor), so averaging a lucky model's arm with unlucky ones reads as a
     gain, and keeping only the unlucky ones would read as a loss. A model without an interval (no pairs of different
-    gold) is admitted, as a single negative control's premise is. Returns (admitted, set_aside: name ->
-    ``{"side": "above" | "below", "value", "ci"}``)."""
-    admitted, set_aside = [], {}
+    gold) is admitted, as a single negative control's premise is. Returns (members, set_aside: name ->
+    ``{"side": "above" | "below", "value", "ci"}``); members per :func:`pool_members`."""
+    set_aside = {}
     for name in names:
         acc = accuracies.get(name) or {}
         ci = acc.get("ci")
         side = "above" if ci and ci[0] > 0.5 else "below" if ci and ci[1] < 0.5 else None
         if side:
             set_aside[name] = {"side": side, "value": acc.get("value"), "ci": list(ci)}
-        else:
-            admitted.append(name)
-    return admitted, set_aside
+    return pool_members(names, set_aside), set_aside
+
+
+def pool_members(names: Sequence[str], set_aside: Mapping[str, dict]) -> list[str]:
+    """The models a pooled negative control averages: those not set aside; with every one set aside, all of them
+    (there is no signal-free member, and :func:`method_controls` reads the control INVALID on that premise)."""
+    return [n for n in names if n not in set_aside] or list(names)
 
 
 def method_controls(
@@ -172,7 +176,7 @@ def method_controls(
                 )
         pooled = not isinstance(controls.get(kind), str)
         aside = {n: v for n, v in (set_aside or {}).items() if n in names} if pooled else {}
-        members = [n for n in names if n not in aside] or names
+        members = pool_members(names, aside)
         if pooled:
             acc = pooled_accuracy or {}
         else:

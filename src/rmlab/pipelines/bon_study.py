@@ -145,12 +145,12 @@ def _negative_pool(cfg: DictConfig, models: dict, bon: dict) -> tuple[list[str],
     unknown = [n for n in pool if n not in models]
     if unknown:
         raise ValueError(f"pipeline.controls.negative: {unknown} not reward models of this study ({sorted(models)})")
-    admitted, set_aside = admit_negative_pool(
+    members, set_aside = admit_negative_pool(
         {n: bon["reward_models"][n]["pairwise_accuracy"] for n in pool}, pool
     )  # fmt: skip
     for name, a in set_aside.items():
         log.warning("pooled negative control: %s set aside, pairwise accuracy %s %s chance", name, a["ci"], a["side"])
-    return admitted or pool, set_aside
+    return members, set_aside
 
 
 def _reward_models(cfg: DictConfig, stage: StageRunner, root: Path, need_samples: bool):
